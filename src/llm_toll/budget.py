@@ -1,0 +1,51 @@
+"""Budget periods and thresholds: pure logic, no I/O."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+RESETS = (None, "daily", "weekly", "monthly")
+THRESHOLDS = (50, 80, 100)
+LIFETIME = "all"
+
+
+def validate_reset(reset: str | None) -> str | None:
+    if reset not in RESETS:
+        raise ValueError(f"reset must be one of None, 'daily', 'weekly', 'monthly'; got {reset!r}")
+    return reset
+
+
+def period_key(reset: str | None, at: datetime) -> str:
+    """The UTC calendar period that ``at`` falls in, as a sortable key.
+
+    Weeks are ISO weeks (Monday to Sunday), keyed by their Monday so keys sort by time.
+    """
+    at = at.astimezone(timezone.utc)
+    if reset is None:
+        return LIFETIME
+    if reset == "daily":
+        return at.strftime("%Y-%m-%d")
+    if reset == "weekly":
+        monday = at.date() - timedelta(days=at.weekday())
+        return f"W{monday.isoformat()}"
+    if reset == "monthly":
+        return at.strftime("%Y-%m")
+    raise ValueError(f"unknown reset period {reset!r}")
+
+
+def thresholds_crossed(spent: int, limit: int, already: int) -> tuple[int, ...]:
+    """Thresholds (in %) that ``spent`` has reached and that are not yet in ``already``.
+
+    ``already`` is a bit mask over THRESHOLDS of those fired earlier in the period.
+    """
+    if limit <= 0:
+        return ()
+    return tuple(
+        pct
+        for bit, pct in enumerate(THRESHOLDS)
+        if not already & (1 << bit) and spent * 100 >= pct * limit
+    )
+
+
+def threshold_mask(thresholds: tuple[int, ...]) -> int:
+    return sum(1 << THRESHOLDS.index(pct) for pct in thresholds)

@@ -1,0 +1,69 @@
+"""The exceptions llm_toll raises on purpose, and the warning it gives for unpriced models."""
+
+from __future__ import annotations
+
+
+class BudgetExceededError(Exception):
+    """A budget was already spent when a call was about to start.
+
+    Raised before the wrapped function runs, so no money is spent on the refused call.
+    """
+
+    project: str | None
+    current_cost: float | None
+    max_budget: float | None
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        project: str | None = None,
+        current_cost: float | None = None,
+        max_budget: float | None = None,
+    ) -> None:
+        self.project = project
+        self.current_cost = current_cost
+        self.max_budget = max_budget
+        if message is None and None not in (project, current_cost, max_budget):
+            message = (
+                f"Budget exceeded for project '{project}': "
+                f"${current_cost:.4f} >= ${max_budget:.4f}"
+            )
+        super().__init__(*(() if message is None else (message,)))
+
+
+class LocalRateLimitError(Exception):
+    """A local requests-per-minute or tokens-per-minute limit would be breached."""
+
+    limit_type: str | None
+    limit_value: int | None
+    retry_after: float | None
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        limit_type: str | None = None,
+        limit_value: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.limit_type = limit_type
+        self.limit_value = limit_value
+        self.retry_after = retry_after
+        if message is None and limit_type is not None and limit_value is not None:
+            message = f"Rate limit exceeded: {limit_value} {limit_type} limit reached."
+            if retry_after is not None:
+                message += f" Retry after {retry_after:.1f}s."
+        super().__init__(*(() if message is None else (message,)))
+
+
+class PricingMatrixOutdatedWarning(UserWarning):
+    """A model has no known price: its tokens are recorded, its cost as 0 and flagged."""
+
+
+class UsageWarning(UserWarning):
+    """Usage could not be read from a response, or was estimated instead of reported."""
+
+
+class TelemetryWarning(UserWarning):
+    """Telemetry (spans, metrics, export) failed; the call itself and its accounting are fine."""

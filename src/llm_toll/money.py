@@ -1,0 +1,26 @@
+"""Exact money: amounts are kept as integer nano-USD; floats appear only at the API edge."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_EVEN, Decimal
+
+NANOS_PER_USD = 1_000_000_000
+_ONE_NANO = Decimal(1).scaleb(-9)
+
+
+def usd_to_nanos(amount: float | Decimal | int | str) -> int:
+    """Convert a USD amount to integer nano-USD, rounding half-to-even at the ninth decimal.
+
+    Floats go through ``repr`` so that ``0.1`` becomes exactly 100_000_000 nanos.
+    """
+    if isinstance(amount, float):
+        amount = repr(amount)
+    return int(Decimal(amount).quantize(_ONE_NANO, rounding=ROUND_HALF_EVEN).scaleb(9))
+
+
+def nanos_to_usd(nanos: int) -> float:
+    return nanos / NANOS_PER_USD
+
+
+def nanos_to_decimal(nanos: int) -> Decimal:
+    return Decimal(nanos).scaleb(-9)

@@ -1,0 +1,50 @@
+"""Plain values passed between the decorator, the processor and the stores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from llm_toll.usage.base import Usage
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One finished LLM call, priced, ready to be written to the ledger exactly once."""
+
+    project: str
+    model: str
+    usage: Usage
+    cost_nanos: int
+    started_at: datetime
+    """UTC start of the call; it also decides which budget period the cost belongs to."""
+    duration_s: float = 0.0
+    provider: str | None = None
+    operation: str = "chat"
+    price_known: bool = True
+    estimated: bool = False
+    response_id: str | None = None
+    budget_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetSpec:
+    """A budget as configured on a decorator: limit and reset period of one scope."""
+
+    limit_nanos: int | None
+    reset: str | None = None
+    """None (lifetime), "daily", "weekly" or "monthly", on the UTC calendar."""
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetState:
+    """The state of one budget scope right after a call was recorded."""
+
+    spent_nanos: int
+    limit_nanos: int | None
+    period: str
+    """The period key, e.g. "all", "2026-11-28", "2026-W48", "2026-11"."""
+    crossed_thresholds: tuple[int, ...] = field(default=())
+    """Percentages (50, 80, 100) this call crossed for the first time in the period."""
+    exceeded_now: bool = False
+    """True for the one call that took the spend from under the limit to at or over it."""

@@ -1,0 +1,115 @@
+"""The store interface: an exact ledger of calls plus running totals per (scope, period)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+from llm_toll.records import BudgetSpec, BudgetState, CallRecord
+
+
+class BaseStore(ABC):
+    """A budget store.
+
+    ``record_call`` is the one write of the hot path: in one atomic transaction it appends the
+    call to the ledger and adds its cost to the running total of the scope's current period,
+    then reports the new state. ``get_spent`` is the O(1) budget check.
+
+    The remaining methods are the read API of llm-toll 0.13, kept for drop-in compatibility;
+    they return plain dicts with USD floats.
+    """
+
+    # -- hot path ------------------------------------------------------------------------
+
+    @abstractmethod
+    def record_call(self, call: CallRecord, budget: BudgetSpec | None = None) -> BudgetState:
+        """Append ``call`` to the ledger and update running totals, atomically.
+
+        Always records (the money is already spent). ``budget`` names the limit and period
+        whose state is reported and whose thresholds are tracked; without it the lifetime
+        total of the project is reported with no limit.
+        """
+
+    @abstractmethod
+    def get_spent(self, project: str, reset: str | None, at: datetime) -> int:
+        """Nano-USD spent by ``project`` in the period of ``reset`` that contains ``at``."""
+
+    # -- llm-toll 0.13 API ---------------------------------------------------------------
+
+    @abstractmethod
+    def log_usage(
+        self, project: str, model: str, input_tokens: int, output_tokens: int, cost: float
+    ) -> None:
+        """Record one call with a cost already computed by the caller (USD)."""
+
+    @abstractmethod
+    def log_usage_if_within_budget(
+        self,
+        project: str,
+        model: str,
+        input_tokens: int,
+        output_tokens: int,
+        cost: float,
+        max_budget: float,
+    ) -> float:
+        """Check the budget and record the call in one transaction; return the new total.
+
+        The call is recorded whatever the outcome, since its money is already spent. Raises
+        ``BudgetExceededError`` after recording when the budget was already exhausted before
+        this call, that is when the caller skipped the pre-call check.
+        """
+
+    @abstractmethod
+    def get_total_cost(self, project: str) -> float:
+        """Lifetime spend of ``project`` in USD (since the last ``reset_budget``)."""
+
+    @abstractmethod
+    def get_usage_logs(self, project: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest ledger rows of ``project``, newest first."""
+
+    @abstractmethod
+    def get_usage_logs_filtered(
+        self, project: str | None = None, model: str | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Ledger rows filtered by project and/or model, newest first; ``limit <= 0``: all."""
+
+    @abstractmethod
+    def get_all_project_summaries(self) -> list[dict[str, Any]]:
+        """Per project: total_cost, token totals, call_count, last_used; costliest first."""
+
+    @abstractmethod
+    def get_model_summaries(self, project: str | None = None) -> list[dict[str, Any]]:
+        """Per model: total_cost, token totals, call_count; costliest first."""
+
+    @abstractmethod
+    def get_project_summaries_for_model(self, model: str) -> list[dict[str, Any]]:
+        """Per project, for one model: total_cost, token totals, call_count."""
+
+    @abstractmethod
+    def get_daily_cost_trends(self, days: int = 30) -> list[dict[str, Any]]:
+        """Per UTC day of the last ``days`` days: cost, tokens and call count."""
+
+    @abstractmethod
+    def get_budget_utilization(self) -> list[dict[str, Any]]:
+        """Per (project, period) running total, with its limit and utilization when known."""
+
+    @abstractmethod
+    def reset_budget(self, project: str) -> None:
+        """Zero the running totals of ``project``; the ledger keeps its history."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections. Safe to call twice."""
+
+    def __enter__(self) -> BaseStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        self.close()

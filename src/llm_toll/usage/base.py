@@ -1,0 +1,99 @@
+"""The provider-neutral usage value every extractor produces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# More tokens than any model accepts in one call: a count above this is garbage, not usage.
+MAX_TOKENS_PER_CALL = 100_000_000
+
+
+class UsageError(ValueError):
+    """A response carried usage that cannot be trusted (missing, negative, not an integer...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts of one call, normalised across providers.
+
+    ``input_tokens`` includes cached tokens (read and written); ``output_tokens`` includes
+    reasoning tokens. This is the convention of the OpenTelemetry GenAI semantic conventions
+    and of genai-prices, so neither has to re-derive it.
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    reasoning_output_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    @classmethod
+    def checked(
+        cls,
+        input_tokens: object = 0,
+        output_tokens: object = 0,
+        cache_read_input_tokens: object = 0,
+        cache_creation_input_tokens: object = 0,
+        reasoning_output_tokens: object = 0,
+    ) -> Usage:
+        """Build a Usage from raw values, raising UsageError with a clear reason if any is bad.
+
+        ``None`` counts as 0 for the optional detail fields only; the two main counts must be
+        present.
+        """
+        values = {
+            "input_tokens": _count("input_tokens", input_tokens, required=True),
+            "output_tokens": _count("output_tokens", output_tokens, required=True),
+            "cache_read_input_tokens": _count("cache_read_input_tokens", cache_read_input_tokens),
+            "cache_creation_input_tokens": _count(
+                "cache_creation_input_tokens", cache_creation_input_tokens
+            ),
+            "reasoning_output_tokens": _count("reasoning_output_tokens", reasoning_output_tokens),
+        }
+        usage = cls(**values)
+        cached = usage.cache_read_input_tokens + usage.cache_creation_input_tokens
+        if cached > usage.input_tokens:
+            raise UsageError(
+                f"cached input tokens ({cached}) exceed input tokens ({usage.input_tokens})"
+            )
+        if usage.reasoning_output_tokens > usage.output_tokens:
+            raise UsageError(
+                f"reasoning tokens ({usage.reasoning_output_tokens}) exceed output tokens "
+                f"({usage.output_tokens})"
+            )
+        return usage
+
+
+def _count(name: str, value: object, *, required: bool = False) -> int:
+    if value is None:
+        if required:
+            raise UsageError(f"{name} is missing")
+        return 0
+    # bool is an int subclass, and a float that happens to be whole is still not a count.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(f"{name} is not an integer: {value!r}")
+    if value < 0:
+        raise UsageError(f"{name} is negative: {value}")
+    if value > MAX_TOKENS_PER_CALL:
+        raise UsageError(f"{name} is implausibly large: {value}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractedUsage:
+    """What an extractor read from a response (or a finished stream)."""
+
+    usage: Usage
+    model: str | None = None
+    """The model the provider says answered (``gen_ai.response.model``)."""
+    provider: str | None = None
+    """Semantic-convention provider name: ``openai``, ``anthropic``, ``gcp.gemini``..."""
+    operation: str | None = None
+    """``chat``, ``generate_content``, ``text_completion`` or ``embeddings``."""
+    response_id: str | None = None
+    estimated: bool = False
+    """True when the counts were estimated from text, not reported by the provider."""
