@@ -1,0 +1,211 @@
+"""``@track_costs``: pick the call shape at decoration time and drive each call through it."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import AsyncGenerator, Callable, Generator
+from typing import Any, TypeVar, overload
+
+from llm_toll.budget import validate_reset
+from llm_toll.calls import Plan, begin, begin_async, off_loop
+from llm_toll.money import usd_to_nanos
+from llm_toll.rate_limiter import RateLimiter
+from llm_toll.records import BudgetSpec
+from llm_toll.runtime import set_reporter, set_store
+from llm_toll.streams import AsyncStreamProxy, StreamSettlement, SyncStreamProxy
+from llm_toll.streams import is_async_stream, is_sync_stream
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+__all__ = ["set_reporter", "set_store", "track_costs"]
+
+
+@overload
+def track_costs(fn: F) -> F: ...
+
+
+@overload
+def track_costs(
+    *,
+    project: str = "default",
+    model: str | None = None,
+    max_budget: float | None = None,
+    reset: str | None = None,
+    rate_limit: int | None = None,
+    tpm_limit: int | None = None,
+    extract_usage: Callable[[Any], Any] | None = None,
+) -> Callable[[F], F]: ...
+
+
+def track_costs(
+    fn: F | None = None,
+    *,
+    project: str = "default",
+    model: str | None = None,
+    max_budget: float | None = None,
+    reset: str | None = None,
+    rate_limit: int | None = None,
+    tpm_limit: int | None = None,
+    extract_usage: Callable[[Any], Any] | None = None,
+) -> F | Callable[[F], F]:
+    """Track the cost of every call of the decorated function and enforce its budget.
+
+    Works on sync and async functions, generator and async generator functions, and
+    functions that return an SDK stream. Each call becomes an OpenTelemetry span with
+    GenAI usage and cost attributes, and is recorded in the budget store.
+
+    Args:
+        project: the budget scope calls are recorded under.
+        model: the model name to price with, instead of the one the response reports.
+        max_budget: USD. Once the spend of the current period reaches it, calls are
+            refused with ``BudgetExceededError`` before they run. The call that crosses the
+            limit is recorded and returns its result.
+        reset: ``None`` (the budget never resets), ``"daily"``, ``"weekly"`` (ISO weeks)
+            or ``"monthly"``, on the UTC calendar.
+        rate_limit: requests per minute allowed through this function.
+        tpm_limit: tokens per minute allowed through this function.
+        extract_usage: ``callable(response)`` returning ``(model, input_tokens,
+            output_tokens)``, a dict or a ``Usage``; when given it wins over auto-detection.
+            For streams it is called with each chunk.
+    """
+    if not isinstance(project, str) or not project:
+        raise ValueError(f"project must be a non-empty string, got {project!r}")
+    if max_budget is not None and (
+        isinstance(max_budget, bool) or not isinstance(max_budget, (int, float)) or max_budget < 0
+    ):
+        raise ValueError(f"max_budget must be a non-negative number of USD, got {max_budget!r}")
+    validate_reset(reset)
+    limiter = (
+        RateLimiter(rpm=rate_limit, tpm=tpm_limit)
+        if rate_limit is not None or tpm_limit is not None
+        else None
+    )
+    budget = (
+        BudgetSpec(None if max_budget is None else usd_to_nanos(max_budget), reset)
+        if max_budget is not None or reset is not None
+        else None
+    )
+
+    def decorate(func: F) -> F:
+        plan = Plan(
+            name=getattr(func, "__qualname__", repr(func)),
+            project=project,
+            model=model,
+            budget=budget,
+            limiter=limiter,
+            extract_usage=extract_usage,
+        )
+        if inspect.isasyncgenfunction(func):
+            wrapper: Callable[..., Any] = _async_generator(func, plan)
+        elif inspect.iscoroutinefunction(func):
+            wrapper = _coroutine(func, plan)
+        elif inspect.isgeneratorfunction(func):
+            wrapper = _generator(func, plan)
+        else:
+            wrapper = _function(func, plan)
+        return functools.wraps(func)(wrapper)  # type: ignore[return-value]
+
+    return decorate if fn is None else decorate(fn)
+
+
+def _function(func: Callable[..., Any], plan: Plan) -> Callable[..., Any]:
+    def call_function(*args: Any, **kwargs: Any) -> Any:
+        call = begin(plan, args, kwargs)
+        token = call.attach()
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as error:
+            call.detach(token)
+            call.fail(error)
+            raise
+        call.detach(token)
+        if is_sync_stream(result):
+            return SyncStreamProxy(result, call)
+        if is_async_stream(result):
+            return AsyncStreamProxy(result, call)
+        call.finish(result)
+        return result
+
+    return call_function
+
+
+def _coroutine(func: Callable[..., Any], plan: Plan) -> Callable[..., Any]:
+    async def call_coroutine(*args: Any, **kwargs: Any) -> Any:
+        call = await begin_async(plan, args, kwargs)
+        token = call.attach()
+        try:
+            result = await func(*args, **kwargs)
+        except BaseException as error:
+            call.detach(token)
+            await off_loop(call.fail, error)
+            raise
+        call.detach(token)
+        if is_async_stream(result):
+            return AsyncStreamProxy(result, call)
+        if is_sync_stream(result):
+            return SyncStreamProxy(result, call)
+        await off_loop(call.finish, result)
+        return result
+
+    return call_coroutine
+
+
+def _generator(func: Callable[..., Any], plan: Plan) -> Callable[..., Any]:
+    def call_generator(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+        call = begin(plan, args, kwargs)
+        settlement = StreamSettlement(call)
+        error: BaseException | None = None
+        inner = func(*args, **kwargs)
+        try:
+            sent = None
+            while True:
+                token = call.attach()
+                try:
+                    item = inner.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+                finally:
+                    call.detach(token)
+                settlement.feed(item)
+                sent = yield item
+        except GeneratorExit:  # the consumer stopped early: settle what it saw
+            raise
+        except BaseException as raised:
+            error = raised
+            raise
+        finally:
+            inner.close()
+            settlement.settle(error)
+
+    return call_generator
+
+
+def _async_generator(func: Callable[..., Any], plan: Plan) -> Callable[..., Any]:
+    async def call_async_generator(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
+        call = await begin_async(plan, args, kwargs)
+        settlement = StreamSettlement(call)
+        error: BaseException | None = None
+        inner = func(*args, **kwargs)
+        try:
+            sent = None
+            while True:
+                token = call.attach()
+                try:
+                    item = await inner.asend(sent)
+                except StopAsyncIteration:
+                    return
+                finally:
+                    call.detach(token)
+                settlement.feed(item)
+                sent = yield item
+        except GeneratorExit:
+            raise
+        except BaseException as raised:
+            error = raised
+            raise
+        finally:
+            await inner.aclose()
+            await settlement.settle_async(error)
+
+    return call_async_generator

@@ -1,0 +1,152 @@
+"""The metric instruments of DESIGN.md, created once on llm_toll's meter.
+
+The OpenTelemetry API hands out proxy instruments until the app installs a MeterProvider,
+so creating them at first use is safe and recording into them is nearly free when metrics
+are not configured.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from opentelemetry.metrics import Counter, Histogram, Meter, _Gauge
+
+from llm_toll import attributes as attr
+from llm_toll.money import nanos_to_usd
+from llm_toll.records import BudgetSpec, BudgetState, CallRecord
+from llm_toll.telemetry import meter
+
+# Bucket boundaries recommended by the GenAI semantic conventions.
+TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304,
+                 16777216, 67108864]  # fmt: skip
+DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48,
+                    40.96, 81.92]  # fmt: skip
+# From a fraction of a cent to a few dollars per call.
+COST_BUCKETS = [1e-6, 1e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0]
+
+
+@dataclass(frozen=True)
+class Instruments:
+    token_usage: Histogram
+    duration: Histogram
+    cost_histogram: Histogram
+    cost_counter: Counter
+    budget_limit: _Gauge
+    budget_spent: _Gauge
+    budget_utilization: _Gauge
+    budget_rejections: Counter
+    ratelimit_rejections: Counter
+    unpriced_calls: Counter
+
+    @classmethod
+    def create(cls, meter: Meter) -> Instruments:
+        return cls(
+            token_usage=meter.create_histogram(
+                "gen_ai.client.token.usage",
+                unit="{token}",
+                description="Tokens used per LLM call, by token type.",
+                explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
+            ),
+            duration=meter.create_histogram(
+                "gen_ai.client.operation.duration",
+                unit="s",
+                description="Duration of LLM calls.",
+                explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+            ),
+            cost_histogram=meter.create_histogram(
+                "gen_ai.client.operation.cost",
+                unit="USD",
+                description="Cost of one LLM call.",
+                explicit_bucket_boundaries_advisory=COST_BUCKETS,
+            ),
+            cost_counter=meter.create_counter(
+                "llm_toll.cost", unit="USD", description="Money spent on LLM calls."
+            ),
+            budget_limit=meter.create_gauge(
+                "llm_toll.budget.limit", unit="USD", description="Configured budget."
+            ),
+            budget_spent=meter.create_gauge(
+                "llm_toll.budget.spent", unit="USD", description="Spend in the current period."
+            ),
+            budget_utilization=meter.create_gauge(
+                "llm_toll.budget.utilization", unit="1", description="Spent divided by limit."
+            ),
+            budget_rejections=meter.create_counter(
+                "llm_toll.budget.rejections",
+                unit="{call}",
+                description="Calls refused because the budget was spent.",
+            ),
+            ratelimit_rejections=meter.create_counter(
+                "llm_toll.ratelimit.rejections",
+                unit="{call}",
+                description="Calls refused by a local rate limit.",
+            ),
+            unpriced_calls=meter.create_counter(
+                "llm_toll.calls.unpriced",
+                unit="{call}",
+                description="Calls whose model has no known price (recorded at $0).",
+            ),
+        )
+
+
+_lock = threading.Lock()
+_instruments: Instruments | None = None
+
+
+def instruments() -> Instruments:
+    global _instruments
+    if _instruments is None:
+        with _lock:
+            if _instruments is None:
+                _instruments = Instruments.create(meter())
+    return _instruments
+
+
+def record_call(call: CallRecord, error_type: str | None = None) -> None:
+    """Token, duration and cost metrics of one finished call."""
+    ins = instruments()
+    provider = call.provider or "unknown"
+    base = {
+        attr.OPERATION: call.operation,
+        attr.PROVIDER: provider,
+        attr.REQUEST_MODEL: call.model,
+        attr.RESPONSE_MODEL: call.model,
+    }
+    ins.token_usage.record(call.usage.input_tokens, {**base, attr.TOKEN_TYPE: "input"})
+    ins.token_usage.record(call.usage.output_tokens, {**base, attr.TOKEN_TYPE: "output"})
+    ins.duration.record(
+        call.duration_s, base if error_type is None else {**base, attr.ERROR_TYPE: error_type}
+    )
+    cost = nanos_to_usd(call.cost_nanos)
+    ins.cost_histogram.record(cost, base)
+    ins.cost_counter.add(
+        cost, {attr.PROJECT: call.project, attr.PROVIDER: provider, attr.REQUEST_MODEL: call.model}
+    )
+    if not call.price_known:
+        ins.unpriced_calls.add(1, {attr.PROVIDER: provider, attr.REQUEST_MODEL: call.model})
+
+
+def record_budget(project: str, budget: BudgetSpec, state: BudgetState) -> None:
+    if state.limit_nanos is None:
+        return
+    ins = instruments()
+    labels = {attr.PROJECT: project, attr.BUDGET_PERIOD: attr.period_label(budget.reset)}
+    ins.budget_limit.set(nanos_to_usd(state.limit_nanos), labels)
+    ins.budget_spent.set(nanos_to_usd(state.spent_nanos), labels)
+    if state.limit_nanos > 0:
+        ins.budget_utilization.set(state.spent_nanos / state.limit_nanos, labels)
+
+
+def record_rejection(project: str, kind: str) -> None:
+    ins = instruments()
+    counter = ins.budget_rejections if kind == "budget" else ins.ratelimit_rejections
+    counter.add(1, {attr.PROJECT: project})
+
+
+def record_failure(operation: str, model: str, duration_s: float, error_type: str) -> None:
+    """Duration of a call that raised: the semconv duration histogram with ``error.type``."""
+    instruments().duration.record(
+        duration_s,
+        {attr.OPERATION: operation, attr.REQUEST_MODEL: model, attr.ERROR_TYPE: error_type},
+    )

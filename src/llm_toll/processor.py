@@ -1,0 +1,224 @@
+"""CostSpanProcessor: the one writer of decorated calls into the budget store.
+
+Each finished call is settled once, right before its span ends: one store transaction
+records it and updates the running total of its budget period; the resulting budget state
+and any threshold or budget-exceeded events are stamped on the still-open span (the SDK
+freezes a span's attributes before ``on_end``, so this is the last moment exporters can be
+shown them); then metrics are recorded. The decorator ends spans off the event loop, so
+this write never runs on it.
+
+Accounting does not depend on tracing: a call whose span was dropped by the app's sampler
+(or made with no SDK at all) is settled the same way with ``span=None``.
+
+If the store cannot be written (locked past its timeout, disk full...), the record is kept
+in memory and written with the next call or on ``force_flush``/exit: nothing is lost, and
+the app is told once per cause.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.trace import Span
+
+from llm_toll import attributes as attr
+from llm_toll import metrics
+from llm_toll.exceptions import TelemetryWarning
+from llm_toll.money import nanos_to_usd
+from llm_toll.records import BudgetSpec, BudgetState, CallRecord
+from llm_toll.reporter import CostReporter
+from llm_toll.store import BaseStore, StoreError
+from llm_toll.warn import warn_once
+
+# A budget total this process read or wrote less than this long ago may answer an async
+# pre-call check without another trip to the store (see BudgetView).
+VIEW_MAX_AGE_S = 1.0
+# Records kept in memory while the store is failing, before the oldest are dropped.
+MAX_SPOOLED = 1_000_000
+
+
+class BudgetView:
+    """This process's latest knowledge of budget totals, refreshed by every store access.
+
+    Every write returns the store's new total, which includes what other threads and
+    processes spent, so a total learned at the end of the previous call is as good as a
+    read at the start of this one, up to concurrent spend that a read could race with
+    anyway. Entries older than VIEW_MAX_AGE_S are not used.
+    """
+
+    def __init__(self) -> None:
+        self._totals: dict[tuple[str, str], tuple[int, float]] = {}
+
+    def remember(self, project: str, period: str, spent_nanos: int) -> None:
+        self._totals[(project, period)] = (spent_nanos, time.monotonic())
+
+    def recent(self, project: str, period: str) -> int | None:
+        entry = self._totals.get((project, period))
+        if entry is None or time.monotonic() - entry[1] > VIEW_MAX_AGE_S:
+            return None
+        return entry[0]
+
+    def clear(self) -> None:
+        self._totals.clear()
+
+
+class CostSpanProcessor(SpanProcessor):
+    def __init__(
+        self, store: Callable[[], BaseStore], reporter: Callable[[], CostReporter]
+    ) -> None:
+        self._store = store
+        self._reporter = reporter
+        self._spool: deque[tuple[BaseStore, CallRecord, BudgetSpec | None]] = deque()
+        self._spool_lock = threading.Lock()
+        self.view = BudgetView()
+
+    # -- the write ------------------------------------------------------------------------
+
+    def settle(
+        self,
+        span: Span | None,
+        call: CallRecord,
+        budget: BudgetSpec | None,
+        store: BaseStore | None = None,
+    ) -> BudgetState | None:
+        """Record ``call`` exactly once, then stamp the span and record metrics.
+
+        ``store`` overrides the process-wide store (integrations configured with their own).
+        Never raises: store, span and metric failures are warned about, not propagated.
+        """
+        state = self._write(store or self._store(), call, budget)
+        if span is not None and span.is_recording():
+            try:
+                stamp_call(span, call, budget, state)
+            except Exception as exc:  # a broken span must not break the app
+                warn_once("span-attributes", f"llm_toll could not annotate a span: {exc!r}",
+                          TelemetryWarning)  # fmt: skip
+        try:
+            metrics.record_call(call)
+            if budget is not None and state is not None:
+                metrics.record_budget(call.project, budget, state)
+        except Exception as exc:
+            warn_once("metrics", f"llm_toll could not record metrics: {exc!r}", TelemetryWarning)
+        reporter = self._reporter()
+        if reporter.enabled:
+            reporter.report_call(
+                call.model,
+                call.usage.input_tokens,
+                call.usage.output_tokens,
+                nanos_to_usd(call.cost_nanos),
+            )
+        return state
+
+    def _write(
+        self, store: BaseStore, call: CallRecord, budget: BudgetSpec | None
+    ) -> BudgetState | None:
+        if self._spool and not self._drain():
+            self._keep(store, call, budget)
+            return None
+        try:
+            state = store.record_call(call, budget)
+        except StoreError as exc:
+            self._keep(store, call, budget)
+            warn_once(
+                f"store-write:{type(exc.__cause__).__name__}",
+                f"llm_toll could not record a call ({exc}); it is kept in memory and will "
+                "be written when the store is writable again.",
+                TelemetryWarning,
+            )
+            return None
+        self.view.remember(call.project, state.period, state.spent_nanos)
+        return state
+
+    def _keep(self, store: BaseStore, call: CallRecord, budget: BudgetSpec | None) -> None:
+        with self._spool_lock:
+            if len(self._spool) >= MAX_SPOOLED:
+                self._spool.popleft()
+                warn_once("spool-full", "llm_toll's in-memory spool is full: the oldest "
+                          "unwritten record was dropped.", TelemetryWarning)  # fmt: skip
+            self._spool.append((store, call, budget))
+
+    def _drain(self) -> bool:
+        """Write spooled records in order; False if the store still fails."""
+        with self._spool_lock:
+            while self._spool:
+                store, call, budget = self._spool[0]
+                try:
+                    state = store.record_call(call, budget)
+                except StoreError:
+                    return False
+                self._spool.popleft()
+                self.view.remember(call.project, state.period, state.spent_nanos)
+        return True
+
+    @property
+    def pending(self) -> int:
+        """Records waiting in memory for the store to become writable."""
+        return len(self._spool)
+
+    # -- SpanProcessor --------------------------------------------------------------------
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """Nothing to do: calls are settled before their span ends (see module docstring)."""
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Write records the store refused earlier; True when none is left waiting."""
+        return not self._spool or self._drain()
+
+    def shutdown(self) -> None:
+        self.force_flush()
+
+
+def stamp_call(
+    span: Span, call: CallRecord, budget: BudgetSpec | None, state: BudgetState | None
+) -> None:
+    """Set the usage, cost and budget attributes and events of a finished call on its span."""
+    usage = call.usage
+    span.update_name(f"{call.operation} {call.model}")
+    attributes: dict[str, str | int | float | bool] = {
+        attr.OPERATION: call.operation,
+        attr.RESPONSE_MODEL: call.model,
+        attr.INPUT_TOKENS: usage.input_tokens,
+        attr.OUTPUT_TOKENS: usage.output_tokens,
+        attr.COST_AMOUNT: nanos_to_usd(call.cost_nanos),
+        attr.COST_CURRENCY: attr.CURRENCY,
+        attr.COST_SOURCE: "local",
+        attr.PRICE_KNOWN: call.price_known,
+        attr.USAGE_ESTIMATED: call.estimated,
+    }
+    if call.provider:
+        attributes[attr.PROVIDER] = call.provider
+    if call.response_id:
+        attributes[attr.RESPONSE_ID] = call.response_id
+    if usage.cache_read_input_tokens:
+        attributes[attr.CACHE_READ_TOKENS] = usage.cache_read_input_tokens
+    if usage.cache_creation_input_tokens:
+        attributes[attr.CACHE_CREATION_TOKENS] = usage.cache_creation_input_tokens
+    if usage.reasoning_output_tokens:
+        attributes[attr.REASONING_TOKENS] = usage.reasoning_output_tokens
+    if budget is not None and state is not None:
+        attributes[attr.BUDGET_SPENT] = nanos_to_usd(state.spent_nanos)
+        attributes[attr.BUDGET_PERIOD] = attr.period_label(budget.reset)
+        if state.limit_nanos is not None:
+            attributes[attr.BUDGET_LIMIT] = nanos_to_usd(state.limit_nanos)
+            event = budget_event_attributes(call.project, state.limit_nanos, state.spent_nanos)
+            for pct in state.crossed_thresholds:
+                span.add_event(
+                    attr.EVENT_BUDGET_THRESHOLD, {**event, attr.BUDGET_THRESHOLD: pct / 100}
+                )
+            if state.exceeded_now:
+                span.add_event(attr.EVENT_BUDGET_EXCEEDED, event)
+    span.set_attributes(attributes)
+
+
+def budget_event_attributes(
+    project: str, limit_nanos: int, spent_nanos: int
+) -> dict[str, str | float]:
+    return {
+        attr.PROJECT: project,
+        attr.BUDGET_LIMIT: nanos_to_usd(limit_nanos),
+        attr.BUDGET_SPENT: nanos_to_usd(spent_nanos),
+    }

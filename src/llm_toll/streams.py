@@ -1,0 +1,201 @@
+"""Proxies for streams returned by decorated functions: settle usage exactly once.
+
+A proxy keeps the SDK stream's own API (iteration, context manager, ``close()``,
+``.response`` and every other attribute by delegation) and settles the call once, on
+whichever comes first: exhaustion, ``break`` followed by ``close()``/leaving a ``with``
+block, an exception mid-stream, or garbage collection of a stream left half-read.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from llm_toll import runtime
+from llm_toll.calls import Call, off_loop
+from llm_toll.usage import StreamAccumulator
+from llm_toll.usage.custom import coerce_custom_usage
+
+
+def is_sync_stream(value: object) -> bool:
+    kind = type(value)
+    return hasattr(kind, "__next__") and hasattr(value, "close")
+
+
+def is_async_stream(value: object) -> bool:
+    kind = type(value)
+    return hasattr(kind, "__aiter__") and hasattr(kind, "__anext__")
+
+
+class StreamSettlement:
+    """The accounting shared by both proxies and the generator wrappers."""
+
+    __slots__ = ("_done", "_lock", "accumulator", "call")
+
+    def __init__(self, call: Call) -> None:
+        self.call = call
+        self.accumulator = StreamAccumulator()
+        self._done = False
+        self._lock = threading.Lock()
+
+    def feed(self, item: object) -> None:
+        self.accumulator.add(item)
+        extractor = self.call.plan.extract_usage
+        if extractor is not None:
+            try:
+                custom = coerce_custom_usage(extractor(item))
+            except Exception:  # judged at settlement from what the accumulator saw
+                return
+            if custom is not None:
+                self.accumulator.override(custom)
+
+    def claim(self) -> bool:
+        """True exactly once: for the one caller that must settle."""
+        with self._lock:
+            if self._done:
+                return False
+            self._done = True
+            return True
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def settle(self, error: BaseException | None) -> None:
+        if self.claim():
+            self.call.finish_stream(self.accumulator, error)
+
+    async def settle_async(self, error: BaseException | None) -> None:
+        if self.claim():
+            await off_loop(self.call.finish_stream, self.accumulator, error)
+
+    def settle_from_finalizer(self) -> None:
+        """Garbage collection may run on an event loop thread: settle in a worker."""
+        if self.claim():
+            runtime.executor().submit(self.call.finish_stream, self.accumulator, None)
+
+
+class SyncStreamProxy(Iterator[Any]):
+    def __init__(self, stream: Any, call: Call) -> None:
+        self._stream = stream
+        self._iterator: Iterator[Any] | None = None
+        self._settlement = StreamSettlement(call)
+
+    def __iter__(self) -> SyncStreamProxy:
+        return self
+
+    def __next__(self) -> Any:
+        if self._iterator is None:
+            self._iterator = iter(self._stream)
+        token = self._settlement.call.attach()
+        try:
+            item = next(self._iterator)
+        except StopIteration:
+            self._settlement.settle(None)
+            raise
+        except BaseException as error:
+            self._settlement.settle(error)
+            raise
+        finally:
+            self._settlement.call.detach(token)
+        self._settlement.feed(item)
+        return item
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._stream, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._settlement.settle(None)
+
+    def __enter__(self) -> SyncStreamProxy:
+        enter = getattr(self._stream, "__enter__", None)
+        if enter is not None:
+            enter()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        try:
+            exit_ = getattr(self._stream, "__exit__", None)
+            if exit_ is not None:
+                exit_(*exc_info)
+            else:  # a stream that is not a context manager is still closed on leaving
+                self._stream.close()
+        finally:
+            self._settlement.settle(exc_info[1])
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    def __del__(self) -> None:
+        settlement = self.__dict__.get("_settlement")
+        if settlement is not None and not settlement.done:
+            settlement.settle_from_finalizer()
+
+
+class AsyncStreamProxy(AsyncIterator[Any]):
+    def __init__(self, stream: Any, call: Call) -> None:
+        self._stream = stream
+        self._iterator: AsyncIterator[Any] | None = None
+        self._settlement = StreamSettlement(call)
+
+    def __aiter__(self) -> AsyncStreamProxy:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._iterator is None:
+            self._iterator = self._stream.__aiter__()
+        token = self._settlement.call.attach()
+        try:
+            item = await self._iterator.__anext__()  # type: ignore[union-attr]
+        except StopAsyncIteration:
+            self._settlement.call.detach(token)
+            await self._settlement.settle_async(None)
+            raise
+        except BaseException as error:
+            self._settlement.call.detach(token)
+            await self._settlement.settle_async(error)
+            raise
+        self._settlement.call.detach(token)
+        self._settlement.feed(item)
+        return item
+
+    async def aclose(self) -> None:
+        try:
+            closer = getattr(self._stream, "aclose", None) or getattr(self._stream, "close", None)
+            if closer is not None:
+                result = closer()
+                if hasattr(result, "__await__"):
+                    await result
+        finally:
+            await self._settlement.settle_async(None)
+
+    # OpenAI's and Anthropic's async streams call it close().
+    close = aclose
+
+    async def __aenter__(self) -> AsyncStreamProxy:
+        enter = getattr(self._stream, "__aenter__", None)
+        if enter is not None:
+            await enter()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        try:
+            exit_ = getattr(self._stream, "__aexit__", None)
+            if exit_ is not None:
+                await exit_(*exc_info)
+            else:
+                await self.aclose()
+                return
+        finally:
+            await self._settlement.settle_async(exc_info[1])
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    def __del__(self) -> None:
+        settlement = self.__dict__.get("_settlement")
+        if settlement is not None and not settlement.done:
+            settlement.settle_from_finalizer()

@@ -1,0 +1,149 @@
+"""Where llm_toll's spans and metrics go: the app's providers if it has SDK ones, else ours.
+
+Rule: never replace a TracerProvider or MeterProvider that the app set. When the app has an
+SDK TracerProvider, llm_toll creates its spans with it (so they flow through the app's
+exporters and samplers) and attaches its CostSpanProcessor to it once. Otherwise llm_toll
+keeps a private TracerProvider, which exports over OTLP only when the standard
+``OTEL_EXPORTER_OTLP_*`` variables ask for it. Accounting never depends on any of this.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import weakref
+from collections.abc import Callable
+
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+
+from llm_toll.version import VERSION
+
+SCOPE = "llm_toll"
+
+_lock = threading.Lock()
+_attached: weakref.WeakSet[TracerProvider] = weakref.WeakSet()
+_private_tracer_provider: TracerProvider | None = None
+_private_meter_provider: MeterProvider | None = None
+# (the global provider object we resolved against, the tracer we use for it)
+_resolved: tuple[object, trace.Tracer] | None = None
+_processor_factory: Callable[[], SpanProcessor] | None = None
+
+
+def sdk_disabled() -> bool:
+    return os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+
+
+def _otlp_requested(signal: str) -> bool:
+    return bool(
+        os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT")
+        or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    ) and os.environ.get(f"OTEL_{signal}_EXPORTER", "otlp").strip().lower() != "none"
+
+
+def _otlp_protocol(signal: str) -> str:
+    return (
+        os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL")
+        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
+    ).strip()
+
+
+def _span_exporter() -> SpanExporter:
+    if _otlp_protocol("TRACES") == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[assignment]
+            OTLPSpanExporter,
+        )
+    return OTLPSpanExporter()
+
+
+def _metric_reader() -> MetricReader:
+    if _otlp_protocol("METRICS") == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # type: ignore[assignment]
+            OTLPMetricExporter,
+        )
+    return PeriodicExportingMetricReader(OTLPMetricExporter())
+
+
+def set_processor_factory(factory: Callable[[], SpanProcessor]) -> None:
+    """Register how to build the processor attached to each TracerProvider llm_toll uses."""
+    global _processor_factory
+    _processor_factory = factory
+
+
+def _attach_once(provider: TracerProvider) -> None:
+    if provider in _attached or _processor_factory is None:
+        return
+    provider.add_span_processor(_processor_factory())
+    _attached.add(provider)
+
+
+def _private_tracer_provider_get() -> TracerProvider:
+    global _private_tracer_provider
+    if _private_tracer_provider is None:
+        provider = TracerProvider(resource=Resource.create())
+        if not sdk_disabled() and _otlp_requested("TRACES"):
+            provider.add_span_processor(BatchSpanProcessor(_span_exporter()))
+        _private_tracer_provider = provider
+    return _private_tracer_provider
+
+
+def tracer() -> trace.Tracer:
+    """The tracer for llm_toll's spans; cheap to call on every call."""
+    global _resolved
+    current = trace.get_tracer_provider()
+    resolved = _resolved
+    if resolved is not None and resolved[0] is current:
+        return resolved[1]
+    with _lock:
+        provider = (
+            current if isinstance(current, TracerProvider) else _private_tracer_provider_get()
+        )
+        _attach_once(provider)
+        chosen = provider.get_tracer(SCOPE, VERSION)
+        _resolved = (current, chosen)
+        return chosen
+
+
+def meter() -> metrics.Meter:
+    """The meter for llm_toll's instruments.
+
+    The app's MeterProvider when it set one (or later sets one: the API's proxy meter
+    forwards); a private one exporting over OTLP when only the environment asks for export.
+    """
+    global _private_meter_provider
+    current = metrics.get_meter_provider()
+    if isinstance(current, MeterProvider) or sdk_disabled() or not _otlp_requested("METRICS"):
+        return metrics.get_meter(SCOPE, VERSION)
+    with _lock:
+        if _private_meter_provider is None:
+            _private_meter_provider = MeterProvider(
+                metric_readers=[_metric_reader()], resource=Resource.create()
+            )
+        return _private_meter_provider.get_meter(SCOPE, VERSION)
+
+
+def flush(timeout_millis: int = 5000) -> None:
+    """Push out what llm_toll's private providers hold (the app flushes its own)."""
+    if _private_tracer_provider is not None:
+        _private_tracer_provider.force_flush(timeout_millis)
+    if _private_meter_provider is not None:
+        _private_meter_provider.force_flush(timeout_millis)
+
+
+def _shutdown() -> None:
+    for provider in (_private_tracer_provider, _private_meter_provider):
+        if provider is not None:
+            provider.shutdown()
+
+
+atexit.register(_shutdown)

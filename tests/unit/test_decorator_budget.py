@@ -1,0 +1,181 @@
+"""Budgets through the decorator: refusal before spend, the crossing call, events, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import warnings
+from typing import Any
+
+import pytest
+
+from llm_toll import BudgetExceededError, PricingMatrixOutdatedWarning, default_registry, track_costs
+from llm_toll.money import usd_to_nanos
+from llm_toll.store import SQLiteStore
+from tests.support.otel import Telemetry
+from tests.unit.test_decorator_shapes import chat
+
+
+@pytest.fixture
+def priced_model() -> str:
+    """A model at exactly $1 per 1,000 input tokens and $2 per 1,000 output tokens."""
+    name = "budget-test-model"
+    default_registry.register_model(name, 0.001, 0.002)
+    return name
+
+
+def test_crossing_call_returns_and_later_calls_are_refused(
+    store: SQLiteStore, telemetry: Telemetry, priced_model: str
+) -> None:
+    calls = 0
+
+    @track_costs(project="budget-cross", max_budget=2.5)
+    def ask() -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        return chat(1000, 0, model=priced_model)  # $1.00 a call
+
+    assert ask()["model"] == priced_model  # $1
+    ask()  # $2
+    crossing = ask()  # $3: crosses 2.5, still returns and is recorded
+    assert crossing["usage"]["prompt_tokens"] == 1000
+    assert store.get_total_cost("budget-cross") == pytest.approx(3.0)
+    with pytest.raises(BudgetExceededError) as refused:
+        ask()
+    assert calls == 3  # the refused call never ran
+    assert refused.value.project == "budget-cross"
+    assert refused.value.current_cost == pytest.approx(3.0)
+    assert refused.value.max_budget == pytest.approx(2.5)
+
+    spans = telemetry.spans()
+    assert len(spans) == 4
+    events = [(s.name, e.name, dict(e.attributes or {})) for s in spans for e in s.events]
+    exceeded = [e for e in events if e[1] == "llm_toll.budget.exceeded"]
+    assert len(exceeded) == 2  # the crossing call, and the refusal
+    assert exceeded[0][2]["llm_toll.budget.spent"] == pytest.approx(3.0)
+    thresholds = [e[2]["llm_toll.budget.threshold"] for e in events
+                  if e[1] == "llm_toll.budget.threshold"]  # fmt: skip
+    assert thresholds == [0.5, 0.8, 1.0]  # each once, in the call that crossed it
+    refusal = spans[-1]
+    assert refusal.attributes is not None
+    assert refusal.attributes["error.type"] == "BudgetExceededError"
+    assert telemetry.sum_for("llm_toll.budget.rejections", **{"llm_toll.project": "budget-cross"}) == 1
+
+
+def test_threshold_attributes_and_gauges(
+    store: SQLiteStore, telemetry: Telemetry, priced_model: str
+) -> None:
+    @track_costs(project="budget-gauge", max_budget=4.0, reset="daily")
+    def ask() -> dict[str, Any]:
+        return chat(1000, 0, model=priced_model)
+
+    ask()
+    span = telemetry.span()
+    assert span.attributes is not None
+    assert span.attributes["llm_toll.budget.spent"] == pytest.approx(1.0)
+    assert span.attributes["llm_toll.budget.period"] == "daily"
+    [point] = [p for p in telemetry.points("llm_toll.budget.utilization")
+               if p.attributes["llm_toll.project"] == "budget-gauge"]  # fmt: skip
+    assert point.value == pytest.approx(0.25)
+    [row] = [r for r in store.get_budget_utilization()
+             if r["project"] == "budget-gauge" and r["period"] != "all"]  # fmt: skip
+    assert row["utilization"] == pytest.approx(0.25)
+
+
+async def test_async_refusal_before_spend(store: SQLiteStore, priced_model: str) -> None:
+    ran = 0
+
+    @track_costs(project="budget-async", max_budget=1.0)
+    async def ask() -> dict[str, Any]:
+        nonlocal ran
+        ran += 1
+        return chat(1000, 0, model=priced_model)
+
+    await ask()
+    with pytest.raises(BudgetExceededError):
+        await ask()
+    assert ran == 1
+
+
+def test_zero_budget_refuses_everything(store: SQLiteStore) -> None:
+    @track_costs(project="budget-zero", max_budget=0)
+    def ask() -> dict[str, Any]:
+        raise AssertionError("must not run")
+
+    with pytest.raises(BudgetExceededError):
+        ask()
+
+
+def test_invalid_configuration_is_rejected_at_decoration() -> None:
+    with pytest.raises(ValueError, match="reset"):
+        track_costs(reset="hourly")
+    with pytest.raises(ValueError, match="max_budget"):
+        track_costs(max_budget=-1)
+    with pytest.raises(ValueError, match="project"):
+        track_costs(project="")
+
+
+def test_unknown_model_is_recorded_flagged_and_counted(
+    store: SQLiteStore, telemetry: Telemetry
+) -> None:
+    @track_costs(project="budget-unknown")
+    def ask() -> dict[str, Any]:
+        return chat(10, 5, model="totally-new-model-9000")
+
+    with pytest.warns(PricingMatrixOutdatedWarning, match="totally-new-model-9000"):
+        ask()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ask()  # warned once per model, not per call
+    rows = store.get_usage_logs("budget-unknown")
+    assert [(r["input_tokens"], r["output_tokens"], r["cost"]) for r in rows] == [(10, 5, 0.0)] * 2
+    span = telemetry.spans()[0]
+    assert span.attributes is not None and span.attributes["llm_toll.price.known"] is False
+    assert telemetry.sum_for(
+        "llm_toll.calls.unpriced", **{"gen_ai.request.model": "totally-new-model-9000"}
+    ) == 2
+
+
+def test_cost_counter_matches_the_store(store: SQLiteStore, telemetry: Telemetry) -> None:
+    @track_costs(project="budget-counter")
+    def ask(n: int) -> dict[str, Any]:
+        return chat(100 + n, 10 + n)
+
+    for n in range(25):
+        ask(n)
+    counted = telemetry.sum_for("llm_toll.cost", **{"llm_toll.project": "budget-counter"})
+    assert usd_to_nanos(counted) == usd_to_nanos(store.get_total_cost("budget-counter"))
+
+
+async def test_gather_200_is_exact_and_never_stalls_the_loop(
+    store: SQLiteStore, priced_model: str
+) -> None:
+    @track_costs(project="budget-gather", max_budget=1000.0)
+    async def ask(i: int) -> dict[str, Any]:
+        await asyncio.sleep(0)
+        return chat(1000 + i, i, model=priced_model)
+
+    longest_gap = 0.0
+    running = True
+
+    async def ticker() -> None:
+        nonlocal longest_gap
+        last = time.perf_counter()
+        while running:
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            longest_gap = max(longest_gap, now - last)
+            last = now
+
+    tick = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    results = await asyncio.gather(*(ask(i) for i in range(200)))
+    running = False
+    await tick
+    assert len(results) == 200
+    expected = sum(usd_to_nanos("0.001") * (1000 + i) + usd_to_nanos("0.002") * i
+                   for i in range(200))  # fmt: skip
+    assert usd_to_nanos(store.get_total_cost("budget-gather")) == expected
+    assert len(store.get_usage_logs("budget-gather", limit=1000)) == 200
+    # The ticker sleeps 1 ms; anything that held the loop shows up as a longer gap.
+    assert longest_gap < 0.020, f"event loop stalled for {longest_gap * 1000:.1f} ms"
