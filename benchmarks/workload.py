@@ -73,10 +73,13 @@ def fill_history(db_path: str, rows: int) -> None:
     """Append ``rows`` ledger rows directly, as months of past calls would have."""
     with sqlite3.connect(db_path) as conn:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(usage_logs)")}
-        cost_column = "cost_nanos" if "cost_nanos" in columns else "cost"
+        # This project's ledger has an exact integer cost and an operation column.
+        new_schema = "cost_nanos" in columns
+        cost_column = "cost_nanos, operation" if new_schema else "cost"
+        cost_value = "1, 'chat'" if new_schema else "1"
         conn.executemany(
             f"INSERT INTO usage_logs (project, model, input_tokens, output_tokens, "
-            f"{cost_column}, created_at) VALUES ('bench', 'gpt-4o', 10, 5, 1, "
+            f"{cost_column}, created_at) VALUES ('bench', 'gpt-4o', 10, 5, {cost_value}, "
             "'2026-01-01T00:00:00+00:00')",
             ([] for _ in range(rows)),
         )

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,9 +63,8 @@ def utcnow() -> datetime:
 
 
 async def off_loop(fn: Callable[..., T], *args: Any) -> T:
-    """Run ``fn`` in llm_toll's worker threads; a cancelled caller does not cancel it."""
-    future = asyncio.get_running_loop().run_in_executor(runtime.executor(), fn, *args)
-    return await asyncio.shield(future)
+    """Run ``fn`` in llm_toll's worker thread; a cancelled caller does not cancel it."""
+    return await runtime.worker.run(fn, *args)
 
 
 # -- gates ------------------------------------------------------------------------------
@@ -155,10 +153,10 @@ def start_span(plan: Plan, kwargs: dict[str, Any] | None) -> Span:
 
 
 def begin(plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
-    """Gates and span of a sync call (the store read is cheap and runs in this thread)."""
+    """Gates and span of a sync call."""
     now = utcnow()
     if plan.limit_nanos is not None:
-        refusal = budget_refusal(plan, read_spent(plan, now))
+        refusal = budget_refusal(plan, recent_spent(plan, now) or read_spent(plan, now))
         if refusal is not None:
             record_refusal(plan, refusal)
             raise refusal
@@ -173,9 +171,8 @@ def begin(plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
 async def begin_async(plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
     """Gates and span of an async call: store reads and refusal spans stay off the loop."""
     now = utcnow()
-    budget = plan.budget
-    if budget is not None and budget.limit_nanos is not None:
-        spent = runtime.processor.view.recent(plan.project, period_key(budget.reset, now))
+    if plan.limit_nanos is not None:
+        spent = recent_spent(plan, now)
         if spent is None:
             spent = await off_loop(read_spent, plan, now)
         refusal = budget_refusal(plan, spent)
@@ -188,6 +185,16 @@ async def begin_async(plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any])
         await off_loop(record_refusal, plan, refusal)
         raise
     return Call(plan, args, kwargs, now, lease)
+
+
+def recent_spent(plan: Plan, now: datetime) -> int | None:
+    """The budget's total as this process last read or wrote it, if that was recent.
+
+    Every store write returns the true total (other processes' spend included), so while a
+    process is making calls its view is as fresh as its last call; see BudgetView.
+    """
+    assert plan.budget is not None
+    return runtime.processor.view.recent(plan.project, period_key(plan.budget.reset, now))
 
 
 # -- one call -----------------------------------------------------------------------------

@@ -73,7 +73,7 @@ class StreamSettlement:
     def settle_from_finalizer(self) -> None:
         """Garbage collection may run on an event loop thread: settle in a worker."""
         if self.claim():
-            runtime.executor().submit(self.call.finish_stream, self.accumulator, None)
+            runtime.worker.submit(self.call.finish_stream, self.accumulator, None)
 
 
 class SyncStreamProxy(Iterator[Any]):

@@ -2,9 +2,10 @@
 
 Rule: never replace a TracerProvider or MeterProvider that the app set. When the app has an
 SDK TracerProvider, llm_toll creates its spans with it (so they flow through the app's
-exporters and samplers) and attaches its CostSpanProcessor to it once. Otherwise llm_toll
-keeps a private TracerProvider, which exports over OTLP only when the standard
-``OTEL_EXPORTER_OTLP_*`` variables ask for it. Accounting never depends on any of this.
+exporters and samplers) and attaches its CostSpanProcessor to it once. Otherwise, when the
+standard ``OTEL_EXPORTER_OTLP_*`` variables ask for export, llm_toll keeps a private
+TracerProvider exporting over OTLP; and when nothing is configured, it records no spans at
+all (a span nobody can see is pure overhead). Accounting never depends on any of this.
 """
 
 from __future__ import annotations
@@ -91,8 +92,7 @@ def _private_tracer_provider_get() -> TracerProvider:
     global _private_tracer_provider
     if _private_tracer_provider is None:
         provider = TracerProvider(resource=Resource.create())
-        if not sdk_disabled() and _otlp_requested("TRACES"):
-            provider.add_span_processor(BatchSpanProcessor(_span_exporter()))
+        provider.add_span_processor(BatchSpanProcessor(_span_exporter()))
         _private_tracer_provider = provider
     return _private_tracer_provider
 
@@ -105,11 +105,16 @@ def tracer() -> trace.Tracer:
     if resolved is not None and resolved[0] is current:
         return resolved[1]
     with _lock:
-        provider = (
-            current if isinstance(current, TracerProvider) else _private_tracer_provider_get()
-        )
-        _attach_once(provider)
-        chosen = provider.get_tracer(SCOPE, VERSION)
+        chosen: trace.Tracer
+        if isinstance(current, TracerProvider):
+            _attach_once(current)
+            chosen = current.get_tracer(SCOPE, VERSION)
+        elif not sdk_disabled() and _otlp_requested("TRACES"):
+            provider = _private_tracer_provider_get()
+            _attach_once(provider)
+            chosen = provider.get_tracer(SCOPE, VERSION)
+        else:
+            chosen = trace.NoOpTracer()
         _resolved = (current, chosen)
         return chosen
 
