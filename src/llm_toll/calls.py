@@ -35,6 +35,7 @@ from llm_toll.usage import (
     request_text,
     response_text,
 )
+from llm_toll.usage._fields import get
 from llm_toll.usage.custom import coerce_custom_usage
 from llm_toll.warn import warn_once
 
@@ -56,6 +57,15 @@ class Plan:
     @property
     def limit_nanos(self) -> int | None:
         return None if self.budget is None else self.budget.limit_nanos
+
+
+def reported_model(response: object) -> str | None:
+    """The model a response names, to price an estimate by (OpenAI, Anthropic, Gemini)."""
+    for name in ("model", "model_version", "modelVersion"):
+        value = get(response, name)
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 def utcnow() -> datetime:
@@ -239,8 +249,14 @@ class Call:
         """Usage already known (integrations' callbacks): record it and end the span."""
         self._settle(found, store)
 
-    def finish_stream(self, stream: StreamAccumulator, error: BaseException | None) -> None:
-        """A stream ended (exhausted, closed, broken or collected): record what is known."""
+    def finish_stream(
+        self, stream: StreamAccumulator, error: BaseException | None, request_hint: str = ""
+    ) -> None:
+        """A stream ended (exhausted, closed, broken or collected): record what is known.
+
+        ``request_hint`` is the prompt text when the wrapped function's arguments do not
+        show it (read from the SDK stream's own HTTP request).
+        """
         try:
             found = stream.result()
         except UsageError as exc:
@@ -253,7 +269,7 @@ class Call:
                     "its stream did not report usage (for OpenAI pass "
                     "stream_options={'include_usage': True}); usage is estimated from the text",
                 )
-            found = self._estimate(stream.text, stream.model)
+            found = self._estimate(stream.text, stream.model, request_hint)
         if error is not None:
             self._mark_error(error)
         self._settle(found)
@@ -329,7 +345,7 @@ class Call:
             found = extract_usage(response)
         except UsageError as exc:
             self._warn_usage("bad-usage", f"its response carried unusable usage ({exc})")
-            return self._estimate(response_text(response), None)
+            return self._estimate(response_text(response), reported_model(response))
         if found is not None:
             return found
         if isinstance(response, str):
@@ -342,8 +358,9 @@ class Call:
         )
         return None
 
-    def _estimate(self, completion: str, model: str | None) -> ExtractedUsage:
-        return estimate_usage(request_text(self.args, self.kwargs), completion, model)
+    def _estimate(self, completion: str, model: str | None, request_hint: str = "") -> ExtractedUsage:
+        prompt = request_text(self.args, self.kwargs) or request_hint
+        return estimate_usage(prompt, completion, model)
 
     def _warn_usage(self, cause: str, problem: str) -> None:
         warn_once(

@@ -8,13 +8,14 @@ block, an exception mid-stream, or garbage collection of a stream left half-read
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from llm_toll import runtime
 from llm_toll.calls import Call, off_loop
-from llm_toll.usage import StreamAccumulator
+from llm_toll.usage import StreamAccumulator, UsageError, request_text
 from llm_toll.usage.custom import coerce_custom_usage
 
 
@@ -28,16 +29,39 @@ def is_async_stream(value: object) -> bool:
     return hasattr(kind, "__aiter__") and hasattr(kind, "__anext__")
 
 
+def sdk_request_text(stream: object) -> str:
+    """The prompt of the HTTP request behind an SDK stream (OpenAI's and Anthropic's keep
+    it as ``stream.response.request``), for estimating input tokens when usage is missing."""
+    request = getattr(getattr(stream, "response", None), "request", None)
+    content = getattr(request, "content", None)
+    if not isinstance(content, bytes) or not content:
+        return ""
+    try:
+        body = json.loads(content)
+    except ValueError:
+        return ""
+    return request_text((), body) if isinstance(body, dict) else ""
+
+
 class StreamSettlement:
     """The accounting shared by both proxies and the generator wrappers."""
 
-    __slots__ = ("_done", "_lock", "accumulator", "call")
+    __slots__ = ("_done", "_lock", "accumulator", "call", "stream")
 
-    def __init__(self, call: Call) -> None:
+    def __init__(self, call: Call, stream: object = None) -> None:
         self.call = call
+        self.stream = stream
         self.accumulator = StreamAccumulator()
         self._done = False
         self._lock = threading.Lock()
+
+    def _finish(self, error: BaseException | None) -> None:
+        try:
+            reported = self.accumulator.result() is not None
+        except UsageError:
+            reported = False
+        hint = "" if reported else sdk_request_text(self.stream)
+        self.call.finish_stream(self.accumulator, error, hint)
 
     def feed(self, item: object) -> None:
         self.accumulator.add(item)
@@ -64,23 +88,23 @@ class StreamSettlement:
 
     def settle(self, error: BaseException | None) -> None:
         if self.claim():
-            self.call.finish_stream(self.accumulator, error)
+            self._finish(error)
 
     async def settle_async(self, error: BaseException | None) -> None:
         if self.claim():
-            await off_loop(self.call.finish_stream, self.accumulator, error)
+            await off_loop(self._finish, error)
 
     def settle_from_finalizer(self) -> None:
         """Garbage collection may run on an event loop thread: settle in a worker."""
         if self.claim():
-            runtime.worker.submit(self.call.finish_stream, self.accumulator, None)
+            runtime.worker.submit(self._finish, None)
 
 
 class SyncStreamProxy(Iterator[Any]):
     def __init__(self, stream: Any, call: Call) -> None:
         self._stream = stream
         self._iterator: Iterator[Any] | None = None
-        self._settlement = StreamSettlement(call)
+        self._settlement = StreamSettlement(call, stream)
 
     def __iter__(self) -> SyncStreamProxy:
         return self
@@ -139,7 +163,7 @@ class AsyncStreamProxy(AsyncIterator[Any]):
     def __init__(self, stream: Any, call: Call) -> None:
         self._stream = stream
         self._iterator: AsyncIterator[Any] | None = None
-        self._settlement = StreamSettlement(call)
+        self._settlement = StreamSettlement(call, stream)
 
     def __aiter__(self) -> AsyncStreamProxy:
         return self

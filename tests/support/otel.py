@@ -43,8 +43,9 @@ class Telemetry:
         return list(self.exporter.get_finished_spans())
 
     def span(self) -> ReadableSpan:
-        spans = self.spans()
-        assert len(spans) == 1, [s.name for s in spans]
+        """The one span llm_toll made (SDKs with their own instrumentation add others)."""
+        spans = [s for s in self.spans() if "llm_toll.project" in (s.attributes or {})]
+        assert len(spans) == 1, [s.name for s in self.spans()]
         return spans[0]
 
     def points(self, name: str) -> list[Any]:

@@ -82,7 +82,7 @@ async def run_research_agent(server: ReplayServer, anthropic_client: Any) -> Non
     async def research(topic: str) -> Any:
         server.script(text=REPORT)  # the replay server will answer with a long report
         stream = await anthropic_client.messages.create(
-            model="claude-sonnet-4-5",
+            model="claude-sonnet-4-6",
             max_tokens=4096,
             messages=[{"role": "user", "content": f"Write a report on {topic}."}],
             stream=True,
