@@ -1,0 +1,190 @@
+"""Prices from genai-prices, made cheap enough to run on every LLM call.
+
+``genai_prices.calc_price`` takes tens of microseconds per call, more than the whole per-call
+budget of the decorator. Its rules are not re-implemented here; instead:
+
+* the (provider, model) lookup is done once per model (see ``find_model``);
+* the price in force at the request time is still chosen by genai-prices on every call
+  (``ModelInfo.get_prices``, a fraction of a microsecond), so a dated or time-of-day price
+  change is always respected; what is cached is keyed by that ``ModelPrice`` object;
+* a ``ModelPrice`` is affine in the token counts between two tier thresholds (a price without
+  tiers has a single such region). For each region used, the exact coefficients are read off
+  genai-prices' own calculation by finite differences (exact in ``Decimal`` for an affine
+  function), then checked against a direct calculation of two other usages in the region, at
+  its middle and at its top. A region that fails the check, or is too narrow to probe, is
+  priced by a direct genai-prices calculation on every call instead.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+import genai_prices
+from genai_prices import data_snapshot
+from genai_prices.types import ModelInfo, ModelPrice, Provider, TieredPrices
+
+from llm_toll.money import usd_to_nanos
+from llm_toll.pricing_linear import LinearPrice
+from llm_toll.usage.base import MAX_TOKENS_PER_CALL, Usage
+
+GENAI_PRICES_SOURCE = f"genai-prices {genai_prices.__version__}"
+
+# Semantic-convention provider names whose genai-prices id differs or is not found by
+# genai-prices' own provider matching (which, e.g., reads "azure.ai.openai" as OpenAI).
+# Other names are passed to genai-prices as they are.
+_GENAI_PROVIDER_IDS: dict[str, str] = {
+    "gcp.gemini": "google",
+    "gcp.vertex_ai": "google",
+    "gcp.gen_ai": "google",
+    "aws.bedrock": "aws",
+    "azure.ai.openai": "azure",
+    "azure.ai.inference": "azure",
+    "x_ai": "x-ai",
+    "mistral_ai": "mistral",
+}
+
+Snapshot = data_snapshot.DataSnapshot
+
+
+def current_snapshot() -> Snapshot:
+    """The price data genai-prices uses now (bundled, or refreshed by an update)."""
+    return data_snapshot.get_snapshot()
+
+
+def genai_provider_id(provider: str) -> str:
+    """The genai-prices provider id to try first for a semantic-convention provider name."""
+    return _GENAI_PROVIDER_IDS.get(provider, provider)
+
+
+def find_model(snapshot: Snapshot, model: str, provider: str | None) -> GenaiModel | None:
+    """Resolve a model, trying the provider as a hint first, then the model name alone."""
+    hints = (genai_provider_id(provider), None) if provider else (None,)
+    for provider_id in hints:
+        try:
+            found_provider, info = snapshot.find_provider_model(model, None, provider_id, None)
+        except LookupError:
+            continue
+        return GenaiModel(found_provider, info)
+    return None
+
+
+def to_genai_usage(usage: Usage) -> genai_prices.Usage:
+    """Both count cached tokens inside input and reasoning tokens inside output."""
+    return genai_prices.Usage(
+        input_tokens=usage.input_tokens,
+        cache_read_tokens=usage.cache_read_input_tokens,
+        cache_write_tokens=usage.cache_creation_input_tokens,
+        output_tokens=usage.output_tokens,
+        # A priced unit of its own for a few models; elsewhere genai-prices prices it as output.
+        output_reasoning_tokens=usage.reasoning_output_tokens,
+    )
+
+
+@dataclass(slots=True)
+class _PriceTable:
+    """What was derived for one ``ModelPrice``: per region, a LinearPrice, or None to ask
+    genai-prices directly."""
+
+    model_price: ModelPrice
+    tier_starts: tuple[int, ...]
+    regions: dict[int, LinearPrice | None] = field(default_factory=dict)
+
+
+class GenaiModel:
+    """One model of genai-prices, priced fast for the usages it is called with."""
+
+    __slots__ = ("_info", "_provider", "_tables")
+
+    def __init__(self, provider: Provider, info: ModelInfo) -> None:
+        self._provider = provider
+        self._info = info
+        self._tables: dict[int, _PriceTable] = {}
+
+    def nanos(self, usage: Usage, when: datetime) -> int:
+        """The cost of ``usage`` at request time ``when``, in nano-USD."""
+        linear = self.linear_price(when, usage.input_tokens)
+        if linear is None:
+            return usd_to_nanos(self.exact_usd(usage, when))
+        return linear.nanos(usage)
+
+    def linear_price(self, when: datetime, input_tokens: int) -> LinearPrice | None:
+        """The fast price for calls at ``when`` with this many input tokens, derived on first
+        use; None when such calls are priced by genai-prices directly."""
+        model_price = self._info.get_prices(when)
+        table = self._tables.get(id(model_price))
+        if table is None or table.model_price is not model_price:
+            table = _PriceTable(model_price, _tier_starts(model_price))
+            self._tables[id(model_price)] = table
+        # Tiers apply when the input count is *above* a start, as in genai-prices.
+        region = bisect_left(table.tier_starts, input_tokens) if table.tier_starts else 0
+        try:
+            return table.regions[region]
+        except KeyError:
+            linear = table.regions[region] = self._derive(table, region, when)
+            return linear
+
+    def exact_usd(self, usage: Usage, when: datetime) -> Decimal:
+        """genai-prices' own calculation, without the lookup ``calc_price`` repeats."""
+        calc = self._info.calc_price(
+            to_genai_usage(usage), self._provider, genai_request_timestamp=when
+        )
+        return calc.total_price
+
+    def _derive(self, table: _PriceTable, region: int, when: datetime) -> LinearPrice | None:
+        starts = table.tier_starts
+        lowest = starts[region - 1] + 1 if region > 0 else 0
+        highest = starts[region] if region < len(starts) else MAX_TOKENS_PER_CALL
+        if highest - lowest < 1:
+            return None
+
+        def cost(usage: Usage) -> Decimal:
+            calc = self._info.calc_price(
+                to_genai_usage(usage), self._provider, genai_request_timestamp=when
+            )
+            if calc.model_price is not table.model_price:
+                raise LookupError("genai-prices chose another price while deriving this one")
+            return calc.total_price
+
+        try:
+            base = cost(Usage(lowest))
+            one_more = cost(Usage(lowest + 1))
+            output = cost(Usage(lowest, 1))
+            per_input = one_more - base
+            linear = LinearPrice.from_usd(
+                intercept=base - per_input * lowest,
+                per_input=per_input,
+                per_cache_read=cost(Usage(lowest + 1, 0, 1)) - one_more,
+                per_cache_write=cost(Usage(lowest + 1, 0, 0, 1)) - one_more,
+                per_output=output - base,
+                per_reasoning=cost(Usage(lowest, 1, 0, 0, 1)) - output,
+            )
+            probes = (_probe((lowest + highest) // 2), _probe(highest))
+            if all(linear.exact_usd(probe) == cost(probe) for probe in probes):
+                return linear
+        except (ArithmeticError, LookupError, ValueError):
+            pass
+        return None
+
+
+def _tier_starts(model_price: ModelPrice) -> tuple[int, ...]:
+    starts = {
+        tier.start
+        for price in vars(model_price).values()
+        if isinstance(price, TieredPrices)
+        for tier in price.tiers
+    }
+    return tuple(sorted(starts))
+
+
+def _probe(input_tokens: int) -> Usage:
+    """A usage with every count non-zero and unrelated to the others, for the check."""
+    return Usage(
+        input_tokens=input_tokens,
+        output_tokens=7919,
+        cache_read_input_tokens=input_tokens // 5,
+        cache_creation_input_tokens=input_tokens // 7,
+        reasoning_output_tokens=3001,
+    )
