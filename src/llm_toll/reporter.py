@@ -1,0 +1,172 @@
+"""One line per call and a session total, printed to the terminal (stderr by default).
+
+Colours follow https://no-color.org/: none when ``NO_COLOR`` is set to a non-empty value.
+Unlike llm-toll 0.13, colours are also left out when the output is not a terminal (a file,
+a pipe, a log collector), so redirected output stays free of escape codes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import threading
+import warnings
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from typing import IO
+
+from llm_toll.money import nanos_to_decimal, usd_to_nanos
+
+REPORT_ENV = "LLM_TOLL_REPORT"
+_TRUE_VALUES = frozenset({"1", "true", "yes"})
+_FALSE_VALUES = frozenset({"", "0", "false", "no"})
+
+_CYAN = "36"
+_GREEN = "32"
+_YELLOW = "33"
+_RED = "31"
+_BOLD = "1"
+
+_ONE_CENT = usd_to_nanos("0.01")
+_TEN_CENTS = usd_to_nanos("0.10")
+_SHOWN_PLACES = Decimal("0.0001")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTotals:
+    """What a reporter has seen since it was created or last reset."""
+
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_nanos: int = 0
+
+
+class CostReporter:
+    """Prints per-call costs and a session summary, keeping exact session totals.
+
+    Session totals are kept even when the reporter is disabled, so enabling it later or
+    reading :attr:`totals` still gives the whole session.
+    """
+
+    def __init__(self, *, enabled: bool = True, file: IO[str] | None = None) -> None:
+        self._enabled = enabled
+        self._file = file
+        self._totals = SessionTotals()
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return self._enabled
+
+    @property
+    def totals(self) -> SessionTotals:
+        return self._totals
+
+    def report_call(
+        self, model: str, input_tokens: int, output_tokens: int, cost: float | Decimal
+    ) -> None:
+        """Add one call to the session and print ``[cost] model: N in / M out -> $X``."""
+        _check_tokens("input_tokens", input_tokens)
+        _check_tokens("output_tokens", output_tokens)
+        cost_nanos = _cost_to_nanos(cost)
+        with self._lock:
+            totals = self._totals
+            self._totals = SessionTotals(
+                calls=totals.calls + 1,
+                input_tokens=totals.input_tokens + input_tokens,
+                output_tokens=totals.output_tokens + output_tokens,
+                cost_nanos=totals.cost_nanos + cost_nanos,
+            )
+        if not self._enabled:
+            return
+        colour = self._colour_on()
+        shown_cost = _paint(format_usd(cost_nanos), _cost_colour(cost_nanos), colour)
+        self._write(
+            f"[cost] {_paint(model, _CYAN, colour)}: "
+            f"{input_tokens:,} in / {output_tokens:,} out -> {shown_cost}"
+        )
+
+    def report_session(self) -> None:
+        """Print ``[session] N calls, X in / Y out, total $Z``; nothing if no call was seen."""
+        totals = self._totals
+        if not self._enabled or totals.calls == 0:
+            return
+        colour = self._colour_on()
+        shown_total = _paint(
+            format_usd(totals.cost_nanos), f"{_BOLD};{_cost_colour(totals.cost_nanos)}", colour
+        )
+        self._write(
+            f"[session] {totals.calls} calls, "
+            f"{totals.input_tokens:,} in / {totals.output_tokens:,} out, total {shown_total}"
+        )
+
+    def reset(self) -> None:
+        """Start a new session: zero all totals."""
+        with self._lock:
+            self._totals = SessionTotals()
+
+    def _stream(self) -> IO[str]:
+        # Looked up at write time so a replaced sys.stderr (tests, daemons) is honoured.
+        return self._file if self._file is not None else sys.stderr
+
+    def _colour_on(self) -> bool:
+        if os.environ.get("NO_COLOR", ""):
+            return False
+        isatty = getattr(self._stream(), "isatty", None)
+        return bool(isatty is not None and isatty())
+
+    def _write(self, line: str) -> None:
+        print(line, file=self._stream(), flush=True)
+
+
+def reporter_from_env() -> CostReporter:
+    """A reporter to stderr, enabled only when ``LLM_TOLL_REPORT`` is 1, true or yes."""
+    raw = os.environ.get(REPORT_ENV, "")
+    value = raw.strip().lower()
+    if value not in _TRUE_VALUES and value not in _FALSE_VALUES:
+        warnings.warn(
+            f"{REPORT_ENV}={raw!r} is not one of 1/true/yes or 0/false/no; "
+            "cost reporting stays off",
+            UserWarning,
+            stacklevel=2,
+        )
+    return CostReporter(enabled=value in _TRUE_VALUES)
+
+
+def format_usd(nanos: int, *, grouping: bool = False) -> str:
+    """``$0.0123``: four decimals, rounded half-up as people round money.
+
+    ``grouping`` adds thousands separators (``$1,234.5000``) for tables.
+    """
+    amount = nanos_to_decimal(nanos).quantize(_SHOWN_PLACES, rounding=ROUND_HALF_UP)
+    return f"${amount:,}" if grouping else f"${amount}"
+
+
+def _check_tokens(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+
+
+def _cost_to_nanos(cost: float | Decimal) -> int:
+    if isinstance(cost, bool) or not isinstance(cost, (int, float, Decimal)):
+        raise ValueError(f"cost must be a number of USD, got {cost!r}")
+    if not math.isfinite(cost):
+        raise ValueError(f"cost must be a finite number of USD, got {cost!r}")
+    if cost < 0:
+        raise ValueError(f"cost must not be negative, got {cost!r}")
+    return usd_to_nanos(cost)
+
+
+def _cost_colour(nanos: int) -> str:
+    """Green under one cent, yellow up to ten cents, red above."""
+    if nanos < _ONE_CENT:
+        return _GREEN
+    if nanos <= _TEN_CENTS:
+        return _YELLOW
+    return _RED
+
+
+def _paint(text: str, code: str, colour: bool) -> str:
+    return f"\033[{code}m{text}\033[0m" if colour else text
