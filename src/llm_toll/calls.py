@@ -155,7 +155,10 @@ def start_span(plan: Plan, kwargs: dict[str, Any] | None) -> Span:
     model = plan.model
     if model is None and kwargs is not None and isinstance(kwargs.get("model"), str):
         model = kwargs["model"]
-    attributes: dict[str, str] = {attr.OPERATION: attr.DEFAULT_OPERATION, attr.PROJECT: plan.project}
+    attributes: dict[str, str] = {
+        attr.OPERATION: attr.DEFAULT_OPERATION,
+        attr.PROJECT: plan.project,
+    }
     if model:
         attributes[attr.REQUEST_MODEL] = model
     name = f"{attr.DEFAULT_OPERATION} {model}" if model else attr.DEFAULT_OPERATION
@@ -358,7 +361,9 @@ class Call:
         )
         return None
 
-    def _estimate(self, completion: str, model: str | None, request_hint: str = "") -> ExtractedUsage:
+    def _estimate(
+        self, completion: str, model: str | None, request_hint: str = ""
+    ) -> ExtractedUsage:
         prompt = request_text(self.args, self.kwargs) or request_hint
         return estimate_usage(prompt, completion, model)
 

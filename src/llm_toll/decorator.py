@@ -13,8 +13,13 @@ from llm_toll.money import usd_to_nanos
 from llm_toll.rate_limiter import RateLimiter
 from llm_toll.records import BudgetSpec
 from llm_toll.runtime import set_reporter, set_store
-from llm_toll.streams import AsyncStreamProxy, StreamSettlement, SyncStreamProxy
-from llm_toll.streams import is_async_stream, is_sync_stream
+from llm_toll.streams import (
+    AsyncStreamProxy,
+    StreamSettlement,
+    SyncStreamProxy,
+    is_async_stream,
+    is_sync_stream,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -26,8 +26,7 @@ class BudgetExceededError(Exception):
         self.max_budget = max_budget
         if message is None and None not in (project, current_cost, max_budget):
             message = (
-                f"Budget exceeded for project '{project}': "
-                f"${current_cost:.4f} >= ${max_budget:.4f}"
+                f"Budget exceeded for project '{project}': ${current_cost:.4f} >= ${max_budget:.4f}"
             )
         super().__init__(*(() if message is None else (message,)))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import os
 import queue
 import threading
@@ -138,15 +139,15 @@ class Worker:
         self._thread = None
 
 
-def _answer(loop: Any, setter: Callable[[Any], None], future: asyncio.Future[Any], value: Any) -> None:
+def _answer(
+    loop: Any, setter: Callable[[Any], None], future: asyncio.Future[Any], value: Any
+) -> None:
     def settle() -> None:
         if not future.done():  # the awaiting task may have been cancelled
             setter(value)
 
-    try:
+    with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
         loop.call_soon_threadsafe(settle)
-    except RuntimeError:  # the loop is closed: nobody is waiting any more
-        pass
 
 
 worker = Worker()

@@ -173,7 +173,7 @@ class AsyncStreamProxy(AsyncIterator[Any]):
             self._iterator = self._stream.__aiter__()
         token = self._settlement.call.attach()
         try:
-            item = await self._iterator.__anext__()  # type: ignore[union-attr]
+            item = await self._iterator.__anext__()
         except StopAsyncIteration:
             self._settlement.call.detach(token)
             await self._settlement.settle_async(None)

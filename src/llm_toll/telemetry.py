@@ -41,10 +41,13 @@ def sdk_disabled() -> bool:
 
 
 def _otlp_requested(signal: str) -> bool:
-    return bool(
-        os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT")
-        or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    ) and os.environ.get(f"OTEL_{signal}_EXPORTER", "otlp").strip().lower() != "none"
+    return (
+        bool(
+            os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT")
+            or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        )
+        and os.environ.get(f"OTEL_{signal}_EXPORTER", "otlp").strip().lower() != "none"
+    )
 
 
 def _otlp_protocol(signal: str) -> str:

@@ -148,7 +148,9 @@ def test_openai_responses_api(store: SQLiteStore, replay: ReplayServer, openai_c
     assert_recorded(store, "oa-responses", replay, "openai")
 
 
-def test_openai_sync_generator(store: SQLiteStore, replay: ReplayServer, openai_client: Any) -> None:
+def test_openai_sync_generator(
+    store: SQLiteStore, replay: ReplayServer, openai_client: Any
+) -> None:
     @track_costs(project="oa-gen")
     def stream() -> Iterator[str]:
         with openai_client.chat.completions.create(
@@ -159,7 +161,7 @@ def test_openai_sync_generator(store: SQLiteStore, replay: ReplayServer, openai_
                     yield chunk.choices[0].delta.content
 
     # The generator yields only text, so usage cannot be seen: it is estimated, with a warning.
-    with pytest.warns(UserWarning):
+    with pytest.warns(UserWarning, match="did not report usage"):
         text = "".join(stream())
     assert text
     [row] = store.get_usage_logs("oa-gen")
@@ -274,8 +276,13 @@ async def test_gemini_streams(store: SQLiteStore, replay: ReplayServer, gemini_c
 
 @pytest.mark.parametrize(
     "usage",
-    [None, {"prompt_tokens": -5}, {"prompt_tokens": 12.5}, {"completion_tokens": 10**12},
-     "garbage"],
+    [
+        None,
+        {"prompt_tokens": -5},
+        {"prompt_tokens": 12.5},
+        {"completion_tokens": 10**12},
+        "garbage",
+    ],
     ids=["missing", "negative", "fractional", "absurd", "not-an-object"],
 )
 def test_malformed_usage_warns_returns_and_keeps_the_store(
@@ -294,8 +301,9 @@ def test_malformed_usage_warns_returns_and_keeps_the_store(
     assert 0 < row["input_tokens"] < 1000 and row["cost_nanos"] > 0
 
 
-def test_http_error_passes_through_unrecorded(store: SQLiteStore, replay: ReplayServer,
-                                              openai_client: Any, telemetry: Telemetry) -> None:  # fmt: skip
+def test_http_error_passes_through_unrecorded(
+    store: SQLiteStore, replay: ReplayServer, openai_client: Any, telemetry: Telemetry
+) -> None:
     import openai
 
     @track_costs(project="oa-error")

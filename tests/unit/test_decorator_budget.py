@@ -9,7 +9,12 @@ from typing import Any
 
 import pytest
 
-from llm_toll import BudgetExceededError, PricingMatrixOutdatedWarning, default_registry, track_costs
+from llm_toll import (
+    BudgetExceededError,
+    PricingMatrixOutdatedWarning,
+    default_registry,
+    track_costs,
+)
 from llm_toll.money import usd_to_nanos
 from llm_toll.store import SQLiteStore
 from tests.support.otel import Telemetry
@@ -59,7 +64,9 @@ def test_crossing_call_returns_and_later_calls_are_refused(
     refusal = spans[-1]
     assert refusal.attributes is not None
     assert refusal.attributes["error.type"] == "BudgetExceededError"
-    assert telemetry.sum_for("llm_toll.budget.rejections", **{"llm_toll.project": "budget-cross"}) == 1
+    assert (
+        telemetry.sum_for("llm_toll.budget.rejections", **{"llm_toll.project": "budget-cross"}) == 1
+    )
 
 
 def test_threshold_attributes_and_gauges(
@@ -131,9 +138,12 @@ def test_unknown_model_is_recorded_flagged_and_counted(
     assert [(r["input_tokens"], r["output_tokens"], r["cost"]) for r in rows] == [(10, 5, 0.0)] * 2
     span = telemetry.spans()[0]
     assert span.attributes is not None and span.attributes["llm_toll.price.known"] is False
-    assert telemetry.sum_for(
-        "llm_toll.calls.unpriced", **{"gen_ai.request.model": "totally-new-model-9000"}
-    ) == 2
+    assert (
+        telemetry.sum_for(
+            "llm_toll.calls.unpriced", **{"gen_ai.request.model": "totally-new-model-9000"}
+        )
+        == 2
+    )
 
 
 def test_cost_counter_matches_the_store(store: SQLiteStore, telemetry: Telemetry) -> None:

@@ -17,7 +17,9 @@ from llm_toll.store import SQLiteStore
 from tests.support.otel import Telemetry
 
 
-def chat(prompt_tokens: int = 100, completion_tokens: int = 20, model: str = "gpt-4o") -> dict[str, Any]:
+def chat(
+    prompt_tokens: int = 100, completion_tokens: int = 20, model: str = "gpt-4o"
+) -> dict[str, Any]:
     return {
         "id": "chatcmpl-1",
         "object": "chat.completion",
@@ -225,7 +227,9 @@ async def test_coroutine_returning_async_stream(store: SQLiteStore) -> None:
     assert len(logs(store, "shapes-astream")) == 1
 
 
-def test_exceptions_pass_through_and_mark_the_span(store: SQLiteStore, telemetry: Telemetry) -> None:
+def test_exceptions_pass_through_and_mark_the_span(
+    store: SQLiteStore, telemetry: Telemetry
+) -> None:
     class Boom(Exception):
         pass
 

@@ -131,9 +131,10 @@ def print_summary(store: SQLiteStore) -> None:
     for row in store.get_budget_utilization():
         if row["limit"] is None:
             continue
+        spent, limit = f"${row['total_cost']:.6f}", f"${row['limit']:.2f}"
         print(
-            f"  {row['project']:16} {row['period']:>10} {'$' + format(row['total_cost'], '.6f'):>12} "
-            f"{'$' + format(row['limit'], '.2f'):>10} {row['utilization']:6.0%}"
+            f"  {row['project']:16} {row['period']:>10} {spent:>12} {limit:>10} "
+            f"{row['utilization']:6.0%}"
         )
 
 

@@ -1,7 +1,7 @@
 """LangChain callback handler: cost tracking without a decorator.
 
-    from llm_toll import LangChainCallback
-    llm = ChatOpenAI(model="gpt-4o", callbacks=[LangChainCallback(project="chain")])
+from llm_toll import LangChainCallback
+llm = ChatOpenAI(model="gpt-4o", callbacks=[LangChainCallback(project="chain")])
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """LiteLLM callback: cost tracking without a decorator.
 
-    import litellm
-    from llm_toll import LiteLLMCallback
-    litellm.callbacks = [LiteLLMCallback(project="my-app", max_budget=10.0)]
+import litellm
+from llm_toll import LiteLLMCallback
+litellm.callbacks = [LiteLLMCallback(project="my-app", max_budget=10.0)]
 """
 
 from __future__ import annotations
