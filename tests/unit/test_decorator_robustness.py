@@ -1,0 +1,172 @@
+"""Bad input and failing parts: clear warnings, the call's result returned, nothing lost."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import llm_toll
+from llm_toll import runtime, track_costs
+from llm_toll.exceptions import TelemetryWarning, UsageWarning
+from llm_toll.store import SQLiteStore
+from llm_toll.usage import Usage
+from tests.support.otel import Telemetry
+from tests.unit.test_decorator_shapes import AsyncClosableStream, chat, chunks
+
+
+def boom(response: Any) -> Any:
+    raise RuntimeError("extractor bug")
+
+
+@pytest.mark.parametrize(
+    "extractor",
+    [boom, lambda r: "garbage", lambda r: ("gpt-4o", -1, 5), lambda r: {"tokens": 3}],
+    ids=["raises", "wrong-type", "negative", "unknown-keys"],
+)
+def test_broken_extract_usage_falls_back_to_detection(store: SQLiteStore, extractor: Any) -> None:
+    @track_costs(project="robust-extract", extract_usage=extractor)
+    def ask() -> dict[str, Any]:
+        return chat(30, 7)
+
+    with pytest.warns(UsageWarning, match="extract_usage"):
+        assert ask() == chat(30, 7)
+    [row] = store.get_usage_logs("robust-extract")
+    assert (row["input_tokens"], row["output_tokens"]) == (30, 7)  # auto-detected instead
+
+
+@pytest.mark.parametrize(
+    "returned",
+    [("my-model", 11, 4), {"input_tokens": 11, "output_tokens": 4, "model": "my-model"},
+     Usage(11, 4)],
+    ids=["tuple-0.13", "dict", "usage"],
+)  # fmt: skip
+def test_extract_usage_wins_over_detection(store: SQLiteStore, returned: Any) -> None:
+    @track_costs(project="robust-custom", extract_usage=lambda response: returned)
+    def ask() -> dict[str, Any]:
+        return chat(999, 999)
+
+    ask()
+    [row] = store.get_usage_logs("robust-custom")
+    assert (row["input_tokens"], row["output_tokens"]) == (11, 4)
+
+
+def test_model_override_prices_and_names(store: SQLiteStore, telemetry: Telemetry) -> None:
+    @track_costs(project="robust-model", model="gpt-4o-mini")
+    def ask() -> dict[str, Any]:
+        return chat(1000, 0, model="my-finetune-xyz")
+
+    ask()
+    [row] = store.get_usage_logs("robust-model")
+    assert row["model"] == "gpt-4o-mini"
+    assert row["cost_nanos"] == 150_000  # gpt-4o-mini: $0.15 per million input tokens
+    assert telemetry.span().name == "chat gpt-4o-mini"
+
+
+def test_result_without_usage_warns_and_records_nothing(store: SQLiteStore) -> None:
+    @track_costs(project="robust-none")
+    def ask() -> int:
+        return 42
+
+    with pytest.warns(UsageWarning, match="extract_usage="):
+        assert ask() == 42
+    assert store.get_usage_logs("robust-none") == []
+
+
+def test_text_result_is_estimated(store: SQLiteStore) -> None:
+    @track_costs(project="robust-text", model="gpt-4o")
+    def ask(prompt: str) -> str:
+        return "A reply of a few words."
+
+    with pytest.warns(UsageWarning, match="estimated"):
+        ask("What is the answer to everything?")
+    [row] = store.get_usage_logs("robust-text")
+    assert row["estimated"] and row["input_tokens"] > 0 and row["output_tokens"] > 0
+
+
+def test_locked_database_keeps_records_until_writable(tmp_path: Path) -> None:
+    db_path = tmp_path / "locked.db"
+    store = SQLiteStore(db_path, busy_timeout_s=0.05)
+    llm_toll.set_store(store)
+    llm_toll.set_reporter(llm_toll.CostReporter(enabled=False))
+    try:
+
+        @track_costs(project="robust-locked")
+        def ask(n: int) -> dict[str, Any]:
+            return chat(10 + n, 1)
+
+        ask(0)  # creates the schema
+        blocker = sqlite3.connect(db_path, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        with pytest.warns(TelemetryWarning, match="kept in memory"):
+            assert ask(1)["usage"]["prompt_tokens"] == 11  # the app is not broken
+        ask(2)
+        assert runtime.processor.pending == 2
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        ask(3)  # the next write drains the spool first, in order
+        assert runtime.processor.pending == 0
+        rows = store.get_usage_logs("robust-locked")
+        assert sorted(r["input_tokens"] for r in rows) == [10, 11, 12, 13]
+    finally:
+        llm_toll.set_store(None)
+        llm_toll.set_reporter(None)
+        store.close()
+
+
+async def test_cancelled_caller_does_not_lose_the_record(store: SQLiteStore) -> None:
+    @track_costs(project="robust-cancel")
+    async def ask() -> dict[str, Any]:
+        return chat(21, 2)
+
+    # Keep the worker busy, so the call's settlement is still queued when it is cancelled.
+    hold = threading.Event()
+    runtime.worker.submit(hold.wait)
+    task = asyncio.create_task(ask())
+    await asyncio.sleep(0)  # the task runs the call and waits for its settlement
+    assert store.get_usage_logs("robust-cancel") == []
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    hold.set()
+    assert runtime.worker.drain(10)
+    [row] = store.get_usage_logs("robust-cancel")
+    assert (row["input_tokens"], row["output_tokens"]) == (21, 2)
+
+
+async def test_async_stream_dropped_unread_is_settled(store: SQLiteStore) -> None:
+    @track_costs(project="robust-agc")
+    async def get_stream() -> AsyncClosableStream:
+        return AsyncClosableStream(chunks())
+
+    streams = [await get_stream()]
+
+    def drop_unread() -> None:
+        streams.clear()
+        gc.collect()
+        assert runtime.worker.drain(10)  # the finaliser hands settling to the worker
+
+    with pytest.warns(UsageWarning, match="did not report usage"):
+        drop_unread()
+    assert len(store.get_usage_logs("robust-agc")) == 1
+
+
+def test_prompt_text_never_reaches_telemetry(store: SQLiteStore, telemetry: Telemetry) -> None:
+    secret = "my-very-private-prompt-text"
+
+    @track_costs(project="robust-private")
+    def ask(prompt: str) -> dict[str, Any]:
+        response = chat()
+        response["choices"][0]["message"]["content"] = secret
+        return response
+
+    ask(secret)
+    for span in telemetry.spans():
+        values = [*(span.attributes or {}).values(), span.name]
+        values += [v for event in span.events for v in (event.attributes or {}).values()]
+        assert all(secret not in str(value) for value in values)
