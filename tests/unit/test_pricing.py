@@ -19,7 +19,7 @@ from genai_prices.types import ModelPrice, StartDateConstraint, TieredPrices
 from llm_toll.exceptions import PricingMatrixOutdatedWarning, UsageWarning
 from llm_toll.money import usd_to_nanos
 from llm_toll.pricing import LOCAL_MODEL_PREFIXES, Price, PricingRegistry, default_registry
-from llm_toll.pricing_genai import current_snapshot, find_model, genai_provider_id
+from llm_toll.pricing_genai import GenaiModel, current_snapshot, find_model, genai_provider_id
 from llm_toll.pricing_linear import LinearPrice
 from llm_toll.remote_pricing import update_pricing
 from llm_toll.usage.base import Usage
@@ -192,6 +192,27 @@ def test_fast_path_agrees_with_genai_prices_over_random_usages(
         assert linear.nanos(usage) == genai_nanos(model, usage, provider_id=genai_provider), usage
 
 
+def test_fast_path_agrees_with_genai_prices_for_every_model_in_its_data() -> None:
+    """Every model of the installed genai-prices' data (which differs between releases, e.g.
+    0.1.13 on Python 3.10 and 0.2.x after), against that model's own calculation: the one
+    ``calc_price`` makes once it has found the model, as names need not find every model."""
+    rng = random.Random("pricing-every-model")
+    models = 0
+    for provider in current_snapshot().providers:
+        for info in provider.models:
+            models += 1
+            found = GenaiModel(provider, info)
+            for _ in range(3):
+                usage = random_usage(rng, max_input=1_200_000)
+                calc = info.calc_price(genai_usage(usage), provider, genai_request_timestamp=NOW)
+                assert found.nanos(usage, NOW) == usd_to_nanos(calc.total_price), (
+                    provider.id,
+                    info.id,
+                    usage,
+                )
+    assert models > 1_000
+
+
 def test_fast_path_registry_agrees_over_random_usages(registry: PricingRegistry) -> None:
     rng = random.Random(20_260_101)
     for _ in range(500):
@@ -229,9 +250,9 @@ def test_linear_price_rounds_once_half_to_even() -> None:
 DATED_USAGE = Usage(100_000, 20_000, cache_read_input_tokens=30_000, reasoning_output_tokens=9_000)
 
 
-def dated_change(*, future: bool) -> tuple[str, str, date]:
-    """(provider id, model id, start date) of a price change in genai-prices' data that is in
-    the past (or the future) and changes what ``DATED_USAGE`` costs."""
+def dated_change() -> tuple[str, str, date]:
+    """(provider id, model id, start date) of a past price change in genai-prices' data that
+    changes what ``DATED_USAGE`` costs."""
     for provider in current_snapshot().providers:
         if provider.id not in ("openai", "anthropic", "google"):
             continue
@@ -242,7 +263,7 @@ def dated_change(*, future: bool) -> tuple[str, str, date]:
                 constraint = conditional.constraint
                 if not isinstance(constraint, StartDateConstraint):
                     continue
-                if (constraint.start_date > NOW.date()) != future:
+                if constraint.start_date > NOW.date():
                     continue
                 day_before = at_noon(constraint.start_date - timedelta(days=1))
                 if genai_nanos(model.id, DATED_USAGE, provider_id=provider.id, at=day_before) != (
@@ -254,7 +275,7 @@ def dated_change(*, future: bool) -> tuple[str, str, date]:
                     )
                 ):
                     return provider.id, model.id, constraint.start_date
-    raise AssertionError(f"genai-prices' data has no dated price change ({future=})")
+    raise AssertionError("genai-prices' data has no past price change")
 
 
 def at_noon(day: date) -> datetime:
@@ -262,7 +283,7 @@ def at_noon(day: date) -> datetime:
 
 
 def test_price_at_a_past_time_uses_the_price_of_that_time(registry: PricingRegistry) -> None:
-    provider, model, change = dated_change(future=False)
+    provider, model, change = dated_change()
     before, after = at_noon(change - timedelta(days=1)), at_noon(change)
     # Interleaved, so a cached price of one time cannot leak into the other.
     costs = [
@@ -274,13 +295,36 @@ def test_price_at_a_past_time_uses_the_price_of_that_time(registry: PricingRegis
     assert costs[0] != costs[1]
 
 
-def test_a_price_that_starts_later_is_used_from_its_start(registry: PricingRegistry) -> None:
-    provider, model, change = dated_change(future=True)
-    now = registry.price(model, DATED_USAGE, provider=provider).cost_nanos
-    later = registry.price(model, DATED_USAGE, provider=provider, at=at_noon(change)).cost_nanos
-    assert now == genai_nanos(model, DATED_USAGE, provider_id=provider)
-    assert later == genai_nanos(model, DATED_USAGE, provider_id=provider, at=at_noon(change))
-    assert now != later
+def test_a_price_that_starts_later_is_used_from_its_start(
+    registry: PricingRegistry, serve: list[PriceServer]
+) -> None:
+    # Served data with a change a month from today, since the future changes in bundled data
+    # run out (for good on Python 3.10, whose last genai-prices release is 0.1.13).
+    change = NOW.date() + timedelta(days=30)
+    dated_model = {
+        "id": "toll-dated",
+        "match": {"equals": "toll-dated"},
+        "prices": [
+            {"prices": {"input_mtok": "1", "output_mtok": "2"}},
+            {
+                "constraint": {"start_date": change.isoformat()},
+                "prices": {"input_mtok": "3", "output_mtok": "5"},
+            },
+        ],
+    }
+    providers = [{**SERVED_PROVIDERS[0], "models": [dated_model]}]
+    server = PriceServer(json.dumps(providers).encode())
+    serve.append(server)
+    assert update_pricing(url=server.url, registry=registry) is True
+    usage = Usage(1_000, 10)
+    start, day_before = at_noon(change), at_noon(change - timedelta(days=1))
+
+    # Interleaved, so a cached price of one time cannot leak into the other.
+    now, later, before = (
+        registry.price("toll-dated", usage, at=at).cost_nanos for at in (None, start, day_before)
+    )
+    assert now == before == genai_nanos("toll-dated", usage) == 1_000 * 1_000 + 10 * 2_000
+    assert later == genai_nanos("toll-dated", usage, at=start) == 1_000 * 3_000 + 10 * 5_000
 
 
 # -- provider hints ------------------------------------------------------------------------------
