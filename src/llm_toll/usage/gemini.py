@@ -1,0 +1,102 @@
+"""Google Gemini (google-genai): ``generate_content``, whole and streamed.
+
+``prompt_token_count`` already includes ``cached_content_token_count``; tool results fed
+back to the model (``tool_use_prompt_token_count``) and thoughts (``thoughts_token_count``)
+are counted *apart* from the prompt and the candidates, so they are added to input and
+output here (``total_token_count`` is the sum of all four).
+
+Every function accepts the SDK object, its ``model_dump()`` (snake_case) or the REST JSON
+(camelCase).
+"""
+
+from __future__ import annotations
+
+from llm_toll.usage._fields import as_list, checked_usage, count, get, get2, text_of, usage_object
+from llm_toll.usage.base import ExtractedUsage, Usage
+
+PROVIDER = "gcp.gemini"
+OPERATION = "generate_content"
+_WHERE = "gcp.gemini generate_content"
+
+
+def usage_metadata(metadata: object, where: str = _WHERE) -> Usage:
+    """``GenerateContentResponseUsageMetadata`` as a Usage."""
+    metadata = usage_object(where, metadata)
+    prompt = count(
+        where,
+        "usage_metadata.prompt_token_count",
+        get2(metadata, "prompt_token_count", "promptTokenCount"),
+        required=True,
+    )
+    tool_prompt = count(
+        where,
+        "usage_metadata.tool_use_prompt_token_count",
+        get2(metadata, "tool_use_prompt_token_count", "toolUsePromptTokenCount"),
+    )
+    # Absent when the model produced no candidates (e.g. a blocked prompt): 0, not missing.
+    candidates = count(
+        where,
+        "usage_metadata.candidates_token_count",
+        get2(metadata, "candidates_token_count", "candidatesTokenCount"),
+    )
+    thoughts = count(
+        where,
+        "usage_metadata.thoughts_token_count",
+        get2(metadata, "thoughts_token_count", "thoughtsTokenCount"),
+    )
+    return checked_usage(
+        where,
+        input_tokens=prompt + tool_prompt,
+        output_tokens=candidates + thoughts,
+        cache_read_input_tokens=count(
+            where,
+            "usage_metadata.cached_content_token_count",
+            get2(metadata, "cached_content_token_count", "cachedContentTokenCount"),
+        ),
+        reasoning_output_tokens=thoughts,
+    )
+
+
+def model_version(response: object) -> str | None:
+    return text_of(get2(response, "model_version", "modelVersion"))
+
+
+def response_id(response: object) -> str | None:
+    return text_of(get2(response, "response_id", "responseId"))
+
+
+def metadata_of(response: object) -> object:
+    """The usage metadata of a response or stream chunk, None when it has none."""
+    return get2(response, "usage_metadata", "usageMetadata")
+
+
+def is_finished(chunk: object) -> bool:
+    """True for the last chunk of a stream: a candidate carries a finish reason."""
+    return any(
+        get2(candidate, "finish_reason", "finishReason") is not None
+        for candidate in as_list(get(chunk, "candidates"))
+    )
+
+
+def from_generate_content(response: object) -> ExtractedUsage:
+    """A ``GenerateContentResponse``, or one chunk of a stream."""
+    return ExtractedUsage(
+        usage=usage_metadata(metadata_of(response)),
+        model=model_version(response),
+        provider=PROVIDER,
+        operation=OPERATION,
+        response_id=response_id(response),
+    )
+
+
+def candidate_text(response: object) -> str:
+    """The text parts of the first candidate, thoughts left out (as ``response.text`` does)."""
+    candidates = as_list(get(response, "candidates"))
+    if not candidates:
+        return ""
+    parts = as_list(get(get(candidates[0], "content"), "parts"))
+    return "".join(
+        text
+        for part in parts
+        if (text := text_of(get(part, "text"))) and get(part, "thought") is not True
+    )

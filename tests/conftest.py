@@ -1,0 +1,102 @@
+"""Shared fixtures: the loopback replay server and real SDK clients pointed at it.
+
+Nothing here reaches the network: every client talks to 127.0.0.1, and retries are off
+(``max_retries=0``, google-genai ``attempts=1``) so scripted HTTP errors fail at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+from llm_toll.demo.replay import ReplayServer
+
+if TYPE_CHECKING:
+    import anthropic
+    import openai
+    from google import genai
+
+API_KEY = "test"
+
+
+@pytest.fixture(scope="session")
+def replay_server() -> Iterator[ReplayServer]:
+    """One server for the whole session; tests use :func:`replay`, which resets it."""
+    with ReplayServer() as server:
+        yield server
+
+
+@pytest.fixture
+def replay(replay_server: ReplayServer) -> Iterator[ReplayServer]:
+    """The replay server with no queued scripts and no recorded requests."""
+    replay_server.reset()
+    yield replay_server
+    replay_server.reset()
+
+
+@pytest.fixture
+def openai_client(replay: ReplayServer) -> Iterator[openai.OpenAI]:
+    import openai
+
+    client = openai.OpenAI(base_url=replay.base_url + "/v1", api_key=API_KEY, max_retries=0)
+    with client:
+        yield client
+
+
+@pytest.fixture
+async def async_openai_client(replay: ReplayServer) -> AsyncIterator[openai.AsyncOpenAI]:
+    import openai
+
+    client = openai.AsyncOpenAI(base_url=replay.base_url + "/v1", api_key=API_KEY, max_retries=0)
+    async with client:
+        yield client
+
+
+@pytest.fixture
+def anthropic_client(replay: ReplayServer) -> Iterator[anthropic.Anthropic]:
+    import anthropic
+
+    client = anthropic.Anthropic(base_url=replay.base_url, api_key=API_KEY, max_retries=0)
+    with client:
+        yield client
+
+
+@pytest.fixture
+async def async_anthropic_client(replay: ReplayServer) -> AsyncIterator[anthropic.AsyncAnthropic]:
+    import anthropic
+
+    client = anthropic.AsyncAnthropic(base_url=replay.base_url, api_key=API_KEY, max_retries=0)
+    async with client:
+        yield client
+
+
+@pytest.fixture
+async def gemini_client(replay: ReplayServer) -> AsyncIterator[genai.Client]:
+    """A google-genai Client; its async API is ``gemini_client.aio``.
+
+    An async fixture, so that the client's async transport is closed on the loop it ran on.
+    google-genai quirk: it builds ``{base_url}/{api_version}/models/{model}:generateContent``
+    and, for the Gemini API, its default ``api_version`` is ``v1`` in google-genai 3.x
+    (``v1beta`` before); pinning ``v1beta`` keeps the documented URL. The replay server
+    answers either.
+    """
+    from google import genai
+    from google.genai import types
+
+    client = genai.Client(
+        api_key=API_KEY,
+        vertexai=False,
+        http_options=types.HttpOptions(
+            base_url=replay.base_url,
+            api_version="v1beta",
+            retry_options=types.HttpRetryOptions(attempts=1),
+        ),
+    )
+    yield client
+    await client.aio.aclose()
+    client.close()
+
+
+pytest_plugins = ["tests.support.otel"]
