@@ -121,6 +121,10 @@ class CostSpanProcessor(SpanProcessor):
             return None
         try:
             state = store.record_call(call, budget)
+        except ValueError as exc:  # a record no store can hold; callers validate first
+            warn_once("store-invalid", f"llm_toll could not record a call: {exc}",
+                      TelemetryWarning)  # fmt: skip
+            return None
         except StoreError as exc:
             self._keep(store, call, budget)
             warn_once(
