@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -22,6 +24,7 @@ from llm_toll.budget import period_key
 from llm_toll.exceptions import BudgetExceededError, LocalRateLimitError, UsageWarning
 from llm_toll.money import nanos_to_usd
 from llm_toll.pricing import default_registry
+from llm_toll.pricing_genai import snapshot_loaded
 from llm_toll.processor import budget_event_attributes
 from llm_toll.rate_limiter import RateLease, RateLimiter
 from llm_toll.records import BudgetSpec, CallRecord
@@ -41,6 +44,8 @@ from llm_toll.warn import warn_once
 
 T = TypeVar("T")
 UNKNOWN_MODEL = "unknown"
+# Async settlements queued in the worker beyond which callers wait for their own.
+MAX_BACKLOG = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +86,8 @@ async def off_loop(fn: Callable[..., T], *args: Any) -> T:
 
 
 def read_spent(plan: Plan, now: datetime) -> int | None:
-    """The budget's current spend from the store, or None when the store cannot answer."""
+    """The budget's current spend from the store (plus async calls' cost not yet written),
+    or None when the store cannot answer."""
     assert plan.budget is not None
     try:
         spent = runtime.get_store().get_spent(plan.project, plan.budget.reset, now)
@@ -93,8 +99,10 @@ def read_spent(plan: Plan, now: datetime) -> int | None:
             UsageWarning,
         )
         return None
-    runtime.processor.view.remember(plan.project, period_key(plan.budget.reset, now), spent)
-    return spent
+    period = period_key(plan.budget.reset, now)
+    view = runtime.processor.view
+    view.remember(plan.project, period, spent)
+    return spent + view.held(plan.project, period)
 
 
 def budget_refusal(plan: Plan, spent: int | None) -> BudgetExceededError | None:
@@ -187,17 +195,36 @@ async def begin_async(plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any])
     if plan.limit_nanos is not None:
         spent = recent_spent(plan, now)
         if spent is None:
-            spent = await off_loop(read_spent, plan, now)
+            spent = await shared_read(plan, now)
         refusal = budget_refusal(plan, spent)
         if refusal is not None:
-            await off_loop(record_refusal, plan, refusal)
+            runtime.worker.submit(record_refusal, plan, refusal)
             raise refusal
     try:
         lease = acquire_rate(plan)
     except LocalRateLimitError as refusal:
-        await off_loop(record_refusal, plan, refusal)
+        runtime.worker.submit(record_refusal, plan, refusal)
         raise
     return Call(plan, args, kwargs, now, lease)
+
+
+# Budget reads under way, per event loop and budget period: concurrent callers share one.
+_reads: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[str, str], asyncio.Future[int | None]]
+] = weakref.WeakKeyDictionary()
+
+
+async def shared_read(plan: Plan, now: datetime) -> int | None:
+    """``read_spent`` in the worker; a burst of calls (``asyncio.gather``) makes one read."""
+    assert plan.budget is not None
+    key = (plan.project, period_key(plan.budget.reset, now))
+    loop = asyncio.get_running_loop()
+    pending = _reads.setdefault(loop, {})
+    future = pending.get(key)
+    if future is None:
+        future = pending[key] = asyncio.ensure_future(off_loop(read_spent, plan, now))
+        future.add_done_callback(lambda _: pending.pop(key, None))
+    return await asyncio.shield(future)
 
 
 def recent_spent(plan: Plan, now: datetime) -> int | None:
@@ -248,6 +275,31 @@ class Call:
         """A plain (non-stream) result came back: record it and end the span."""
         self._settle(self._usage_of(response))
 
+    async def finish_async(self, response: Any) -> None:
+        """The same for an async call, without making the caller wait for the store.
+
+        Usage and price are worked out here (CPU only); the store write and the span's end
+        go to the worker thread. Until the write lands, the call's cost is held in the
+        budget view, so the next call's check already counts it; and the store's read
+        methods wait for such writes, so a caller reads its own writes. When the worker
+        falls behind, callers wait for their own write, which bounds the backlog.
+        """
+        found = self._usage_of(response)
+        if snapshot_loaded():
+            call = self._record_of(found)
+        else:  # the first call loads genai-prices' data, too slow for the event loop
+            call = await off_loop(self._record_of, found)
+        end_ns = time.time_ns()
+        held = None
+        budget = self.plan.budget
+        if call is not None and budget is not None and budget.limit_nanos is not None:
+            period = period_key(budget.reset, call.started_at)
+            held = runtime.processor.view.hold(call.project, period, call.cost_nanos)
+        if runtime.worker.backlog < MAX_BACKLOG:
+            runtime.worker.submit(self._commit, call, None, end_ns, held)
+        else:
+            await runtime.worker.run(self._commit, call, None, end_ns, held)
+
     def finish_with(self, found: ExtractedUsage, store: BaseStore | None = None) -> None:
         """Usage already known (integrations' callbacks): record it and end the span."""
         self._settle(found, store)
@@ -266,12 +318,11 @@ class Call:
             self._warn_usage("stream-usage", f"its stream reported unusable usage ({exc})")
             found = None
         if found is None:
-            if stream.chunks or error is None:
-                self._warn_usage(
-                    "stream-no-usage",
-                    "its stream did not report usage (for OpenAI pass "
-                    "stream_options={'include_usage': True}); usage is estimated from the text",
-                )
+            self._warn_usage(
+                "stream-no-usage",
+                "its stream did not report usage (for OpenAI pass "
+                "stream_options={'include_usage': True}); usage is estimated from the text",
+            )
             found = self._estimate(stream.text, stream.model, request_hint)
         if error is not None:
             self._mark_error(error)
@@ -298,17 +349,28 @@ class Call:
         self.span.set_attribute(attr.ERROR_TYPE, error_type)
 
     def _settle(self, found: ExtractedUsage | None, store: BaseStore | None = None) -> None:
+        self._commit(self._record_of(found), store)
+
+    def _record_of(self, found: ExtractedUsage | None) -> CallRecord | None:
+        """Price what was found and settle the rate-limit lease with the real token count."""
+        call = None if found is None else self._price(found)
+        if self.lease is not None:
+            self.lease.settle(0 if call is None else call.usage.total_tokens)
+        return call
+
+    def _commit(
+        self,
+        call: CallRecord | None,
+        store: BaseStore | None = None,
+        end_ns: int | None = None,
+        held: int | None = None,
+    ) -> None:
+        """Write the call through the processor, then end its span (at ``end_ns`` if given)."""
         try:
-            if found is None:
-                if self.lease is not None:
-                    self.lease.settle(0)
-                return
-            call = self._price(found)
-            if self.lease is not None:
-                self.lease.settle(call.usage.total_tokens)
-            runtime.processor.settle(self.span, call, self.plan.budget, store)
+            if call is not None:
+                runtime.processor.settle(self.span, call, self.plan.budget, store, held)
         finally:
-            self.span.end()
+            self.span.end(end_time=end_ns)
 
     def _price(self, found: ExtractedUsage) -> CallRecord:
         model = self.plan.model or found.model or self._request_model() or UNKNOWN_MODEL

@@ -7,9 +7,11 @@ import inspect
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any, TypeVar, overload
 
+from llm_toll import runtime
 from llm_toll.budget import validate_reset
-from llm_toll.calls import Plan, begin, begin_async, off_loop
+from llm_toll.calls import Plan, begin, begin_async
 from llm_toll.money import usd_to_nanos
+from llm_toll.pricing_genai import preload
 from llm_toll.rate_limiter import RateLimiter
 from llm_toll.records import BudgetSpec
 from llm_toll.runtime import set_reporter, set_store
@@ -101,6 +103,10 @@ def track_costs(
             limiter=limiter,
             extract_usage=extract_usage,
         )
+        if inspect.isasyncgenfunction(func) or inspect.iscoroutinefunction(func):
+            # Async calls price on the event loop: load genai-prices' data now, not in the
+            # middle of a run.
+            preload()
         if inspect.isasyncgenfunction(func):
             wrapper: Callable[..., Any] = _async_generator(func, plan)
         elif inspect.iscoroutinefunction(func):
@@ -143,14 +149,14 @@ def _coroutine(func: Callable[..., Any], plan: Plan) -> Callable[..., Any]:
             result = await func(*args, **kwargs)
         except BaseException as error:
             call.detach(token)
-            await off_loop(call.fail, error)
+            runtime.worker.submit(call.fail, error)
             raise
         call.detach(token)
         if is_async_stream(result):
             return AsyncStreamProxy(result, call)
         if is_sync_stream(result):
             return SyncStreamProxy(result, call)
-        await off_loop(call.finish, result)
+        await call.finish_async(result)
         return result
 
     return call_coroutine

@@ -17,6 +17,7 @@ the app is told once per cause.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import deque
@@ -42,28 +43,53 @@ MAX_SPOOLED = 1_000_000
 
 
 class BudgetView:
-    """This process's latest knowledge of budget totals, refreshed by every store access.
+    """This process's latest knowledge of budget totals, for the pre-call check.
 
-    Every write returns the store's new total, which includes what other threads and
+    Every store write returns the store's new total, which includes what other threads and
     processes spent, so a total learned at the end of the previous call is as good as a
     read at the start of this one, up to concurrent spend that a read could race with
-    anyway. Entries older than VIEW_MAX_AGE_S are not used.
+    anyway. Totals older than VIEW_MAX_AGE_S are not used.
+
+    Async calls hand their store write to the worker thread and return at once; until the
+    write lands, their cost is *held* here, so the next call's check already counts it.
+
+    No lock: the event loop and the worker thread touch it on every call, and a lock they
+    both take makes one wait out the other's GIL time slice. Each change is a single dict
+    store or pop, which CPython performs atomically.
     """
 
     def __init__(self) -> None:
         self._totals: dict[tuple[str, str], tuple[int, float]] = {}
+        self._held: dict[int, tuple[tuple[str, str], int]] = {}
+        self._tickets = itertools.count()
 
     def remember(self, project: str, period: str, spent_nanos: int) -> None:
+        """A total just read from or written to the store."""
         self._totals[(project, period)] = (spent_nanos, time.monotonic())
 
+    def hold(self, project: str, period: str, nanos: int) -> int:
+        """Count ``nanos`` as spent until ``release(ticket)``; returns the ticket."""
+        ticket = next(self._tickets)
+        self._held[ticket] = ((project, period), nanos)
+        return ticket
+
+    def release(self, ticket: int) -> None:
+        self._held.pop(ticket, None)
+
+    def held(self, project: str, period: str) -> int:
+        key = (project, period)
+        return sum(nanos for held_key, nanos in list(self._held.values()) if held_key == key)
+
     def recent(self, project: str, period: str) -> int | None:
+        """Total plus held cost, if the total is recent; else None (read the store)."""
         entry = self._totals.get((project, period))
         if entry is None or time.monotonic() - entry[1] > VIEW_MAX_AGE_S:
             return None
-        return entry[0]
+        return entry[0] + (self.held(project, period) if self._held else 0)
 
     def clear(self) -> None:
         self._totals.clear()
+        self._held.clear()
 
 
 class CostSpanProcessor(SpanProcessor):
@@ -84,13 +110,16 @@ class CostSpanProcessor(SpanProcessor):
         call: CallRecord,
         budget: BudgetSpec | None,
         store: BaseStore | None = None,
+        held: int | None = None,
     ) -> BudgetState | None:
         """Record ``call`` exactly once, then stamp the span and record metrics.
 
         ``store`` overrides the process-wide store (integrations configured with their own).
+        ``held`` is the ticket of the call's cost held in the view (see BudgetView.hold),
+        released once the write has landed.
         Never raises: store, span and metric failures are warned about, not propagated.
         """
-        state = self._write(store or self._store(), call, budget)
+        state = self._write(store or self._store(), call, budget, held)
         if span is not None and span.is_recording():
             try:
                 stamp_call(span, call, budget, state)
@@ -114,17 +143,21 @@ class CostSpanProcessor(SpanProcessor):
         return state
 
     def _write(
-        self, store: BaseStore, call: CallRecord, budget: BudgetSpec | None
+        self,
+        store: BaseStore,
+        call: CallRecord,
+        budget: BudgetSpec | None,
+        held: int | None,
     ) -> BudgetState | None:
-        if self._spool and not self._drain():
-            self._keep(store, call, budget)
-            return None
+        state = None
         try:
+            if self._spool and not self._drain():
+                self._keep(store, call, budget)
+                return None
             state = store.record_call(call, budget)
         except ValueError as exc:  # a record no store can hold; callers validate first
             warn_once("store-invalid", f"llm_toll could not record a call: {exc}",
                       TelemetryWarning)  # fmt: skip
-            return None
         except StoreError as exc:
             self._keep(store, call, budget)
             warn_once(
@@ -133,8 +166,11 @@ class CostSpanProcessor(SpanProcessor):
                 "be written when the store is writable again.",
                 TelemetryWarning,
             )
-            return None
-        self.view.remember(call.project, state.period, state.spent_nanos)
+        finally:
+            if state is not None:  # the new total first, so the cost is never missed
+                self.view.remember(call.project, state.period, state.spent_nanos)
+            if held is not None:
+                self.view.release(held)
         return state
 
     def _keep(self, store: BaseStore, call: CallRecord, budget: BudgetSpec | None) -> None:

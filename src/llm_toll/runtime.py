@@ -13,6 +13,7 @@ import os
 import queue
 import threading
 import warnings
+from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -22,6 +23,7 @@ from llm_toll.reporter import CostReporter, reporter_from_env
 from llm_toll.store import BaseStore, create_store
 
 T = TypeVar("T")
+EXIT_DRAIN_TIMEOUT_S = 10.0
 
 _lock = threading.Lock()
 _store: BaseStore | None = None
@@ -37,20 +39,24 @@ def get_store() -> BaseStore:
         if _store is None:
             url = os.environ.get("LLM_TOLL_STORE_URL") or None
             try:
-                _store = create_store(url)
+                store = create_store(url)
             except Exception as exc:
                 warnings.warn(
                     f"llm_toll could not open the store LLM_TOLL_STORE_URL={url!r} ({exc}); "
                     "falling back to the local SQLite store.",
                     stacklevel=2,
                 )
-                _store = create_store(None)
+                store = create_store(None)
+            store.set_write_barrier(worker.wait_idle)
+            _store = store
         return _store
 
 
 def set_store(store: BaseStore | None) -> None:
     """Use ``store`` for all decorated calls; ``None`` goes back to the default store."""
     global _store
+    if store is not None:
+        store.set_write_barrier(worker.wait_idle)
     with _lock:
         _store = store
     processor.view.clear()
@@ -91,6 +97,23 @@ class Worker:
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        # One entry per job handed over and not finished. Appends and pops are atomic, so
+        # the event loop never waits on a lock the worker holds (which would cost it the
+        # worker's whole GIL time slice).
+        self._unfinished: deque[None] = deque()
+
+    @property
+    def backlog(self) -> int:
+        return len(self._unfinished)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until work handed over so far has run (at once when there is none).
+
+        Returns at once in the worker itself, which cannot wait for its own queue.
+        """
+        if not self._unfinished or threading.current_thread() is self._thread:
+            return True
+        return self.drain(timeout)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -109,15 +132,21 @@ class Worker:
         return done.wait(timeout)
 
     def _put(self, job: _Job) -> None:
-        thread = self._thread
-        if thread is None or not thread.is_alive():
-            with self._lock:
-                if self._thread is None or not self._thread.is_alive():
-                    self._thread = threading.Thread(
-                        target=self._serve, name="llm_toll-worker", daemon=True
-                    )
-                    self._thread.start()
+        self._unfinished.append(None)
         self._queue.put(job)
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            return
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._serve, name="llm_toll-worker", daemon=True
+                )
+                self._thread.start()
+                # Registered now rather than at import, so that it runs before the exit
+                # handlers of providers the app set up in the meantime (atexit is LIFO):
+                # the spans still queued end while their exporters can take them.
+                atexit.register(self.drain, EXIT_DRAIN_TIMEOUT_S)
 
     def _serve(self) -> None:
         while True:
@@ -130,13 +159,16 @@ class Worker:
             except BaseException as error:  # handed back to the awaiting caller
                 if future is not None:
                     _answer(loop, future.set_exception, future, error)
-                continue
-            if future is not None:
-                _answer(loop, future.set_result, future, result)
+            else:
+                if future is not None:
+                    _answer(loop, future.set_result, future, result)
+            finally:
+                self._unfinished.pop()
 
     def forget_after_fork(self) -> None:
         self._queue = queue.SimpleQueue()
         self._thread = None
+        self._unfinished = deque()
 
 
 def _answer(
@@ -151,7 +183,6 @@ def _answer(
 
 
 worker = Worker()
-atexit.register(worker.drain, 10.0)
 
 
 processor = CostSpanProcessor(get_store, get_reporter)

@@ -94,7 +94,8 @@ def _attach_once(provider: TracerProvider) -> None:
 def _private_tracer_provider_get() -> TracerProvider:
     global _private_tracer_provider
     if _private_tracer_provider is None:
-        provider = TracerProvider(resource=Resource.create())
+        # Shut down by _shutdown below, after llm_toll's worker has ended its last spans.
+        provider = TracerProvider(resource=Resource.create(), shutdown_on_exit=False)
         provider.add_span_processor(BatchSpanProcessor(_span_exporter()))
         _private_tracer_provider = provider
     return _private_tracer_provider
@@ -135,7 +136,9 @@ def meter() -> metrics.Meter:
     with _lock:
         if _private_meter_provider is None:
             _private_meter_provider = MeterProvider(
-                metric_readers=[_metric_reader()], resource=Resource.create()
+                metric_readers=[_metric_reader()],
+                resource=Resource.create(),
+                shutdown_on_exit=False,
             )
         return _private_meter_provider.get_meter(SCOPE, VERSION)
 

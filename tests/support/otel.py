@@ -40,6 +40,7 @@ class Telemetry:
         self.reader = reader
 
     def spans(self) -> list[ReadableSpan]:
+        runtime.worker.wait_idle()  # async calls end their spans in the worker thread
         return list(self.exporter.get_finished_spans())
 
     def span(self) -> ReadableSpan:
@@ -50,6 +51,7 @@ class Telemetry:
 
     def points(self, name: str) -> list[Any]:
         """Data points of metric ``name`` (cumulative since the session started)."""
+        runtime.worker.wait_idle()
         data = self.reader.get_metrics_data()
         found: list[Any] = []
         if data is None:

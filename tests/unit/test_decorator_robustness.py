@@ -13,6 +13,7 @@ import pytest
 
 import llm_toll
 from llm_toll import runtime, track_costs
+from llm_toll.calls import MAX_BACKLOG
 from llm_toll.exceptions import TelemetryWarning, UsageWarning
 from llm_toll.store import SQLiteStore
 from llm_toll.usage import Usage
@@ -124,12 +125,14 @@ async def test_cancelled_caller_does_not_lose_the_record(store: SQLiteStore) -> 
     async def ask() -> dict[str, Any]:
         return chat(21, 2)
 
-    # Keep the worker busy, so the call's settlement is still queued when it is cancelled.
+    # A busy worker with a full backlog: the caller has to wait for its own write...
     hold = threading.Event()
-    runtime.worker.submit(hold.wait)
+    for _ in range(MAX_BACKLOG):
+        runtime.worker.submit(hold.wait)
     task = asyncio.create_task(ask())
     await asyncio.sleep(0)  # the task runs the call and waits for its settlement
-    assert store.get_usage_logs("robust-cancel") == []
+    assert not task.done()
+    # ...and is cancelled while waiting: the write still happens.
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -137,6 +140,17 @@ async def test_cancelled_caller_does_not_lose_the_record(store: SQLiteStore) -> 
     assert runtime.worker.drain(10)
     [row] = store.get_usage_logs("robust-cancel")
     assert (row["input_tokens"], row["output_tokens"]) == (21, 2)
+
+
+async def test_reads_after_an_async_call_see_it(store: SQLiteStore) -> None:
+    @track_costs(project="robust-ryw")
+    async def ask(n: int) -> dict[str, Any]:
+        return chat(n, 1)
+
+    for n in range(1, 51):
+        await ask(n)
+        # The write went to the worker thread; a read waits for it.
+        assert len(store.get_usage_logs("robust-ryw", limit=100)) == n
 
 
 async def test_async_stream_dropped_unread_is_settled(store: SQLiteStore) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -20,6 +21,21 @@ class BaseStore(ABC):
     The remaining methods are the read API of llm-toll 0.13, kept for drop-in compatibility;
     they return plain dicts with USD floats.
     """
+
+    _write_barrier: Callable[[], object] | None = None
+
+    def set_write_barrier(self, barrier: Callable[[], object] | None) -> None:
+        """Have reads first call ``barrier``, which waits for writes still in flight.
+
+        The decorator hands async calls' writes to a worker thread; with this, a caller that
+        awaited a call and then reads the store sees that call.
+        """
+        self._write_barrier = barrier
+
+    def wait_for_writes(self) -> None:
+        barrier = self._write_barrier
+        if barrier is not None:
+            barrier()
 
     # -- hot path ------------------------------------------------------------------------
 

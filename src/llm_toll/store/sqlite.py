@@ -193,7 +193,7 @@ class SQLiteStore(BaseStore):
             _iso_utc(call.started_at),
         )
         period = LIFETIME if budget is None else period_key(budget.reset, call.started_at)
-        with _Session(self, "record a call", write=True) as conn:
+        with _Session(self, "record a call", write=True, barrier=False) as conn:
             conn.execute(_INSERT_CALL, ledger_row)
             if budget is None:
                 (spent,) = conn.execute(_ADD_TO_TOTAL, (project, LIFETIME, cost, now)).fetchone()
@@ -385,17 +385,23 @@ class _Session:
 
     With ``write=True`` the body runs in a ``BEGIN IMMEDIATE`` transaction that commits on
     success and rolls back on any exception. SQLite errors come out as ``StoreError``.
+    With ``barrier=True`` (all but the hot write) it first waits for writes in flight.
     """
 
-    __slots__ = ("_action", "_conn", "_store", "_write")
+    __slots__ = ("_action", "_barrier", "_conn", "_store", "_write")
 
-    def __init__(self, store: SQLiteStore, action: str, *, write: bool) -> None:
+    def __init__(
+        self, store: SQLiteStore, action: str, *, write: bool, barrier: bool = True
+    ) -> None:
         self._store = store
         self._action = action
         self._write = write
+        self._barrier = barrier
 
     def __enter__(self) -> sqlite3.Connection:
         store = self._store
+        if self._barrier:  # before the lock: the writes waited for need it
+            store.wait_for_writes()
         store._lock.acquire()
         try:
             conn = self._conn = store._connection()
