@@ -160,6 +160,9 @@ def acquire_rate(plan: Plan) -> RateLease | None:
 
 
 def start_span(plan: Plan, kwargs: dict[str, Any] | None) -> Span:
+    tracer = telemetry.tracer()
+    if tracer is telemetry.NO_TRACER:  # nothing configured: no span to build
+        return trace.INVALID_SPAN
     model = plan.model
     if model is None and kwargs is not None and isinstance(kwargs.get("model"), str):
         model = kwargs["model"]
@@ -170,7 +173,7 @@ def start_span(plan: Plan, kwargs: dict[str, Any] | None) -> Span:
     if model:
         attributes[attr.REQUEST_MODEL] = model
     name = f"{attr.DEFAULT_OPERATION} {model}" if model else attr.DEFAULT_OPERATION
-    return telemetry.tracer().start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+    return tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
 
 
 def begin(plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
@@ -263,11 +266,14 @@ class Call:
 
     def attach(self) -> object:
         """Make the span current, so spans started by the wrapped code nest under it."""
+        if self.span is trace.INVALID_SPAN:
+            return None
         return otel_context.attach(trace.set_span_in_context(self.span))
 
     @staticmethod
     def detach(token: object) -> None:
-        otel_context.detach(token)  # type: ignore[arg-type]
+        if token is not None:
+            otel_context.detach(token)  # type: ignore[arg-type]
 
     # -- endings --------------------------------------------------------------------------
 

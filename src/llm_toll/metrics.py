@@ -15,7 +15,7 @@ from opentelemetry.metrics import Counter, Histogram, Meter, _Gauge
 from llm_toll import attributes as attr
 from llm_toll.money import nanos_to_usd
 from llm_toll.records import BudgetSpec, BudgetState, CallRecord
-from llm_toll.telemetry import meter
+from llm_toll.telemetry import meter, metrics_wanted
 
 # Bucket boundaries recommended by the GenAI semantic conventions.
 TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304,
@@ -105,6 +105,8 @@ def instruments() -> Instruments:
 
 def record_call(call: CallRecord, error_type: str | None = None) -> None:
     """Token, duration and cost metrics of one finished call."""
+    if not metrics_wanted():
+        return
     ins = instruments()
     provider = call.provider or "unknown"
     base = {
@@ -128,7 +130,7 @@ def record_call(call: CallRecord, error_type: str | None = None) -> None:
 
 
 def record_budget(project: str, budget: BudgetSpec, state: BudgetState) -> None:
-    if state.limit_nanos is None:
+    if state.limit_nanos is None or not metrics_wanted():
         return
     ins = instruments()
     labels = {attr.PROJECT: project, attr.BUDGET_PERIOD: attr.period_label(budget.reset)}
@@ -139,6 +141,8 @@ def record_budget(project: str, budget: BudgetSpec, state: BudgetState) -> None:
 
 
 def record_rejection(project: str, kind: str) -> None:
+    if not metrics_wanted():
+        return
     ins = instruments()
     counter = ins.budget_rejections if kind == "budget" else ins.ratelimit_rejections
     counter.add(1, {attr.PROJECT: project})
@@ -146,6 +150,8 @@ def record_rejection(project: str, kind: str) -> None:
 
 def record_failure(operation: str, model: str, duration_s: float, error_type: str) -> None:
     """Duration of a call that raised: the semconv duration histogram with ``error.type``."""
+    if not metrics_wanted():
+        return
     instruments().duration.record(
         duration_s,
         {attr.OPERATION: operation, attr.REQUEST_MODEL: model, attr.ERROR_TYPE: error_type},

@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable
 
@@ -31,9 +32,15 @@ _lock = threading.Lock()
 _attached: weakref.WeakSet[TracerProvider] = weakref.WeakSet()
 _private_tracer_provider: TracerProvider | None = None
 _private_meter_provider: MeterProvider | None = None
-# (the global provider object we resolved against, the tracer we use for it)
-_resolved: tuple[object, trace.Tracer] | None = None
+# (the global provider we resolved against, the tracer we use for it, when we checked)
+_resolved: tuple[object, trace.Tracer, float] | None = None
+# How often the global providers are looked up again.
+RECHECK_S = 0.1
+_meter_provider_checked: tuple[bool, float] = (False, -RECHECK_S)
 _processor_factory: Callable[[], SpanProcessor] | None = None
+# The tracer used when nothing is configured: calls skip span work altogether.
+NO_TRACER: trace.Tracer = trace.NoOpTracer()
+_metrics_export_requested: bool | None = None
 
 
 def sdk_disabled() -> bool:
@@ -102,11 +109,20 @@ def _private_tracer_provider_get() -> TracerProvider:
 
 
 def tracer() -> trace.Tracer:
-    """The tracer for llm_toll's spans; cheap to call on every call."""
+    """The tracer for llm_toll's spans; cheap to call on every call.
+
+    The global provider is looked up again at most every RECHECK_S (the API's lookup reads
+    the environment each time while no provider is set), so a provider the app installs
+    after llm_toll's first calls is picked up within that time.
+    """
     global _resolved
-    current = trace.get_tracer_provider()
     resolved = _resolved
+    now = time.monotonic()
+    if resolved is not None and now - resolved[2] < RECHECK_S:
+        return resolved[1]
+    current = trace.get_tracer_provider()
     if resolved is not None and resolved[0] is current:
+        _resolved = (current, resolved[1], now)
         return resolved[1]
     with _lock:
         chosen: trace.Tracer
@@ -118,8 +134,8 @@ def tracer() -> trace.Tracer:
             _attach_once(provider)
             chosen = provider.get_tracer(SCOPE, VERSION)
         else:
-            chosen = trace.NoOpTracer()
-        _resolved = (current, chosen)
+            chosen = NO_TRACER
+        _resolved = (current, chosen, now)
         return chosen
 
 
@@ -141,6 +157,25 @@ def meter() -> metrics.Meter:
                 shutdown_on_exit=False,
             )
         return _private_meter_provider.get_meter(SCOPE, VERSION)
+
+
+def metrics_wanted() -> bool:
+    """Whether any MeterProvider can receive llm_toll's measurements.
+
+    False when nothing is configured, so that calls skip metric work altogether; it turns
+    True as soon as the app installs an SDK MeterProvider.
+    """
+    global _metrics_export_requested, _meter_provider_checked
+    is_sdk, checked = _meter_provider_checked
+    now = time.monotonic()
+    if now - checked >= RECHECK_S:
+        is_sdk = isinstance(metrics.get_meter_provider(), MeterProvider)
+        _meter_provider_checked = (is_sdk, now)
+    if is_sdk:
+        return True
+    if _metrics_export_requested is None:
+        _metrics_export_requested = not sdk_disabled() and _otlp_requested("METRICS")
+    return _metrics_export_requested
 
 
 def flush(timeout_millis: int = 5000) -> None:
