@@ -10,31 +10,35 @@ import warnings
 from typing import Any
 
 from llm_toll.exceptions import UsageWarning
-from llm_toll.integrations._record import callback_plan, record, refuse_if_spent
-from llm_toll.reporter import CostReporter
-from llm_toll.runtime import set_reporter
-from llm_toll.store import BaseStore
+from llm_toll.integrations._record import BudgetedCallback
 from llm_toll.usage import ExtractedUsage, Usage, UsageError
 
 
-class LangChainCallback:
-    """Checks the budget in ``on_llm_start`` and records usage in ``on_llm_end``."""
+class LangChainCallback(BudgetedCallback):
+    """Checks the budget when a model starts and records usage in ``on_llm_end``.
 
-    def __init__(
-        self,
-        *,
-        project: str = "default",
-        max_budget: float | None = None,
-        store: BaseStore | None = None,
-        reporter: CostReporter | None = None,
-    ) -> None:
-        self._plan = callback_plan("LangChainCallback", project, max_budget)
-        self._store = store
-        if reporter is not None:
-            set_reporter(reporter)
+    It speaks LangChain's callback-handler protocol without importing LangChain: the
+    attributes below are the ones LangChain's callback manager reads. ``raise_error`` lets
+    a ``BudgetExceededError`` stop the run instead of being logged and ignored.
+    """
+
+    raise_error = True
+    run_inline = True
+    ignore_llm = False
+    ignore_chat_model = False
+    ignore_chain = True
+    ignore_agent = True
+    ignore_retriever = True
+    ignore_retry = True
+    ignore_custom_event = True
 
     def on_llm_start(self, serialized: dict[str, Any], prompts: list[str], **kwargs: Any) -> None:
-        refuse_if_spent(self._plan, self._store)
+        self._refuse_if_spent()
+
+    def on_chat_model_start(
+        self, serialized: dict[str, Any], messages: list[list[Any]], **kwargs: Any
+    ) -> None:
+        self._refuse_if_spent()
 
     def on_llm_end(self, response: Any, **kwargs: Any) -> None:
         llm_output = getattr(response, "llm_output", None)
@@ -54,7 +58,7 @@ class LangChainCallback:
                           stacklevel=2)  # fmt: skip
             return
         found = ExtractedUsage(usage, model=model if isinstance(model, str) else None)
-        record(self._plan, found, self._store)
+        self._record(found)
 
     def on_llm_error(self, error: BaseException, **kwargs: Any) -> None:
         """A failed call reports no usage: nothing to record."""

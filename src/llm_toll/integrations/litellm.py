@@ -12,32 +12,16 @@ from datetime import datetime
 from typing import Any
 
 from llm_toll.exceptions import UsageWarning
-from llm_toll.integrations._record import callback_plan, record, refuse_if_spent
-from llm_toll.reporter import CostReporter
-from llm_toll.runtime import set_reporter
-from llm_toll.store import BaseStore
+from llm_toll.integrations._record import BudgetedCallback
 from llm_toll.usage import UsageError, extract_usage
 
 
-class LiteLLMCallback:
+class LiteLLMCallback(BudgetedCallback):
     """Records every LiteLLM completion; refuses new calls once ``max_budget`` is spent."""
-
-    def __init__(
-        self,
-        *,
-        project: str = "default",
-        max_budget: float | None = None,
-        store: BaseStore | None = None,
-        reporter: CostReporter | None = None,
-    ) -> None:
-        self._plan = callback_plan("LiteLLMCallback", project, max_budget)
-        self._store = store
-        if reporter is not None:
-            set_reporter(reporter)
 
     def log_pre_api_call(self, model: str, messages: Any, kwargs: dict[str, Any]) -> None:
         """Called by LiteLLM before a request: raises BudgetExceededError when spent."""
-        refuse_if_spent(self._plan, self._store)
+        self._refuse_if_spent()
 
     def log_success_event(
         self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
@@ -52,7 +36,7 @@ class LiteLLMCallback:
         if found is None:
             return
         started = start_time if isinstance(start_time, datetime) else None
-        record(self._plan, found, self._store, started)
+        self._record(found, started)
 
     async def async_log_success_event(
         self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
