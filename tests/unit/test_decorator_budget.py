@@ -11,6 +11,7 @@ import pytest
 
 from llm_toll import (
     BudgetExceededError,
+    LocalRateLimitError,
     PricingMatrixOutdatedWarning,
     default_registry,
     track_costs,
@@ -189,3 +190,27 @@ async def test_gather_200_is_exact_and_never_stalls_the_loop(
     assert len(store.get_usage_logs("budget-gather", limit=1000)) == 200
     # The ticker sleeps 1 ms; anything that held the loop shows up as a longer gap.
     assert longest_gap < 0.020, f"event loop stalled for {longest_gap * 1000:.1f} ms"
+
+
+def test_rate_limit_refuses_before_the_call(store: SQLiteStore, telemetry: Telemetry) -> None:
+    ran = 0
+
+    @track_costs(project="rate-limited", rate_limit=2)
+    def ask() -> dict[str, Any]:
+        nonlocal ran
+        ran += 1
+        return chat(10, 1)
+
+    ask()
+    ask()
+    with pytest.raises(LocalRateLimitError) as refused:
+        ask()
+    assert ran == 2
+    assert refused.value.limit_type == "rpm" and refused.value.limit_value == 2
+    assert refused.value.retry_after is not None and 0 < refused.value.retry_after <= 60
+    errors = [s for s in telemetry.spans() if (s.attributes or {}).get("error.type")]
+    assert [s.attributes["error.type"] for s in errors if s.attributes] == ["LocalRateLimitError"]
+    rejections = telemetry.sum_for(
+        "llm_toll.ratelimit.rejections", **{"llm_toll.project": "rate-limited"}
+    )
+    assert rejections == 1
