@@ -99,4 +99,4 @@ async def gemini_client(replay: ReplayServer) -> AsyncIterator[genai.Client]:
     client.close()
 
 
-pytest_plugins = ["tests.support.otel"]
+pytest_plugins = ["tests.support.otel", "tests.support.otlp"]

@@ -14,6 +14,7 @@ from llm_toll.rate_limiter import RateLimiter
 from llm_toll.remote_pricing import update_pricing
 from llm_toll.reporter import CostReporter
 from llm_toll.store import BaseStore, SQLiteStore, UsageStore, create_store
+from llm_toll.telemetry import setup_telemetry
 from llm_toll.version import VERSION as __version__
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "default_registry",
     "set_reporter",
     "set_store",
+    "setup_telemetry",
     "track_costs",
     "update_pricing",
 ]

@@ -15,7 +15,7 @@ from opentelemetry.metrics import Counter, Histogram, Meter, _Gauge
 from llm_toll import attributes as attr
 from llm_toll.money import nanos_to_usd
 from llm_toll.records import BudgetSpec, BudgetState, CallRecord
-from llm_toll.telemetry import meter, metrics_wanted
+from llm_toll.telemetry import meter, metrics_wanted, on_reconfigure
 
 # Bucket boundaries recommended by the GenAI semantic conventions.
 TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304,
@@ -101,6 +101,16 @@ def instruments() -> Instruments:
             if _instruments is None:
                 _instruments = Instruments.create(meter())
     return _instruments
+
+
+def _forget_instruments() -> None:
+    """setup_telemetry() replaced the meter: make instruments anew on the next use."""
+    global _instruments
+    with _lock:
+        _instruments = None
+
+
+on_reconfigure(_forget_instruments)
 
 
 def record_call(call: CallRecord, error_type: str | None = None) -> None:

@@ -2,93 +2,119 @@
 
 Rule: never replace a TracerProvider or MeterProvider that the app set. When the app has an
 SDK TracerProvider, llm_toll creates its spans with it (so they flow through the app's
-exporters and samplers) and attaches its CostSpanProcessor to it once. Otherwise, when the
-standard ``OTEL_EXPORTER_OTLP_*`` variables ask for export, llm_toll keeps a private
-TracerProvider exporting over OTLP; and when nothing is configured, it records no spans at
-all (a span nobody can see is pure overhead). Accounting never depends on any of this.
+samplers and exporters) and attaches its CostSpanProcessor to it once; likewise metrics go
+to the app's SDK MeterProvider. Otherwise, when export is asked for (the standard
+``OTEL_EXPORTER_OTLP_*`` variables, or setup_telemetry()), llm_toll keeps private providers
+exporting over OTLP, with bounded queues in background threads, so a slow or dead
+Collector never blocks or fails a call; and when nothing is configured, it records no spans
+and no metrics at all. Accounting never depends on any of this.
 """
 
 from __future__ import annotations
 
 import atexit
-import os
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from llm_toll.export import EXIT_FLUSH_TIMEOUT_MS, ExportSettings
 from llm_toll.version import VERSION
 
 SCOPE = "llm_toll"
+# How often the global providers are looked up again (the API's lookup reads the
+# environment on every call while no provider is set).
+RECHECK_S = 0.1
+# The tracer used when nothing is configured: calls skip span work altogether.
+NO_TRACER: trace.Tracer = trace.NoOpTracer()
 
 _lock = threading.Lock()
 _attached: weakref.WeakSet[TracerProvider] = weakref.WeakSet()
+_processor_factory: Callable[[], SpanProcessor] | None = None
+_settings: ExportSettings | None = None  # read from the environment at first use
+_resource: Resource | None = None
 _private_tracer_provider: TracerProvider | None = None
 _private_meter_provider: MeterProvider | None = None
 # (the global provider we resolved against, the tracer we use for it, when we checked)
 _resolved: tuple[object, trace.Tracer, float] | None = None
-# How often the global providers are looked up again.
-RECHECK_S = 0.1
 _meter_provider_checked: tuple[bool, float] = (False, -RECHECK_S)
-_processor_factory: Callable[[], SpanProcessor] | None = None
-# The tracer used when nothing is configured: calls skip span work altogether.
-NO_TRACER: trace.Tracer = trace.NoOpTracer()
-_metrics_export_requested: bool | None = None
+_on_reconfigure: list[Callable[[], None]] = []
 
 
-def sdk_disabled() -> bool:
-    return os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+def setup_telemetry(
+    *,
+    endpoint: str | None = None,
+    protocol: str | None = None,
+    service_name: str | None = None,
+    resource_attributes: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    timeout_s: float | None = None,
+    metric_export_interval_ms: int | None = None,
+    traces: bool = True,
+    metrics: bool = True,
+) -> None:
+    """Export llm_toll's spans and metrics over OTLP, explicitly.
 
+    Arguments left out fall back to the standard variables (``OTEL_EXPORTER_OTLP_*``,
+    ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_METRIC_EXPORT_INTERVAL``).
+    ``protocol`` is ``"grpc"`` or ``"http/protobuf"`` (the default). Without any call to
+    this function, the same variables decide on their own.
 
-def _otlp_requested(signal: str) -> bool:
-    return (
-        bool(
-            os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT")
-            or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    Providers the app has set are never replaced: if it has an SDK TracerProvider or
+    MeterProvider, llm_toll's spans or metrics keep going through the app's, and these
+    settings apply only to what llm_toll exports itself.
+    """
+    global _settings, _resource, _resolved, _meter_provider_checked
+    attributes = dict(resource_attributes or {})
+    if service_name:
+        attributes["service.name"] = service_name
+    with _lock:
+        _shutdown_private()
+        _settings = ExportSettings(
+            traces=traces,
+            metrics=metrics,
+            endpoint=endpoint,
+            protocol=protocol,
+            headers=dict(headers or {}),
+            timeout_s=timeout_s,
+            metric_export_interval_ms=metric_export_interval_ms,
         )
-        and os.environ.get(f"OTEL_{signal}_EXPORTER", "otlp").strip().lower() != "none"
-    )
+        _resource = Resource.create(attributes)
+        _resolved = None
+        _meter_provider_checked = (False, -RECHECK_S)
+    for hook in _on_reconfigure:
+        hook()
 
 
-def _otlp_protocol(signal: str) -> str:
-    return (
-        os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL")
-        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
-        or "http/protobuf"
-    ).strip()
-
-
-def _span_exporter() -> SpanExporter:
-    if _otlp_protocol("TRACES") == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-    else:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[assignment]
-            OTLPSpanExporter,
-        )
-    return OTLPSpanExporter()
-
-
-def _metric_reader() -> MetricReader:
-    if _otlp_protocol("METRICS") == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-    else:
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # type: ignore[assignment]
-            OTLPMetricExporter,
-        )
-    return PeriodicExportingMetricReader(OTLPMetricExporter())
+def on_reconfigure(hook: Callable[[], None]) -> None:
+    """Call ``hook`` after setup_telemetry() replaced the private providers."""
+    _on_reconfigure.append(hook)
 
 
 def set_processor_factory(factory: Callable[[], SpanProcessor]) -> None:
     """Register how to build the processor attached to each TracerProvider llm_toll uses."""
     global _processor_factory
     _processor_factory = factory
+
+
+def settings() -> ExportSettings:
+    global _settings
+    if _settings is None:
+        _settings = ExportSettings.from_environment()
+    return _settings
+
+
+def _resource_get() -> Resource:
+    global _resource
+    if _resource is None:
+        _resource = Resource.create()  # OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES
+    return _resource
 
 
 def _attach_once(provider: TracerProvider) -> None:
@@ -101,9 +127,9 @@ def _attach_once(provider: TracerProvider) -> None:
 def _private_tracer_provider_get() -> TracerProvider:
     global _private_tracer_provider
     if _private_tracer_provider is None:
-        # Shut down by _shutdown below, after llm_toll's worker has ended its last spans.
-        provider = TracerProvider(resource=Resource.create(), shutdown_on_exit=False)
-        provider.add_span_processor(BatchSpanProcessor(_span_exporter()))
+        # Shut down by _shutdown_private at exit, after llm_toll's worker ended its spans.
+        provider = TracerProvider(resource=_resource_get(), shutdown_on_exit=False)
+        provider.add_span_processor(BatchSpanProcessor(settings().span_exporter()))
         _private_tracer_provider = provider
     return _private_tracer_provider
 
@@ -111,9 +137,7 @@ def _private_tracer_provider_get() -> TracerProvider:
 def tracer() -> trace.Tracer:
     """The tracer for llm_toll's spans; cheap to call on every call.
 
-    The global provider is looked up again at most every RECHECK_S (the API's lookup reads
-    the environment each time while no provider is set), so a provider the app installs
-    after llm_toll's first calls is picked up within that time.
+    A provider the app installs after llm_toll's first calls is picked up within RECHECK_S.
     """
     global _resolved
     resolved = _resolved
@@ -129,7 +153,7 @@ def tracer() -> trace.Tracer:
         if isinstance(current, TracerProvider):
             _attach_once(current)
             chosen = current.get_tracer(SCOPE, VERSION)
-        elif not sdk_disabled() and _otlp_requested("TRACES"):
+        elif settings().traces:
             provider = _private_tracer_provider_get()
             _attach_once(provider)
             chosen = provider.get_tracer(SCOPE, VERSION)
@@ -139,24 +163,14 @@ def tracer() -> trace.Tracer:
         return chosen
 
 
-def meter() -> metrics.Meter:
-    """The meter for llm_toll's instruments.
-
-    The app's MeterProvider when it set one (or later sets one: the API's proxy meter
-    forwards); a private one exporting over OTLP when only the environment asks for export.
-    """
-    global _private_meter_provider
-    current = metrics.get_meter_provider()
-    if isinstance(current, MeterProvider) or sdk_disabled() or not _otlp_requested("METRICS"):
-        return metrics.get_meter(SCOPE, VERSION)
-    with _lock:
-        if _private_meter_provider is None:
-            _private_meter_provider = MeterProvider(
-                metric_readers=[_metric_reader()],
-                resource=Resource.create(),
-                shutdown_on_exit=False,
-            )
-        return _private_meter_provider.get_meter(SCOPE, VERSION)
+def _app_has_meter_provider() -> bool:
+    global _meter_provider_checked
+    is_sdk, checked = _meter_provider_checked
+    now = time.monotonic()
+    if now - checked >= RECHECK_S:
+        is_sdk = isinstance(metrics.get_meter_provider(), MeterProvider)
+        _meter_provider_checked = (is_sdk, now)
+    return is_sdk
 
 
 def metrics_wanted() -> bool:
@@ -165,20 +179,29 @@ def metrics_wanted() -> bool:
     False when nothing is configured, so that calls skip metric work altogether; it turns
     True as soon as the app installs an SDK MeterProvider.
     """
-    global _metrics_export_requested, _meter_provider_checked
-    is_sdk, checked = _meter_provider_checked
-    now = time.monotonic()
-    if now - checked >= RECHECK_S:
-        is_sdk = isinstance(metrics.get_meter_provider(), MeterProvider)
-        _meter_provider_checked = (is_sdk, now)
-    if is_sdk:
-        return True
-    if _metrics_export_requested is None:
-        _metrics_export_requested = not sdk_disabled() and _otlp_requested("METRICS")
-    return _metrics_export_requested
+    return _app_has_meter_provider() or settings().metrics
 
 
-def flush(timeout_millis: int = 5000) -> None:
+def meter() -> metrics.Meter:
+    """The meter for llm_toll's instruments.
+
+    The app's MeterProvider when it set one (or later sets one: the API's proxy meter
+    forwards); a private one exporting over OTLP when only llm_toll's settings ask for it.
+    """
+    global _private_meter_provider
+    if _app_has_meter_provider() or not settings().metrics:
+        return metrics.get_meter(SCOPE, VERSION)
+    with _lock:
+        if _private_meter_provider is None:
+            _private_meter_provider = MeterProvider(
+                metric_readers=[settings().metric_reader()],
+                resource=_resource_get(),
+                shutdown_on_exit=False,
+            )
+        return _private_meter_provider.get_meter(SCOPE, VERSION)
+
+
+def flush(timeout_millis: int = EXIT_FLUSH_TIMEOUT_MS) -> None:
     """Push out what llm_toll's private providers hold (the app flushes its own)."""
     if _private_tracer_provider is not None:
         _private_tracer_provider.force_flush(timeout_millis)
@@ -186,10 +209,14 @@ def flush(timeout_millis: int = 5000) -> None:
         _private_meter_provider.force_flush(timeout_millis)
 
 
-def _shutdown() -> None:
+def _shutdown_private() -> None:
+    global _private_tracer_provider, _private_meter_provider
+    flush()
     for provider in (_private_tracer_provider, _private_meter_provider):
         if provider is not None:
             provider.shutdown()
+    _private_tracer_provider = None
+    _private_meter_provider = None
 
 
-atexit.register(_shutdown)
+atexit.register(_shutdown_private)

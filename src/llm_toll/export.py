@@ -1,0 +1,106 @@
+"""OTLP export settings: from the standard ``OTEL_*`` variables or from setup_telemetry().
+
+Exporters are built with explicit arguments only where the caller gave them; everything
+else is left to the OpenTelemetry exporters, which read the standard variables themselves
+(per-signal endpoints, headers, timeouts, certificates, compression).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.sdk.metrics.export import (
+    MetricExporter,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
+from opentelemetry.sdk.trace.export import SpanExporter
+
+GRPC = "grpc"
+HTTP = "http/protobuf"
+# Without a timeout of its own, an exporter to a dead Collector retries for its full
+# default (10 s) when the app exits; a bounded flush at exit keeps shutdown prompt.
+EXIT_FLUSH_TIMEOUT_MS = 5000
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """Where and how to export; ``None`` fields fall back to the ``OTEL_*`` variables."""
+
+    traces: bool = False
+    metrics: bool = False
+    endpoint: str | None = None
+    protocol: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    timeout_s: float | None = None
+    metric_export_interval_ms: int | None = None
+
+    @classmethod
+    def from_environment(cls) -> ExportSettings:
+        """Export what the standard variables ask for (nothing when they are unset)."""
+        if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+            return cls()
+        return cls(traces=_requested("TRACES"), metrics=_requested("METRICS"))
+
+    def protocol_for(self, signal: str) -> str:
+        return (
+            self.protocol
+            or os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL")
+            or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+            or HTTP
+        ).strip()
+
+    def _arguments(self, signal: str, path: str) -> dict[str, Any]:
+        arguments: dict[str, Any] = {}
+        if self.endpoint:
+            base = self.endpoint.rstrip("/")
+            # OTLP/HTTP takes a full URL per signal; gRPC takes the host and port.
+            arguments["endpoint"] = base if self.protocol_for(signal) == GRPC else base + path
+        if self.headers:
+            arguments["headers"] = dict(self.headers)
+        if self.timeout_s is not None:
+            arguments["timeout"] = self.timeout_s
+        return arguments
+
+    def span_exporter(self) -> SpanExporter:
+        arguments = self._arguments("TRACES", "/v1/traces")
+        if self.protocol_for("TRACES") == GRPC:
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+            return OTLPSpanExporter(**arguments)
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+            OTLPSpanExporter as HTTPSpanExporter,
+        )
+
+        return HTTPSpanExporter(**arguments)
+
+    def metric_reader(self) -> MetricReader:
+        arguments = self._arguments("METRICS", "/v1/metrics")
+        exporter: MetricExporter
+        if self.protocol_for("METRICS") == GRPC:
+            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+                OTLPMetricExporter,
+            )
+
+            exporter = OTLPMetricExporter(**arguments)
+        else:
+            from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+                OTLPMetricExporter as HTTPMetricExporter,
+            )
+
+            exporter = HTTPMetricExporter(**arguments)
+        # The interval defaults to OTEL_METRIC_EXPORT_INTERVAL (60 s) inside the SDK.
+        return PeriodicExportingMetricReader(
+            exporter, export_interval_millis=self.metric_export_interval_ms
+        )
+
+
+def _requested(signal: str) -> bool:
+    endpoint = os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    chosen = os.environ.get(f"OTEL_{signal}_EXPORTER", "otlp").strip().lower()
+    return bool(endpoint) and chosen != "none"

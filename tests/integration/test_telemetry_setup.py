@@ -1,0 +1,133 @@
+"""setup_telemetry() and the OTEL_* variables, each in a fresh interpreter (global state)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from tests.support.otlp import OTLPReceiver
+
+WORKLOAD = """
+import json, sys, time
+from llm_toll import SQLiteStore, CostReporter, set_store, set_reporter, track_costs
+import llm_toll
+store = SQLiteStore(sys.argv[1])
+set_store(store)
+set_reporter(CostReporter(enabled=False))
+
+@track_costs(project="export", max_budget=100.0)
+def ask(i):
+    return {"object": "chat.completion", "model": "gpt-4o", "id": f"c{i}", "choices": [],
+            "usage": {"prompt_tokens": 100 + i, "completion_tokens": 5}}
+
+EXTRA = dict
+SETUP
+slowest = 0.0
+for i in range(CALLS):
+    start = time.perf_counter()
+    ask(i)
+    slowest = max(slowest, time.perf_counter() - start)
+rows = len(store.get_usage_logs("export", limit=10000))
+print(json.dumps({"slowest": slowest, "rows": rows, **EXTRA()}))
+"""
+
+
+def run(tmp_path: Path, setup: str, calls: int = 20, **env: str) -> tuple[dict[str, float], float]:
+    script = textwrap.dedent(WORKLOAD).replace("SETUP", textwrap.dedent(setup))
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LLM_TOLL_"))}
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", script.replace("CALLS", str(calls)), str(tmp_path / "l.db")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**clean, **env},
+    )
+    elapsed = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    result: dict[str, float] = json.loads(done.stdout)
+    return result, elapsed
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_explicit_setup_exports_spans_and_metrics(tmp_path: Path, receiver: OTLPReceiver) -> None:
+    result, _ = run(
+        tmp_path,
+        f"llm_toll.setup_telemetry(endpoint={receiver.endpoint!r}, service_name='billing',"
+        " resource_attributes={'deployment.environment': 'test'})",
+    )
+    assert result["rows"] == 20
+    assert len([s for s in receiver.spans() if s.name == "chat gpt-4o"]) == 20
+    resource = receiver.resource_attributes()
+    assert resource["service.name"] == "billing"
+    assert resource["deployment.environment"] == "test"
+    assert "llm_toll.cost" in receiver.metric_names()
+
+
+def test_standard_variables_alone_export(tmp_path: Path, receiver: OTLPReceiver) -> None:
+    result, _ = run(
+        tmp_path,
+        "",
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=receiver.endpoint + "/v1/traces",
+        OTEL_SERVICE_NAME="from-env",
+    )
+    assert result["rows"] == 20
+    assert len(receiver.spans()) == 20
+    assert receiver.resource_attributes()["service.name"] == "from-env"
+    assert receiver.metrics == []  # only traces were asked for
+
+
+def test_sdk_disabled_exports_nothing(tmp_path: Path, receiver: OTLPReceiver) -> None:
+    result, _ = run(
+        tmp_path, "", OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_SDK_DISABLED="true"
+    )
+    assert result["rows"] == 20  # accounting is not telemetry
+    assert receiver.traces == [] and receiver.metrics == []
+
+
+def test_the_apps_providers_are_kept(tmp_path: Path, receiver: OTLPReceiver) -> None:
+    setup = f"""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    app_exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(app_exporter))
+    trace.set_tracer_provider(provider)
+    llm_toll.setup_telemetry(endpoint={receiver.endpoint!r})
+    EXTRA = lambda: {{"app_spans": len(app_exporter.get_finished_spans()),
+                      "global_is_apps": trace.get_tracer_provider() is provider}}
+    """
+    result, _ = run(tmp_path, setup)
+    assert result["rows"] == 20
+    # Our spans went through the app's provider and exporter, not a second one of ours.
+    assert result["app_spans"] == 20
+    assert result["global_is_apps"]
+    assert receiver.spans() == []
+
+
+def test_a_dead_collector_neither_fails_nor_stalls_calls(tmp_path: Path) -> None:
+    endpoint = f"http://127.0.0.1:{closed_port()}"
+    result, elapsed = run(
+        tmp_path,
+        f"llm_toll.setup_telemetry(endpoint={endpoint!r}, timeout_s=1,"
+        " metric_export_interval_ms=200)",
+        calls=300,
+    )
+    assert result["rows"] == 300  # nothing lost
+    # Export runs in background threads: no call waits for the Collector (whose exporter
+    # timeout is 1 s), and exit flushes within a bounded time.
+    assert result["slowest"] < 0.5, result
+    assert elapsed < 30
