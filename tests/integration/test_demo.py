@@ -29,7 +29,8 @@ def test_demo_runs_hits_a_budget_and_summarises(tmp_path: Path) -> None:
     assert "Summary, read back from the store" in done.stdout
     with sqlite3.connect(tmp_path / "demo.db") as conn:
         projects = {row[0] for row in conn.execute("SELECT DISTINCT project FROM usage_logs")}
-    assert projects == {"support-bot", "research-agent", "summarizer"}
+    assert projects == {"support-bot", "research-agent", "summarizer", "experiments"}
+    assert "rate limited" in done.stdout and "No price is known" in done.stdout
 
 
 def test_demo_exports_spans_and_metrics_over_otlp(tmp_path: Path, receiver: OTLPReceiver) -> None:

@@ -1,9 +1,9 @@
 """``python -m llm_toll.demo`` (``make demo``): a simulated day of LLM traffic, no API key.
 
 The real openai, anthropic and google-genai clients talk to a replay server on 127.0.0.1
-that answers with the providers' documented JSON and SSE bodies. Three projects with
+that answers with the providers' documented JSON and SSE bodies. Four projects with
 budgets run sync, async, streaming and concurrent calls; one budget is exhausted and
-refuses further calls; a summary is read back from the store at the end. With
+refuses further calls, one rate limit refuses a call, one model has no known price; a summary is read back from the store at the end. With
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` set, spans and metrics are exported over OTLP as well.
 """
 
@@ -14,11 +14,13 @@ import asyncio
 import os
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
 from llm_toll import (
     BudgetExceededError,
+    LocalRateLimitError,
     CostReporter,
     SQLiteStore,
     set_reporter,
@@ -63,16 +65,35 @@ def clients(server: ReplayServer) -> dict[str, Any]:
 
 
 def run_support_bot(openai_client: Any) -> None:
-    """Sync chat completions, with a daily budget that is nowhere near spent."""
+    """Sync chat completions, with a daily budget nowhere near spent, and a rate limit."""
 
-    @track_costs(project="support-bot", max_budget=1.00, reset="daily")
+    @track_costs(project="support-bot", max_budget=1.00, reset="daily", rate_limit=5)
     def answer(question: str) -> Any:
         return openai_client.chat.completions.create(
             model="gpt-4o-mini", messages=[{"role": "user", "content": question}]
         )
 
     for question in QUESTIONS:
-        answer(question)
+        try:
+            answer(question)
+        except LocalRateLimitError as limited:
+            print(f"  rate limited: {limited}")
+
+
+def run_experiments(openai_client: Any) -> None:
+    """A self-hosted fine-tune behind an OpenAI-compatible API: a model with no known price."""
+
+    @track_costs(project="experiments")
+    def ask(question: str) -> Any:
+        return openai_client.chat.completions.create(
+            model="acme-support-ft-7b", messages=[{"role": "user", "content": question}]
+        )
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ask(QUESTIONS[0])
+    for warning in caught:
+        print(f"  warning: {warning.message}")
 
 
 async def run_research_agent(server: ReplayServer, anthropic_client: Any) -> None:
@@ -156,12 +177,14 @@ def main(argv: list[str] | None = None) -> int:
 
     with ReplayServer() as server:
         sdk = clients(server)
-        print("\nsupport-bot: OpenAI chat, $1.00 a day")
+        print("\nsupport-bot: OpenAI chat, $1.00 a day, 5 requests a minute")
         run_support_bot(sdk["openai"])
         print("\nresearch-agent: Anthropic streaming, $0.10 in all")
         asyncio.run(run_research_agent(server, sdk["anthropic"]))
         print("\nsummarizer: Gemini, concurrent and streamed, $5.00 a month")
         asyncio.run(run_summarizer(sdk["gemini"]))
+        print("\nexperiments: a model with no known price")
+        run_experiments(sdk["openai"])
 
     print_summary(store)
     spent = sum(row["total_cost"] for row in store.get_all_project_summaries())
