@@ -20,8 +20,8 @@ from typing import Any
 
 from llm_toll import (
     BudgetExceededError,
-    LocalRateLimitError,
     CostReporter,
+    LocalRateLimitError,
     SQLiteStore,
     set_reporter,
     set_store,
