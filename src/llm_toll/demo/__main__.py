@@ -2,9 +2,10 @@
 
 The real openai, anthropic and google-genai clients talk to a replay server on 127.0.0.1
 that answers with the providers' documented JSON and SSE bodies. Four projects with
-budgets run sync, async, streaming and concurrent calls; one budget is exhausted and
-refuses further calls, one rate limit refuses a call, one model has no known price; a summary is read back from the store at the end. With
-``OTEL_EXPORTER_OTLP_ENDPOINT`` set, spans and metrics are exported over OTLP as well.
+budgets run sync, async, streaming and concurrent calls: one budget is exhausted and
+refuses further calls, one rate limit refuses a call, one model has no known price. A
+summary is read back from the store at the end. With ``OTEL_EXPORTER_OTLP_ENDPOINT`` set,
+spans and metrics are exported over OTLP as well.
 """
 
 from __future__ import annotations
