@@ -26,6 +26,7 @@ ROWS = [
     ("check_1m_rows_us", "budget check, 1,000,000 rows of history (µs)"),
     ("sync_10_rows_us", "sync call overhead, 10 rows of history (µs)"),
     ("sync_1m_rows_us", "sync call overhead, 1,000,000 rows of history (µs)"),
+    ("sync_otel_us", "sync call overhead, with OTel SDK span + metrics (µs)"),
 ]
 
 
@@ -64,6 +65,9 @@ def main() -> None:
     print(f"llm_toll {new['version']} vs llm-toll {old['version']}, same machine, same run")
     print(f"{'':52} {'llm_toll':>10} {'0.13.0':>10} {'ratio':>7}")
     for key, label in ROWS:
+        if key not in old:  # llm-toll 0.13 has no telemetry to compare with
+            print(f"{label:52} {new[key]:10.1f} {'—':>10} {'':>7}")
+            continue
         ratio = new[key] / old[key] if old[key] else float("nan")
         print(f"{label:52} {new[key]:10.1f} {old[key]:10.1f} {ratio:7.2f}")
     growth_new = new["check_1m_rows_us"] / new["check_10_rows_us"]

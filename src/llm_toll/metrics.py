@@ -8,9 +8,17 @@ are not configured.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from opentelemetry.metrics import Counter, Histogram, Meter, _Gauge
+from opentelemetry.metrics import (
+    CallbackOptions,
+    Counter,
+    Histogram,
+    Meter,
+    ObservableGauge,
+    Observation,
+)
 
 from llm_toll import attributes as attr
 from llm_toll.money import nanos_to_usd
@@ -32,9 +40,9 @@ class Instruments:
     duration: Histogram
     cost_histogram: Histogram
     cost_counter: Counter
-    budget_limit: _Gauge
-    budget_spent: _Gauge
-    budget_utilization: _Gauge
+    budget_limit: ObservableGauge
+    budget_spent: ObservableGauge
+    budget_utilization: ObservableGauge
     budget_rejections: Counter
     ratelimit_rejections: Counter
     unpriced_calls: Counter
@@ -63,14 +71,25 @@ class Instruments:
             cost_counter=meter.create_counter(
                 "llm_toll.cost", unit="USD", description="Money spent on LLM calls."
             ),
-            budget_limit=meter.create_gauge(
-                "llm_toll.budget.limit", unit="USD", description="Configured budget."
+            # Observed at collection time from the latest state, so a call pays nothing for
+            # them (synchronous gauges would cost three more measurements per call).
+            budget_limit=meter.create_observable_gauge(
+                "llm_toll.budget.limit",
+                callbacks=[_budget_observations(0)],
+                unit="USD",
+                description="Configured budget.",
             ),
-            budget_spent=meter.create_gauge(
-                "llm_toll.budget.spent", unit="USD", description="Spend in the current period."
+            budget_spent=meter.create_observable_gauge(
+                "llm_toll.budget.spent",
+                callbacks=[_budget_observations(1)],
+                unit="USD",
+                description="Spend in the current period.",
             ),
-            budget_utilization=meter.create_gauge(
-                "llm_toll.budget.utilization", unit="1", description="Spent divided by limit."
+            budget_utilization=meter.create_observable_gauge(
+                "llm_toll.budget.utilization",
+                callbacks=[_budget_observations(2)],
+                unit="1",
+                description="Spent divided by limit.",
             ),
             budget_rejections=meter.create_counter(
                 "llm_toll.budget.rejections",
@@ -139,15 +158,29 @@ def record_call(call: CallRecord, error_type: str | None = None) -> None:
         ins.unpriced_calls.add(1, {attr.PROVIDER: provider, attr.REQUEST_MODEL: call.model})
 
 
+# (project, period label) -> (limit USD, spent USD, utilization): the latest budget state,
+# read by the observable gauges when metrics are collected.
+_budgets: dict[tuple[str, str], tuple[float, float, float | None]] = {}
+
+
+def _budget_observations(index: int) -> Callable[[CallbackOptions], Iterable[Observation]]:
+    def observe(options: CallbackOptions) -> Iterable[Observation]:
+        for (project, period), values in list(_budgets.items()):
+            value = values[index]
+            if value is not None:
+                yield Observation(value, {attr.PROJECT: project, attr.BUDGET_PERIOD: period})
+
+    return observe
+
+
 def record_budget(project: str, budget: BudgetSpec, state: BudgetState) -> None:
     if state.limit_nanos is None or not metrics_wanted():
         return
-    ins = instruments()
-    labels = {attr.PROJECT: project, attr.BUDGET_PERIOD: attr.period_label(budget.reset)}
-    ins.budget_limit.set(nanos_to_usd(state.limit_nanos), labels)
-    ins.budget_spent.set(nanos_to_usd(state.spent_nanos), labels)
-    if state.limit_nanos > 0:
-        ins.budget_utilization.set(state.spent_nanos / state.limit_nanos, labels)
+    instruments()
+    limit = state.limit_nanos
+    utilization = state.spent_nanos / limit if limit > 0 else None
+    key = (project, attr.period_label(budget.reset))
+    _budgets[key] = (nanos_to_usd(limit), nanos_to_usd(state.spent_nanos), utilization)
 
 
 def record_rejection(project: str, kind: str) -> None:
