@@ -18,9 +18,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from llm_toll import telemetry
+from llm_toll.exceptions import TelemetryWarning
 from llm_toll.processor import CostSpanProcessor
 from llm_toll.reporter import CostReporter, reporter_from_env
 from llm_toll.store import BaseStore, create_store
+from llm_toll.warn import warn_once
 
 T = TypeVar("T")
 EXIT_DRAIN_TIMEOUT_S = 10.0
@@ -156,9 +158,15 @@ class Worker:
             fn, args, future, loop = job
             try:
                 result = fn(*args)
-            except BaseException as error:  # handed back to the awaiting caller
-                if future is not None:
+            except BaseException as error:
+                if future is not None:  # handed back to the awaiting caller
                     _answer(loop, future.set_exception, future, error)
+                else:  # nobody waits for it: say so rather than lose it silently
+                    warn_once(
+                        f"worker:{type(error).__name__}",
+                        f"llm_toll's worker thread failed: {error!r}",
+                        TelemetryWarning,
+                    )
             else:
                 if future is not None:
                     _answer(loop, future.set_result, future, result)
