@@ -116,6 +116,11 @@ def budget_refusal(plan: Plan, spent: int | None) -> BudgetExceededError | None:
 
 def record_refusal(plan: Plan, error: BudgetExceededError | LocalRateLimitError) -> None:
     """A refused call still shows up: a span with the error and a rejection count."""
+    end_refusal(plan, refusal_span(plan, error), error)
+
+
+def refusal_span(plan: Plan, error: BudgetExceededError | LocalRateLimitError) -> Span:
+    """The refused call's span, started in the caller's context (so it has its parent)."""
     span = start_span(plan, None)
     error_type = type(error).__name__
     span.set_status(Status(StatusCode.ERROR, error_type))
@@ -127,9 +132,13 @@ def record_refusal(plan: Plan, error: BudgetExceededError | LocalRateLimitError)
             attr.EVENT_BUDGET_EXCEEDED,
             budget_event_attributes(plan.project, plan.budget.limit_nanos, spent),
         )
-        metrics.record_rejection(plan.project, "budget")
-    else:
-        metrics.record_rejection(plan.project, "ratelimit")
+    return span
+
+
+def end_refusal(plan: Plan, span: Span, error: BudgetExceededError | LocalRateLimitError) -> None:
+    """Count the refusal and end its span (async callers do this in the worker)."""
+    kind = "budget" if isinstance(error, BudgetExceededError) else "ratelimit"
+    metrics.record_rejection(plan.project, kind)
     span.end()
 
 
@@ -159,13 +168,19 @@ def acquire_rate(plan: Plan) -> RateLease | None:
     return plan.limiter.acquire()
 
 
+def requested_model(plan: Plan, kwargs: dict[str, Any] | None) -> str | None:
+    """The model asked for, when known before the call: ``model=`` or a ``model`` argument."""
+    if plan.model is not None:
+        return plan.model
+    model = None if kwargs is None else kwargs.get("model")
+    return model if isinstance(model, str) and model else None
+
+
 def start_span(plan: Plan, kwargs: dict[str, Any] | None) -> Span:
     tracer = telemetry.tracer()
     if tracer is telemetry.NO_TRACER:  # nothing configured: no span to build
         return trace.INVALID_SPAN
-    model = plan.model
-    if model is None and kwargs is not None and isinstance(kwargs.get("model"), str):
-        model = kwargs["model"]
+    model = requested_model(plan, kwargs)
     attributes: dict[str, str] = {
         attr.OPERATION: attr.DEFAULT_OPERATION,
         attr.PROJECT: plan.project,
@@ -201,12 +216,12 @@ async def begin_async(plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any])
             spent = await shared_read(plan, now)
         refusal = budget_refusal(plan, spent)
         if refusal is not None:
-            runtime.worker.submit(record_refusal, plan, refusal)
+            runtime.worker.submit(end_refusal, plan, refusal_span(plan, refusal), refusal)
             raise refusal
     try:
         lease = acquire_rate(plan)
     except LocalRateLimitError as refusal:
-        runtime.worker.submit(record_refusal, plan, refusal)
+        runtime.worker.submit(end_refusal, plan, refusal_span(plan, refusal), refusal)
         raise
     return Call(plan, args, kwargs, now, lease)
 
@@ -246,7 +261,7 @@ def recent_spent(plan: Plan, now: datetime) -> int | None:
 class Call:
     """One started call: its span is open until ``finish``/``finish_stream``/``fail``."""
 
-    __slots__ = ("args", "kwargs", "lease", "plan", "span", "started_at", "t0")
+    __slots__ = ("args", "kwargs", "lease", "plan", "request_model", "span", "started_at", "t0")
 
     def __init__(
         self,
@@ -262,6 +277,7 @@ class Call:
         self.started_at = started_at
         self.lease = lease
         self.span = start_span(plan, kwargs)
+        self.request_model = requested_model(plan, kwargs)
         self.t0 = time.perf_counter()
 
     def attach(self) -> object:
@@ -374,12 +390,15 @@ class Call:
         """Write the call through the processor, then end its span (at ``end_ns`` if given)."""
         try:
             if call is not None:
+                if self.request_model is None and self.span.is_recording():
+                    # Unknown when the span started: the model priced is what was asked for.
+                    self.span.set_attribute(attr.REQUEST_MODEL, call.model)
                 runtime.processor.settle(self.span, call, self.plan.budget, store, held)
         finally:
             self.span.end(end_time=end_ns)
 
     def _price(self, found: ExtractedUsage) -> CallRecord:
-        model = self.plan.model or found.model or self._request_model() or UNKNOWN_MODEL
+        model = self.plan.model or found.model or self.request_model or UNKNOWN_MODEL
         price = default_registry.price(
             model, found.usage, provider=found.provider, at=self.started_at
         )
@@ -396,10 +415,6 @@ class Call:
             estimated=found.estimated,
             response_id=found.response_id,
         )
-
-    def _request_model(self) -> str | None:
-        model = self.kwargs.get("model")
-        return model if isinstance(model, str) and model else None
 
     def _usage_of(self, response: Any) -> ExtractedUsage | None:
         """The usage of a plain result: the user's extractor, then auto-detection, then an

@@ -764,9 +764,7 @@ def test_create_store_picks_sqlite_for_paths_and_urls(
 
 
 def test_create_store_refuses_what_it_cannot_open() -> None:
-    for url in ("postgresql://user@host/db", "postgres://host/db"):
-        with pytest.raises(NotImplementedError, match="PostgreSQL support is not available"):
-            create_store(url)
+    # PostgreSQL URLs: see test_create_store_picks_postgres_for_its_urls (tests/stores).
     with pytest.raises(ValueError, match="unsupported store URL"):
         create_store("mongodb://host/db")
     with pytest.raises(ValueError, match="sqlite:///path"):

@@ -19,6 +19,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
 from llm_toll import (
     BudgetExceededError,
     CostReporter,
@@ -176,23 +180,44 @@ def main(argv: list[str] | None = None) -> int:
         else "  (set OTEL_EXPORTER_OTLP_ENDPOINT to export)"
     )
 
+    app_tracing = app_tracer_provider() if exporting else None
+    app = trace.get_tracer("llm_toll.demo")
+
     with ReplayServer() as server:
         sdk = clients(server)
         print("\nsupport-bot: OpenAI chat, $1.00 a day, 5 requests a minute")
-        run_support_bot(sdk["openai"])
+        with app.start_as_current_span("demo support-bot"):
+            run_support_bot(sdk["openai"])
         print("\nresearch-agent: Anthropic streaming, $0.10 in all")
-        asyncio.run(run_research_agent(server, sdk["anthropic"]))
+        with app.start_as_current_span("demo research-agent"):
+            asyncio.run(run_research_agent(server, sdk["anthropic"]))
         print("\nsummarizer: Gemini, concurrent and streamed, $5.00 a month")
-        asyncio.run(run_summarizer(sdk["gemini"]))
+        with app.start_as_current_span("demo summarizer"):
+            asyncio.run(run_summarizer(sdk["gemini"]))
         print("\nexperiments: a model with no known price")
-        run_experiments(sdk["openai"])
+        with app.start_as_current_span("demo experiments"):
+            run_experiments(sdk["openai"])
 
     print_summary(store)
     spent = sum(row["total_cost"] for row in store.get_all_project_summaries())
     print(f"\nTotal: {format_usd(round(spent * 1e9))}")
+    if app_tracing is not None:
+        app_tracing.force_flush()
     telemetry.flush()
     store.close()
     return 0
+
+
+def app_tracer_provider() -> TracerProvider:
+    """Trace like an app that runs OpenTelemetry itself: a global SDK TracerProvider
+    exporting over OTLP (configured by the OTEL_* variables). llm_toll attaches to it, so
+    its spans nest under the demo's own and the SDKs' spans nest under llm_toll's."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    return provider
 
 
 if __name__ == "__main__":

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llm_toll.store.base import BaseStore
 from llm_toll.store.sqlite import SQLiteStore, StoreError, StoreWarning
+
+if TYPE_CHECKING:  # at run time through __getattr__: psycopg is optional
+    from llm_toll.store.postgres import PostgresStore as PostgresStore
 
 UsageStore = SQLiteStore
 """The llm-toll 0.13 name of SQLiteStore."""
@@ -26,6 +29,8 @@ def create_store(url: str | None = None, **kwargs: Any) -> BaseStore:
 
     ``None`` is the default SQLite file. A plain path or ``sqlite:///relative/path`` /
     ``sqlite:////absolute/path`` (SQLAlchemy's spelling) is a SQLite file.
+    ``postgresql://...`` or ``postgres://...`` is a PostgreSQL database (``PostgresStore``,
+    with ``pip install 'llm-toll[postgres]'``).
     """
     if url is None:
         return SQLiteStore(**kwargs)
@@ -47,15 +52,24 @@ def _sqlite_from_url(url: str, rest: str, **kwargs: Any) -> BaseStore:
     return SQLiteStore(rest[1:], **kwargs)
 
 
-def _postgres_not_yet(url: str, rest: str, **kwargs: Any) -> BaseStore:
-    raise NotImplementedError(
-        "PostgreSQL support is not available yet in this version of llm_toll; "
-        "use a SQLite path (or no URL for ~/.llm_toll.db) for now"
-    )
+def _postgres_from_url(url: str, rest: str, **kwargs: Any) -> BaseStore:
+    # Imported here: psycopg is an optional dependency, needed only for this scheme.
+    from llm_toll.store.postgres import PostgresStore as PostgresStore
+
+    return PostgresStore(url, **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    # `from llm_toll.store import PostgresStore` imports psycopg only when asked for.
+    if name == "PostgresStore":
+        from llm_toll.store.postgres import PostgresStore as PostgresStore
+
+        return PostgresStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 _FACTORIES: dict[str, Callable[..., BaseStore]] = {
     "sqlite": _sqlite_from_url,
-    "postgresql": _postgres_not_yet,
-    "postgres": _postgres_not_yet,
+    "postgresql": _postgres_from_url,
+    "postgres": _postgres_from_url,
 }

@@ -1,0 +1,1016 @@
+"""One suite, every backend: what any budget store must do, run against SQLite and PostgreSQL.
+
+The tests of the first part take the parametrised ``store`` / ``store_factory`` fixtures
+and run unchanged against a fresh SQLite file and a fresh PostgreSQL database. The last
+part holds what only PostgreSQL has (a server, a connection pool, a schema shared by
+hosts) and a test that records the same calls into both backends and compares every
+answer of the llm-toll 0.13 read API.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llm_toll.budget import LIFETIME
+from llm_toll.exceptions import BudgetExceededError
+from llm_toll.money import usd_to_nanos
+from llm_toll.records import BudgetSpec, BudgetState, CallRecord
+from llm_toll.store import BaseStore, SQLiteStore, StoreError, StoreWarning, create_store
+from llm_toll.usage.base import Usage
+from tests.stores.conftest import (
+    REPO,
+    PostgresServer,
+    StoreFactory,
+    free_port,
+    open_store,
+    start_postgres_server,
+)
+
+MONDAY = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
+
+LOG_KEYS = [
+    *("id", "project", "model", "input_tokens", "output_tokens", "cost", "created_at"),
+    *("provider", "operation", "cache_read_input_tokens", "cache_creation_input_tokens"),
+    *("reasoning_output_tokens", "price_known", "estimated", "budget_key", "response_id"),
+    *("duration_s", "cost_nanos"),
+]
+TOTALS_KEYS = ["total_cost", "total_input_tokens", "total_output_tokens", "call_count"]
+PROJECT_SUMMARY_KEYS = ["project", *TOTALS_KEYS, "last_used", "total_cost_nanos"]
+MODEL_SUMMARY_KEYS = ["model", *TOTALS_KEYS, "total_cost_nanos"]
+PROJECT_FOR_MODEL_KEYS = ["project", *TOTALS_KEYS, "total_cost_nanos"]
+DAILY_KEYS = [
+    *("date", "daily_cost", "daily_input_tokens", "daily_output_tokens", "call_count"),
+    "daily_cost_nanos",
+]
+BUDGET_KEYS = [
+    *("project", "period", "total_cost", "limit", "thresholds_fired", "last_reset_at"),
+    *("updated_at", "total_cost_nanos", "limit_nanos", "utilization"),
+]
+
+
+def make_call(
+    cost_nanos: int = 1_000,
+    *,
+    project: str = "proj",
+    model: str = "gpt-4o",
+    at: datetime = MONDAY,
+    usage: Usage | None = None,
+    **fields: Any,
+) -> CallRecord:
+    return CallRecord(
+        project=project,
+        model=model,
+        usage=usage or Usage(input_tokens=10, output_tokens=5),
+        cost_nanos=cost_nanos,
+        started_at=at,
+        **fields,
+    )
+
+
+def all_logs(store: BaseStore, project: str = "proj") -> list[dict[str, Any]]:
+    return store.get_usage_logs_filtered(project=project, limit=0)
+
+
+# == every backend ==========================================================================
+
+# -- record_call and get_spent ----------------------------------------------------------------
+
+
+def test_record_call_keeps_every_field_of_the_call(store: BaseStore) -> None:
+    usage = Usage(
+        input_tokens=1200,
+        output_tokens=300,
+        cache_read_input_tokens=1000,
+        cache_creation_input_tokens=100,
+        reasoning_output_tokens=200,
+    )
+    call = make_call(
+        123_456_789,
+        usage=usage,
+        at=datetime(2026, 3, 2, 13, 0, 0, 250_000, tzinfo=timezone(timedelta(hours=1))),
+        duration_s=1.5,
+        provider="openai",
+        operation="embeddings",
+        price_known=False,
+        estimated=True,
+        response_id="resp-1",
+        budget_key="team-a",
+    )
+    assert store.record_call(call) == BudgetState(123_456_789, None, LIFETIME)
+    [row] = store.get_usage_logs("proj")
+    assert row == {
+        "id": 1,
+        "project": "proj",
+        "model": "gpt-4o",
+        "input_tokens": 1200,
+        "output_tokens": 300,
+        "cost": 0.123456789,
+        "created_at": "2026-03-02T12:00:00.250000+00:00",  # in UTC
+        "provider": "openai",
+        "operation": "embeddings",
+        "cache_read_input_tokens": 1000,
+        "cache_creation_input_tokens": 100,
+        "reasoning_output_tokens": 200,
+        "price_known": False,
+        "estimated": True,
+        "budget_key": "team-a",
+        "response_id": "resp-1",
+        "duration_s": 1.5,
+        "cost_nanos": 123_456_789,
+    }
+    assert list(row) == LOG_KEYS
+
+
+def test_without_a_budget_the_lifetime_total_is_reported(store: BaseStore) -> None:
+    first = store.record_call(make_call(700))
+    second = store.record_call(make_call(300))
+    assert first == BudgetState(700, None, LIFETIME)
+    assert second == BudgetState(1_000, None, LIFETIME)
+    assert store.get_spent("proj", None, MONDAY) == 1_000
+
+
+def test_get_spent_of_an_unknown_project_is_zero(store: BaseStore) -> None:
+    assert store.get_spent("nobody", None, MONDAY) == 0
+    assert store.get_spent("nobody", "monthly", MONDAY) == 0
+
+
+def test_projects_are_kept_apart(store: BaseStore) -> None:
+    store.record_call(make_call(5, project="a"))
+    store.record_call(make_call(7, project="b"))
+    assert (store.get_spent("a", None, MONDAY), store.get_spent("b", None, MONDAY)) == (5, 7)
+
+
+@pytest.mark.parametrize(
+    ("reset", "start", "same_period", "next_period", "keys"),
+    [
+        (
+            "daily",
+            datetime(2026, 3, 2, 0, 0, tzinfo=timezone.utc),
+            datetime(2026, 3, 2, 23, 59, 59, tzinfo=timezone.utc),
+            datetime(2026, 3, 3, 0, 0, tzinfo=timezone.utc),
+            ("2026-03-02", "2026-03-03"),
+        ),
+        (
+            "weekly",  # ISO weeks: Monday to Sunday
+            datetime(2026, 3, 2, 0, 0, tzinfo=timezone.utc),
+            datetime(2026, 3, 8, 23, 59, tzinfo=timezone.utc),
+            datetime(2026, 3, 9, 0, 0, tzinfo=timezone.utc),
+            ("W2026-03-02", "W2026-03-09"),
+        ),
+        (
+            "monthly",
+            datetime(2026, 2, 1, 0, 0, tzinfo=timezone.utc),
+            datetime(2026, 2, 28, 23, 59, tzinfo=timezone.utc),
+            datetime(2026, 3, 1, 0, 0, tzinfo=timezone.utc),
+            ("2026-02", "2026-03"),
+        ),
+    ],
+)
+def test_periods_roll_over_and_keep_history(
+    store: BaseStore,
+    reset: str,
+    start: datetime,
+    same_period: datetime,
+    next_period: datetime,
+    keys: tuple[str, str],
+) -> None:
+    budget = BudgetSpec(limit_nanos=10_000, reset=reset)
+    states = [
+        store.record_call(make_call(1_000, at=start), budget),
+        store.record_call(make_call(2_000, at=same_period), budget),
+        store.record_call(make_call(4_000, at=next_period), budget),
+    ]
+    assert [(s.period, s.spent_nanos, s.limit_nanos) for s in states] == [
+        (keys[0], 1_000, 10_000),
+        (keys[0], 3_000, 10_000),
+        (keys[1], 4_000, 10_000),  # a new period starts from zero
+    ]
+    assert store.get_spent("proj", reset, same_period) == 3_000
+    assert store.get_spent("proj", reset, next_period) == 4_000
+    assert store.get_spent("proj", None, next_period) == 7_000  # the lifetime total goes on
+    assert len(all_logs(store)) == 3  # the ledger keeps every call
+
+
+def test_the_period_is_that_of_started_at_in_utc(store: BaseStore) -> None:
+    # Monday 1 March 2027, 00:30 in UTC+02:00, is Sunday 28 February in UTC: the day, the
+    # ISO week and the month all differ from the local ones.
+    started_at = datetime(2027, 3, 1, 0, 30, tzinfo=timezone(timedelta(hours=2)))
+    periods = {
+        reset: store.record_call(make_call(10, at=started_at), BudgetSpec(100, reset)).period
+        for reset in ("daily", "weekly", "monthly")
+    }
+    assert periods == {"daily": "2027-02-28", "weekly": "W2027-02-22", "monthly": "2027-02"}
+    utc_evening = datetime(2027, 2, 28, 23, 0, tzinfo=timezone.utc)
+    assert store.get_spent("proj", "daily", utc_evening) == 10
+    assert store.get_spent("proj", "daily", started_at) == 10  # read back through UTC too
+    assert store.get_spent("proj", "daily", datetime(2027, 3, 1, 12, tzinfo=timezone.utc)) == 0
+    assert {row["created_at"] for row in all_logs(store)} == {"2027-02-28T22:30:00.000000+00:00"}
+
+
+def test_thresholds_fire_once_per_period(store: BaseStore) -> None:
+    budget = BudgetSpec(limit_nanos=1_000, reset="daily")
+    day_one = [store.record_call(make_call(100), budget).crossed_thresholds for _ in range(12)]
+    assert day_one == [(), (), (), (), (50,), (), (), (80,), (), (100,), (), ()]
+    next_day = MONDAY + timedelta(days=1)
+    big = store.record_call(make_call(900, at=next_day), budget)
+    assert big.crossed_thresholds == (50, 80)  # one call can cross several
+    assert store.record_call(make_call(100, at=next_day), budget).crossed_thresholds == (100,)
+    assert store.record_call(make_call(100, at=next_day), budget).crossed_thresholds == ()
+
+
+def test_thresholds_are_remembered_by_the_database(store_factory: StoreFactory) -> None:
+    budget = BudgetSpec(limit_nanos=1_000)
+    with store_factory() as store:
+        assert store.record_call(make_call(600), budget).crossed_thresholds == (50,)
+    with store_factory() as reopened:
+        assert reopened.record_call(make_call(100), budget).crossed_thresholds == ()
+        assert reopened.record_call(make_call(100), budget).crossed_thresholds == (80,)
+
+
+@pytest.mark.parametrize(("cost", "crossing_call"), [(300, 4), (250, 4), (1_000, 1)])
+def test_exceeded_now_is_true_for_exactly_the_crossing_call(
+    store: BaseStore, cost: int, crossing_call: int
+) -> None:
+    budget = BudgetSpec(limit_nanos=1_000, reset="monthly")
+    flags = [store.record_call(make_call(cost), budget).exceeded_now for _ in range(6)]
+    assert flags == [n == crossing_call for n in range(1, 7)]
+
+
+def test_a_free_call_at_the_limit_does_not_count_as_crossing(store: BaseStore) -> None:
+    budget = BudgetSpec(limit_nanos=1_000)
+    assert store.record_call(make_call(1_000), budget).exceeded_now
+    assert not store.record_call(make_call(0), budget).exceeded_now
+
+
+def test_a_budget_without_limit_reports_its_period(store: BaseStore) -> None:
+    state = store.record_call(make_call(5), BudgetSpec(limit_nanos=None, reset="monthly"))
+    assert state == BudgetState(5, None, "2026-03")
+    state = store.record_call(make_call(6), BudgetSpec(limit_nanos=None))
+    assert state == BudgetState(11, None, LIFETIME)
+
+
+def test_money_is_exact_over_many_calls(store: BaseStore) -> None:
+    # 2_000 x 0.1 USD summed as floats is not 200.0; the store keeps integers.
+    calls = 2_000
+    assert sum([0.1] * calls) != 200.0
+    for _ in range(calls):
+        store.log_usage("exact", "gpt-4o", 1, 1, 0.1)
+    assert store.get_total_cost("exact") == 200.0
+    assert store.get_spent("exact", None, MONDAY) == 200 * 10**9
+
+    budget = BudgetSpec(limit_nanos=10**12, reset="daily")
+    for _ in range(calls):
+        store.record_call(make_call(123, project="nanos"), budget)
+    assert store.get_spent("nanos", "daily", MONDAY) == 123 * calls
+    summaries = {row["project"]: row for row in store.get_all_project_summaries()}
+    assert summaries["nanos"]["total_cost_nanos"] == 123 * calls
+    assert summaries["exact"]["total_cost_nanos"] == 200 * 10**9
+    assert summaries["exact"]["total_cost"] == 200.0
+
+
+def test_amounts_up_to_the_largest_integer_are_exact(store: BaseStore) -> None:
+    big = 2**62  # about 4.6 billion USD in nanos: beyond a double's exact integers
+    store.record_call(make_call(big))
+    assert store.record_call(make_call(1)).spent_nanos == big + 1
+    assert store.get_spent("proj", None, MONDAY) == big + 1
+    assert [row["cost_nanos"] for row in all_logs(store)] == [1, big]
+
+
+def test_a_bad_record_is_refused_and_nothing_is_written(store: BaseStore) -> None:
+    store.record_call(make_call(1))
+    with pytest.raises(ValueError, match="cost_nanos"):
+        store.record_call(make_call(0.5))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="cost_nanos"):
+        store.record_call(make_call(2**63))
+    with pytest.raises(ValueError, match="input_tokens"):
+        store.record_call(make_call(1, usage=Usage(input_tokens=-1)))
+    with pytest.raises(ValueError, match="unknown reset"):
+        store.record_call(make_call(1), BudgetSpec(limit_nanos=5, reset="hourly"))
+    with pytest.raises(ValueError, match="limit_nanos"):
+        store.record_call(make_call(1), BudgetSpec(limit_nanos=2.5))  # type: ignore[arg-type]
+    assert len(all_logs(store)) == 1
+    assert store.get_spent("proj", None, MONDAY) == 1
+
+
+# -- the llm-toll 0.13 API ------------------------------------------------------------------
+
+
+def test_log_usage_and_get_total_cost(store: BaseStore) -> None:
+    assert store.get_total_cost("chat") == 0.0
+    store.log_usage("chat", "gpt-4o", 100, 20, 0.25)
+    store.log_usage("chat", "gpt-4o-mini", 10, 2, 0.125)
+    assert store.get_total_cost("chat") == 0.375
+    rows = store.get_usage_logs("chat")
+    assert [(r["model"], r["input_tokens"], r["output_tokens"], r["cost"]) for r in rows] == [
+        ("gpt-4o-mini", 10, 2, 0.125),  # newest first
+        ("gpt-4o", 100, 20, 0.25),
+    ]
+    assert all(r["price_known"] and r["operation"] == "chat" for r in rows)
+
+
+def test_usage_logs_are_newest_first_and_limited(store: BaseStore) -> None:
+    for hour in range(5):
+        store.record_call(make_call(hour, at=MONDAY + timedelta(hours=hour)))
+    store.record_call(make_call(99, project="other"))
+    rows = store.get_usage_logs("proj", limit=3)
+    assert [r["cost_nanos"] for r in rows] == [4, 3, 2]
+    assert store.get_usage_logs("proj", limit=0) == []
+    assert len(store.get_usage_logs("proj", limit=-1)) == 5
+    # Calls of the same instant: the last recorded first.
+    store.record_call(make_call(7, project="same"))
+    store.record_call(make_call(8, project="same"))
+    assert [r["cost_nanos"] for r in store.get_usage_logs("same")] == [8, 7]
+
+
+def test_usage_logs_filtered(store: BaseStore) -> None:
+    store.record_call(make_call(1, project="a", model="m1"))
+    store.record_call(make_call(2, project="a", model="m2"))
+    store.record_call(make_call(3, project="b", model="m1"))
+
+    def costs(**filters: Any) -> list[int]:
+        return sorted(r["cost_nanos"] for r in store.get_usage_logs_filtered(**filters))
+
+    assert costs() == [1, 2, 3]
+    assert costs(project="a") == [1, 2]
+    assert costs(model="m1") == [1, 3]
+    assert costs(project="a", model="m1") == [1]
+    assert costs(project="nobody") == []
+    assert len(store.get_usage_logs_filtered(limit=2)) == 2
+    assert len(store.get_usage_logs_filtered(limit=0)) == 3  # 0 means all
+    assert len(store.get_usage_logs_filtered(limit=-5)) == 3
+    assert all(list(row) == LOG_KEYS for row in store.get_usage_logs_filtered())
+
+
+def test_summaries_by_project_and_model(store: BaseStore) -> None:
+    store.record_call(make_call(100_000_000, project="a", model="m1", at=MONDAY))
+    store.record_call(make_call(300_000_000, project="a", model="m2", at=MONDAY))
+    store.record_call(
+        make_call(50_000_000, project="b", model="m1", at=MONDAY + timedelta(hours=3))
+    )
+    projects = store.get_all_project_summaries()
+    assert projects == [
+        {
+            "project": "a",
+            "total_cost": 0.4,
+            "total_input_tokens": 20,
+            "total_output_tokens": 10,
+            "call_count": 2,
+            "last_used": "2026-03-02T12:00:00.000000+00:00",
+            "total_cost_nanos": 400_000_000,
+        },
+        {
+            "project": "b",
+            "total_cost": 0.05,
+            "total_input_tokens": 10,
+            "total_output_tokens": 5,
+            "call_count": 1,
+            "last_used": "2026-03-02T15:00:00.000000+00:00",
+            "total_cost_nanos": 50_000_000,
+        },
+    ]
+    assert all(list(row) == PROJECT_SUMMARY_KEYS for row in projects)
+
+    models = store.get_model_summaries()
+    assert [(m["model"], m["total_cost"], m["call_count"]) for m in models] == [
+        ("m2", 0.3, 1),
+        ("m1", 0.15, 2),
+    ]
+    assert models[1]["total_cost_nanos"] == 150_000_000
+    assert models[1]["total_input_tokens"] == 20
+    assert [m["model"] for m in store.get_model_summaries(project="b")] == ["m1"]
+    assert store.get_model_summaries(project="nobody") == []
+    by_project = store.get_project_summaries_for_model("m1")
+    assert [(p["project"], p["total_cost"]) for p in by_project] == [("a", 0.1), ("b", 0.05)]
+    assert all(list(row) == MODEL_SUMMARY_KEYS for row in models)
+    assert all(list(row) == PROJECT_FOR_MODEL_KEYS for row in by_project)
+
+
+def test_reports_sort_ties_by_name_bytewise(store: BaseStore) -> None:
+    for project in ("b", "B", "a", "_"):
+        store.record_call(make_call(10, project=project, model=f"m-{project}"))
+    assert [p["project"] for p in store.get_all_project_summaries()] == ["B", "_", "a", "b"]
+    assert [m["model"] for m in store.get_model_summaries()] == ["m-B", "m-_", "m-a", "m-b"]
+
+
+def test_daily_cost_trends_cover_the_last_days(store: BaseStore) -> None:
+    now = datetime.now(timezone.utc)
+    store.record_call(make_call(1_000_000, at=now - timedelta(days=2)))
+    store.record_call(make_call(2_000_000, at=now - timedelta(days=2)))
+    store.record_call(make_call(4_000_000, at=now - timedelta(days=1)))
+    store.record_call(make_call(8_000_000, at=now - timedelta(days=40)))
+    trends = store.get_daily_cost_trends(days=30)
+    assert trends == [
+        {
+            "date": (now - timedelta(days=2)).strftime("%Y-%m-%d"),
+            "daily_cost": 0.003,
+            "daily_input_tokens": 20,
+            "daily_output_tokens": 10,
+            "call_count": 2,
+            "daily_cost_nanos": 3_000_000,
+        },
+        {
+            "date": (now - timedelta(days=1)).strftime("%Y-%m-%d"),
+            "daily_cost": 0.004,
+            "daily_input_tokens": 10,
+            "daily_output_tokens": 5,
+            "call_count": 1,
+            "daily_cost_nanos": 4_000_000,
+        },
+    ]
+    assert all(list(row) == DAILY_KEYS for row in trends)
+    assert len(store.get_daily_cost_trends(days=60)) == 3
+
+
+def test_budget_utilization_per_project_and_period(store: BaseStore) -> None:
+    store.record_call(make_call(250_000_000, project="a"), BudgetSpec(10**9, "daily"))
+    store.log_usage("b", "m", 1, 1, 0.5)
+    rows = store.get_budget_utilization()
+    view = {
+        (r["project"], r["period"]): (
+            r["total_cost"],
+            r["limit"],
+            r["utilization"],
+            r["thresholds_fired"],
+            r["total_cost_nanos"],
+            r["limit_nanos"],
+        )
+        for r in rows
+    }
+    assert view == {
+        ("b", "all"): (0.5, None, None, 0, 500_000_000, None),
+        ("a", "all"): (0.25, None, None, 0, 250_000_000, None),
+        ("a", "2026-03-02"): (0.25, 1.0, 0.25, 0, 250_000_000, 10**9),
+    }
+    assert [(r["project"], r["period"]) for r in rows] == [
+        ("b", "all"),  # costliest first, then by project and period
+        ("a", "2026-03-02"),
+        ("a", "all"),
+    ]
+    for row in rows:
+        assert list(row) == BUDGET_KEYS
+        assert row["last_reset_at"] is None
+        assert datetime.fromisoformat(row["updated_at"]).tzinfo is not None
+
+
+def test_reset_budget_zeroes_totals_and_keeps_the_ledger(store: BaseStore) -> None:
+    budget = BudgetSpec(limit_nanos=1_000, reset="daily")
+    assert store.record_call(make_call(900), budget).crossed_thresholds == (50, 80)
+    store.record_call(make_call(5, project="other"))
+    store.reset_budget("proj")
+    store.reset_budget("nobody")  # nothing to reset: no error
+    assert store.get_total_cost("proj") == 0.0
+    assert store.get_spent("proj", "daily", MONDAY) == 0
+    assert store.get_spent("other", None, MONDAY) == 5  # other projects untouched
+    assert len(store.get_usage_logs("proj")) == 1
+    reset_rows = [r for r in store.get_budget_utilization() if r["project"] == "proj"]
+    assert len(reset_rows) == 2
+    assert all(r["last_reset_at"] is not None and r["thresholds_fired"] == 0 for r in reset_rows)
+    again = store.record_call(make_call(900), budget)
+    assert (again.spent_nanos, again.crossed_thresholds) == (900, (50, 80))  # fire again
+
+
+def test_log_usage_if_within_budget_records_every_call(store: BaseStore) -> None:
+    totals = [store.log_usage_if_within_budget("b", "m", 1, 1, 0.4, 1.0) for _ in range(3)]
+    assert totals == [0.4, 0.8, 1.2]  # the crossing call is recorded and returns
+    with pytest.raises(BudgetExceededError) as refused:
+        store.log_usage_if_within_budget("b", "m", 1, 1, 0.4, 1.0)
+    assert (refused.value.project, refused.value.max_budget) == ("b", 1.0)
+    assert refused.value.current_cost == 1.6
+    assert store.get_total_cost("b") == 1.6  # recorded all the same: the money is spent
+    assert len(store.get_usage_logs("b")) == 4
+    [row] = [r for r in store.get_budget_utilization() if r["project"] == "b"]
+    assert (row["limit"], row["utilization"]) == (1.0, 1.6)
+
+
+def test_bad_compat_arguments_warn_and_lose_nothing(store: BaseStore) -> None:
+    with pytest.warns(StoreWarning, match="not a non-negative amount") as caught:
+        store.log_usage("p", "m", 10, 5, float("nan"))
+    assert caught[0].filename == __file__  # points at the caller
+    with pytest.warns(StoreWarning, match="bad token counts"):
+        store.log_usage("p", "m", -3, 5, 0.5)
+    with pytest.warns(StoreWarning, match="max_budget"):
+        assert store.log_usage_if_within_budget("p", "m", 1, 1, 0.25, float("inf")) == 0.75
+    rows = store.get_usage_logs("p")
+    assert [(r["cost"], r["price_known"], r["input_tokens"]) for r in rows] == [
+        (0.25, True, 1),
+        (0.5, True, 0),
+        (0.0, False, 10),
+    ]
+
+
+def test_close_is_idempotent_and_the_store_reopens(store: BaseStore) -> None:
+    store.log_usage("p", "m", 1, 1, 1.0)
+    store.close()
+    store.close()
+    assert store.get_total_cost("p") == 1.0  # opened again on demand
+    store.log_usage("p", "m", 1, 1, 1.0)
+    store.close()
+    assert store.get_total_cost("p") == 2.0
+
+
+def test_stores_on_one_database_see_each_other(store_factory: StoreFactory) -> None:
+    first, second = store_factory(), store_factory()
+    first.record_call(make_call(10))
+    assert second.record_call(make_call(5)).spent_nanos == 15
+    assert first.get_spent("proj", None, MONDAY) == 15
+
+
+def test_reads_wait_for_writes_in_flight_and_record_call_does_not(store: BaseStore) -> None:
+    waited: list[str] = []
+    store.set_write_barrier(lambda: waited.append("barrier"))
+    store.record_call(make_call(1))
+    store.log_usage("proj", "m", 1, 1, 0.5)  # a write: it is what the barrier waits for
+    assert waited == []
+    reads: list[Callable[[], object]] = [
+        lambda: store.get_spent("proj", None, MONDAY),
+        lambda: store.get_total_cost("proj"),
+        lambda: store.get_usage_logs("proj"),
+        lambda: store.get_usage_logs_filtered(),
+        lambda: store.get_all_project_summaries(),
+        lambda: store.get_model_summaries(),
+        lambda: store.get_project_summaries_for_model("m"),
+        lambda: store.get_daily_cost_trends(),
+        lambda: store.get_budget_utilization(),
+        lambda: store.reset_budget("proj"),
+    ]
+    for count, read in enumerate(reads, start=1):
+        read()
+        assert len(waited) == count
+    store.set_write_barrier(None)
+
+
+# -- failures -------------------------------------------------------------------------------
+
+
+def test_an_unreachable_database_is_a_store_error_or_a_warning(
+    store_factory: StoreFactory,
+) -> None:
+    broken = store_factory.unreachable()
+    failed = r"^llm_toll store \S+: could not \w+"  # the database, then what failed and why
+    with pytest.raises(StoreError, match=failed) as failure:
+        broken.record_call(make_call())
+    assert failure.value.path is not None
+    assert str(failure.value).startswith(f"llm_toll store {failure.value.path}: ")
+    with pytest.raises(StoreError, match=failed):
+        broken.record_call(make_call(), BudgetSpec(10, "daily"))
+    with pytest.raises(StoreError, match=failed):
+        broken.get_spent("proj", "daily", MONDAY)
+
+    # The llm-toll 0.13 API warns and answers with a neutral value, as 0.13 never raised.
+    with pytest.warns(StoreWarning, match=failed):
+        broken.log_usage("proj", "m", 1, 1, 0.5)
+    with pytest.warns(StoreWarning, match=failed):
+        assert broken.log_usage_if_within_budget("proj", "m", 1, 1, 0.5, 1.0) == 0.0
+    with pytest.warns(StoreWarning, match=failed):
+        assert broken.get_total_cost("proj") == 0.0
+    with pytest.warns(StoreWarning, match=failed):
+        broken.reset_budget("proj")
+    reads: list[Callable[[], list[dict[str, Any]]]] = [
+        lambda: broken.get_usage_logs("proj"),
+        lambda: broken.get_usage_logs_filtered(),
+        lambda: broken.get_all_project_summaries(),
+        lambda: broken.get_model_summaries(),
+        lambda: broken.get_model_summaries(project="proj"),
+        lambda: broken.get_project_summaries_for_model("m"),
+        lambda: broken.get_daily_cost_trends(),
+        lambda: broken.get_budget_utilization(),
+    ]
+    for read in reads:
+        with pytest.warns(StoreWarning, match=failed) as caught:
+            assert read() == []
+        assert caught[0].filename == __file__  # points at the caller
+    broken.close()
+    broken.close()
+
+
+# -- processes ------------------------------------------------------------------------------
+
+
+def record_one_in_a_forked_child(store: BaseStore) -> None:
+    store.record_call(make_call(10))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")
+def test_a_forked_child_uses_connections_of_its_own(store: BaseStore) -> None:
+    store.record_call(make_call(1))  # the parent's connections are open across the fork
+    child = multiprocessing.get_context("fork").Process(
+        target=record_one_in_a_forked_child, args=(store,)
+    )
+    child.start()
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    assert store.record_call(make_call(100)).spent_nanos == 111  # the parent's still work
+    assert store.get_spent("proj", None, MONDAY) == 111
+    assert len(all_logs(store)) == 3
+
+
+# Several processes, each with several threads, writing one database at the same time.
+# Workers are spawned, so each opens the (fresh) database on its own, all at once.
+
+PROCESSES = 4
+THREADS = 4
+CALLS = 100
+TOTAL_CALLS = PROCESSES * THREADS * CALLS
+COST_NANOS = 1_000_003  # not a round number, so any lost or doubled call shows
+LIMIT_NANOS = COST_NANOS * (TOTAL_CALLS // 2)
+
+
+def record_calls(store: BaseStore, worker: str) -> list[Any]:
+    """One thread's calls; returns the (crossed thresholds, exceeded_now) of each."""
+    budget = BudgetSpec(limit_nanos=LIMIT_NANOS, reset="daily")
+    results: list[Any] = []
+    for n in range(CALLS):
+        call = make_call(COST_NANOS, project="shared", response_id=f"{worker}-{n}")
+        state = store.record_call(call, budget)
+        results.append((state.crossed_thresholds, state.exceeded_now))
+    return results
+
+
+def log_within_budget(store: BaseStore, worker: str) -> list[Any]:
+    """One thread's llm-toll 0.13 calls; returns ("ok" | "refused", total in nano-USD)."""
+    results: list[Any] = []
+    cost = COST_NANOS / 1e9
+    max_budget = LIMIT_NANOS / 1e9
+    for _ in range(CALLS):
+        try:
+            total = store.log_usage_if_within_budget("legacy", "gpt-4o", 3, 2, cost, max_budget)
+            results.append(("ok", usd_to_nanos(total)))
+        except BudgetExceededError as refused:
+            results.append(("refused", usd_to_nanos(refused.current_cost or 0)))
+    return results
+
+
+WORKLOADS = {"record_calls": record_calls, "log_within_budget": log_within_budget}
+
+
+def process_main(
+    backend: str, location: str, workload: str, index: int, start: Any, results: Any
+) -> None:
+    """A spawned process: THREADS threads share one store, all start together."""
+    store = open_store(backend, location)
+    go = threading.Barrier(THREADS)
+    outcomes: list[Any] = []
+    lock = threading.Lock()
+
+    def thread_main(thread_index: int) -> None:
+        go.wait()
+        try:
+            outcome = WORKLOADS[workload](store, f"{index}.{thread_index}")
+        except BaseException as exc:  # reported to the parent, which fails the test
+            outcome = [("error", repr(exc))]
+        with lock:
+            outcomes.extend(outcome)
+
+    threads = [threading.Thread(target=thread_main, args=(t,)) for t in range(THREADS)]
+    start.wait()  # every process opens the fresh database at the same moment
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    store.close()
+    results.put(outcomes)
+
+
+def run_processes(factory: StoreFactory, workload: str) -> list[Any]:
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(PROCESSES)
+    results = context.Queue()
+    processes = [
+        context.Process(
+            target=process_main,
+            args=(factory.backend, factory.location, workload, i, start, results),
+        )
+        for i in range(PROCESSES)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        outcomes: list[Any] = []
+        for _ in processes:
+            outcomes.extend(results.get(timeout=120))
+        for process in processes:
+            process.join(timeout=60)
+            assert process.exitcode == 0
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+                process.join()
+    assert [o for o in outcomes if o[0] == "error"] == []
+    return outcomes
+
+
+def test_concurrent_record_call_loses_nothing(store_factory: StoreFactory) -> None:
+    outcomes = run_processes(store_factory, "record_calls")
+    assert len(outcomes) == TOTAL_CALLS
+
+    with store_factory() as store:
+        assert store.get_spent("shared", "daily", MONDAY) == COST_NANOS * TOTAL_CALLS
+        assert store.get_spent("shared", None, MONDAY) == COST_NANOS * TOTAL_CALLS
+        rows = store.get_usage_logs_filtered(project="shared", limit=0)
+    assert len(rows) == TOTAL_CALLS
+    assert len({row["response_id"] for row in rows}) == TOTAL_CALLS  # each call exactly once
+
+    # Totals are serialised: exactly one call crossed the limit, each threshold fired once.
+    assert sum(exceeded for _, exceeded in outcomes) == 1
+    fired = Counter(pct for crossed, _ in outcomes for pct in crossed)
+    assert fired == {50: 1, 80: 1, 100: 1}
+
+
+def test_concurrent_log_usage_if_within_budget_is_atomic(store_factory: StoreFactory) -> None:
+    outcomes = run_processes(store_factory, "log_within_budget")
+
+    # Every call was recorded and saw its own total: the totals are exactly 1..N calls.
+    totals = sorted(total for _, total in outcomes)
+    assert totals == [COST_NANOS * n for n in range(1, TOTAL_CALLS + 1)]
+    # Refused are exactly the calls that found the budget already spent.
+    refused = sorted(total for outcome, total in outcomes if outcome == "refused")
+    assert refused == [COST_NANOS * n for n in range(TOTAL_CALLS // 2 + 1, TOTAL_CALLS + 1)]
+
+    with store_factory() as store:
+        assert usd_to_nanos(store.get_total_cost("legacy")) == COST_NANOS * TOTAL_CALLS
+        assert len(store.get_usage_logs("legacy", limit=-1)) == TOTAL_CALLS
+
+
+# == PostgreSQL only ========================================================================
+
+
+@pytest.fixture
+def pg_dsn(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh database of the session's server."""
+    dsn = postgres_server.create_database()
+    yield dsn
+    postgres_server.drop_database(dsn)
+
+
+@pytest.fixture
+def pg_store(pg_dsn: str) -> Iterator[BaseStore]:
+    with open_store("postgres", pg_dsn) as store:
+        yield store
+
+
+def test_postgres_schema_is_versioned_with_exact_integer_money(
+    pg_store: BaseStore, pg_dsn: str
+) -> None:
+    from llm_toll.store.postgres_migrations import LATEST_VERSION
+
+    pg_store.record_call(make_call())
+    assert PostgresServer.run(pg_dsn, "SELECT version FROM schema_version") == [(LATEST_VERSION,)]
+    types = dict(
+        PostgresServer.run(
+            pg_dsn,
+            "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns"
+            " WHERE column_name LIKE '%%nanos' OR column_name LIKE '%%tokens'",
+        )
+    )
+    assert types["usage_logs.cost_nanos"] == "bigint"
+    assert types["budget_totals.spent_nanos"] == "bigint"
+    assert types["budget_totals.limit_nanos"] == "bigint"
+    assert types["usage_logs.input_tokens"] == "bigint"
+
+
+def test_postgres_fresh_database_opened_by_many_at_once(pg_dsn: str) -> None:
+    # Each thread's store opens its own first connection and migrates: one of them
+    # applies the schema under the advisory lock, the others wait and find it done.
+    opened = 8
+    go = threading.Barrier(opened)
+    errors: list[BaseException] = []
+    stores = [open_store("postgres", pg_dsn) for _ in range(opened)]
+
+    def first_call(store: BaseStore) -> None:
+        go.wait()
+        try:
+            store.record_call(make_call(1), BudgetSpec(100, "daily"))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first_call, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert errors == []
+        assert stores[0].get_spent("proj", "daily", MONDAY) == opened
+        assert len(PostgresServer.run(pg_dsn, "SELECT * FROM schema_version")) == 1
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_postgres_schema_of_a_newer_version_is_refused(pg_store: BaseStore, pg_dsn: str) -> None:
+    pg_store.record_call(make_call())
+    pg_store.close()
+    PostgresServer.run(pg_dsn, "UPDATE schema_version SET version = 99")
+    with open_store("postgres", pg_dsn) as store, pytest.raises(StoreError, match="newer llm_toll"):
+        store.record_call(make_call())
+
+
+def test_postgres_tables_of_another_application_are_left_alone(pg_dsn: str) -> None:
+    PostgresServer.run(pg_dsn, "CREATE TABLE usage_logs (id int, note text)")
+    with (
+        open_store("postgres", pg_dsn) as store,
+        pytest.raises(StoreError, match="usage_logs exist without llm_toll's schema_version"),
+    ):
+        store.record_call(make_call())
+    assert PostgresServer.run(pg_dsn, "SELECT to_regclass('budget_totals')") == [(None,)]
+
+
+def test_postgres_connections_closed_by_the_server_are_replaced(pg_dsn: str) -> None:
+    database = pg_dsn.rsplit("/", 1)[1]
+    ours = "FROM pg_stat_activity WHERE datname = %s AND application_name = 'llm_toll'"
+    with open_store("postgres", pg_dsn, pool_min=3) as store:
+        store.record_call(make_call(1))
+        deadline = time.monotonic() + 30
+        while PostgresServer.run(pg_dsn, f"SELECT count(*) {ours}", (database,)) < [(3,)]:
+            assert time.monotonic() < deadline, "the pool did not open its 3 connections"
+            time.sleep(0.01)
+        # As a server restart or an administrator would: every idle connection goes.
+        killed = PostgresServer.run(
+            pg_dsn, f"SELECT pg_terminate_backend(pid, 10000) {ours}", (database,)
+        )
+        assert len(killed) >= 3 and all(ok for (ok,) in killed)
+        # Each dead connection is found so on checkout, without a round trip, and replaced.
+        spent = [store.record_call(make_call(10)).spent_nanos for _ in range(4)]
+        assert spent == [11, 21, 31, 41]
+        assert store.get_spent("proj", None, MONDAY) == 41
+
+
+def test_postgres_store_closed_while_a_call_runs(pg_store: BaseStore) -> None:
+    from llm_toll.store.postgres import PostgresStore
+
+    assert isinstance(pg_store, PostgresStore)
+    pg_store.record_call(make_call(1))
+    with pg_store._session("a call in progress") as conn:  # white box: a call in progress
+        pg_store.close()
+        assert conn.execute("SELECT 1").fetchone() == (1,)  # it finishes on its connection
+    assert pg_store.record_call(make_call(10)).spent_nanos == 11  # opened again on demand
+
+
+def test_postgres_server_down_then_back() -> None:
+    server = start_postgres_server()  # a server of its own, to stop and start again
+    try:
+        dsn = server.create_database()
+        with open_store("postgres", dsn, pool_timeout_s=0.5, connect_timeout_s=2) as store:
+            assert store.record_call(make_call(1)).spent_nanos == 1
+            server.stop()
+            with pytest.raises(StoreError) as failure:
+                store.record_call(make_call(10))
+            message = str(failure.value)
+            assert "could not record a call" in message
+            assert "no database connection was free within 0.5 s" in message
+            assert "the server does not accept connections" in message
+            with pytest.warns(StoreWarning, match="could not read the budget"):
+                assert store.get_total_cost("proj") == 0.0
+            with pytest.warns(StoreWarning, match="could not read usage logs"):
+                assert store.get_usage_logs("proj") == []
+            server.start()  # same port, same data
+            assert store.record_call(make_call(100)).spent_nanos == 101
+            assert len(all_logs(store)) == 2  # the failed call left nothing
+    finally:
+        server.remove()
+
+
+def test_postgres_pool_exhaustion_is_a_store_error(pg_dsn: str) -> None:
+    from llm_toll.store.postgres import PostgresStore
+
+    with PostgresStore(pg_dsn, pool_max=1, pool_timeout_s=0.2) as store:
+        store.record_call(make_call(1))
+        with store._session("hold the only connection"):  # white box: a call in progress
+            with pytest.raises(StoreError) as failure:
+                store.record_call(make_call(10))
+            with pytest.warns(StoreWarning, match="all 1 connections of the pool were in use"):
+                assert store.get_total_cost("proj") == 0.0
+        message = str(failure.value)
+        assert "no database connection was free within 0.2 s" in message
+        assert "all 1 connections of the pool were in use" in message
+        assert "raise pool_max or pool_timeout_s" in message
+        assert store.record_call(make_call(100)).spent_nanos == 101  # free again
+
+
+def test_postgres_messages_never_show_the_password() -> None:
+    port = free_port()
+    store = open_store("postgres", f"postgresql://alice:s3cr3t-pw@127.0.0.1:{port}/ledger")
+    with pytest.raises(StoreError) as failure:
+        store.record_call(make_call())
+    assert "s3cr3t-pw" not in str(failure.value)
+    assert f"llm_toll store postgresql://alice@127.0.0.1:{port}/ledger:" in str(failure.value)
+    assert failure.value.path == f"postgresql://alice@127.0.0.1:{port}/ledger"
+    with pytest.raises(ValueError, match="not a valid PostgreSQL") as bad:
+        open_store("postgres", "host=127.0.0.1 password=s3cr3t-pw dbname")
+    assert "s3cr3t-pw" not in str(bad.value)
+
+
+def test_postgres_constructor_arguments_are_checked(pg_dsn: str) -> None:
+    from llm_toll.store.postgres import PostgresStore
+
+    for kwargs, name in [
+        ({"pool_min": -1}, "pool_min"),
+        ({"pool_max": 0}, "pool_max"),
+        ({"pool_min": 5, "pool_max": 2}, "pool_max"),
+        ({"pool_timeout_s": 0}, "pool_timeout_s"),
+        ({"connect_timeout_s": -1}, "connect_timeout_s"),
+    ]:
+        with pytest.raises(ValueError, match=name):
+            PostgresStore(pg_dsn, **kwargs)
+    with pytest.raises(ValueError, match="dsn"):
+        PostgresStore("")
+
+
+def test_create_store_picks_postgres_for_its_urls(pg_dsn: str) -> None:
+    from llm_toll.store.postgres import PostgresStore
+
+    for url in (pg_dsn, pg_dsn.replace("postgresql://", "postgres://", 1)):
+        with create_store(url, pool_max=2) as store:
+            assert isinstance(store, PostgresStore)
+            store.record_call(make_call(1))
+    with open_store("postgres", pg_dsn) as store:
+        assert store.get_spent("proj", None, MONDAY) == 2
+
+
+def test_llm_toll_imports_without_psycopg_and_names_the_extra() -> None:
+    # A fresh interpreter in which psycopg cannot be imported.
+    script = (
+        "import sys\n"
+        "sys.modules['psycopg'] = None\n"
+        "sys.modules['psycopg_pool'] = None\n"
+        "import llm_toll, llm_toll.store\n"
+        "try:\n"
+        "    llm_toll.store.create_store('postgresql://u@127.0.0.1/db')\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "pip install 'llm-toll[postgres]'" in done.stdout
+
+
+def test_both_backends_answer_alike(tmp_path: Path, pg_dsn: str) -> None:
+    """The same calls into SQLite and PostgreSQL: every 0.13 read gives the same rows."""
+    now = datetime.now(timezone.utc).replace(microsecond=123_456)
+    script: list[tuple[CallRecord, BudgetSpec | None]] = [
+        (make_call(100_000_000, project="a", model="m1", at=now - timedelta(days=3)), None),
+        (make_call(250_000_000, project="a", model="m2", at=now), BudgetSpec(10**9, "daily")),
+        (make_call(5, project="b", model="m1", at=now, provider="openai"), BudgetSpec(10)),
+        (make_call(7, project="b", model="m1", at=now, estimated=True), BudgetSpec(10)),
+        (make_call(9, project="c", model="m3", at=now), BudgetSpec(None, "weekly")),
+    ]
+    stores = [SQLiteStore(tmp_path / "alike.db"), open_store("postgres", pg_dsn)]
+    answers = []
+    try:
+        for store in stores:
+            states = [store.record_call(call, budget) for call, budget in script]
+            store.log_usage("d", "m1", 3, 4, 0.001)
+            store.reset_budget("b")
+            utilization = store.get_budget_utilization()
+            for row in utilization:  # the times of the write itself differ
+                row["updated_at"] = row["last_reset_at"] = bool(row["last_reset_at"])
+            logs = store.get_usage_logs_filtered(limit=0)
+            for row in logs:
+                if row["project"] == "d":
+                    row["created_at"] = None  # logged at the time of log_usage
+            answers.append(
+                {
+                    "states": states,
+                    "logs": logs,
+                    "logs a": store.get_usage_logs("a", limit=1),
+                    "projects": [
+                        {**row, "last_used": None} if row["project"] == "d" else row
+                        for row in store.get_all_project_summaries()
+                    ],
+                    "models": store.get_model_summaries(),
+                    "models of a": store.get_model_summaries(project="a"),
+                    "projects of m1": store.get_project_summaries_for_model("m1"),
+                    "trends": store.get_daily_cost_trends(days=7),
+                    "utilization": utilization,
+                    "total a": store.get_total_cost("a"),
+                    "spent a daily": store.get_spent("a", "daily", now),
+                }
+            )
+    finally:
+        for store in stores:
+            store.close()
+    sqlite_answers, postgres_answers = answers
+    for key, expected in sqlite_answers.items():
+        assert postgres_answers[key] == expected, key
+        # Same types too: no Decimal, datetime or date leaks out of PostgreSQL.
+        assert repr(postgres_answers[key]) == repr(expected), key
