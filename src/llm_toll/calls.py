@@ -21,7 +21,12 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from llm_toll import attributes as attr
 from llm_toll import metrics, runtime, telemetry
 from llm_toll.budget import period_key
-from llm_toll.exceptions import BudgetExceededError, LocalRateLimitError, UsageWarning
+from llm_toll.exceptions import (
+    AccountingWarning,
+    BudgetExceededError,
+    LocalRateLimitError,
+    UsageWarning,
+)
 from llm_toll.money import nanos_to_usd
 from llm_toll.pricing import default_registry
 from llm_toll.pricing_genai import snapshot_loaded
@@ -96,7 +101,7 @@ def read_spent(plan: Plan, now: datetime) -> int | None:
             f"store-read:{plan.project}",
             f"llm_toll could not read the budget of '{plan.project}' ({exc}); the call is "
             "allowed without a budget check.",
-            UsageWarning,
+            AccountingWarning,
         )
         return None
     period = period_key(plan.budget.reset, now)
@@ -195,7 +200,8 @@ def begin(plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
     """Gates and span of a sync call."""
     now = utcnow()
     if plan.limit_nanos is not None:
-        refusal = budget_refusal(plan, recent_spent(plan, now) or read_spent(plan, now))
+        spent = recent_spent(plan, now)
+        refusal = budget_refusal(plan, read_spent(plan, now) if spent is None else spent)
         if refusal is not None:
             record_refusal(plan, refusal)
             raise refusal

@@ -64,5 +64,10 @@ class UsageWarning(UserWarning):
     """Usage could not be read from a response, or was estimated instead of reported."""
 
 
+class AccountingWarning(UserWarning):
+    """The budget store could not be read or written; the call went on, and a record that
+    could not be written is kept in memory and written when the store recovers."""
+
+
 class TelemetryWarning(UserWarning):
     """Telemetry (spans, metrics, export) failed; the call itself and its accounting are fine."""

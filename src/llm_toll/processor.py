@@ -28,7 +28,7 @@ from opentelemetry.trace import Span
 
 from llm_toll import attributes as attr
 from llm_toll import metrics
-from llm_toll.exceptions import TelemetryWarning
+from llm_toll.exceptions import AccountingWarning, TelemetryWarning
 from llm_toll.money import nanos_to_usd
 from llm_toll.records import BudgetSpec, BudgetState, CallRecord
 from llm_toll.reporter import CostReporter
@@ -157,14 +157,14 @@ class CostSpanProcessor(SpanProcessor):
             state = store.record_call(call, budget)
         except ValueError as exc:  # a record no store can hold; callers validate first
             warn_once("store-invalid", f"llm_toll could not record a call: {exc}",
-                      TelemetryWarning)  # fmt: skip
+                      AccountingWarning)  # fmt: skip
         except StoreError as exc:
             self._keep(store, call, budget)
             warn_once(
                 f"store-write:{type(exc.__cause__).__name__}",
                 f"llm_toll could not record a call ({exc}); it is kept in memory and will "
                 "be written when the store is writable again.",
-                TelemetryWarning,
+                AccountingWarning,
             )
         finally:
             if state is not None:  # the new total first, so the cost is never missed
@@ -178,7 +178,7 @@ class CostSpanProcessor(SpanProcessor):
             if len(self._spool) >= MAX_SPOOLED:
                 self._spool.popleft()
                 warn_once("spool-full", "llm_toll's in-memory spool is full: the oldest "
-                          "unwritten record was dropped.", TelemetryWarning)  # fmt: skip
+                          "unwritten record was dropped.", AccountingWarning)  # fmt: skip
             self._spool.append((store, call, budget))
 
     def _drain(self) -> bool:

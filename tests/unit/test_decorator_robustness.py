@@ -14,7 +14,7 @@ import pytest
 import llm_toll
 from llm_toll import runtime, track_costs
 from llm_toll.calls import MAX_BACKLOG
-from llm_toll.exceptions import TelemetryWarning, UsageWarning
+from llm_toll.exceptions import AccountingWarning, UsageWarning
 from llm_toll.store import SQLiteStore
 from llm_toll.usage import Usage
 from tests.support.otel import Telemetry
@@ -104,7 +104,7 @@ def test_locked_database_keeps_records_until_writable(tmp_path: Path) -> None:
         ask(0)  # creates the schema
         blocker = sqlite3.connect(db_path, isolation_level=None)
         blocker.execute("BEGIN EXCLUSIVE")
-        with pytest.warns(TelemetryWarning, match="kept in memory"):
+        with pytest.warns(AccountingWarning, match="kept in memory"):
             assert ask(1)["usage"]["prompt_tokens"] == 11  # the app is not broken
         ask(2)
         assert runtime.processor.pending == 2
