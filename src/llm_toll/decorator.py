@@ -180,10 +180,9 @@ def _generator(func: Callable[..., Any], plan: Plan) -> Callable[..., Any]:
                     call.detach(token)
                 settlement.feed(item)
                 sent = yield item
-        except GeneratorExit:  # the consumer stopped early: settle what it saw
-            raise
         except BaseException as raised:
-            error = raised
+            # GeneratorExit: the consumer stopped early; settle what it saw, as a success.
+            error = None if isinstance(raised, GeneratorExit) else raised
             raise
         finally:
             inner.close()
@@ -210,10 +209,8 @@ def _async_generator(func: Callable[..., Any], plan: Plan) -> Callable[..., Any]
                     call.detach(token)
                 settlement.feed(item)
                 sent = yield item
-        except GeneratorExit:
-            raise
         except BaseException as raised:
-            error = raised
+            error = None if isinstance(raised, GeneratorExit) else raised
             raise
         finally:
             await inner.aclose()
