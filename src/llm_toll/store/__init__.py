@@ -6,7 +6,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from llm_toll.store.base import BaseStore
-from llm_toll.store.sqlite import SQLiteStore, StoreError, StoreWarning
+from llm_toll.store.errors import StoreError as StoreError
+from llm_toll.store.errors import StoreWarning as StoreWarning
+from llm_toll.store.sqlite import SQLiteStore
 
 if TYPE_CHECKING:  # at run time through __getattr__: psycopg is optional
     from llm_toll.store.postgres import PostgresStore as PostgresStore

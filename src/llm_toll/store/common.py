@@ -22,7 +22,8 @@ from llm_toll.exceptions import BudgetExceededError
 from llm_toll.money import nanos_to_usd, usd_to_nanos
 from llm_toll.records import BudgetSpec, BudgetState, CallRecord
 from llm_toll.store.base import BaseStore
-from llm_toll.store.sqlite import StoreError, StoreWarning
+from llm_toll.store.errors import StoreError as StoreError
+from llm_toll.store.errors import StoreWarning as StoreWarning
 from llm_toll.usage.base import Usage, UsageError
 
 MAX_INTEGER = 2**63 - 1

@@ -39,8 +39,8 @@ from llm_toll.store.common import (
     utc_now,
     warn,
 )
+from llm_toll.store.errors import StoreError
 from llm_toll.store.migrations import SchemaError
-from llm_toll.store.sqlite import StoreError
 
 try:
     import psycopg

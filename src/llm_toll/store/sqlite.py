@@ -8,47 +8,36 @@ mode lets readers run alongside the single writer.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import sqlite3
-import sys
 import threading
 import time
-import warnings
 import weakref
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
-from decimal import Decimal
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from llm_toll.budget import LIFETIME, period_key, threshold_mask, thresholds_crossed
-from llm_toll.exceptions import BudgetExceededError
-from llm_toll.money import nanos_to_usd, usd_to_nanos
+from llm_toll.budget import LIFETIME, period_key
 from llm_toll.records import BudgetSpec, BudgetState, CallRecord
-from llm_toll.store.base import BaseStore
+from llm_toll.store.common import (
+    CompatMethods,
+    add_utilization,
+    as_dict,
+    as_utc,
+    budget_state,
+    check_call,
+    utc_now,
+    warn,
+)
+from llm_toll.store.errors import StoreError as StoreError
+from llm_toll.store.errors import StoreWarning as StoreWarning  # an older import path
 from llm_toll.store.migrations import SchemaError, migrate
-from llm_toll.usage.base import Usage, UsageError
 
 DB_PATH_ENV = "LLM_TOLL_DB"
 DEFAULT_DB_NAME = ".llm_toll.db"
 DEFAULT_BUSY_TIMEOUT_S = 10.0
-
-
-class StoreError(Exception):
-    """The store could not read or write its database (locked, read-only, corrupt, full...).
-
-    The message names the database and the cause, so the caller can keep the record and warn.
-    """
-
-    def __init__(self, message: str, *, path: str | None = None) -> None:
-        super().__init__(message)
-        self.path = path
-
-
-class StoreWarning(UserWarning):
-    """A llm-toll 0.13 store method could not do its work and returned a neutral value."""
 
 
 # -- SQL of the hot path: each statement touches one row through a primary key -------------
@@ -121,8 +110,6 @@ UPDATE budget_totals SET spent_nanos = 0, thresholds_fired = 0, last_reset_at = 
     updated_at = ?
 WHERE project = ?
 """
-_BOOLEAN_COLUMNS = frozenset({"price_known", "estimated"})
-_MAX_INTEGER = 2**63 - 1  # SQLite's INTEGER
 _PAGE_SIZE = 2048
 _SQLITE_BUSY = 5
 _MIN_SQLITE_VERSION = (3, 35, 0)
@@ -134,7 +121,7 @@ def default_db_path() -> Path:
     return Path(configured).expanduser() if configured else Path.home() / DEFAULT_DB_NAME
 
 
-class SQLiteStore(BaseStore):
+class SQLiteStore(CompatMethods):
     """Budget store in one SQLite file (default ``$LLM_TOLL_DB`` or ``~/.llm_toll.db``).
 
     The file is created readable by its owner only. ``busy_timeout_s`` is how long a write
@@ -169,7 +156,7 @@ class SQLiteStore(BaseStore):
     # -- hot path --------------------------------------------------------------------------
 
     def record_call(self, call: CallRecord, budget: BudgetSpec | None = None) -> BudgetState:
-        _check_call(call, budget)
+        check_call(call, budget)
         usage = call.usage
         project = call.project
         cost = call.cost_nanos
@@ -209,46 +196,7 @@ class SQLiteStore(BaseStore):
             row = conn.execute(_GET_SPENT, (project, period)).fetchone()
         return 0 if row is None else int(row[0])
 
-    # -- llm-toll 0.13 API -----------------------------------------------------------------
-
-    def log_usage(
-        self, project: str, model: str, input_tokens: int, output_tokens: int, cost: float
-    ) -> None:
-        call = _compat_call(project, model, input_tokens, output_tokens, cost)
-        try:
-            self.record_call(call)
-        except StoreError as exc:
-            _warn(exc)
-
-    def log_usage_if_within_budget(
-        self,
-        project: str,
-        model: str,
-        input_tokens: int,
-        output_tokens: int,
-        cost: float,
-        max_budget: float,
-    ) -> float:
-        call = _compat_call(project, model, input_tokens, output_tokens, cost)
-        limit = _usd_to_nanos_checked(max_budget)
-        if limit is None:
-            _warn(f"max_budget {max_budget!r} is not a non-negative amount; recorded unchecked")
-        try:
-            state = self.record_call(call, None if limit is None else BudgetSpec(limit))
-        except StoreError as exc:
-            _warn(exc)
-            return 0.0
-        total = nanos_to_usd(state.spent_nanos)
-        if limit is not None and state.spent_nanos - call.cost_nanos >= limit:
-            raise BudgetExceededError(project=project, current_cost=total, max_budget=max_budget)
-        return total
-
-    def get_total_cost(self, project: str) -> float:
-        try:
-            return nanos_to_usd(self.get_spent(project, None, _utc_now()))
-        except StoreError as exc:
-            _warn(exc)
-            return 0.0
+    # -- llm-toll 0.13 API (log_usage & co. come from CompatMethods) -----------------------
 
     def get_usage_logs(self, project: str, limit: int = 100) -> list[dict[str, Any]]:
         # LIMIT with a negative value means no limit in SQLite, as it did in llm-toll 0.13.
@@ -272,15 +220,11 @@ class SQLiteStore(BaseStore):
         return self._report("read project summaries", _PROJECT_SUMMARIES_FOR_MODEL, (model,))
 
     def get_daily_cost_trends(self, days: int = 30) -> list[dict[str, Any]]:
-        cutoff = _iso_utc(_utc_now() - timedelta(days=days))
+        cutoff = _iso_utc(utc_now() - timedelta(days=days))
         return self._report("read daily cost trends", _DAILY_TRENDS, (cutoff,))
 
     def get_budget_utilization(self) -> list[dict[str, Any]]:
-        rows = self._report("read budget utilization", _BUDGET_TOTALS)
-        for row in rows:
-            limit = row["limit_nanos"]
-            row["utilization"] = row["total_cost_nanos"] / limit if limit else None
-        return rows
+        return add_utilization(self._report("read budget utilization", _BUDGET_TOTALS))
 
     def reset_budget(self, project: str) -> None:
         now = _utc_now_iso()
@@ -288,7 +232,7 @@ class SQLiteStore(BaseStore):
             with _Session(self, "reset the budget", write=True) as conn:
                 conn.execute(_RESET_BUDGET, (now, now, project))
         except StoreError as exc:
-            _warn(exc)
+            warn(exc)
 
     def close(self) -> None:
         with self._lock:
@@ -323,10 +267,10 @@ class SQLiteStore(BaseStore):
                 cursor = conn.execute(sql, params)
                 rows = cursor.fetchall()
         except StoreError as exc:
-            _warn(exc)
+            warn(exc)
             return []
         names = [column[0] for column in cursor.description]
-        return [_as_dict(names, row) for row in rows]
+        return [as_dict(names, row) for row in rows]
 
     def _connection(self) -> sqlite3.Connection:
         """The process's connection, opened on first use. The caller holds ``_lock``."""
@@ -445,12 +389,10 @@ def _add_to_budget(
     now: str,
 ) -> BudgetState:
     spent, fired = conn.execute(_ADD_TO_BUDGET, (project, period, cost, limit, now)).fetchone()
-    if limit is None:
-        return BudgetState(spent, None, period)
-    crossed = thresholds_crossed(spent, limit, fired)
-    if crossed:  # at most three times per period: the usual call writes nothing more
-        conn.execute(_SET_THRESHOLDS_FIRED, (fired | threshold_mask(crossed), project, period))
-    return BudgetState(spent, limit, period, crossed, spent - cost < limit <= spent)
+    state, mask = budget_state(spent, fired, cost, limit, period)
+    if mask != fired:  # at most three times per period: the usual call writes nothing more
+        conn.execute(_SET_THRESHOLDS_FIRED, (mask, project, period))
+    return state
 
 
 def _enable_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
@@ -486,93 +428,6 @@ def _rollback(conn: sqlite3.Connection) -> None:
             conn.execute("ROLLBACK")
 
 
-def _check_call(call: CallRecord, budget: BudgetSpec | None) -> None:
-    """Refuse amounts SQLite would store as something else than an exact integer."""
-    usage = call.usage
-    amounts: tuple[tuple[str, int], ...] = (
-        ("CallRecord.cost_nanos", call.cost_nanos),
-        ("Usage.input_tokens", usage.input_tokens),
-        ("Usage.output_tokens", usage.output_tokens),
-        ("Usage.cache_read_input_tokens", usage.cache_read_input_tokens),
-        ("Usage.cache_creation_input_tokens", usage.cache_creation_input_tokens),
-        ("Usage.reasoning_output_tokens", usage.reasoning_output_tokens),
-    )
-    if budget is not None and budget.limit_nanos is not None:
-        amounts += (("BudgetSpec.limit_nanos", budget.limit_nanos),)
-    for name, value in amounts:
-        # type() rather than isinstance(): a bool is not an amount.
-        if type(value) is not int or not 0 <= value <= _MAX_INTEGER:
-            raise ValueError(f"{name} must be a non-negative int, got {value!r}")
-
-
-def _compat_call(
-    project: str, model: str, input_tokens: object, output_tokens: object, cost: object
-) -> CallRecord:
-    """A CallRecord from llm-toll 0.13 arguments; bad values are warned about and zeroed."""
-    try:
-        usage = Usage.checked(input_tokens, output_tokens)
-    except UsageError as exc:
-        _warn(f"bad token counts for project {project!r}, model {model!r}: {exc}; recorded as 0")
-        usage = Usage()
-    cost_nanos = _usd_to_nanos_checked(cost)
-    if cost_nanos is None:
-        _warn(
-            f"cost {cost!r} for project {project!r}, model {model!r} is not a non-negative "
-            "amount; recorded as 0 and flagged as unpriced"
-        )
-    return CallRecord(
-        project=project,
-        model=model,
-        usage=usage,
-        cost_nanos=cost_nanos or 0,
-        started_at=_utc_now(),
-        price_known=cost_nanos is not None,
-    )
-
-
-def _usd_to_nanos_checked(amount: object) -> int | None:
-    """Nano-USD of a finite, non-negative amount; None for anything else."""
-    if isinstance(amount, bool) or not isinstance(amount, (int, float, Decimal)):
-        return None
-    if isinstance(amount, float) and not math.isfinite(amount):
-        return None
-    if isinstance(amount, Decimal) and not amount.is_finite():
-        return None
-    if amount < 0:
-        return None
-    nanos = usd_to_nanos(amount)
-    return nanos if nanos <= _MAX_INTEGER else None
-
-
-def _as_dict(names: list[str], row: tuple[Any, ...]) -> dict[str, Any]:
-    """A row with the keys of llm-toll 0.13 in their order, then the exact nano amounts."""
-    result: dict[str, Any] = {}
-    exact: dict[str, int | None] = {}
-    for name, value in zip(names, row, strict=True):
-        if name.endswith("_nanos"):
-            result[name.removesuffix("_nanos")] = None if value is None else nanos_to_usd(value)
-            exact[name] = value
-        else:
-            result[name] = bool(value) if name in _BOOLEAN_COLUMNS else value
-    result.update(exact)
-    return result
-
-
-def _warn(problem: StoreError | str) -> None:
-    message = str(problem) if isinstance(problem, StoreError) else f"llm_toll: {problem}"
-    warnings.warn(message, StoreWarning, stacklevel=_stacklevel_outside_this_module())
-
-
-def _stacklevel_outside_this_module() -> int:
-    # Point the warning at the line that called the store, however deep the helpers go.
-    level = 1
-    frame = sys._getframe(1)
-    while frame.f_back is not None and frame.f_code.co_filename == __file__:
-        frame = frame.f_back
-        level += 1
-    return level
-
-
 def _create_private_file(path: Path) -> None:
     """Create the database file owner-only before SQLite opens it.
 
@@ -590,19 +445,13 @@ def _create_private_file(path: Path) -> None:
         os.close(fd)
 
 
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 def _utc_now_iso() -> str:
-    return _utc_now().isoformat(timespec="microseconds")
+    return utc_now().isoformat(timespec="microseconds")
 
 
 def _iso_utc(at: datetime) -> str:
-    # Same conversion as budget.period_key, so a call's row and its period agree.
-    if at.tzinfo is not timezone.utc:
-        at = at.astimezone(timezone.utc)
-    return at.isoformat(timespec="microseconds")
+    """``at`` as ISO 8601 UTC text, the form of every time in the SQLite file."""
+    return as_utc(at).isoformat(timespec="microseconds")
 
 
 _STORES: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
