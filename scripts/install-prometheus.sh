@@ -37,68 +37,10 @@ if installed; then
     exit 0
 fi
 
-# One install at a time (parallel test workers may all call this script).
-CACHE="${LLM_TOLL_CACHE:-$HOME/.cache/llm-toll}"
-if command -v flock >/dev/null 2>&1; then
-    mkdir -p "$CACHE"
-    exec 9>"$CACHE/.prometheus-install.lock"
-    flock 9
-    if installed; then # installed by whoever held the lock
-        print_paths
-        exit 0
-    fi
-fi
-
-SUDO=()
-if [[ "$(id -u)" != 0 ]]; then
-    if command -v sudo >/dev/null 2>&1; then
-        SUDO=(sudo)
-    else
-        echo "install-prometheus: must run as root (or with sudo available)" >&2
-        exit 1
-    fi
-fi
-
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "install-prometheus: apt-get not found; install ${PACKAGES[*]} by other means" >&2
-    exit 1
-fi
-
-# Keep the packages' services from starting during the install.
-POLICY=/usr/sbin/policy-rc.d
-created_policy=0
-cleanup() {
-    if [[ "$created_policy" == 1 ]]; then
-        "${SUDO[@]}" rm -f "$POLICY"
-    fi
-}
-trap cleanup EXIT
-if [[ ! -e "$POLICY" ]]; then
-    printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$POLICY" >/dev/null
-    "${SUDO[@]}" chmod 755 "$POLICY"
-    created_policy=1
-fi
-
-start=$SECONDS
-echo "install-prometheus: installing ${PACKAGES[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-"${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=600 update -qq >&2
-"${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
-    --no-install-recommends "${PACKAGES[@]}" >&2
-
-# Make sure nothing is left running as a service, nor starts at the next boot.
-for svc in "${SERVICES[@]}"; do
-    if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
-        "${SUDO[@]}" systemctl stop "$svc" >/dev/null 2>&1 || true
-    elif [[ -x "/etc/init.d/$svc" ]]; then
-        "${SUDO[@]}" "/etc/init.d/$svc" stop >/dev/null 2>&1 || true
-    fi
-    if command -v systemctl >/dev/null 2>&1; then
-        # Works without a running systemd too (it only removes the unit links).
-        "${SUDO[@]}" systemctl disable "$svc" >/dev/null 2>&1 || true
-    fi
-done
-echo "install-prometheus: installed in $((SECONDS - start))s" >&2
+# shellcheck source=scripts/lib/apt.sh
+source "$(dirname "$0")/lib/apt.sh"
+apt_install_once prometheus "${PACKAGES[@]}"
+stop_services "${SERVICES[@]}"
 
 installed || { echo "install-prometheus: binaries missing after install" >&2; exit 1; }
 print_paths
