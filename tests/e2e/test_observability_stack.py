@@ -17,7 +17,7 @@ import sys
 import time
 from collections import Counter
 from contextlib import closing
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -34,6 +34,7 @@ from tests.e2e.stack import (
     Prometheus,
     SpanView,
     Stack,
+    child_env,
     demo_env,
     eventually,
     tail,
@@ -438,3 +439,48 @@ def test_killing_the_collector_neither_fails_nor_stalls_the_app(
     }
     assert spent_nanos(db) == {workload.PROJECT: expected}
     assert store_summaries(db) == pytest.approx({workload.PROJECT: expected / 1e9}, abs=1e-9)
+
+
+# --- 6. OTLP over gRPC -------------------------------------------------------------------
+
+GRPC_WORKLOAD = """
+import sys
+from llm_toll import CostReporter, SQLiteStore, set_reporter, set_store, track_costs
+set_store(SQLiteStore(sys.argv[1]))
+set_reporter(CostReporter(enabled=False))
+
+@track_costs(project="grpc-export")
+def ask(i):
+    return {"object": "chat.completion", "model": "gpt-4o", "id": f"g{i}", "choices": [],
+            "usage": {"prompt_tokens": 10 + i, "completion_tokens": 2}}
+
+for i in range(5):
+    ask(i)
+"""
+
+
+def test_spans_reach_jaeger_over_otlp_grpc(stack: Stack, tmp_path: Path) -> None:
+    service = f"llm-toll-e2e-grpc-{time.time_ns()}"
+    started = datetime.now(timezone.utc)
+    done = subprocess.run(
+        [sys.executable, "-c", GRPC_WORKLOAD, str(tmp_path / "grpc.db")],
+        env=child_env(
+            OTEL_EXPORTER_OTLP_ENDPOINT=f"http://{stack.collector.env_vars['OTLP_GRPC_ENDPOINT']}",
+            OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+            OTEL_SERVICE_NAME=service,
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    _, spans = eventually(
+        lambda: stack.jaeger.spans(
+            service, started - timedelta(minutes=1), datetime.now(timezone.utc)
+        ),
+        lambda found: len(found[1]) >= 5,
+        timeout=EXPORT_DEADLINE_S,
+    )
+    assert sorted(span.attributes["gen_ai.usage.input_tokens"] for span in spans) == [
+        10, 11, 12, 13, 14
+    ]  # fmt: skip
