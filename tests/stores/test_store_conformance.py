@@ -239,11 +239,12 @@ def test_thresholds_are_remembered_by_the_database(store_factory: StoreFactory) 
         assert reopened.record_call(make_call(100), budget).crossed_thresholds == (80,)
 
 
+@pytest.mark.parametrize("reset", [None, "monthly"])  # the lifetime total, a period's total
 @pytest.mark.parametrize(("cost", "crossing_call"), [(300, 4), (250, 4), (1_000, 1)])
 def test_exceeded_now_is_true_for_exactly_the_crossing_call(
-    store: BaseStore, cost: int, crossing_call: int
+    store: BaseStore, cost: int, crossing_call: int, reset: str | None
 ) -> None:
-    budget = BudgetSpec(limit_nanos=1_000, reset="monthly")
+    budget = BudgetSpec(limit_nanos=1_000, reset=reset)
     flags = [store.record_call(make_call(cost), budget).exceeded_now for _ in range(6)]
     assert flags == [n == crossing_call for n in range(1, 7)]
 
@@ -261,7 +262,8 @@ def test_a_budget_without_limit_reports_its_period(store: BaseStore) -> None:
     assert state == BudgetState(11, None, LIFETIME)
 
 
-def test_money_is_exact_over_many_calls(store: BaseStore) -> None:
+@pytest.mark.parametrize("limit_nanos", [None, 10**12])
+def test_money_is_exact_over_many_calls(store: BaseStore, limit_nanos: int | None) -> None:
     # 2_000 x 0.1 USD summed as floats is not 200.0; the store keeps integers.
     calls = 2_000
     assert sum([0.1] * calls) != 200.0
@@ -270,7 +272,7 @@ def test_money_is_exact_over_many_calls(store: BaseStore) -> None:
     assert store.get_total_cost("exact") == 200.0
     assert store.get_spent("exact", None, MONDAY) == 200 * 10**9
 
-    budget = BudgetSpec(limit_nanos=10**12, reset="daily")
+    budget = BudgetSpec(limit_nanos=limit_nanos, reset="daily")
     for _ in range(calls):
         store.record_call(make_call(123, project="nanos"), budget)
     assert store.get_spent("nanos", "daily", MONDAY) == 123 * calls
@@ -621,7 +623,7 @@ def test_a_forked_child_uses_connections_of_its_own(store: BaseStore) -> None:
 
 PROCESSES = 4
 THREADS = 4
-CALLS = 100
+CALLS = 150
 TOTAL_CALLS = PROCESSES * THREADS * CALLS
 COST_NANOS = 1_000_003  # not a round number, so any lost or doubled call shows
 LIMIT_NANOS = COST_NANOS * (TOTAL_CALLS // 2)
