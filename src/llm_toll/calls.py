@@ -38,6 +38,7 @@ from llm_toll.usage import (
     ExtractedUsage,
     StreamAccumulator,
     UsageError,
+    estimate_tokens,
     estimate_usage,
     extract_usage,
     request_text,
@@ -167,10 +168,14 @@ def _read_spent_from(store: BaseStore, plan: Plan, now: datetime) -> int | None:
         return None
 
 
-def acquire_rate(plan: Plan) -> RateLease | None:
-    if plan.limiter is None:
+def acquire_rate(plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any]) -> RateLease | None:
+    """Admit the call under its rate limits, reserving its prompt's estimated tokens when a
+    tokens-per-minute limit is set (the reservation is corrected to the real count after)."""
+    limiter = plan.limiter
+    if limiter is None:
         return None
-    return plan.limiter.acquire()
+    estimate = estimate_tokens(request_text(args, kwargs)) if limiter.tpm is not None else 0
+    return limiter.acquire(estimate)
 
 
 def requested_model(plan: Plan, kwargs: dict[str, Any] | None) -> str | None:
@@ -206,7 +211,7 @@ def begin(plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
             record_refusal(plan, refusal)
             raise refusal
     try:
-        lease = acquire_rate(plan)
+        lease = acquire_rate(plan, args, kwargs)
     except LocalRateLimitError as refusal:
         record_refusal(plan, refusal)
         raise
@@ -225,7 +230,7 @@ async def begin_async(plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any])
             runtime.worker.submit(end_refusal, plan, refusal_span(plan, refusal), refusal)
             raise refusal
     try:
-        lease = acquire_rate(plan)
+        lease = acquire_rate(plan, args, kwargs)
     except LocalRateLimitError as refusal:
         runtime.worker.submit(end_refusal, plan, refusal_span(plan, refusal), refusal)
         raise

@@ -214,3 +214,23 @@ def test_rate_limit_refuses_before_the_call(store: SQLiteStore, telemetry: Telem
         "llm_toll.ratelimit.rejections", **{"llm_toll.project": "rate-limited"}
     )
     assert rejections == 1
+
+
+def test_tokens_per_minute_reserve_the_prompt_before_the_call(store: SQLiteStore) -> None:
+    ran = 0
+
+    @track_costs(project="tpm-limited", tpm_limit=100)
+    def ask(prompt: str) -> dict[str, Any]:
+        nonlocal ran
+        ran += 1
+        return chat(60, 1)
+
+    prompt = "word " * 48  # about 60 tokens by llm_toll's estimate
+    ask(prompt)  # 61 tokens used in the window
+    # 61 used + about 60 reserved for this prompt > 100: refused before it runs. Without the
+    # reservation it would be let in, since 61 < 100.
+    with pytest.raises(LocalRateLimitError) as refused:
+        ask(prompt)
+    assert refused.value.limit_type == "tpm" and ran == 1
+    ask("hi")  # a short prompt still fits: 61 + 1 <= 100
+    assert ran == 2
