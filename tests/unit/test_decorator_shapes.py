@@ -286,3 +286,31 @@ def test_generator_send_and_return_value_pass_through(store: SQLiteStore) -> Non
     with pytest.raises(StopIteration) as stop:
         next(gen)
     assert stop.value.value == "done"
+
+
+def test_generator_abandoned_half_way_settles_on_collection(store: SQLiteStore) -> None:
+    @track_costs(project="shapes-gen-gc")
+    def stream() -> Iterator[dict[str, Any]]:
+        yield from chunks(30, 3)
+
+    generators = [stream()]
+    next(generators[0])
+    assert logs(store, "shapes-gen-gc") == []
+    with pytest.warns(UserWarning, match="did not report usage"):
+        generators.clear()  # the last reference goes: the generator's finaliser closes it
+    [row] = logs(store, "shapes-gen-gc")
+    assert row["estimated"]
+
+
+async def test_async_generator_abandoned_half_way_settles(store: SQLiteStore) -> None:
+    @track_costs(project="shapes-agen-gc")
+    async def stream() -> AsyncIterator[dict[str, Any]]:
+        for chunk in chunks(40, 3):
+            yield chunk
+
+    agen = stream()
+    await agen.__anext__()
+    with pytest.warns(UserWarning, match="did not report usage"):
+        await agen.aclose()  # what asyncio's finaliser hook does for a dropped generator
+    [row] = logs(store, "shapes-agen-gc")
+    assert row["estimated"]
