@@ -64,6 +64,11 @@ class Plan:
     budget: BudgetSpec | None
     limiter: RateLimiter | None
     extract_usage: Callable[[Any], Any] | None
+    budget_key: Callable[..., Any] | None = None
+    """Computes a call's budget key (a tenant) from the call's arguments."""
+    key_budget: BudgetSpec | None = None
+    """Each budget key's own budget, on top of the project's."""
+    key_in_metrics: bool = False
 
     @property
     def limit_nanos(self) -> int | None:
@@ -91,12 +96,68 @@ async def off_loop(fn: Callable[..., T], *args: Any) -> T:
 # -- gates ------------------------------------------------------------------------------
 
 
-def read_spent(plan: Plan, now: datetime) -> int | None:
-    """The budget's current spend from the store (plus async calls' cost not yet written),
-    or None when the store cannot answer."""
-    assert plan.budget is not None
+Scope = tuple[BudgetSpec, str | None]
+"""A budget to check before a call: the project's (key None) or one budget key's."""
+
+
+def budget_key_of(plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+    """The call's budget key from the plan's ``budget_key`` function; None when there is no
+    function, it returns None, or it fails (then warned once: the call goes on unkeyed)."""
+    key_fn = plan.budget_key
+    if key_fn is None:
+        return None
     try:
-        spent = runtime.get_store().get_spent(plan.project, plan.budget.reset, now)
+        key = key_fn(*args, **kwargs)
+    except Exception as exc:
+        warn_once(
+            f"budget-key-raised:{plan.name}",
+            f"llm_toll: the budget_key function of {plan.name}() in project '{plan.project}' "
+            f"raised {exc!r}; such calls are recorded without a budget key.",
+            UsageWarning,
+        )
+        return None
+    if key is None:
+        return None
+    if not isinstance(key, str) or not key:
+        warn_once(
+            f"budget-key-type:{plan.name}",
+            f"llm_toll: the budget_key function of {plan.name}() in project '{plan.project}' "
+            f"returned {key!r}, not a non-empty str; such calls are recorded without a budget "
+            "key.",
+            UsageWarning,
+        )
+        return None
+    return key
+
+
+def budget_scopes(plan: Plan, key: str | None) -> list[Scope]:
+    """The budgets with a limit that a call of ``plan`` with budget key ``key`` must pass."""
+    scopes: list[Scope] = []
+    if plan.budget is not None and plan.budget.limit_nanos is not None:
+        scopes.append((plan.budget, None))
+    key_budget = plan.key_budget
+    if key is not None and key_budget is not None and key_budget.limit_nanos is not None:
+        scopes.append((key_budget, key))
+    return scopes
+
+
+def _get_spent(
+    store: BaseStore, plan: Plan, spec: BudgetSpec, key: str | None, now: datetime
+) -> int:
+    if key is None:  # stores written for llm_toll before budget keys take three arguments
+        return store.get_spent(plan.project, spec.reset, now)
+    return store.get_spent(plan.project, spec.reset, now, budget_key=key)
+
+
+def read_spent(
+    plan: Plan, now: datetime, spec: BudgetSpec | None = None, key: str | None = None
+) -> int | None:
+    """The spend of a budget (the plan's, or ``spec`` of budget key ``key``) from the store,
+    plus async calls' cost not yet written; None when the store cannot answer."""
+    spec = spec or plan.budget
+    assert spec is not None
+    try:
+        spent = _get_spent(runtime.get_store(), plan, spec, key, now)
     except StoreError as exc:
         warn_once(
             f"store-read:{plan.project}",
@@ -105,38 +166,54 @@ def read_spent(plan: Plan, now: datetime) -> int | None:
             AccountingWarning,
         )
         return None
-    period = period_key(plan.budget.reset, now)
+    period = period_key(spec.reset, now)
     view = runtime.processor.view
-    view.remember(plan.project, period, spent)
-    return spent + view.held(plan.project, period)
+    view.remember(plan.project, period, spent, key or "")
+    return spent + view.held(plan.project, period, key or "")
 
 
-def budget_refusal(plan: Plan, spent: int | None) -> BudgetExceededError | None:
-    limit = plan.limit_nanos
+def budget_refusal(
+    plan: Plan, spent: int | None, spec: BudgetSpec | None = None, key: str | None = None
+) -> BudgetExceededError | None:
+    spec = spec or plan.budget
+    limit = None if spec is None else spec.limit_nanos
     if limit is None or spent is None or spent < limit:
         return None
     return BudgetExceededError(
-        project=plan.project, current_cost=nanos_to_usd(spent), max_budget=nanos_to_usd(limit)
+        project=plan.project,
+        current_cost=nanos_to_usd(spent),
+        max_budget=nanos_to_usd(limit),
+        budget_key=key,
     )
 
 
-def record_refusal(plan: Plan, error: BudgetExceededError | LocalRateLimitError) -> None:
+def record_refusal(
+    plan: Plan, error: BudgetExceededError | LocalRateLimitError, key: str | None = None
+) -> None:
     """A refused call still shows up: a span with the error and a rejection count."""
-    end_refusal(plan, refusal_span(plan, error), error)
+    end_refusal(plan, refusal_span(plan, error, key), error)
 
 
-def refusal_span(plan: Plan, error: BudgetExceededError | LocalRateLimitError) -> Span:
-    """The refused call's span, started in the caller's context (so it has its parent)."""
+def refusal_span(
+    plan: Plan, error: BudgetExceededError | LocalRateLimitError, key: str | None = None
+) -> Span:
+    """The refused call's span, started in the caller's context (so it has its parent).
+
+    ``key`` is the call's budget key, if any, whichever budget refused it.
+    """
     span = start_span(plan, None)
     error_type = type(error).__name__
     span.set_status(Status(StatusCode.ERROR, error_type))
     span.set_attribute(attr.ERROR_TYPE, error_type)
+    if key is not None:
+        span.set_attribute(attr.BUDGET_KEY, key)
     if isinstance(error, BudgetExceededError):
-        assert plan.budget is not None and plan.budget.limit_nanos is not None
+        spec = plan.key_budget if error.budget_key is not None else plan.budget
+        assert spec is not None and spec.limit_nanos is not None
         spent = round((error.current_cost or 0) * 1e9)
         span.add_event(
             attr.EVENT_BUDGET_EXCEEDED,
-            budget_event_attributes(plan.project, plan.budget.limit_nanos, spent),
+            budget_event_attributes(plan.project, spec.limit_nanos, spent, error.budget_key),
         )
     return span
 
@@ -148,22 +225,26 @@ def end_refusal(plan: Plan, span: Span, error: BudgetExceededError | LocalRateLi
     span.end()
 
 
-def check_budget(plan: Plan, store: BaseStore | None = None) -> None:
-    """Refuse (span, metric, exception) when the plan's budget is spent; sync callers only."""
-    if plan.limit_nanos is None:
-        return
+def check_budget(plan: Plan, store: BaseStore | None = None, key: str | None = None) -> None:
+    """Refuse (span, metric, exception) when the plan's budget (or that of budget key
+    ``key``) is spent; sync callers only."""
     now = utcnow()
-    spent = read_spent(plan, now) if store is None else _read_spent_from(store, plan, now)
-    refusal = budget_refusal(plan, spent)
-    if refusal is not None:
-        record_refusal(plan, refusal)
-        raise refusal
+    for spec, scope_key in budget_scopes(plan, key):
+        if store is None:
+            spent = read_spent(plan, now, spec, scope_key)
+        else:
+            spent = _read_spent_from(store, plan, now, spec, scope_key)
+        refusal = budget_refusal(plan, spent, spec, scope_key)
+        if refusal is not None:
+            record_refusal(plan, refusal, key)
+            raise refusal
 
 
-def _read_spent_from(store: BaseStore, plan: Plan, now: datetime) -> int | None:
-    assert plan.budget is not None
+def _read_spent_from(
+    store: BaseStore, plan: Plan, now: datetime, spec: BudgetSpec, key: str | None
+) -> int | None:
     try:
-        return store.get_spent(plan.project, plan.budget.reset, now)
+        return _get_spent(store, plan, spec, key, now)
     except StoreError:
         return None
 
@@ -204,66 +285,76 @@ def start_span(plan: Plan, kwargs: dict[str, Any] | None) -> Span:
 def begin(plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
     """Gates and span of a sync call."""
     now = utcnow()
-    if plan.limit_nanos is not None:
-        spent = recent_spent(plan, now)
-        refusal = budget_refusal(plan, read_spent(plan, now) if spent is None else spent)
+    key = budget_key_of(plan, args, kwargs)
+    for spec, scope_key in budget_scopes(plan, key):
+        spent = recent_spent(plan, now, spec, scope_key)
+        if spent is None:
+            spent = read_spent(plan, now, spec, scope_key)
+        refusal = budget_refusal(plan, spent, spec, scope_key)
         if refusal is not None:
-            record_refusal(plan, refusal)
+            record_refusal(plan, refusal, key)
             raise refusal
     try:
         lease = acquire_rate(plan, args, kwargs)
     except LocalRateLimitError as refusal:
-        record_refusal(plan, refusal)
+        record_refusal(plan, refusal, key)
         raise
-    return Call(plan, args, kwargs, now, lease)
+    return Call(plan, args, kwargs, now, lease, key)
 
 
 async def begin_async(plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
     """Gates and span of an async call: store reads and refusal spans stay off the loop."""
     now = utcnow()
-    if plan.limit_nanos is not None:
-        spent = recent_spent(plan, now)
+    key = budget_key_of(plan, args, kwargs)
+    for spec, scope_key in budget_scopes(plan, key):
+        spent = recent_spent(plan, now, spec, scope_key)
         if spent is None:
-            spent = await shared_read(plan, now)
-        refusal = budget_refusal(plan, spent)
+            spent = await shared_read(plan, now, spec, scope_key)
+        refusal = budget_refusal(plan, spent, spec, scope_key)
         if refusal is not None:
-            runtime.worker.submit(end_refusal, plan, refusal_span(plan, refusal), refusal)
+            runtime.worker.submit(end_refusal, plan, refusal_span(plan, refusal, key), refusal)
             raise refusal
     try:
         lease = acquire_rate(plan, args, kwargs)
     except LocalRateLimitError as refusal:
-        runtime.worker.submit(end_refusal, plan, refusal_span(plan, refusal), refusal)
+        runtime.worker.submit(end_refusal, plan, refusal_span(plan, refusal, key), refusal)
         raise
-    return Call(plan, args, kwargs, now, lease)
+    return Call(plan, args, kwargs, now, lease, key)
 
 
-# Budget reads under way, per event loop and budget period: concurrent callers share one.
+# Budget reads under way, per event loop and budget scope: concurrent callers share one.
 _reads: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[tuple[str, str], asyncio.Future[int | None]]
+    asyncio.AbstractEventLoop, dict[tuple[str, str, str], asyncio.Future[int | None]]
 ] = weakref.WeakKeyDictionary()
 
 
-async def shared_read(plan: Plan, now: datetime) -> int | None:
+async def shared_read(
+    plan: Plan, now: datetime, spec: BudgetSpec | None = None, key: str | None = None
+) -> int | None:
     """``read_spent`` in the worker; a burst of calls (``asyncio.gather``) makes one read."""
-    assert plan.budget is not None
-    key = (plan.project, period_key(plan.budget.reset, now))
+    spec = spec or plan.budget
+    assert spec is not None
+    scope = (plan.project, key or "", period_key(spec.reset, now))
     loop = asyncio.get_running_loop()
     pending = _reads.setdefault(loop, {})
-    future = pending.get(key)
+    future = pending.get(scope)
     if future is None:
-        future = pending[key] = asyncio.ensure_future(off_loop(read_spent, plan, now))
-        future.add_done_callback(lambda _: pending.pop(key, None))
+        future = pending[scope] = asyncio.ensure_future(off_loop(read_spent, plan, now, spec, key))
+        future.add_done_callback(lambda _: pending.pop(scope, None))
     return await asyncio.shield(future)
 
 
-def recent_spent(plan: Plan, now: datetime) -> int | None:
+def recent_spent(
+    plan: Plan, now: datetime, spec: BudgetSpec | None = None, key: str | None = None
+) -> int | None:
     """The budget's total as this process last read or wrote it, if that was recent.
 
     Every store write returns the true total (other processes' spend included), so while a
     process is making calls its view is as fresh as its last call; see BudgetView.
     """
-    assert plan.budget is not None
-    return runtime.processor.view.recent(plan.project, period_key(plan.budget.reset, now))
+    spec = spec or plan.budget
+    assert spec is not None
+    return runtime.processor.view.recent(plan.project, period_key(spec.reset, now), key or "")
 
 
 # -- one call -----------------------------------------------------------------------------
@@ -272,7 +363,17 @@ def recent_spent(plan: Plan, now: datetime) -> int | None:
 class Call:
     """One started call: its span is open until ``finish``/``finish_stream``/``fail``."""
 
-    __slots__ = ("args", "kwargs", "lease", "plan", "request_model", "span", "started_at", "t0")
+    __slots__ = (
+        "args",
+        "budget_key",
+        "kwargs",
+        "lease",
+        "plan",
+        "request_model",
+        "span",
+        "started_at",
+        "t0",
+    )
 
     def __init__(
         self,
@@ -281,8 +382,10 @@ class Call:
         kwargs: dict[str, Any],
         started_at: datetime,
         lease: RateLease | None,
+        budget_key: str | None = None,
     ) -> None:
         self.plan = plan
+        self.budget_key = budget_key
         self.args = args
         self.kwargs = kwargs
         self.started_at = started_at
@@ -324,10 +427,12 @@ class Call:
             call = await off_loop(self._record_of, found)
         end_ns = time.time_ns()
         held = None
-        budget = self.plan.budget
-        if call is not None and budget is not None and budget.limit_nanos is not None:
-            period = period_key(budget.reset, call.started_at)
-            held = runtime.processor.view.hold(call.project, period, call.cost_nanos)
+        gates = budget_scopes(self.plan, self.budget_key)
+        if call is not None and gates:
+            # Both scopes of a call share one reset, so one period.
+            period = period_key(gates[0][0].reset, call.started_at)
+            key = self.budget_key if gates[-1][1] is not None else None
+            held = runtime.processor.view.hold(call.project, period, call.cost_nanos, key)
         if runtime.worker.backlog < MAX_BACKLOG:
             runtime.worker.submit(self._commit, call, None, end_ns, held)
         else:
@@ -404,7 +509,16 @@ class Call:
                 if self.request_model is None and self.span.is_recording():
                     # Unknown when the span started: the model priced is what was asked for.
                     self.span.set_attribute(attr.REQUEST_MODEL, call.model)
-                runtime.processor.settle(self.span, call, self.plan.budget, store, held)
+                plan = self.plan
+                runtime.processor.settle(
+                    self.span,
+                    call,
+                    plan.budget,
+                    store,
+                    held,
+                    plan.key_budget if call.budget_key else None,
+                    plan.key_in_metrics,
+                )
         finally:
             self.span.end(end_time=end_ns)
 
@@ -425,6 +539,7 @@ class Call:
             price_known=price.known,
             estimated=found.estimated,
             response_id=found.response_id,
+            budget_key=self.budget_key,
         )
 
     def _usage_of(self, response: Any) -> ExtractedUsage | None:

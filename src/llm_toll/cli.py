@@ -195,6 +195,8 @@ def _show_budgets(rows: list[Row], args: argparse.Namespace) -> str:
         Column("Last Reset (UTC)", "last_reset_at", _time),
         Column("Updated (UTC)", "updated_at", _time),
     ]
+    if any(row.get("budget_key") for row in rows):  # per-tenant budgets: show whose
+        columns.insert(1, Column("Budget Key", "budget_key", lambda key: key or "-"))
     return render_table(columns, rows)
 
 

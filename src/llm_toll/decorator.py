@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any, TypeVar, overload
 
@@ -42,6 +43,9 @@ def track_costs(
     rate_limit: int | None = None,
     tpm_limit: int | None = None,
     extract_usage: Callable[[Any], Any] | None = None,
+    budget_key: Callable[..., str | None] | None = None,
+    key_budget: float | None = None,
+    key_in_metrics: bool = False,
 ) -> Callable[[F], F]: ...
 
 
@@ -55,6 +59,9 @@ def track_costs(
     rate_limit: int | None = None,
     tpm_limit: int | None = None,
     extract_usage: Callable[[Any], Any] | None = None,
+    budget_key: Callable[..., str | None] | None = None,
+    key_budget: float | None = None,
+    key_in_metrics: bool = False,
 ) -> F | Callable[[F], F]:
     """Track the cost of every call of the decorated function and enforce its budget.
 
@@ -75,6 +82,14 @@ def track_costs(
         extract_usage: ``callable(response)`` returning ``(model, input_tokens,
             output_tokens)``, a dict or a ``Usage``; when given it wins over auto-detection.
             For streams it is called with each chunk.
+        budget_key: ``callable(*args, **kwargs)`` of the decorated call's arguments returning
+            the call's budget key (a tenant, a user: a ``str``), or None for no key. It is
+            recorded with the call and set on its span as ``llm_toll.budget.key``.
+        key_budget: USD. Each budget key's own budget, over the same ``reset`` period, on
+            top of ``max_budget``: a call is refused when either is spent. Needs
+            ``budget_key``.
+        key_in_metrics: put the budget key on the ``llm_toll.cost`` counter and the budget
+            gauges (one series per key: mind the cardinality). Off by default.
     """
     if not isinstance(project, str) or not project:
         raise ValueError(f"project must be a non-empty string, got {project!r}")
@@ -83,6 +98,21 @@ def track_costs(
     ):
         raise ValueError(f"max_budget must be a non-negative number of USD, got {max_budget!r}")
     validate_reset(reset)
+    if budget_key is not None and not callable(budget_key):
+        raise ValueError(
+            f"budget_key must be a callable of the call's arguments, got {budget_key!r}"
+        )
+    if key_budget is not None:
+        if (
+            isinstance(key_budget, bool)
+            or not isinstance(key_budget, (int, float))
+            or not 0 <= key_budget < math.inf
+        ):
+            raise ValueError(f"key_budget must be a non-negative number of USD, got {key_budget!r}")
+        if budget_key is None:
+            raise ValueError("key_budget needs budget_key= to tell which key a call belongs to")
+    if not isinstance(key_in_metrics, bool):
+        raise ValueError(f"key_in_metrics must be True or False, got {key_in_metrics!r}")
     limiter = (
         RateLimiter(rpm=rate_limit, tpm=tpm_limit)
         if rate_limit is not None or tpm_limit is not None
@@ -93,6 +123,7 @@ def track_costs(
         if max_budget is not None or reset is not None
         else None
     )
+    key_spec = None if key_budget is None else BudgetSpec(usd_to_nanos(key_budget), reset)
 
     def decorate(func: F) -> F:
         plan = Plan(
@@ -102,6 +133,9 @@ def track_costs(
             budget=budget,
             limiter=limiter,
             extract_usage=extract_usage,
+            budget_key=budget_key,
+            key_budget=key_spec,
+            key_in_metrics=key_in_metrics,
         )
         if inspect.isasyncgenfunction(func) or inspect.iscoroutinefunction(func):
             # Async calls price on the event loop: load genai-prices' data now, not in the

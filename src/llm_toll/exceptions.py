@@ -7,11 +7,15 @@ class BudgetExceededError(Exception):
     """A budget was already spent when a call was about to start.
 
     Raised before the wrapped function runs, so no money is spent on the refused call.
+
+    ``budget_key`` is set when the spent budget is that of one key of the project (a
+    per-tenant budget, ``key_budget=``); ``max_budget`` is then the key's budget.
     """
 
     project: str | None
     current_cost: float | None
     max_budget: float | None
+    budget_key: str | None
 
     def __init__(
         self,
@@ -20,14 +24,17 @@ class BudgetExceededError(Exception):
         project: str | None = None,
         current_cost: float | None = None,
         max_budget: float | None = None,
+        budget_key: str | None = None,
     ) -> None:
         self.project = project
         self.current_cost = current_cost
         self.max_budget = max_budget
+        self.budget_key = budget_key
         if message is None and None not in (project, current_cost, max_budget):
-            message = (
-                f"Budget exceeded for project '{project}': ${current_cost:.4f} >= ${max_budget:.4f}"
-            )
+            scope = f"project '{project}'"
+            if budget_key is not None:
+                scope += f", budget key '{budget_key}'"
+            message = f"Budget exceeded for {scope}: ${current_cost:.4f} >= ${max_budget:.4f}"
         super().__init__(*(() if message is None else (message,)))
 
 

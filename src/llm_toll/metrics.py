@@ -132,8 +132,11 @@ def _forget_instruments() -> None:
 on_reconfigure(_forget_instruments)
 
 
-def record_call(call: CallRecord, error_type: str | None = None) -> None:
-    """Token, duration and cost metrics of one finished call."""
+def record_call(call: CallRecord, error_type: str | None = None, with_key: bool = False) -> None:
+    """Token, duration and cost metrics of one finished call.
+
+    ``with_key``: the cost counter carries the call's budget key (opt-in: one series per key).
+    """
     if not metrics_wanted():
         return
     ins = instruments()
@@ -151,36 +154,43 @@ def record_call(call: CallRecord, error_type: str | None = None) -> None:
     )
     cost = nanos_to_usd(call.cost_nanos)
     ins.cost_histogram.record(cost, base)
-    ins.cost_counter.add(
-        cost, {attr.PROJECT: call.project, attr.PROVIDER: provider, attr.REQUEST_MODEL: call.model}
-    )
+    counted = {attr.PROJECT: call.project, attr.PROVIDER: provider, attr.REQUEST_MODEL: call.model}
+    if with_key and call.budget_key:
+        counted[attr.BUDGET_KEY] = call.budget_key
+    ins.cost_counter.add(cost, counted)
     if not call.price_known:
         ins.unpriced_calls.add(1, {attr.PROVIDER: provider, attr.REQUEST_MODEL: call.model})
 
 
-# (project, period label) -> (limit USD, spent USD, utilization): the latest budget state,
-# read by the observable gauges when metrics are collected.
-_budgets: dict[tuple[str, str], tuple[float, float, float | None]] = {}
+# (project, period label, budget key or None) -> (limit USD, spent USD, utilization): the
+# latest budget state, read by the observable gauges when metrics are collected.
+_budgets: dict[tuple[str, str, str | None], tuple[float, float, float | None]] = {}
 
 
 def _budget_observations(index: int) -> Callable[[CallbackOptions], Iterable[Observation]]:
     def observe(options: CallbackOptions) -> Iterable[Observation]:
-        for (project, period), values in list(_budgets.items()):
+        for (project, period, key), values in list(_budgets.items()):
             value = values[index]
             if value is not None:
-                yield Observation(value, {attr.PROJECT: project, attr.BUDGET_PERIOD: period})
+                labels = {attr.PROJECT: project, attr.BUDGET_PERIOD: period}
+                if key is not None:
+                    labels[attr.BUDGET_KEY] = key
+                yield Observation(value, labels)
 
     return observe
 
 
-def record_budget(project: str, budget: BudgetSpec, state: BudgetState) -> None:
+def record_budget(
+    project: str, budget: BudgetSpec, state: BudgetState, key: str | None = None
+) -> None:
+    """The budget gauges' latest state of a project, or of one of its budget keys (opt-in)."""
     if state.limit_nanos is None or not metrics_wanted():
         return
     instruments()
     limit = state.limit_nanos
     utilization = state.spent_nanos / limit if limit > 0 else None
-    key = (project, attr.period_label(budget.reset))
-    _budgets[key] = (nanos_to_usd(limit), nanos_to_usd(state.spent_nanos), utilization)
+    scope = (project, attr.period_label(budget.reset), key or None)
+    _budgets[scope] = (nanos_to_usd(limit), nanos_to_usd(state.spent_nanos), utilization)
 
 
 def record_rejection(project: str, kind: str) -> None:

@@ -38,6 +38,9 @@ from llm_toll.warn import warn_once
 # A budget total this process read or wrote less than this long ago may answer an async
 # pre-call check without another trip to the store (see BudgetView).
 VIEW_MAX_AGE_S = 1.0
+# Totals kept in the view beyond which those too old to be used are dropped (budget keys
+# can be many: one per tenant).
+VIEW_MAX_ENTRIES = 10_000
 # Records kept in memory while the store is failing, before the oldest are dropped.
 MAX_SPOOLED = 1_000_000
 
@@ -59,33 +62,46 @@ class BudgetView:
     """
 
     def __init__(self) -> None:
-        self._totals: dict[tuple[str, str], tuple[int, float]] = {}
-        self._held: dict[int, tuple[tuple[str, str], int]] = {}
+        # (project, budget key or '' for the project itself, period) -> (total, when)
+        self._totals: dict[tuple[str, str, str], tuple[int, float]] = {}
+        self._held: dict[int, tuple[tuple[tuple[str, str, str], ...], int]] = {}
         self._tickets = itertools.count()
+        self._prune_at = VIEW_MAX_ENTRIES
 
-    def remember(self, project: str, period: str, spent_nanos: int) -> None:
+    def remember(self, project: str, period: str, spent_nanos: int, key: str = "") -> None:
         """A total just read from or written to the store."""
-        self._totals[(project, period)] = (spent_nanos, time.monotonic())
+        now = time.monotonic()
+        self._totals[(project, key, period)] = (spent_nanos, now)
+        if len(self._totals) > self._prune_at:  # many budget keys: forget stale totals
+            for scope, (_, seen) in list(self._totals.items()):
+                if now - seen > VIEW_MAX_AGE_S:
+                    self._totals.pop(scope, None)
+            # Amortised: the next sweep waits until the view has doubled again.
+            self._prune_at = max(VIEW_MAX_ENTRIES, 2 * len(self._totals))
 
-    def hold(self, project: str, period: str, nanos: int) -> int:
-        """Count ``nanos`` as spent until ``release(ticket)``; returns the ticket."""
+    def hold(self, project: str, period: str, nanos: int, key: str | None = None) -> int:
+        """Count ``nanos`` as spent by the project (and by its budget ``key``, if given)
+        until ``release(ticket)``; returns the ticket."""
+        scopes: tuple[tuple[str, str, str], ...] = ((project, "", period),)
+        if key:
+            scopes += ((project, key, period),)
         ticket = next(self._tickets)
-        self._held[ticket] = ((project, period), nanos)
+        self._held[ticket] = (scopes, nanos)
         return ticket
 
     def release(self, ticket: int) -> None:
         self._held.pop(ticket, None)
 
-    def held(self, project: str, period: str) -> int:
-        key = (project, period)
-        return sum(nanos for held_key, nanos in list(self._held.values()) if held_key == key)
+    def held(self, project: str, period: str, key: str = "") -> int:
+        scope = (project, key, period)
+        return sum(nanos for scopes, nanos in list(self._held.values()) if scope in scopes)
 
-    def recent(self, project: str, period: str) -> int | None:
+    def recent(self, project: str, period: str, key: str = "") -> int | None:
         """Total plus held cost, if the total is recent; else None (read the store)."""
-        entry = self._totals.get((project, period))
+        entry = self._totals.get((project, key, period))
         if entry is None or time.monotonic() - entry[1] > VIEW_MAX_AGE_S:
             return None
-        return entry[0] + (self.held(project, period) if self._held else 0)
+        return entry[0] + (self.held(project, period, key) if self._held else 0)
 
     def clear(self) -> None:
         self._totals.clear()
@@ -98,7 +114,9 @@ class CostSpanProcessor(SpanProcessor):
     ) -> None:
         self._store = store
         self._reporter = reporter
-        self._spool: deque[tuple[BaseStore, CallRecord, BudgetSpec | None]] = deque()
+        self._spool: deque[tuple[BaseStore, CallRecord, BudgetSpec | None, BudgetSpec | None]] = (
+            deque()
+        )
         self._spool_lock = threading.Lock()
         self.view = BudgetView()
 
@@ -111,25 +129,31 @@ class CostSpanProcessor(SpanProcessor):
         budget: BudgetSpec | None,
         store: BaseStore | None = None,
         held: int | None = None,
+        key_budget: BudgetSpec | None = None,
+        key_in_metrics: bool = False,
     ) -> BudgetState | None:
         """Record ``call`` exactly once, then stamp the span and record metrics.
 
         ``store`` overrides the process-wide store (integrations configured with their own).
         ``held`` is the ticket of the call's cost held in the view (see BudgetView.hold),
-        released once the write has landed.
+        released once the write has landed. ``key_budget`` is the budget of the call's
+        ``budget_key``; ``key_in_metrics`` puts that key on the cost and budget metrics.
         Never raises: store, span and metric failures are warned about, not propagated.
         """
-        state = self._write(store or self._store(), call, budget, held)
+        state = self._write(store or self._store(), call, budget, key_budget, held)
         if span is not None and span.is_recording():
             try:
-                stamp_call(span, call, budget, state)
+                stamp_call(span, call, budget, state, key_budget)
             except Exception as exc:  # a broken span must not break the app
                 warn_once("span-attributes", f"llm_toll could not annotate a span: {exc!r}",
                           TelemetryWarning)  # fmt: skip
         try:
-            metrics.record_call(call)
+            metrics.record_call(call, with_key=key_in_metrics)
             if budget is not None and state is not None:
                 metrics.record_budget(call.project, budget, state)
+            key_state = None if state is None else state.key_state
+            if key_in_metrics and key_budget is not None and key_state is not None:
+                metrics.record_budget(call.project, key_budget, key_state, call.budget_key)
         except Exception as exc:
             warn_once("metrics", f"llm_toll could not record metrics: {exc!r}", TelemetryWarning)
         reporter = self._reporter()
@@ -147,19 +171,20 @@ class CostSpanProcessor(SpanProcessor):
         store: BaseStore,
         call: CallRecord,
         budget: BudgetSpec | None,
+        key_budget: BudgetSpec | None,
         held: int | None,
     ) -> BudgetState | None:
         state = None
         try:
             if self._spool and not self._drain():
-                self._keep(store, call, budget)
+                self._keep(store, call, budget, key_budget)
                 return None
-            state = store.record_call(call, budget)
+            state = _record(store, call, budget, key_budget)
         except ValueError as exc:  # a record no store can hold; callers validate first
             warn_once("store-invalid", f"llm_toll could not record a call: {exc}",
                       AccountingWarning)  # fmt: skip
         except StoreError as exc:
-            self._keep(store, call, budget)
+            self._keep(store, call, budget, key_budget)
             warn_once(
                 f"store-write:{type(exc.__cause__).__name__}",
                 f"llm_toll could not record a call ({exc}); it is kept in memory and will "
@@ -168,30 +193,44 @@ class CostSpanProcessor(SpanProcessor):
             )
         finally:
             if state is not None:  # the new total first, so the cost is never missed
-                self.view.remember(call.project, state.period, state.spent_nanos)
+                self._remember(call, state)
             if held is not None:
                 self.view.release(held)
         return state
 
-    def _keep(self, store: BaseStore, call: CallRecord, budget: BudgetSpec | None) -> None:
+    def _remember(self, call: CallRecord, state: BudgetState) -> None:
+        self.view.remember(call.project, state.period, state.spent_nanos)
+        key_state = state.key_state
+        if key_state is not None and call.budget_key:
+            self.view.remember(
+                call.project, key_state.period, key_state.spent_nanos, call.budget_key
+            )
+
+    def _keep(
+        self,
+        store: BaseStore,
+        call: CallRecord,
+        budget: BudgetSpec | None,
+        key_budget: BudgetSpec | None,
+    ) -> None:
         with self._spool_lock:
             if len(self._spool) >= MAX_SPOOLED:
                 self._spool.popleft()
                 warn_once("spool-full", "llm_toll's in-memory spool is full: the oldest "
                           "unwritten record was dropped.", AccountingWarning)  # fmt: skip
-            self._spool.append((store, call, budget))
+            self._spool.append((store, call, budget, key_budget))
 
     def _drain(self) -> bool:
         """Write spooled records in order; False if the store still fails."""
         with self._spool_lock:
             while self._spool:
-                store, call, budget = self._spool[0]
+                store, call, budget, key_budget = self._spool[0]
                 try:
-                    state = store.record_call(call, budget)
+                    state = _record(store, call, budget, key_budget)
                 except StoreError:
                     return False
                 self._spool.popleft()
-                self.view.remember(call.project, state.period, state.spent_nanos)
+                self._remember(call, state)
         return True
 
     @property
@@ -212,8 +251,21 @@ class CostSpanProcessor(SpanProcessor):
         self.force_flush()
 
 
+def _record(
+    store: BaseStore, call: CallRecord, budget: BudgetSpec | None, key_budget: BudgetSpec | None
+) -> BudgetState:
+    if key_budget is None or not call.budget_key:
+        # Stores written for llm_toll before budget keys take two arguments.
+        return store.record_call(call, budget)
+    return store.record_call(call, budget, key_budget)
+
+
 def stamp_call(
-    span: Span, call: CallRecord, budget: BudgetSpec | None, state: BudgetState | None
+    span: Span,
+    call: CallRecord,
+    budget: BudgetSpec | None,
+    state: BudgetState | None,
+    key_budget: BudgetSpec | None = None,
 ) -> None:
     """Set the usage, cost and budget attributes and events of a finished call on its span."""
     usage = call.usage
@@ -239,26 +291,39 @@ def stamp_call(
         attributes[attr.CACHE_CREATION_TOKENS] = usage.cache_creation_input_tokens
     if usage.reasoning_output_tokens:
         attributes[attr.REASONING_TOKENS] = usage.reasoning_output_tokens
+    if call.budget_key:
+        attributes[attr.BUDGET_KEY] = call.budget_key
     if budget is not None and state is not None:
         attributes[attr.BUDGET_SPENT] = nanos_to_usd(state.spent_nanos)
         attributes[attr.BUDGET_PERIOD] = attr.period_label(budget.reset)
         if state.limit_nanos is not None:
             attributes[attr.BUDGET_LIMIT] = nanos_to_usd(state.limit_nanos)
-            event = budget_event_attributes(call.project, state.limit_nanos, state.spent_nanos)
-            for pct in state.crossed_thresholds:
-                span.add_event(
-                    attr.EVENT_BUDGET_THRESHOLD, {**event, attr.BUDGET_THRESHOLD: pct / 100}
-                )
-            if state.exceeded_now:
-                span.add_event(attr.EVENT_BUDGET_EXCEEDED, event)
+            add_budget_events(span, call.project, state, None)
+    key_state = None if state is None else state.key_state
+    if key_budget is not None and key_state is not None and call.budget_key:
+        add_budget_events(span, call.project, key_state, call.budget_key)
     span.set_attributes(attributes)
 
 
+def add_budget_events(span: Span, project: str, state: BudgetState, key: str | None) -> None:
+    """The threshold and exceeded events of one scope's state (the project's or a key's)."""
+    if state.limit_nanos is None:
+        return
+    event = budget_event_attributes(project, state.limit_nanos, state.spent_nanos, key)
+    for pct in state.crossed_thresholds:
+        span.add_event(attr.EVENT_BUDGET_THRESHOLD, {**event, attr.BUDGET_THRESHOLD: pct / 100})
+    if state.exceeded_now:
+        span.add_event(attr.EVENT_BUDGET_EXCEEDED, event)
+
+
 def budget_event_attributes(
-    project: str, limit_nanos: int, spent_nanos: int
+    project: str, limit_nanos: int, spent_nanos: int, key: str | None = None
 ) -> dict[str, str | float]:
-    return {
+    attributes: dict[str, str | float] = {
         attr.PROJECT: project,
         attr.BUDGET_LIMIT: nanos_to_usd(limit_nanos),
         attr.BUDGET_SPENT: nanos_to_usd(spent_nanos),
     }
+    if key:
+        attributes[attr.BUDGET_KEY] = key
+    return attributes

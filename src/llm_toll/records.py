@@ -48,3 +48,5 @@ class BudgetState:
     """Percentages (50, 80, 100) this call crossed for the first time in the period."""
     exceeded_now: bool = False
     """True for the one call that took the spend from under the limit to at or over it."""
+    key_state: BudgetState | None = None
+    """The state of the call's budget key (per-tenant budget), when one was tracked."""

@@ -56,7 +56,7 @@ DAILY_KEYS = [
 ]
 BUDGET_KEYS = [
     *("project", "period", "total_cost", "limit", "thresholds_fired", "last_reset_at"),
-    *("updated_at", "total_cost_nanos", "limit_nanos", "utilization"),
+    *("updated_at", "total_cost_nanos", "limit_nanos", "utilization", "budget_key"),
 ]
 
 
@@ -483,6 +483,118 @@ def test_reset_budget_zeroes_totals_and_keeps_the_ledger(store: BaseStore) -> No
     assert (again.spent_nanos, again.crossed_thresholds) == (900, (50, 80))  # fire again
 
 
+# -- budget keys (per-tenant budgets) ---------------------------------------------------------
+
+
+def keyed(cost_nanos: int, key: str | None, **fields: Any) -> CallRecord:
+    return make_call(cost_nanos, budget_key=key, **fields)
+
+
+def test_budget_keys_are_kept_apart_from_each_other_and_from_the_project(
+    store: BaseStore,
+) -> None:
+    budget = BudgetSpec(10_000, "daily")
+    key_budget = BudgetSpec(1_000, "daily")
+    first = store.record_call(keyed(300, "alice"), budget, key_budget)
+    assert first == BudgetState(
+        300, 10_000, "2026-03-02", key_state=BudgetState(300, 1_000, "2026-03-02")
+    )
+    store.record_call(keyed(200, "bob"), budget, key_budget)
+    store.record_call(keyed(50, None), budget, key_budget)  # no key: the project only
+    store.record_call(keyed(7, "carol"), budget)  # no key budget: ledger only
+    state = store.record_call(keyed(400, "alice"), budget, key_budget)
+    assert (state.spent_nanos, state.key_state) == (
+        957,
+        BudgetState(700, 1_000, "2026-03-02", (50,)),
+    )
+    assert store.get_spent("proj", "daily", MONDAY) == 957
+    assert store.get_spent("proj", "daily", MONDAY, budget_key="alice") == 700
+    assert store.get_spent("proj", "daily", MONDAY, budget_key="bob") == 200
+    assert store.get_spent("proj", None, MONDAY, budget_key="alice") == 700  # lifetime too
+    assert store.get_spent("proj", "daily", MONDAY, budget_key="carol") == 0
+    assert store.get_spent("other", "daily", MONDAY, budget_key="alice") == 0
+    assert store.get_total_cost("proj") == 957 / 1e9
+    assert [r["budget_key"] for r in all_logs(store)] == ["alice", "carol", None, "bob", "alice"]
+
+    rows = store.get_budget_utilization()
+    view = {
+        (r["budget_key"], r["period"]): (r["total_cost_nanos"], r["limit_nanos"], r["utilization"])
+        for r in rows
+    }
+    assert view == {
+        ("", "all"): (957, None, None),
+        ("", "2026-03-02"): (957, 10_000, 957 / 10_000),
+        ("alice", "all"): (700, None, None),
+        ("alice", "2026-03-02"): (700, 1_000, 0.7),
+        ("bob", "all"): (200, None, None),
+        ("bob", "2026-03-02"): (200, 1_000, 0.2),
+    }
+    for row in rows:
+        assert list(row) == BUDGET_KEYS
+
+
+def test_budget_keys_have_their_own_periods_and_thresholds(store: BaseStore) -> None:
+    budget = BudgetSpec(None, "daily")
+    key_budget = BudgetSpec(100, "daily")
+    tuesday = MONDAY + timedelta(days=1)
+    states = [
+        store.record_call(keyed(cost, key, at=at), budget, key_budget)
+        for cost, key, at in [
+            (60, "a", MONDAY),
+            (60, "b", MONDAY),
+            (30, "a", MONDAY),
+            (20, "a", MONDAY),
+            (60, "a", tuesday),
+        ]
+    ]
+    key_states = [state.key_state for state in states]
+    assert [(k.spent_nanos, k.crossed_thresholds, k.exceeded_now) for k in key_states if k] == [
+        (60, (50,), False),
+        (60, (50,), False),  # b's thresholds are b's own
+        (90, (80,), False),
+        (110, (100,), True),
+        (60, (50,), False),  # a new period fires again
+    ]
+    assert [k.period for k in key_states if k] == ["2026-03-02"] * 4 + ["2026-03-03"]
+    assert all(state.limit_nanos is None for state in states)  # the project has no limit
+    assert store.get_spent("proj", "daily", MONDAY, budget_key="a") == 110
+    assert store.get_spent("proj", "daily", tuesday, budget_key="a") == 60
+    assert store.get_spent("proj", None, tuesday, budget_key="a") == 170
+    assert store.get_spent("proj", "daily", MONDAY) == 170
+
+
+def test_thresholds_of_budget_keys_are_remembered_by_the_database(
+    store_factory: StoreFactory,
+) -> None:
+    key_budget = BudgetSpec(100, None)
+    with store_factory() as store:
+        state = store.record_call(keyed(60, "k"), None, key_budget)
+        assert state == BudgetState(
+            60, None, LIFETIME, key_state=BudgetState(60, 100, "all", (50,))
+        )
+    with store_factory() as store:
+        state = store.record_call(keyed(30, "k"), None, key_budget)
+        assert state.key_state == BudgetState(90, 100, "all", (80,))
+
+
+def test_reset_budget_resets_the_keys_of_the_project(store: BaseStore) -> None:
+    key_budget = BudgetSpec(100, "daily")
+    store.record_call(keyed(90, "k"), BudgetSpec(1_000, "daily"), key_budget)
+    store.record_call(keyed(90, "k", project="other"), None, key_budget)
+    store.reset_budget("proj")
+    assert store.get_spent("proj", "daily", MONDAY, budget_key="k") == 0
+    assert store.get_spent("proj", None, MONDAY, budget_key="k") == 0
+    assert store.get_spent("other", "daily", MONDAY, budget_key="k") == 90
+    again = store.record_call(keyed(90, "k"), BudgetSpec(1_000, "daily"), key_budget)
+    assert again.key_state == BudgetState(90, 100, "2026-03-02", (50, 80))
+
+
+def test_a_bad_key_budget_is_refused_and_nothing_is_written(store: BaseStore) -> None:
+    with pytest.raises(ValueError, match="limit_nanos"):
+        store.record_call(keyed(1, "k"), None, BudgetSpec(-1))
+    assert all_logs(store) == []
+
+
 def test_log_usage_if_within_budget_records_every_call(store: BaseStore) -> None:
     totals = [store.log_usage_if_within_budget("b", "m", 1, 1, 0.4, 1.0) for _ in range(3)]
     assert totals == [0.4, 0.8, 1.2]  # the crossing call is recorded and returns
@@ -654,7 +766,38 @@ def log_within_budget(store: BaseStore, worker: str) -> list[Any]:
     return results
 
 
-WORKLOADS = {"record_calls": record_calls, "log_within_budget": log_within_budget}
+KEYS = 4
+KEY_LIMIT_NANOS = COST_NANOS * (TOTAL_CALLS // KEYS // 2)
+
+
+def record_keyed_calls(store: BaseStore, worker: str) -> list[Any]:
+    """One thread's calls spread over KEYS budget keys; returns each call's key and states."""
+    budget = BudgetSpec(limit_nanos=LIMIT_NANOS, reset="daily")
+    key_budget = BudgetSpec(limit_nanos=KEY_LIMIT_NANOS, reset="daily")
+    results: list[Any] = []
+    for n in range(CALLS):
+        key = f"k{n % KEYS}"
+        call = make_call(COST_NANOS, project="keyed", response_id=f"{worker}-{n}", budget_key=key)
+        state = store.record_call(call, budget, key_budget)
+        assert state.key_state is not None
+        key_state = state.key_state
+        results.append(
+            (
+                key,
+                state.crossed_thresholds,
+                state.exceeded_now,
+                key_state.crossed_thresholds,
+                key_state.exceeded_now,
+            )
+        )
+    return results
+
+
+WORKLOADS = {
+    "record_calls": record_calls,
+    "log_within_budget": log_within_budget,
+    "record_keyed_calls": record_keyed_calls,
+}
 
 
 def process_main(
@@ -731,6 +874,31 @@ def test_concurrent_record_call_loses_nothing(store_factory: StoreFactory) -> No
     assert fired == {50: 1, 80: 1, 100: 1}
 
 
+def test_concurrent_record_call_with_budget_keys_is_exact(store_factory: StoreFactory) -> None:
+    outcomes = run_processes(store_factory, "record_keyed_calls")
+    assert len(outcomes) == TOTAL_CALLS
+    calls_per_key = Counter(o[0] for o in outcomes)
+    assert len(calls_per_key) == KEYS
+
+    with store_factory() as store:
+        assert store.get_spent("keyed", "daily", MONDAY) == COST_NANOS * TOTAL_CALLS
+        for key, calls in calls_per_key.items():
+            for reset in ("daily", None):
+                spent = store.get_spent("keyed", reset, MONDAY, budget_key=key)
+                assert spent == COST_NANOS * calls
+        rows = store.get_usage_logs_filtered(project="keyed", limit=0)
+    assert len({row["response_id"] for row in rows}) == TOTAL_CALLS
+    assert Counter(row["budget_key"] for row in rows) == calls_per_key
+    # The project's and every key's totals are serialised: one crossing call each, and each
+    # threshold fired once per scope.
+    assert sum(o[2] for o in outcomes) == 1
+    assert Counter(pct for o in outcomes for pct in o[1]) == {50: 1, 80: 1, 100: 1}
+    for k in range(KEYS):
+        of_key = [o for o in outcomes if o[0] == f"k{k}"]
+        assert sum(o[4] for o in of_key) == 1
+        assert Counter(pct for o in of_key for pct in o[3]) == {50: 1, 80: 1, 100: 1}
+
+
 def test_concurrent_log_usage_if_within_budget_is_atomic(store_factory: StoreFactory) -> None:
     outcomes = run_processes(store_factory, "log_within_budget")
 
@@ -744,6 +912,72 @@ def test_concurrent_log_usage_if_within_budget_is_atomic(store_factory: StoreFac
     with store_factory() as store:
         assert usd_to_nanos(store.get_total_cost("legacy")) == COST_NANOS * TOTAL_CALLS
         assert len(store.get_usage_logs("legacy", limit=-1)) == TOTAL_CALLS
+
+
+# -- schema upgrades ------------------------------------------------------------------------
+
+V1_ROWS = (
+    """INSERT INTO usage_logs (project, model, operation, input_tokens, output_tokens,
+                               cost_nanos, created_at)
+       VALUES ('proj', 'gpt-4o', 'chat', 10, 5, 500, '2026-03-02T12:00:00+00:00')""",
+    """INSERT INTO budget_totals (project, period, spent_nanos, limit_nanos, thresholds_fired,
+                                  updated_at)
+       VALUES ('proj', 'all', 500, NULL, 0, '2026-03-02T12:00:00+00:00'),
+              ('proj', '2026-03-02', 500, 1000, 1, '2026-03-02T12:00:00+00:00')""",
+)
+
+
+def make_v1_database(factory: StoreFactory) -> None:
+    """The database of ``factory`` as llm_toll left it at schema version 1, with data."""
+    if factory.backend == "sqlite":
+        import sqlite3
+
+        from llm_toll.store.migrations import MIGRATIONS
+
+        [(_, statements)] = [step for step in MIGRATIONS if step[0] == 1]
+        conn = sqlite3.connect(factory.location, isolation_level=None)
+        try:
+            conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+            for statement in (*statements, *V1_ROWS):
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+        finally:
+            conn.close()
+        return
+    from llm_toll.store.postgres_migrations import MIGRATIONS as PG_MIGRATIONS
+
+    [(_, statements)] = [step for step in PG_MIGRATIONS if step[0] == 1]
+    PostgresServer.run(factory.location, "CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    for statement in (*statements, *V1_ROWS):
+        PostgresServer.run(factory.location, statement)
+    PostgresServer.run(factory.location, "INSERT INTO schema_version (version) VALUES (1)")
+
+
+def test_a_version_1_database_is_upgraded_and_keeps_its_data(
+    store_factory: StoreFactory,
+) -> None:
+    make_v1_database(store_factory)
+    with store_factory() as store:
+        assert store.get_spent("proj", "daily", MONDAY) == 500
+        assert store.get_spent("proj", None, MONDAY) == 500
+        [log] = all_logs(store)
+        assert (log["cost_nanos"], log["budget_key"]) == (500, None)
+        rows = store.get_budget_utilization()
+        assert [(r["budget_key"], r["period"], r["thresholds_fired"]) for r in rows] == [
+            ("", "2026-03-02", 1),
+            ("", "all", 0),
+        ]
+        state = store.record_call(
+            keyed(300, "k"), BudgetSpec(1_000, "daily"), BudgetSpec(100, "daily")
+        )
+        # The project's 50 % had fired before the upgrade: it does not fire again.
+        assert (state.spent_nanos, state.crossed_thresholds) == (800, (80,))
+        assert state.key_state == BudgetState(300, 100, "2026-03-02", (50, 80, 100), True)
+        assert store.get_spent("proj", "daily", MONDAY, budget_key="k") == 300
+    # Opened again: the schema is current, nothing is applied twice.
+    with store_factory() as store:
+        assert store.get_spent("proj", "daily", MONDAY) == 800
+        assert len(all_logs(store)) == 2
 
 
 # == PostgreSQL only ========================================================================
@@ -981,6 +1215,8 @@ def test_both_backends_answer_alike(tmp_path: Path, pg_dsn: str) -> None:
     try:
         for store in stores:
             states = [store.record_call(call, budget) for call, budget in script]
+            keyed = make_call(11, project="a", model="m2", at=now, budget_key="t1")
+            states.append(store.record_call(keyed, BudgetSpec(10**9, "daily"), BudgetSpec(20)))
             store.log_usage("d", "m1", 3, 4, 0.001)
             store.reset_budget("b")
             utilization = store.get_budget_utilization()

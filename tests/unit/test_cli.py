@@ -178,6 +178,29 @@ def test_budgets_show_every_period_with_limit_and_use(
     }
 
 
+def test_budgets_show_budget_keys_when_there_are_some(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "keyed.db"
+    call = CallRecord(
+        project="saas",
+        model="gpt-4o",
+        usage=Usage(10, 10),
+        cost_nanos=usd_to_nanos("0.25"),
+        started_at=NOW,
+        budget_key="tenant-1",
+    )
+    with SQLiteStore(path) as store:
+        store.record_call(call, None, BudgetSpec(usd_to_nanos("1")))
+    code, out, _ = run(capsys, "--db", str(path), "budgets")
+    assert code == 0
+    shown = {(row[0], row[1], row[2]): row[3:6] for row in map(cells, table_rows(out))}
+    assert shown == {
+        ("saas", "tenant-1", "all"): ["$0.2500", "$1.0000", "25.0%"],
+        ("saas", "-", "all"): ["$0.2500", "-", "-"],  # the project's own total
+    }
+
+
 def test_trends_cover_the_requested_days(capsys: pytest.CaptureFixture[str], db: Path) -> None:
     code, out, _ = run(capsys, "--db", str(db), "trends", "--days", "7")
     assert code == 0

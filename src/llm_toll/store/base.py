@@ -40,17 +40,30 @@ class BaseStore(ABC):
     # -- hot path ------------------------------------------------------------------------
 
     @abstractmethod
-    def record_call(self, call: CallRecord, budget: BudgetSpec | None = None) -> BudgetState:
+    def record_call(
+        self,
+        call: CallRecord,
+        budget: BudgetSpec | None = None,
+        key_budget: BudgetSpec | None = None,
+    ) -> BudgetState:
         """Append ``call`` to the ledger and update running totals, atomically.
 
         Always records (the money is already spent). ``budget`` names the limit and period
         whose state is reported and whose thresholds are tracked; without it the lifetime
         total of the project is reported with no limit.
+
+        ``key_budget`` is the per-key budget (a tenant's): when it is given and
+        ``call.budget_key`` is set, the same transaction also adds the cost to the lifetime
+        and period totals of (project, key), tracks their thresholds, and reports them as
+        the returned state's ``key_state``.
         """
 
     @abstractmethod
-    def get_spent(self, project: str, reset: str | None, at: datetime) -> int:
-        """Nano-USD spent by ``project`` in the period of ``reset`` that contains ``at``."""
+    def get_spent(
+        self, project: str, reset: str | None, at: datetime, budget_key: str | None = None
+    ) -> int:
+        """Nano-USD spent by ``project`` (or by its ``budget_key``) in the period of ``reset``
+        that contains ``at``."""
 
     # -- llm-toll 0.13 API ---------------------------------------------------------------
 
@@ -109,11 +122,13 @@ class BaseStore(ABC):
 
     @abstractmethod
     def get_budget_utilization(self) -> list[dict[str, Any]]:
-        """Per (project, period) running total, with its limit and utilization when known."""
+        """Per (project, budget key, period) running total, with its limit and utilization
+        when known; ``budget_key`` is '' for the project's own totals."""
 
     @abstractmethod
     def reset_budget(self, project: str) -> None:
-        """Zero the running totals of ``project``; the ledger keeps its history."""
+        """Zero the running totals of ``project`` and of its budget keys; the ledger keeps
+        its history."""
 
     @abstractmethod
     def close(self) -> None:

@@ -77,7 +77,25 @@ class CompatMethods(BaseStore):
             return 0.0
 
 
-def check_call(call: CallRecord, budget: BudgetSpec | None) -> None:
+PROJECT_KEY = ""
+"""The budget key of a project's own running totals."""
+
+
+def tracked_key(call: CallRecord, key_budget: BudgetSpec | None) -> str | None:
+    """The budget key whose totals ``record_call`` updates: set on the call and budgeted."""
+    if key_budget is None or not call.budget_key:
+        return None
+    return call.budget_key
+
+
+def scope_key(budget_key: str | None) -> str:
+    """The ``budget_key`` column of a scope: '' for the project itself."""
+    return budget_key or PROJECT_KEY
+
+
+def check_call(
+    call: CallRecord, budget: BudgetSpec | None, key_budget: BudgetSpec | None = None
+) -> None:
     """Refuse amounts a store would keep as something else than an exact integer."""
     usage = call.usage
     amounts: tuple[tuple[str, int], ...] = (
@@ -90,6 +108,10 @@ def check_call(call: CallRecord, budget: BudgetSpec | None) -> None:
     )
     if budget is not None and budget.limit_nanos is not None:
         amounts += (("BudgetSpec.limit_nanos", budget.limit_nanos),)
+    if key_budget is not None and key_budget.limit_nanos is not None:
+        amounts += (("key BudgetSpec.limit_nanos", key_budget.limit_nanos),)
+    if call.budget_key is not None and not isinstance(call.budget_key, str):
+        raise ValueError(f"CallRecord.budget_key must be a str or None, got {call.budget_key!r}")
     for name, value in amounts:
         # type() rather than isinstance(): a bool is not an amount.
         if type(value) is not int or not 0 <= value <= MAX_INTEGER:
@@ -169,10 +191,15 @@ def as_dict(names: Iterable[str], row: Iterable[Any]) -> dict[str, Any]:
 
 
 def add_utilization(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Budget-total rows (from ``as_dict``) with their ``utilization``: spent / limit."""
+    """Budget-total rows (from ``as_dict``) with their ``utilization``: spent / limit.
+
+    ``budget_key`` (added after the llm-toll 0.13 keys) is moved last.
+    """
     for row in rows:
         limit = row["limit_nanos"]
+        budget_key = row.pop("budget_key", PROJECT_KEY)
         row["utilization"] = row["total_cost_nanos"] / limit if limit else None
+        row["budget_key"] = budget_key
     return rows
 
 

@@ -51,6 +51,32 @@ MIGRATIONS: tuple[Step, ...] = (
             ) WITHOUT ROWID""",
         ),
     ),
+    (
+        2,
+        (
+            # Per-tenant budgets: running totals per (project, budget key, period); the
+            # project's own rows have the key ''. A WITHOUT ROWID table cannot change its
+            # primary key in place, so it is rebuilt in the migration's transaction.
+            """CREATE TABLE budget_totals_v2 (
+                project          TEXT    NOT NULL,
+                budget_key       TEXT    NOT NULL DEFAULT '',
+                period           TEXT    NOT NULL,
+                spent_nanos      INTEGER NOT NULL DEFAULT 0,
+                limit_nanos      INTEGER,
+                thresholds_fired INTEGER NOT NULL DEFAULT 0,
+                updated_at       TEXT    NOT NULL,
+                last_reset_at    TEXT,
+                PRIMARY KEY (project, budget_key, period)
+            ) WITHOUT ROWID""",
+            """INSERT INTO budget_totals_v2 (project, budget_key, period, spent_nanos,
+                   limit_nanos, thresholds_fired, updated_at, last_reset_at)
+               SELECT project, '', period, spent_nanos, limit_nanos, thresholds_fired,
+                   updated_at, last_reset_at
+               FROM budget_totals""",
+            "DROP TABLE budget_totals",
+            "ALTER TABLE budget_totals_v2 RENAME TO budget_totals",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -5,12 +5,14 @@ was brought up to date over one connection of its own (so an unreachable server 
 with libpq's own reason). Pooled connections are in autocommit mode: a read is one
 statement, one round trip. ``record_call`` is one statement (ledger row, lifetime total and
 period total), a transaction of its own; with a limit, whose thresholds it may have to
-mark as fired, that statement and the mark run in one explicit transaction.
+mark as fired, or with a budget key whose totals are updated too, the statements and the
+marks run in one explicit transaction.
 
 Concurrency: the running totals are upserted with ``INSERT ... ON CONFLICT DO UPDATE``, which
-takes the row lock of (project, period) until the transaction commits, so concurrent calls
-to one scope are serialised on that row, including the scope's very first call. Every
-transaction locks a project's lifetime row before its period row, so they cannot deadlock.
+takes the row lock of (project, key, period) until the transaction commits, so concurrent
+calls to one scope are serialised on that row, including the scope's very first call. Every
+transaction locks a project's own rows before those of a key, and a scope's lifetime row
+before its period row, so they cannot deadlock.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -30,12 +33,15 @@ from typing import Any
 from llm_toll.budget import LIFETIME, period_key
 from llm_toll.records import BudgetSpec, BudgetState, CallRecord
 from llm_toll.store.common import (
+    PROJECT_KEY,
     CompatMethods,
     add_utilization,
     as_dict,
     as_utc,
     budget_state,
     check_call,
+    scope_key,
+    tracked_key,
     utc_now,
     warn,
 )
@@ -73,39 +79,52 @@ ledger AS (
 )
 """
 _ADD_TO_TOTAL = """
-INSERT INTO budget_totals AS t (project, period, spent_nanos, updated_at) VALUES (%s, %s, %s, %s)
-ON CONFLICT (project, period) DO UPDATE SET
+INSERT INTO budget_totals AS t (project, budget_key, period, spent_nanos, updated_at)
+VALUES (%s, %s, %s, %s, %s)
+ON CONFLICT (project, budget_key, period) DO UPDATE SET
     spent_nanos = t.spent_nanos + excluded.spent_nanos, updated_at = excluded.updated_at
 RETURNING spent_nanos
 """
 _ON_CONFLICT_ADD_TO_BUDGET = """
-ON CONFLICT (project, period) DO UPDATE SET
+ON CONFLICT (project, budget_key, period) DO UPDATE SET
     spent_nanos = t.spent_nanos + excluded.spent_nanos,
     limit_nanos = excluded.limit_nanos,
     updated_at = excluded.updated_at
 RETURNING spent_nanos, thresholds_fired
 """
-# Parameters: the ledger row, then (project, "all", cost, now).
-_RECORD = f"WITH {_LEDGER} {_ADD_TO_TOTAL}"
-# Parameters: the ledger row, then (project, "all", cost, limit, now).
-_RECORD_LIFETIME_BUDGET = f"""
-WITH {_LEDGER}
-INSERT INTO budget_totals AS t (project, period, spent_nanos, limit_nanos, updated_at)
-VALUES (%s, %s, %s, %s, %s)
+_INSERT_BUDGET = """
+INSERT INTO budget_totals AS t (project, budget_key, period, spent_nanos, limit_nanos, updated_at)
+"""
+# Each scope (the project's own totals, key '', or one budget key's) has three statements:
+# lifetime total only; a lifetime budget; a period budget, which also adds to the lifetime
+# total and reads from that upsert, so the lifetime row is always locked first. The
+# project's statements carry the ledger insert as a data-modifying CTE.
+# Parameters: [ledger row], (project, key, "all", cost, now).
+_SCOPE_TOTAL = _ADD_TO_TOTAL
+# Parameters: [ledger row], (project, key, "all", cost, limit, now).
+_SCOPE_LIFETIME_BUDGET = f"""
+{_INSERT_BUDGET} VALUES (%s, %s, %s, %s, %s, %s)
 {_ON_CONFLICT_ADD_TO_BUDGET}
 """
-# Parameters: the ledger row, then (project, "all", cost, now), (project, period, cost,
+# Parameters: [ledger row], (project, key, "all", cost, now), (project, key, period, cost,
 # limit, now).
-_RECORD_PERIOD_BUDGET = f"""
-WITH {_LEDGER}, lifetime AS ({_ADD_TO_TOTAL})
-INSERT INTO budget_totals AS t (project, period, spent_nanos, limit_nanos, updated_at)
-SELECT %s, %s, %s, %s, %s FROM lifetime
+_SCOPE_PERIOD_BUDGET = f"""
+{_INSERT_BUDGET} SELECT %s, %s, %s, %s, %s, %s FROM lifetime
 {_ON_CONFLICT_ADD_TO_BUDGET}
 """
+_RECORD = f"WITH {_LEDGER} {_SCOPE_TOTAL}"
+_RECORD_LIFETIME_BUDGET = f"WITH {_LEDGER} {_SCOPE_LIFETIME_BUDGET}"
+_RECORD_PERIOD_BUDGET = f"WITH {_LEDGER}, lifetime AS ({_ADD_TO_TOTAL}) {_SCOPE_PERIOD_BUDGET}"
+_KEY_TOTAL = _SCOPE_TOTAL
+_KEY_LIFETIME_BUDGET = _SCOPE_LIFETIME_BUDGET
+_KEY_PERIOD_BUDGET = f"WITH lifetime AS ({_ADD_TO_TOTAL}) {_SCOPE_PERIOD_BUDGET}"
 _SET_THRESHOLDS_FIRED = """
-UPDATE budget_totals SET thresholds_fired = %s WHERE project = %s AND period = %s
+UPDATE budget_totals SET thresholds_fired = %s
+WHERE project = %s AND budget_key = %s AND period = %s
 """
-_GET_SPENT = "SELECT spent_nanos FROM budget_totals WHERE project = %s AND period = %s"
+_GET_SPENT = """
+SELECT spent_nanos FROM budget_totals WHERE project = %s AND budget_key = %s AND period = %s
+"""
 
 # -- SQL of the llm-toll 0.13 read API ------------------------------------------------------
 # The same columns, names and order as the SQLite store's, so the rows are the same dicts.
@@ -139,12 +158,14 @@ FROM usage_logs WHERE created_at >= %s GROUP BY 1 ORDER BY 1
 """
 _BUDGET_TOTALS = """
 SELECT project, period, spent_nanos AS total_cost_nanos, limit_nanos, thresholds_fired,
-       last_reset_at, updated_at
-FROM budget_totals ORDER BY spent_nanos DESC, project, period
+       last_reset_at, updated_at, budget_key
+FROM budget_totals ORDER BY spent_nanos DESC, project, budget_key, period
 """
-# Lock the project's rows in the order record_call does (lifetime first), then zero them.
+# Lock the project's rows in the order record_call does (the project's own before its keys',
+# each scope's lifetime first), then zero them.
 _LOCK_PROJECT_TOTALS = """
-SELECT 1 FROM budget_totals WHERE project = %s ORDER BY period <> 'all', period FOR UPDATE
+SELECT 1 FROM budget_totals WHERE project = %s
+ORDER BY budget_key, period <> 'all', period FOR UPDATE
 """
 _RESET_BUDGET = """
 UPDATE budget_totals SET spent_nanos = 0, thresholds_fired = 0, last_reset_at = %s,
@@ -218,8 +239,13 @@ class PostgresStore(CompatMethods):
 
     # -- hot path --------------------------------------------------------------------------
 
-    def record_call(self, call: CallRecord, budget: BudgetSpec | None = None) -> BudgetState:
-        check_call(call, budget)
+    def record_call(
+        self,
+        call: CallRecord,
+        budget: BudgetSpec | None = None,
+        key_budget: BudgetSpec | None = None,
+    ) -> BudgetState:
+        check_call(call, budget, key_budget)
         usage = call.usage
         project = call.project
         cost = call.cost_nanos
@@ -242,36 +268,33 @@ class PostgresStore(CompatMethods):
             call.duration_s,
             as_utc(call.started_at),
         )
-        if budget is None:
-            with self._session("record a call", barrier=False) as conn:
-                row = (*ledger_row, project, LIFETIME, cost, now)
-                (spent,) = _one(conn.execute(_RECORD, row))
-            return BudgetState(spent, None, LIFETIME)
-        limit = budget.limit_nanos
-        period = period_key(budget.reset, call.started_at)
-        params: tuple[object, ...]
-        if period == LIFETIME:
-            sql = _RECORD_LIFETIME_BUDGET
-            params = (*ledger_row, project, LIFETIME, cost, limit, now)
-        else:
-            # The lifetime total is kept for every project, whatever its budget period.
-            sql = _RECORD_PERIOD_BUDGET
-            params = (*ledger_row, project, LIFETIME, cost, now, project, period, cost, limit, now)
+        key = tracked_key(call, key_budget)
+        sql, params, period, limit = _scope_statement(
+            project, PROJECT_KEY, budget, call.started_at, cost, now, ledger_row
+        )
         with self._session("record a call", barrier=False) as conn:
-            if limit is None:  # no threshold to fire: the one statement is the transaction
-                spent, _ = _one(conn.execute(sql, params))
+            if key is None and limit is None:  # no threshold to fire: one statement is enough
+                spent = _one(conn.execute(sql, params))[0]
                 return BudgetState(spent, None, period)
+            # The project's rows are locked before the key's, in every transaction.
             with conn.transaction():
-                spent, fired = _one(conn.execute(sql, params))
-                state, mask = budget_state(spent, fired, cost, limit, period)
-                if mask != fired:  # at most three times per period
-                    conn.execute(_SET_THRESHOLDS_FIRED, (mask, project, period))
+                state = _add_to_scope(conn, sql, params, project, PROJECT_KEY, period, cost, limit)
+                if key is not None:
+                    key_sql, key_params, key_period, key_limit = _scope_statement(
+                        project, key, key_budget, call.started_at, cost, now
+                    )
+                    key_state = _add_to_scope(
+                        conn, key_sql, key_params, project, key, key_period, cost, key_limit
+                    )
+                    state = replace(state, key_state=key_state)
             return state
 
-    def get_spent(self, project: str, reset: str | None, at: datetime) -> int:
+    def get_spent(
+        self, project: str, reset: str | None, at: datetime, budget_key: str | None = None
+    ) -> int:
         period = period_key(reset, at)
         with self._session("read the budget") as conn:
-            row = conn.execute(_GET_SPENT, (project, period)).fetchone()
+            row = conn.execute(_GET_SPENT, (project, scope_key(budget_key), period)).fetchone()
         return 0 if row is None else int(row[0])
 
     # -- llm-toll 0.13 API (log_usage & co. come from CompatMethods) -----------------------
@@ -499,6 +522,55 @@ class PostgresStore(CompatMethods):
         self._lock = threading.Lock()
         self._count_lock = threading.Lock()
         self._in_use = 0
+
+
+def _scope_statement(
+    project: str,
+    key: str,
+    budget: BudgetSpec | None,
+    at: datetime,
+    cost: int,
+    now: datetime,
+    ledger_row: tuple[object, ...] | None = None,
+) -> tuple[str, tuple[object, ...], str, int | None]:
+    """The upsert of one scope's totals: SQL, parameters, period and limit.
+
+    With ``ledger_row`` the statement also inserts the call into the ledger.
+    """
+    ledger = () if ledger_row is None else ledger_row
+    if budget is None:
+        sql = _KEY_TOTAL if ledger_row is None else _RECORD
+        return sql, (*ledger, project, key, LIFETIME, cost, now), LIFETIME, None
+    limit = budget.limit_nanos
+    period = period_key(budget.reset, at)
+    if period == LIFETIME:
+        sql = _KEY_LIFETIME_BUDGET if ledger_row is None else _RECORD_LIFETIME_BUDGET
+        return sql, (*ledger, project, key, LIFETIME, cost, limit, now), period, limit
+    # The lifetime total is kept for every scope, whatever its budget period.
+    sql = _KEY_PERIOD_BUDGET if ledger_row is None else _RECORD_PERIOD_BUDGET
+    params = (*ledger, project, key, LIFETIME, cost, now, project, key, period, cost, limit, now)
+    return sql, params, period, limit
+
+
+def _add_to_scope(
+    conn: psycopg.Connection[Any],
+    sql: str,
+    params: tuple[object, ...],
+    project: str,
+    key: str,
+    period: str,
+    cost: int,
+    limit: int | None,
+) -> BudgetState:
+    """Run a scope's upsert in the open transaction and mark thresholds it crossed."""
+    row = _one(conn.execute(sql, params))
+    if limit is None:
+        return BudgetState(row[0], None, period)
+    spent, fired = row
+    state, mask = budget_state(spent, fired, cost, limit, period)
+    if mask != fired:  # at most three times per period
+        conn.execute(_SET_THRESHOLDS_FIRED, (mask, project, key, period))
+    return state
 
 
 def _one(cursor: psycopg.Cursor[Any]) -> Any:

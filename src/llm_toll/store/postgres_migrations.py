@@ -57,6 +57,17 @@ MIGRATIONS: tuple[Step, ...] = (
             ) WITH (fillfactor = 50)""",
         ),
     ),
+    (
+        2,
+        (
+            # Per-tenant budgets: running totals per (project, budget key, period); the
+            # project's own rows have the key ''.
+            """ALTER TABLE budget_totals
+               ADD COLUMN budget_key TEXT COLLATE "C" NOT NULL DEFAULT ''""",
+            "ALTER TABLE budget_totals DROP CONSTRAINT budget_totals_pkey",
+            "ALTER TABLE budget_totals ADD PRIMARY KEY (project, budget_key, period)",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

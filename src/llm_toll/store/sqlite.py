@@ -14,6 +14,7 @@ import threading
 import time
 import weakref
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -22,12 +23,15 @@ from typing import Any
 from llm_toll.budget import LIFETIME, period_key
 from llm_toll.records import BudgetSpec, BudgetState, CallRecord
 from llm_toll.store.common import (
+    PROJECT_KEY,
     CompatMethods,
     add_utilization,
     as_dict,
     as_utc,
     budget_state,
     check_call,
+    scope_key,
+    tracked_key,
     utc_now,
     warn,
 )
@@ -51,24 +55,28 @@ INSERT INTO usage_logs (
 ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 _ADD_TO_TOTAL = """
-INSERT INTO budget_totals (project, period, spent_nanos, updated_at) VALUES (?, ?, ?, ?)
-ON CONFLICT (project, period) DO UPDATE SET
+INSERT INTO budget_totals (project, budget_key, period, spent_nanos, updated_at)
+VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (project, budget_key, period) DO UPDATE SET
     spent_nanos = spent_nanos + excluded.spent_nanos, updated_at = excluded.updated_at
 RETURNING spent_nanos
 """
 _ADD_TO_BUDGET = """
-INSERT INTO budget_totals (project, period, spent_nanos, limit_nanos, updated_at)
-VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (project, period) DO UPDATE SET
+INSERT INTO budget_totals (project, budget_key, period, spent_nanos, limit_nanos, updated_at)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (project, budget_key, period) DO UPDATE SET
     spent_nanos = spent_nanos + excluded.spent_nanos,
     limit_nanos = excluded.limit_nanos,
     updated_at = excluded.updated_at
 RETURNING spent_nanos, thresholds_fired
 """
 _SET_THRESHOLDS_FIRED = """
-UPDATE budget_totals SET thresholds_fired = ? WHERE project = ? AND period = ?
+UPDATE budget_totals SET thresholds_fired = ?
+WHERE project = ? AND budget_key = ? AND period = ?
 """
-_GET_SPENT = "SELECT spent_nanos FROM budget_totals WHERE project = ? AND period = ?"
+_GET_SPENT = """
+SELECT spent_nanos FROM budget_totals WHERE project = ? AND budget_key = ? AND period = ?
+"""
 
 # -- SQL of the llm-toll 0.13 read API ------------------------------------------------------
 # A column named `<x>_nanos` is returned both as `<x>` (float USD) and as itself (exact).
@@ -102,8 +110,8 @@ FROM usage_logs WHERE created_at >= ? GROUP BY DATE(created_at) ORDER BY date
 """
 _BUDGET_TOTALS = """
 SELECT project, period, spent_nanos AS total_cost_nanos, limit_nanos, thresholds_fired,
-       last_reset_at, updated_at
-FROM budget_totals ORDER BY spent_nanos DESC, project, period
+       last_reset_at, updated_at, budget_key
+FROM budget_totals ORDER BY spent_nanos DESC, project, budget_key, period
 """
 _RESET_BUDGET = """
 UPDATE budget_totals SET spent_nanos = 0, thresholds_fired = 0, last_reset_at = ?,
@@ -155,8 +163,13 @@ class SQLiteStore(CompatMethods):
 
     # -- hot path --------------------------------------------------------------------------
 
-    def record_call(self, call: CallRecord, budget: BudgetSpec | None = None) -> BudgetState:
-        check_call(call, budget)
+    def record_call(
+        self,
+        call: CallRecord,
+        budget: BudgetSpec | None = None,
+        key_budget: BudgetSpec | None = None,
+    ) -> BudgetState:
+        check_call(call, budget, key_budget)
         usage = call.usage
         project = call.project
         cost = call.cost_nanos
@@ -179,21 +192,23 @@ class SQLiteStore(CompatMethods):
             call.duration_s,
             _iso_utc(call.started_at),
         )
-        period = LIFETIME if budget is None else period_key(budget.reset, call.started_at)
+        key = tracked_key(call, key_budget)
         with _Session(self, "record a call", write=True, barrier=False) as conn:
             conn.execute(_INSERT_CALL, ledger_row)
-            if budget is None:
-                (spent,) = conn.execute(_ADD_TO_TOTAL, (project, LIFETIME, cost, now)).fetchone()
-                return BudgetState(spent, None, LIFETIME)
-            if period != LIFETIME:
-                # The lifetime total is kept for every project, whatever its budget period.
-                conn.execute(_ADD_TO_TOTAL, (project, LIFETIME, cost, now)).fetchone()
-            return _add_to_budget(conn, project, period, cost, budget.limit_nanos, now)
+            state = _add_to_scope(conn, project, PROJECT_KEY, budget, call.started_at, cost, now)
+            if key is not None:
+                key_state = _add_to_scope(
+                    conn, project, key, key_budget, call.started_at, cost, now
+                )
+                state = replace(state, key_state=key_state)
+            return state
 
-    def get_spent(self, project: str, reset: str | None, at: datetime) -> int:
+    def get_spent(
+        self, project: str, reset: str | None, at: datetime, budget_key: str | None = None
+    ) -> int:
         period = period_key(reset, at)
         with _Session(self, "read the budget", write=False) as conn:
-            row = conn.execute(_GET_SPENT, (project, period)).fetchone()
+            row = conn.execute(_GET_SPENT, (project, scope_key(budget_key), period)).fetchone()
         return 0 if row is None else int(row[0])
 
     # -- llm-toll 0.13 API (log_usage & co. come from CompatMethods) -----------------------
@@ -380,18 +395,39 @@ class _Session:
             store._lock.release()
 
 
+def _add_to_scope(
+    conn: sqlite3.Connection,
+    project: str,
+    key: str,
+    budget: BudgetSpec | None,
+    at: datetime,
+    cost: int,
+    now: str,
+) -> BudgetState:
+    """Add ``cost`` to the totals of (project, key): lifetime, and the budget's period."""
+    if budget is None:
+        (spent,) = conn.execute(_ADD_TO_TOTAL, (project, key, LIFETIME, cost, now)).fetchone()
+        return BudgetState(spent, None, LIFETIME)
+    period = period_key(budget.reset, at)
+    if period != LIFETIME:
+        # The lifetime total is kept for every scope, whatever its budget period.
+        conn.execute(_ADD_TO_TOTAL, (project, key, LIFETIME, cost, now)).fetchone()
+    return _add_to_budget(conn, project, key, period, cost, budget.limit_nanos, now)
+
+
 def _add_to_budget(
     conn: sqlite3.Connection,
     project: str,
+    key: str,
     period: str,
     cost: int,
     limit: int | None,
     now: str,
 ) -> BudgetState:
-    spent, fired = conn.execute(_ADD_TO_BUDGET, (project, period, cost, limit, now)).fetchone()
+    spent, fired = conn.execute(_ADD_TO_BUDGET, (project, key, period, cost, limit, now)).fetchone()
     state, mask = budget_state(spent, fired, cost, limit, period)
     if mask != fired:  # at most three times per period: the usual call writes nothing more
-        conn.execute(_SET_THRESHOLDS_FIRED, (mask, project, period))
+        conn.execute(_SET_THRESHOLDS_FIRED, (mask, project, key, period))
     return state
 
 
