@@ -70,9 +70,10 @@ def checked_usage(
     cache_creation_input_tokens: int = 0,
     reasoning_output_tokens: int = 0,
 ) -> Usage:
-    """``Usage.checked`` (cross-field checks, e.g. cached <= input) naming ``where`` on error."""
+    """``Usage.from_counts`` (cross-field checks, e.g. cached <= input; the counts were
+    checked one by one by :func:`count`) naming ``where`` on error."""
     try:
-        return Usage.checked(
+        return Usage.from_counts(
             input_tokens,
             output_tokens,
             cache_read_input_tokens,

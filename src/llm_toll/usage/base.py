@@ -45,27 +45,43 @@ class Usage:
         ``None`` counts as 0 for the optional detail fields only; the two main counts must be
         present.
         """
-        values = {
-            "input_tokens": _count("input_tokens", input_tokens, required=True),
-            "output_tokens": _count("output_tokens", output_tokens, required=True),
-            "cache_read_input_tokens": _count("cache_read_input_tokens", cache_read_input_tokens),
-            "cache_creation_input_tokens": _count(
-                "cache_creation_input_tokens", cache_creation_input_tokens
-            ),
-            "reasoning_output_tokens": _count("reasoning_output_tokens", reasoning_output_tokens),
-        }
-        usage = cls(**values)
-        cached = usage.cache_read_input_tokens + usage.cache_creation_input_tokens
-        if cached > usage.input_tokens:
+        return cls.from_counts(
+            _count("input_tokens", input_tokens, required=True),
+            _count("output_tokens", output_tokens, required=True),
+            _count("cache_read_input_tokens", cache_read_input_tokens),
+            _count("cache_creation_input_tokens", cache_creation_input_tokens),
+            _count("reasoning_output_tokens", reasoning_output_tokens),
+        )
+
+    @classmethod
+    def from_counts(
+        cls,
+        input_tokens: int,
+        output_tokens: int,
+        cache_read_input_tokens: int = 0,
+        cache_creation_input_tokens: int = 0,
+        reasoning_output_tokens: int = 0,
+    ) -> Usage:
+        """From counts already validated one by one: only the checks across fields (and of
+        totals an extractor added up, such as Anthropic's input plus cache tokens)."""
+        for name, total in (("input_tokens", input_tokens), ("output_tokens", output_tokens)):
+            if total > MAX_TOKENS_PER_CALL:
+                raise UsageError(f"{name} is implausibly large: {total}")
+        cached = cache_read_input_tokens + cache_creation_input_tokens
+        if cached > input_tokens:
+            raise UsageError(f"cached input tokens ({cached}) exceed input tokens ({input_tokens})")
+        if reasoning_output_tokens > output_tokens:
             raise UsageError(
-                f"cached input tokens ({cached}) exceed input tokens ({usage.input_tokens})"
+                f"reasoning tokens ({reasoning_output_tokens}) exceed output tokens "
+                f"({output_tokens})"
             )
-        if usage.reasoning_output_tokens > usage.output_tokens:
-            raise UsageError(
-                f"reasoning tokens ({usage.reasoning_output_tokens}) exceed output tokens "
-                f"({usage.output_tokens})"
-            )
-        return usage
+        return cls(
+            input_tokens,
+            output_tokens,
+            cache_read_input_tokens,
+            cache_creation_input_tokens,
+            reasoning_output_tokens,
+        )
 
 
 def _count(name: str, value: object, *, required: bool = False) -> int:
