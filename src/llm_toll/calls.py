@@ -32,11 +32,13 @@ from llm_toll.pricing import default_registry
 from llm_toll.pricing_genai import snapshot_loaded
 from llm_toll.processor import budget_event_attributes
 from llm_toll.rate_limiter import RateLease, RateLimiter
-from llm_toll.records import BudgetSpec, CallRecord
+from llm_toll.records import BudgetSpec, CallRecord, Reservation
 from llm_toll.store import BaseStore, StoreError
+from llm_toll.store.common import fits_limit, usd_to_nanos_checked
 from llm_toll.usage import (
     ExtractedUsage,
     StreamAccumulator,
+    Usage,
     UsageError,
     estimate_tokens,
     estimate_usage,
@@ -52,6 +54,13 @@ T = TypeVar("T")
 UNKNOWN_MODEL = "unknown"
 # Async settlements queued in the worker beyond which callers wait for their own.
 MAX_BACKLOG = 256
+# How long a strict call's reservation holds when its process dies before settling it; a
+# later reservation of the same budget gives it back after that.
+RESERVATION_TTL_S = 900.0
+# Request arguments that cap a call's output tokens (OpenAI, Anthropic, Gemini), and the
+# nested Gemini configurations that may hold them.
+OUTPUT_LIMIT_KEYS = ("max_tokens", "max_completion_tokens", "max_output_tokens", "maxOutputTokens")
+CONFIG_KEYS = ("config", "generation_config", "generationConfig")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +78,10 @@ class Plan:
     key_budget: BudgetSpec | None = None
     """Each budget key's own budget, on top of the project's."""
     key_in_metrics: bool = False
+    strict: bool = False
+    """Reserve each call's worst-case cost before it runs (see ``strict_gate``)."""
+    estimate: Callable[..., Any] | None = None
+    """``callable(*args, **kwargs)`` returning a call's worst-case cost in USD."""
 
     @property
     def limit_nanos(self) -> int | None:
@@ -282,44 +295,213 @@ def start_span(plan: Plan, kwargs: dict[str, Any] | None) -> Span:
     return tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
 
 
-def begin(plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
-    """Gates and span of a sync call."""
-    now = utcnow()
-    key = budget_key_of(plan, args, kwargs)
+def max_output_tokens(kwargs: dict[str, Any]) -> int | None:
+    """The largest output-token cap among the call's keyword arguments and its nested Gemini
+    ``config`` / ``generation_config`` (dicts or objects); None when there is none."""
+    sources: list[object] = [kwargs]
+    sources.extend(kwargs[name] for name in CONFIG_KEYS if kwargs.get(name) is not None)
+    found: list[int] = []
+    for source in sources:
+        for name in OUTPUT_LIMIT_KEYS:
+            value = get(source, name)
+            if type(value) is int and value >= 0:
+                found.append(value)
+    return max(found) if found else None
+
+
+def worst_case_nanos(
+    plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any], at: datetime
+) -> int | None:
+    """A strict call's worst-case cost: the user's ``estimate=``, else the prompt's estimated
+    tokens priced as input plus the output-token cap priced as output, at the requested
+    model's price. None (warned once per function and cause) when it cannot be known."""
+    if plan.estimate is not None:
+        try:
+            usd = plan.estimate(*args, **kwargs)
+        except Exception as exc:
+            _warn_strict(plan, "estimate-raised", f"its estimate= function raised {exc!r}")
+            return None
+        nanos = usd_to_nanos_checked(usd)
+        if nanos is None:
+            _warn_strict(plan, "estimate-value", f"its estimate= function returned {usd!r}, "
+                         "not a non-negative number of USD")  # fmt: skip
+        return nanos
+    model = requested_model(plan, kwargs)
+    limit = max_output_tokens(kwargs)
+    if model is None or limit is None:
+        _warn_strict(
+            plan,
+            "no-worst-case",
+            "its worst-case cost is unknown: it needs a model (model= or a model argument) "
+            "and an output cap (max_tokens, max_completion_tokens or max_output_tokens), "
+            "or an estimate= function",
+        )
+        return None
+    usage = Usage(input_tokens=estimate_tokens(request_text(args, kwargs)), output_tokens=limit)
+    price = default_registry.price(model, usage, at=at)
+    if not price.known:
+        _warn_strict(plan, "no-price", f"model {model!r} has no known price")
+        return None
+    return price.cost_nanos
+
+
+def _warn_strict(plan: Plan, cause: str, problem: str) -> None:
+    warn_once(
+        f"strict-{cause}:{plan.name}",
+        f"llm_toll: a strict call of {plan.name}() in project '{plan.project}': {problem}; "
+        "such calls get the plain pre-call budget check instead of a reservation.",
+        UsageWarning,
+    )
+
+
+def reserve_budget(
+    plan: Plan, key: str | None, now: datetime, amount: int
+) -> Reservation | BudgetExceededError | None:
+    """Reserve ``amount`` in the store for one strict call (blocking: async callers run it
+    in the worker). The refusal to raise when it does not fit; None when the store cannot
+    reserve (warned once; the caller falls back to the plain check)."""
+    scopes = budget_scopes(plan, key)
+    spec = plan.budget if plan.budget is not None else BudgetSpec(None, scopes[0][0].reset)
+    key_spec = plan.key_budget if key is not None else None
+    store = runtime.get_store()
+    try:
+        reservation = store.reserve(
+            plan.project, key, spec, now, amount, RESERVATION_TTL_S, key_spec
+        )
+    except (StoreError, NotImplementedError) as exc:
+        warn_once(
+            f"store-reserve:{plan.project}",
+            f"llm_toll could not reserve budget for '{plan.project}' ({exc}); strict calls "
+            "get the plain pre-call budget check instead.",
+            AccountingWarning,
+        )
+        return None
+    if reservation is not None:
+        return reservation
+    return strict_refusal(store, plan, scopes, now, amount)
+
+
+def strict_refusal(
+    store: BaseStore, plan: Plan, scopes: list[Scope], now: datetime, amount: int
+) -> BudgetExceededError:
+    """The error of a refused reservation, naming the scope that had no room for it (the
+    project's, if a concurrent release made room meanwhile)."""
+    found: tuple[BudgetSpec, str | None, int, int] | None = None
+    for spec, scope_key in scopes:
+        try:
+            spent = _get_spent(store, plan, spec, scope_key, now)
+            reserved = store.get_reserved(plan.project, spec.reset, now, budget_key=scope_key)
+        except StoreError:
+            spent = reserved = 0
+        if found is None:
+            found = (spec, scope_key, spent, reserved)
+        if not fits_limit(spent, reserved, amount, spec.limit_nanos):
+            found = (spec, scope_key, spent, reserved)
+            break
+    assert found is not None
+    spec, scope_key, spent, reserved = found
+    limit = spec.limit_nanos or 0
+    scope = f"project '{plan.project}'"
+    if scope_key is not None:
+        scope += f", budget key '{scope_key}'"
+    message = (
+        f"Budget exceeded for {scope}: ${nanos_to_usd(spent):.4f} spent + "
+        f"${nanos_to_usd(reserved):.4f} reserved + ${nanos_to_usd(amount):.4f} worst case "
+        f"> ${nanos_to_usd(limit):.4f}"
+    )
+    return BudgetExceededError(
+        message,
+        project=plan.project,
+        current_cost=nanos_to_usd(spent),
+        max_budget=nanos_to_usd(limit),
+        budget_key=scope_key,
+    )
+
+
+def release(reservation: Reservation | None) -> None:
+    """Give a reservation back (its call failed or was refused later); never raises."""
+    if reservation is None:
+        return
+    try:
+        runtime.get_store().release_reservation(reservation)
+    except Exception as exc:
+        warn_once(
+            f"store-release:{type(exc).__name__}",
+            f"llm_toll could not release a budget reservation ({exc}); the store gives it "
+            f"back {RESERVATION_TTL_S:g} s after it was made.",
+            AccountingWarning,
+        )
+
+
+def plain_check(plan: Plan, key: str | None, now: datetime) -> BudgetExceededError | None:
+    """The non-strict pre-call check of a sync call (the budget view, else the store)."""
     for spec, scope_key in budget_scopes(plan, key):
         spent = recent_spent(plan, now, spec, scope_key)
         if spent is None:
             spent = read_spent(plan, now, spec, scope_key)
         refusal = budget_refusal(plan, spent, spec, scope_key)
         if refusal is not None:
+            return refusal
+    return None
+
+
+def begin(plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
+    """Gates and span of a sync call."""
+    now = utcnow()
+    key = budget_key_of(plan, args, kwargs)
+    reservation = None
+    if plan.strict and budget_scopes(plan, key):
+        amount = worst_case_nanos(plan, args, kwargs, now)
+        if amount is not None:
+            gate = reserve_budget(plan, key, now, amount)
+            if isinstance(gate, BudgetExceededError):
+                record_refusal(plan, gate, key)
+                raise gate
+            reservation = gate
+    if reservation is None:
+        refusal = plain_check(plan, key, now)
+        if refusal is not None:
             record_refusal(plan, refusal, key)
             raise refusal
     try:
         lease = acquire_rate(plan, args, kwargs)
     except LocalRateLimitError as refusal:
+        release(reservation)
         record_refusal(plan, refusal, key)
         raise
-    return Call(plan, args, kwargs, now, lease, key)
+    return Call(plan, args, kwargs, now, lease, key, reservation)
 
 
 async def begin_async(plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
     """Gates and span of an async call: store reads and refusal spans stay off the loop."""
     now = utcnow()
     key = budget_key_of(plan, args, kwargs)
-    for spec, scope_key in budget_scopes(plan, key):
-        spent = recent_spent(plan, now, spec, scope_key)
-        if spent is None:
-            spent = await shared_read(plan, now, spec, scope_key)
-        refusal = budget_refusal(plan, spent, spec, scope_key)
-        if refusal is not None:
-            runtime.worker.submit(end_refusal, plan, refusal_span(plan, refusal, key), refusal)
-            raise refusal
+    reservation = None
+    if plan.strict and budget_scopes(plan, key):
+        amount = worst_case_nanos(plan, args, kwargs, now)
+        if amount is not None:
+            gate = await off_loop(reserve_budget, plan, key, now, amount)
+            if isinstance(gate, BudgetExceededError):
+                runtime.worker.submit(end_refusal, plan, refusal_span(plan, gate, key), gate)
+                raise gate
+            reservation = gate
+    if reservation is None:
+        for spec, scope_key in budget_scopes(plan, key):
+            spent = recent_spent(plan, now, spec, scope_key)
+            if spent is None:
+                spent = await shared_read(plan, now, spec, scope_key)
+            refusal = budget_refusal(plan, spent, spec, scope_key)
+            if refusal is not None:
+                runtime.worker.submit(end_refusal, plan, refusal_span(plan, refusal, key), refusal)
+                raise refusal
     try:
         lease = acquire_rate(plan, args, kwargs)
     except LocalRateLimitError as refusal:
+        if reservation is not None:
+            runtime.worker.submit(release, reservation)
         runtime.worker.submit(end_refusal, plan, refusal_span(plan, refusal, key), refusal)
         raise
-    return Call(plan, args, kwargs, now, lease, key)
+    return Call(plan, args, kwargs, now, lease, key, reservation)
 
 
 # Budget reads under way, per event loop and budget scope: concurrent callers share one.
@@ -370,6 +552,7 @@ class Call:
         "lease",
         "plan",
         "request_model",
+        "reservation",
         "span",
         "started_at",
         "t0",
@@ -383,8 +566,11 @@ class Call:
         started_at: datetime,
         lease: RateLease | None,
         budget_key: str | None = None,
+        reservation: Reservation | None = None,
     ) -> None:
         self.plan = plan
+        self.reservation = reservation
+        """The strict call's budget reservation, settled or released exactly once."""
         self.budget_key = budget_key
         self.args = args
         self.kwargs = kwargs
@@ -470,6 +656,7 @@ class Call:
         """The wrapped function raised: nothing was priced; record the failure and end."""
         if self.lease is not None:
             self.lease.release()
+        self._release()
         self._mark_error(error)
         model = self.plan.model or UNKNOWN_MODEL
         try:
@@ -489,6 +676,13 @@ class Call:
     def _settle(self, found: ExtractedUsage | None, store: BaseStore | None = None) -> None:
         self._commit(self._record_of(found), store)
 
+    def _take_reservation(self) -> Reservation | None:
+        reservation, self.reservation = self.reservation, None
+        return reservation
+
+    def _release(self) -> None:
+        release(self._take_reservation())
+
     def _record_of(self, found: ExtractedUsage | None) -> CallRecord | None:
         """Price what was found and settle the rate-limit lease with the real token count."""
         call = None if found is None else self._price(found)
@@ -505,7 +699,9 @@ class Call:
     ) -> None:
         """Write the call through the processor, then end its span (at ``end_ns`` if given)."""
         try:
-            if call is not None:
+            if call is None:
+                self._release()  # nothing to record: the reservation is given back
+            else:
                 if self.request_model is None and self.span.is_recording():
                     # Unknown when the span started: the model priced is what was asked for.
                     self.span.set_attribute(attr.REQUEST_MODEL, call.model)
@@ -518,6 +714,7 @@ class Call:
                     held,
                     plan.key_budget if call.budget_key else None,
                     plan.key_in_metrics,
+                    self._take_reservation(),
                 )
         finally:
             self.span.end(end_time=end_ns)

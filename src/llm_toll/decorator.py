@@ -46,6 +46,8 @@ def track_costs(
     budget_key: Callable[..., str | None] | None = None,
     key_budget: float | None = None,
     key_in_metrics: bool = False,
+    strict: bool = False,
+    estimate: Callable[..., float] | None = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -62,6 +64,8 @@ def track_costs(
     budget_key: Callable[..., str | None] | None = None,
     key_budget: float | None = None,
     key_in_metrics: bool = False,
+    strict: bool = False,
+    estimate: Callable[..., float] | None = None,
 ) -> F | Callable[[F], F]:
     """Track the cost of every call of the decorated function and enforce its budget.
 
@@ -90,6 +94,14 @@ def track_costs(
             ``budget_key``.
         key_in_metrics: put the budget key on the ``llm_toll.cost`` counter and the budget
             gauges (one series per key: mind the cardinality). Off by default.
+        strict: reserve each call's worst-case cost in the store before it runs, and refuse
+            the call when spent + reserved + that worst case would exceed ``max_budget``
+            (or ``key_budget``); the reservation is settled to the actual cost afterwards.
+            The worst case is ``estimate`` if given, else the prompt's estimated tokens
+            plus the request's output-token cap (``max_tokens`` & co.) at the model's price;
+            a call whose worst case is unknown gets the plain check, with a warning.
+        estimate: ``callable(*args, **kwargs)`` of the call's arguments returning its
+            worst-case cost in USD, for ``strict``.
     """
     if not isinstance(project, str) or not project:
         raise ValueError(f"project must be a non-empty string, got {project!r}")
@@ -111,6 +123,14 @@ def track_costs(
             raise ValueError(f"key_budget must be a non-negative number of USD, got {key_budget!r}")
         if budget_key is None:
             raise ValueError("key_budget needs budget_key= to tell which key a call belongs to")
+    if not isinstance(strict, bool):
+        raise ValueError(f"strict must be True or False, got {strict!r}")
+    if estimate is not None and not callable(estimate):
+        raise ValueError(f"estimate must be a callable of the call's arguments, got {estimate!r}")
+    if estimate is not None and not strict:
+        raise ValueError("estimate= is the worst case of strict=True budgets; pass strict=True")
+    if strict and max_budget is None and key_budget is None:
+        raise ValueError("strict=True needs max_budget= or key_budget= to reserve against")
     if not isinstance(key_in_metrics, bool):
         raise ValueError(f"key_in_metrics must be True or False, got {key_in_metrics!r}")
     limiter = (
@@ -136,6 +156,8 @@ def track_costs(
             budget_key=budget_key,
             key_budget=key_spec,
             key_in_metrics=key_in_metrics,
+            strict=strict,
+            estimate=estimate,
         )
         if inspect.isasyncgenfunction(func) or inspect.iscoroutinefunction(func):
             # Async calls price on the event loop: load genai-prices' data now, not in the

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 
 class BudgetExceededError(Exception):
-    """A budget was already spent when a call was about to start.
+    """A budget was already spent when a call was about to start (or, with
+    ``strict=True``, the call's worst-case cost did not fit in what was left of it).
 
     Raised before the wrapped function runs, so no money is spent on the refused call.
 

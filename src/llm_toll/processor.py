@@ -17,6 +17,7 @@ the app is told once per cause.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 import time
@@ -30,7 +31,7 @@ from llm_toll import attributes as attr
 from llm_toll import metrics
 from llm_toll.exceptions import AccountingWarning, TelemetryWarning
 from llm_toll.money import nanos_to_usd
-from llm_toll.records import BudgetSpec, BudgetState, CallRecord
+from llm_toll.records import BudgetSpec, BudgetState, CallRecord, Reservation
 from llm_toll.reporter import CostReporter
 from llm_toll.store import BaseStore, StoreError
 from llm_toll.warn import warn_once
@@ -114,9 +115,7 @@ class CostSpanProcessor(SpanProcessor):
     ) -> None:
         self._store = store
         self._reporter = reporter
-        self._spool: deque[tuple[BaseStore, CallRecord, BudgetSpec | None, BudgetSpec | None]] = (
-            deque()
-        )
+        self._spool: deque[_Spooled] = deque()
         self._spool_lock = threading.Lock()
         self.view = BudgetView()
 
@@ -131,6 +130,7 @@ class CostSpanProcessor(SpanProcessor):
         held: int | None = None,
         key_budget: BudgetSpec | None = None,
         key_in_metrics: bool = False,
+        reservation: Reservation | None = None,
     ) -> BudgetState | None:
         """Record ``call`` exactly once, then stamp the span and record metrics.
 
@@ -138,9 +138,11 @@ class CostSpanProcessor(SpanProcessor):
         ``held`` is the ticket of the call's cost held in the view (see BudgetView.hold),
         released once the write has landed. ``key_budget`` is the budget of the call's
         ``budget_key``; ``key_in_metrics`` puts that key on the cost and budget metrics.
+        ``reservation`` is a strict call's budget reservation: the call is then recorded
+        with ``settle_reservation``, which releases it in the same transaction.
         Never raises: store, span and metric failures are warned about, not propagated.
         """
-        state = self._write(store or self._store(), call, budget, key_budget, held)
+        state = self._write(store or self._store(), (call, budget, key_budget, reservation), held)
         if span is not None and span.is_recording():
             try:
                 stamp_call(span, call, budget, state, key_budget)
@@ -166,25 +168,23 @@ class CostSpanProcessor(SpanProcessor):
             )
         return state
 
-    def _write(
-        self,
-        store: BaseStore,
-        call: CallRecord,
-        budget: BudgetSpec | None,
-        key_budget: BudgetSpec | None,
-        held: int | None,
-    ) -> BudgetState | None:
+    def _write(self, store: BaseStore, write: _Write, held: int | None) -> BudgetState | None:
+        call = write[0]
         state = None
         try:
             if self._spool and not self._drain():
-                self._keep(store, call, budget, key_budget)
+                self._keep(store, write)
                 return None
-            state = _record(store, call, budget, key_budget)
+            state = _record(store, *write)
         except ValueError as exc:  # a record no store can hold; callers validate first
             warn_once("store-invalid", f"llm_toll could not record a call: {exc}",
                       AccountingWarning)  # fmt: skip
+            reservation = write[3]
+            if reservation is not None:  # else the store gives it back after its TTL
+                with contextlib.suppress(Exception):
+                    store.release_reservation(reservation)
         except StoreError as exc:
-            self._keep(store, call, budget, key_budget)
+            self._keep(store, write)
             warn_once(
                 f"store-write:{type(exc.__cause__).__name__}",
                 f"llm_toll could not record a call ({exc}); it is kept in memory and will "
@@ -206,31 +206,25 @@ class CostSpanProcessor(SpanProcessor):
                 call.project, key_state.period, key_state.spent_nanos, call.budget_key
             )
 
-    def _keep(
-        self,
-        store: BaseStore,
-        call: CallRecord,
-        budget: BudgetSpec | None,
-        key_budget: BudgetSpec | None,
-    ) -> None:
+    def _keep(self, store: BaseStore, write: _Write) -> None:
         with self._spool_lock:
             if len(self._spool) >= MAX_SPOOLED:
                 self._spool.popleft()
                 warn_once("spool-full", "llm_toll's in-memory spool is full: the oldest "
                           "unwritten record was dropped.", AccountingWarning)  # fmt: skip
-            self._spool.append((store, call, budget, key_budget))
+            self._spool.append((store, write))
 
     def _drain(self) -> bool:
         """Write spooled records in order; False if the store still fails."""
         with self._spool_lock:
             while self._spool:
-                store, call, budget, key_budget = self._spool[0]
+                store, write = self._spool[0]
                 try:
-                    state = _record(store, call, budget, key_budget)
+                    state = _record(store, *write)
                 except StoreError:
                     return False
                 self._spool.popleft()
-                self._remember(call, state)
+                self._remember(write[0], state)
         return True
 
     @property
@@ -251,9 +245,20 @@ class CostSpanProcessor(SpanProcessor):
         self.force_flush()
 
 
+_Write = tuple[CallRecord, BudgetSpec | None, BudgetSpec | None, Reservation | None]
+"""One record to write: the call, its budgets and its reservation (strict calls)."""
+_Spooled = tuple[BaseStore, _Write]
+
+
 def _record(
-    store: BaseStore, call: CallRecord, budget: BudgetSpec | None, key_budget: BudgetSpec | None
+    store: BaseStore,
+    call: CallRecord,
+    budget: BudgetSpec | None,
+    key_budget: BudgetSpec | None,
+    reservation: Reservation | None = None,
 ) -> BudgetState:
+    if reservation is not None:
+        return store.settle_reservation(reservation, call)
     if key_budget is None or not call.budget_key:
         # Stores written for llm_toll before budget keys take two arguments.
         return store.record_call(call, budget)

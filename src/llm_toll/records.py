@@ -50,3 +50,24 @@ class BudgetState:
     """True for the one call that took the spend from under the limit to at or over it."""
     key_state: BudgetState | None = None
     """The state of the call's budget key (per-tenant budget), when one was tracked."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Money set aside by ``BaseStore.reserve`` for one call before it runs (strict budgets).
+
+    It counts against the project's row of ``spec``'s period and, when ``key_spec`` is set,
+    against the row of ``budget_key``, until ``settle_reservation`` or
+    ``release_reservation``; or until ``expires_at``, after which ``reserve`` reclaims it
+    (a process that crashed mid-call).
+    """
+
+    id: int
+    project: str
+    budget_key: str | None
+    """The key whose row the reservation also counts against; None for the project only."""
+    period: str
+    amount_nanos: int
+    expires_at: datetime
+    spec: BudgetSpec
+    key_spec: BudgetSpec | None = None

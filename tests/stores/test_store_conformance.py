@@ -28,6 +28,7 @@ from llm_toll.exceptions import BudgetExceededError
 from llm_toll.money import usd_to_nanos
 from llm_toll.records import BudgetSpec, BudgetState, CallRecord
 from llm_toll.store import BaseStore, SQLiteStore, StoreError, StoreWarning, create_store
+from llm_toll.store.common import utc_now
 from llm_toll.usage.base import Usage
 from tests.stores.conftest import (
     REPO,
@@ -709,6 +710,98 @@ def test_an_unreachable_database_is_a_store_error_or_a_warning(
     broken.close()
 
 
+# -- strict budgets: reservations -------------------------------------------------------------
+
+DAILY = BudgetSpec(1_000, "daily")
+TTL_S = 60.0
+
+
+def test_reserve_settle_and_release_arithmetic(store: BaseStore) -> None:
+    first = store.reserve("proj", None, DAILY, MONDAY, 300, TTL_S)
+    second = store.reserve("proj", None, DAILY, MONDAY, 200, TTL_S)
+    assert first is not None and second is not None
+    assert first.id != second.id
+    assert (first.period, first.amount_nanos, first.budget_key) == ("2026-03-02", 300, None)
+    assert first.expires_at == MONDAY + timedelta(seconds=TTL_S)
+    assert store.get_reserved("proj", "daily", MONDAY) == 500
+    assert store.get_spent("proj", "daily", MONDAY) == 0
+
+    # Settled to the actual cost: recorded like record_call, reservation released at once.
+    state = store.settle_reservation(first, make_call(120))
+    assert state == BudgetState(120, 1_000, "2026-03-02")
+    assert store.get_reserved("proj", "daily", MONDAY) == 200
+    assert store.get_spent("proj", "daily", MONDAY) == 120
+    assert store.get_spent("proj", None, MONDAY) == 120
+    assert len(all_logs(store)) == 1
+
+    store.release_reservation(second)
+    assert store.get_reserved("proj", "daily", MONDAY) == 0
+    # Releasing or settling again never releases twice; a late settlement still records.
+    store.release_reservation(second)
+    store.release_reservation(first)
+    assert store.settle_reservation(second, make_call(5)).spent_nanos == 125
+    assert store.get_reserved("proj", "daily", MONDAY) == 0
+    assert len(all_logs(store)) == 2
+
+
+def test_reserve_refuses_what_does_not_fit(store: BaseStore) -> None:
+    store.record_call(make_call(400), DAILY)
+    held = store.reserve("proj", None, DAILY, MONDAY, 500, TTL_S)
+    assert held is not None
+    # spent 400 + reserved 500 + 101 > 1000, though spent alone is far under the limit.
+    assert store.reserve("proj", None, DAILY, MONDAY, 101, TTL_S) is None
+    exact = store.reserve("proj", None, DAILY, MONDAY, 100, TTL_S)  # exactly at the limit
+    assert exact is not None
+    assert store.reserve("proj", None, DAILY, MONDAY, 0, TTL_S) is not None  # nothing to add
+    assert store.reserve("proj", None, DAILY, MONDAY, 1, TTL_S) is None
+    assert store.get_reserved("proj", "daily", MONDAY) == 600
+    # A refusal writes no reservation; another day is another period.
+    assert store.reserve("proj", None, DAILY, MONDAY + timedelta(days=1), 1_000, TTL_S)
+    # A spec without a limit never refuses.
+    assert store.reserve("other", None, BudgetSpec(None, "daily"), MONDAY, 10**15, TTL_S)
+
+
+def test_reservations_of_a_budget_key(store: BaseStore) -> None:
+    key_spec = BudgetSpec(300, "daily")
+    held = store.reserve("proj", "k", DAILY, MONDAY, 250, TTL_S, key_spec)
+    assert held is not None and held.budget_key == "k"
+    assert store.get_reserved("proj", "daily", MONDAY, budget_key="k") == 250
+    assert store.get_reserved("proj", "daily", MONDAY) == 250
+    # The key's limit refuses; another key and the project go on.
+    assert store.reserve("proj", "k", DAILY, MONDAY, 51, TTL_S, key_spec) is None
+    other = store.reserve("proj", "j", DAILY, MONDAY, 51, TTL_S, key_spec)
+    assert other is not None
+    state = store.settle_reservation(held, keyed(200, "k"))
+    assert state.spent_nanos == 200
+    assert state.key_state == BudgetState(200, 300, "2026-03-02", (50,), False)
+    assert store.get_reserved("proj", "daily", MONDAY, budget_key="k") == 0
+    assert store.get_reserved("proj", "daily", MONDAY) == 51
+    store.release_reservation(other)
+    assert store.get_reserved("proj", "daily", MONDAY, budget_key="j") == 0
+    assert store.get_reserved("proj", "daily", MONDAY) == 0
+    with pytest.raises(ValueError, match="reset"):
+        store.reserve("proj", "k", DAILY, MONDAY, 1, TTL_S, BudgetSpec(300, "monthly"))
+    with pytest.raises(ValueError, match="amount_nanos"):
+        store.reserve("proj", None, DAILY, MONDAY, -1, TTL_S)
+
+
+def test_expired_reservations_are_reclaimed_by_the_next_reserve(store: BaseStore) -> None:
+    key_spec = BudgetSpec(1_000, "daily")
+    crashed = store.reserve("proj", "k", DAILY, MONDAY, 600, 30.0, key_spec)
+    alive = store.reserve("proj", None, DAILY, MONDAY, 300, 3600.0)
+    assert crashed is not None and alive is not None
+    assert store.reserve("proj", None, DAILY, MONDAY + timedelta(seconds=29), 200, 60.0) is None
+    # At its expiry the crashed process's reservation is given back, the live one kept.
+    later = MONDAY + timedelta(seconds=30)
+    assert store.reserve("proj", None, DAILY, later, 200, 60.0) is not None
+    assert store.get_reserved("proj", "daily", MONDAY) == 500
+    assert store.get_reserved("proj", "daily", MONDAY, budget_key="k") == 0
+    # The crashed call's late settlement records its cost and releases nothing twice.
+    store.settle_reservation(crashed, keyed(100, "k"))
+    assert store.get_reserved("proj", "daily", MONDAY) == 500
+    assert store.get_spent("proj", "daily", MONDAY, budget_key="k") == 100
+
+
 # -- processes ------------------------------------------------------------------------------
 
 
@@ -793,7 +886,63 @@ def record_keyed_calls(store: BaseStore, worker: str) -> list[Any]:
     return results
 
 
+# Strict budgets through the decorator: each call reserves its worst case, then settles to
+# its actual cost, which varies from call to call and never exceeds the worst case.
+STRICT_MODEL = "strict-load-model"
+STRICT_CALLS = 20
+STRICT_WORST_USD = 0.3  # 100 input tokens at $1/1k + up to 100 output tokens at $2/1k
+STRICT_LIMIT_NANOS = usd_to_nanos(25.0)  # room for about half of the calls
+
+
+def strict_decorated(store: BaseStore) -> Callable[..., Any]:
+    import llm_toll
+    from llm_toll import runtime
+
+    if runtime._store is not store:
+        llm_toll.set_store(store)
+        llm_toll.set_reporter(llm_toll.CostReporter(enabled=False))
+    llm_toll.default_registry.register_model(STRICT_MODEL, 0.001, 0.002)
+
+    @llm_toll.track_costs(
+        project="strict",
+        max_budget=STRICT_LIMIT_NANOS / 1e9,
+        strict=True,
+        estimate=lambda call_id, output_tokens: STRICT_WORST_USD,
+    )
+    def ask(call_id: str, output_tokens: int) -> dict[str, Any]:
+        return strict_response(call_id, output_tokens)
+
+    return ask
+
+
+def strict_response(call_id: str, output_tokens: int) -> dict[str, Any]:
+    return {
+        "id": call_id,
+        "object": "chat.completion",
+        "model": STRICT_MODEL,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}}],
+        "usage": {"prompt_tokens": 100, "completion_tokens": output_tokens,
+                  "total_tokens": 100 + output_tokens},
+    }  # fmt: skip
+
+
+def strict_calls(store: BaseStore, worker: str) -> list[Any]:
+    """One thread's strict calls through the decorator; returns ("ok", id) or ("refused",)."""
+    ask = strict_decorated(store)
+    results: list[Any] = []
+    for n in range(STRICT_CALLS):
+        call_id = f"{worker}-{n}"
+        try:
+            ask(call_id, (n * 37) % 101)
+        except BudgetExceededError:
+            results.append(("refused", call_id))
+        else:
+            results.append(("ok", call_id))
+    return results
+
+
 WORKLOADS = {
+    "strict_calls": strict_calls,
     "record_calls": record_calls,
     "log_within_budget": log_within_budget,
     "record_keyed_calls": record_keyed_calls,
@@ -828,16 +977,16 @@ def process_main(
     results.put(outcomes)
 
 
-def run_processes(factory: StoreFactory, workload: str) -> list[Any]:
+def run_processes(factory: StoreFactory, workload: str, processes: int = PROCESSES) -> list[Any]:
     context = multiprocessing.get_context("spawn")
-    start = context.Barrier(PROCESSES)
+    start = context.Barrier(processes)
     results = context.Queue()
     processes = [
         context.Process(
             target=process_main,
             args=(factory.backend, factory.location, workload, i, start, results),
         )
-        for i in range(PROCESSES)
+        for i in range(processes)
     ]
     for process in processes:
         process.start()
@@ -914,6 +1063,64 @@ def test_concurrent_log_usage_if_within_budget_is_atomic(store_factory: StoreFac
         assert len(store.get_usage_logs("legacy", limit=-1)) == TOTAL_CALLS
 
 
+def check_strict_outcomes(store: BaseStore, outcomes: list[Any]) -> None:
+    ok = {call_id for outcome, call_id in outcomes if outcome == "ok"}
+    refused = [call_id for outcome, call_id in outcomes if outcome == "refused"]
+    assert ok and refused
+    rows = store.get_usage_logs_filtered(project="strict", limit=0)
+    ids = [row["response_id"] for row in rows]
+    assert len(ids) == len(set(ids)) and set(ids) == ok  # every successful call, exactly once
+    spent = store.get_spent("strict", None, utc_now())
+    assert spent == sum(row["cost_nanos"] for row in rows)
+    assert spent <= STRICT_LIMIT_NANOS  # never over the budget, whatever the concurrency
+    assert spent > STRICT_LIMIT_NANOS // 2  # and the budget was used, not refused wholesale
+    assert store.get_reserved("strict", None, utc_now()) == 0  # no reservation left
+
+
+def test_concurrent_strict_calls_never_overspend(store_factory: StoreFactory) -> None:
+    outcomes = run_processes(store_factory, "strict_calls", processes=8)
+    assert len(outcomes) == 8 * THREADS * STRICT_CALLS
+    with store_factory() as store:
+        check_strict_outcomes(store, outcomes)
+
+
+def test_concurrent_async_strict_calls_never_overspend(store_factory: StoreFactory) -> None:
+    import asyncio
+
+    import llm_toll
+
+    store = store_factory()
+    strict_decorated(store)  # the store and the model's price
+
+    @llm_toll.track_costs(
+        project="strict",
+        max_budget=STRICT_LIMIT_NANOS / 1e9,
+        strict=True,
+        estimate=lambda call_id, output_tokens: STRICT_WORST_USD,
+    )
+    async def ask(call_id: str, output_tokens: int) -> dict[str, Any]:
+        await asyncio.sleep(0)
+        return strict_response(call_id, output_tokens)
+
+    async def one(n: int) -> tuple[str, str]:
+        call_id = f"async-{n}"
+        try:
+            await ask(call_id, (n * 37) % 101)
+        except BudgetExceededError:
+            return ("refused", call_id)
+        return ("ok", call_id)
+
+    async def main() -> list[tuple[str, str]]:
+        return await asyncio.gather(*(one(n) for n in range(300)))
+
+    try:
+        outcomes = asyncio.run(main())
+        check_strict_outcomes(store, outcomes)
+    finally:
+        llm_toll.set_store(None)
+        llm_toll.set_reporter(None)
+
+
 # -- schema upgrades ------------------------------------------------------------------------
 
 V1_ROWS = (
@@ -927,30 +1134,63 @@ V1_ROWS = (
 )
 
 
-def make_v1_database(factory: StoreFactory) -> None:
-    """The database of ``factory`` as llm_toll left it at schema version 1, with data."""
+def make_v1_database(factory: StoreFactory, version: int = 1) -> None:
+    """The database of ``factory`` as llm_toll left it at schema ``version`` (1 or 2), with
+    the data of V1_ROWS (written at version 1)."""
     if factory.backend == "sqlite":
         import sqlite3
 
         from llm_toll.store.migrations import MIGRATIONS
 
-        [(_, statements)] = [step for step in MIGRATIONS if step[0] == 1]
+        statements = tuple(
+            statement
+            for step, step_statements in MIGRATIONS
+            if step <= version
+            for statement in (*step_statements, *(V1_ROWS if step == 1 else ()))
+        )
         conn = sqlite3.connect(factory.location, isolation_level=None)
         try:
             conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-            for statement in (*statements, *V1_ROWS):
+            for statement in statements:
                 conn.execute(statement)
-            conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
         finally:
             conn.close()
         return
     from llm_toll.store.postgres_migrations import MIGRATIONS as PG_MIGRATIONS
 
-    [(_, statements)] = [step for step in PG_MIGRATIONS if step[0] == 1]
     PostgresServer.run(factory.location, "CREATE TABLE schema_version (version INTEGER NOT NULL)")
-    for statement in (*statements, *V1_ROWS):
-        PostgresServer.run(factory.location, statement)
-    PostgresServer.run(factory.location, "INSERT INTO schema_version (version) VALUES (1)")
+    for step, step_statements in PG_MIGRATIONS:
+        if step <= version:
+            for statement in (*step_statements, *(V1_ROWS if step == 1 else ())):
+                PostgresServer.run(factory.location, statement)
+    PostgresServer.run(
+        factory.location, "INSERT INTO schema_version (version) VALUES (%s)", (version,)
+    )
+
+
+def test_a_version_2_database_is_upgraded_for_reservations(store_factory: StoreFactory) -> None:
+    make_v1_database(store_factory, version=2)
+    with store_factory() as store:
+        assert store.get_spent("proj", "daily", MONDAY) == 500
+        assert store.get_reserved("proj", "daily", MONDAY) == 0
+        [row] = [r for r in store.get_budget_utilization() if r["period"] == "2026-03-02"]
+        assert (row["total_cost_nanos"], row["limit_nanos"], row["thresholds_fired"]) == (
+            500,
+            1000,
+            1,
+        )
+        # 500 spent: a 600 worst case does not fit, a 500 one does.
+        spec = BudgetSpec(1_000, "daily")
+        assert store.reserve("proj", None, spec, MONDAY, 600, 60.0) is None
+        held = store.reserve("proj", None, spec, MONDAY, 500, 60.0)
+        assert held is not None
+        state = store.settle_reservation(held, make_call(300))
+        assert (state.spent_nanos, state.crossed_thresholds) == (800, (80,))
+        assert store.get_reserved("proj", "daily", MONDAY) == 0
+    with store_factory() as store:  # opened again: nothing applied twice
+        assert store.get_spent("proj", "daily", MONDAY) == 800
+        assert len(all_logs(store)) == 2
 
 
 def test_a_version_1_database_is_upgraded_and_keeps_its_data(

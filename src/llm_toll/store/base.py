@@ -8,7 +8,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from llm_toll.records import BudgetSpec, BudgetState, CallRecord
+from llm_toll.records import BudgetSpec, BudgetState, CallRecord, Reservation
 
 
 class BaseStore(ABC):
@@ -64,6 +64,49 @@ class BaseStore(ABC):
     ) -> int:
         """Nano-USD spent by ``project`` (or by its ``budget_key``) in the period of ``reset``
         that contains ``at``."""
+
+    # -- strict budgets: reservations -----------------------------------------------------
+    # Not abstract, so that stores written for earlier versions still load; the decorator
+    # falls back to the plain pre-call check (with a warning) on a store without them.
+
+    def reserve(
+        self,
+        project: str,
+        budget_key: str | None,
+        spec: BudgetSpec,
+        at: datetime,
+        amount_nanos: int,
+        ttl_s: float,
+        key_spec: BudgetSpec | None = None,
+    ) -> Reservation | None:
+        """Set ``amount_nanos`` aside for one call, or refuse (None), in one transaction.
+
+        First reclaims the reservations of the project's row (``spec``'s period at ``at``)
+        that expired at or before ``at`` (left by crashed processes). Then refuses when
+        spent + reserved + ``amount_nanos`` would exceed ``spec.limit_nanos`` (if any), or,
+        when ``budget_key`` and ``key_spec`` are given, the key's limit; otherwise adds the
+        amount to the reserved total of those rows and keeps a reservation that expires
+        ``ttl_s`` seconds after ``at``. ``key_spec`` must have ``spec``'s reset.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support reservations")
+
+    def settle_reservation(self, reservation: Reservation, call: CallRecord) -> BudgetState:
+        """Record ``call`` as ``record_call(call, reservation.spec, reservation.key_spec)``
+        does and release ``reservation``, in the same transaction. A reservation already
+        reclaimed or released is not released twice; the call is recorded all the same."""
+        raise NotImplementedError(f"{type(self).__name__} does not support reservations")
+
+    def release_reservation(self, reservation: Reservation) -> None:
+        """Give back a reservation whose call spent nothing (it failed or was cancelled).
+        Releasing twice, or after the reservation expired and was reclaimed, does nothing."""
+        raise NotImplementedError(f"{type(self).__name__} does not support reservations")
+
+    def get_reserved(
+        self, project: str, reset: str | None, at: datetime, budget_key: str | None = None
+    ) -> int:
+        """Nano-USD reserved and not yet settled, released or reclaimed, for ``project`` (or
+        its ``budget_key``) in the period of ``reset`` that contains ``at``."""
+        raise NotImplementedError(f"{type(self).__name__} does not support reservations")
 
     # -- llm-toll 0.13 API ---------------------------------------------------------------
 

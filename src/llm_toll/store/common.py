@@ -12,15 +12,15 @@ import math
 import os
 import sys
 import warnings
-from collections.abc import Iterable
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from llm_toll.budget import threshold_mask, thresholds_crossed
+from llm_toll.budget import period_key, threshold_mask, thresholds_crossed
 from llm_toll.exceptions import BudgetExceededError
 from llm_toll.money import nanos_to_usd, usd_to_nanos
-from llm_toll.records import BudgetSpec, BudgetState, CallRecord
+from llm_toll.records import BudgetSpec, BudgetState, CallRecord, Reservation
 from llm_toll.store.base import BaseStore
 from llm_toll.store.errors import StoreError as StoreError
 from llm_toll.store.errors import StoreWarning as StoreWarning
@@ -228,3 +228,139 @@ def utc_now() -> datetime:
 def as_utc(at: datetime) -> datetime:
     """``at`` in UTC, converted as ``budget.period_key`` does, so a row and its period agree."""
     return at if at.tzinfo is timezone.utc else at.astimezone(timezone.utc)
+
+
+# -- strict budgets: reservations, the same algorithm over either backend's SQL -------------
+# Statements use '?' placeholders; the PostgreSQL store turns them into '%s'. Every
+# transaction takes the project's row of the period first (record_call's lock order), so
+# reservations, settlements and reclaims of one project are serialised on that row.
+
+Run = Callable[[str, tuple[object, ...]], list[tuple[Any, ...]]]
+"""Runs one statement in the open transaction and returns its rows."""
+
+RESERVE_ROW = """
+INSERT INTO budget_totals (project, budget_key, period, spent_nanos, limit_nanos, updated_at)
+VALUES (?, ?, ?, 0, ?, ?)
+ON CONFLICT (project, budget_key, period) DO UPDATE SET
+    limit_nanos = excluded.limit_nanos, updated_at = excluded.updated_at
+RETURNING spent_nanos, reserved_nanos
+"""
+RECLAIM_EXPIRED = """
+DELETE FROM reservations WHERE project = ? AND period = ? AND expires_at <= ?
+RETURNING budget_key, amount_nanos
+"""
+ADD_RESERVED = """
+UPDATE budget_totals SET reserved_nanos = reserved_nanos + ?
+WHERE project = ? AND budget_key = ? AND period = ?
+"""
+INSERT_RESERVATION = """
+INSERT INTO reservations (project, budget_key, period, amount_nanos, expires_at, created_at)
+VALUES (?, ?, ?, ?, ?, ?) RETURNING id
+"""
+DELETE_RESERVATION = """
+DELETE FROM reservations WHERE id = ? AND project = ? RETURNING budget_key, amount_nanos
+"""
+GET_RESERVED = """
+SELECT reserved_nanos FROM budget_totals WHERE project = ? AND budget_key = ? AND period = ?
+"""
+
+
+def check_reserve(
+    budget_key: str | None,
+    spec: BudgetSpec,
+    amount_nanos: int,
+    ttl_s: float,
+    key_spec: BudgetSpec | None,
+) -> str | None:
+    """Refuse bad ``reserve`` arguments; returns the key whose row is reserved, if any."""
+    if type(amount_nanos) is not int or not 0 <= amount_nanos <= MAX_INTEGER:
+        raise ValueError(f"amount_nanos must be a non-negative int, got {amount_nanos!r}")
+    if isinstance(ttl_s, bool) or not isinstance(ttl_s, (int, float)) or not 0 < ttl_s < 1e9:
+        raise ValueError(f"ttl_s must be a positive number of seconds, got {ttl_s!r}")
+    key_limit = None if key_spec is None else key_spec.limit_nanos
+    for name, limit in (("spec", spec.limit_nanos), ("key_spec", key_limit)):
+        if limit is not None and (type(limit) is not int or not 0 <= limit <= MAX_INTEGER):
+            raise ValueError(f"{name}.limit_nanos must be a non-negative int, got {limit!r}")
+    if budget_key is not None and (not isinstance(budget_key, str) or not budget_key):
+        raise ValueError(f"budget_key must be a non-empty str or None, got {budget_key!r}")
+    if key_spec is not None and key_spec.reset != spec.reset:
+        raise ValueError("key_spec must have the reset period of spec")
+    return budget_key if key_spec is not None else None
+
+
+def reserve_in(
+    run: Run,
+    project: str,
+    key: str | None,
+    spec: BudgetSpec,
+    key_spec: BudgetSpec | None,
+    at: datetime,
+    amount: int,
+    ttl_s: float,
+    when: Callable[[datetime], object],
+) -> Reservation | None:
+    """The body of ``reserve`` in an open write transaction; ``when`` converts a time to
+    the backend's column value."""
+    at = as_utc(at)
+    period = period_key(spec.reset, at)
+    now = when(utc_now())
+    [(spent, reserved)] = run(RESERVE_ROW, (project, PROJECT_KEY, period, spec.limit_nanos, now))
+    # Reservations left by crashed processes: only the expired ones are read (an index on
+    # (project, period, expires_at)), whatever the length of the history. The project's row
+    # holds every reservation of its period, keyed ones included.
+    total = 0
+    per_key: dict[str, int] = {}
+    for reclaimed_key, reclaimed in run(RECLAIM_EXPIRED, (project, period, when(at))):
+        total += reclaimed
+        if reclaimed_key is not None:
+            per_key[reclaimed_key] = per_key.get(reclaimed_key, 0) + reclaimed
+    if total:
+        run(ADD_RESERVED, (-total, project, PROJECT_KEY, period))
+        reserved -= total
+        for reclaimed_key in sorted(per_key):  # one order for every transaction
+            run(ADD_RESERVED, (-per_key[reclaimed_key], project, reclaimed_key, period))
+    fits = fits_limit(spent, reserved, amount, spec.limit_nanos)
+    if fits and key is not None and key_spec is not None:
+        [(key_spent, key_reserved)] = run(
+            RESERVE_ROW, (project, key, period, key_spec.limit_nanos, now)
+        )
+        fits = fits_limit(key_spent, key_reserved, amount, key_spec.limit_nanos)
+    if not fits:
+        return None
+    run(ADD_RESERVED, (amount, project, PROJECT_KEY, period))
+    if key is not None:
+        run(ADD_RESERVED, (amount, project, key, period))
+    expires_at = at + timedelta(seconds=ttl_s)
+    [(reservation_id,)] = run(
+        INSERT_RESERVATION, (project, key, period, amount, when(expires_at), now)
+    )
+    return Reservation(
+        int(reservation_id), project, key, period, amount, expires_at, spec, key_spec
+    )
+
+
+def fits_limit(spent: int, reserved: int, amount: int, limit: int | None) -> bool:
+    return limit is None or spent + reserved + amount <= limit
+
+
+def release_in(run: Run, reservation: Reservation) -> None:
+    """Delete ``reservation`` and take its amount off its rows, if it is still there (not
+    released, settled or reclaimed before): whoever deletes it subtracts it, once."""
+    project = reservation.project
+    for key, amount in run(DELETE_RESERVATION, (reservation.id, project)):
+        run(ADD_RESERVED, (-amount, project, PROJECT_KEY, reservation.period))
+        if key is not None:
+            run(ADD_RESERVED, (-amount, project, key, reservation.period))
+
+
+def check_settlement(reservation: Reservation, call: CallRecord) -> None:
+    if call.project != reservation.project:
+        raise ValueError(
+            f"the call of project {call.project!r} does not match its reservation's "
+            f"project {reservation.project!r}"
+        )
+    if reservation.budget_key is not None and call.budget_key != reservation.budget_key:
+        raise ValueError(
+            f"the call's budget key {call.budget_key!r} does not match its reservation's "
+            f"{reservation.budget_key!r}"
+        )

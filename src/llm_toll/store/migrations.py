@@ -77,6 +77,27 @@ MIGRATIONS: tuple[Step, ...] = (
             "ALTER TABLE budget_totals_v2 RENAME TO budget_totals",
         ),
     ),
+    (
+        3,
+        (
+            # Strict budgets: money reserved by calls in flight, per (project, key, period),
+            # next to what was spent, so a reservation's check is one primary-key read.
+            "ALTER TABLE budget_totals ADD COLUMN reserved_nanos INTEGER NOT NULL DEFAULT 0",
+            # One row per reservation not yet settled or released. AUTOINCREMENT: an id is
+            # never reused, so a late settlement cannot release someone else's reservation.
+            """CREATE TABLE reservations (
+                id           INTEGER PRIMARY KEY AUTOINCREMENT,
+                project      TEXT    NOT NULL,
+                budget_key   TEXT,
+                period       TEXT    NOT NULL,
+                amount_nanos INTEGER NOT NULL,
+                expires_at   TEXT    NOT NULL,
+                created_at   TEXT    NOT NULL
+            )""",
+            # Reclaiming expired reservations reads only those.
+            "CREATE INDEX reservations_expiry ON reservations (project, period, expires_at)",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -31,15 +31,21 @@ from decimal import Decimal
 from typing import Any
 
 from llm_toll.budget import LIFETIME, period_key
-from llm_toll.records import BudgetSpec, BudgetState, CallRecord
+from llm_toll.records import BudgetSpec, BudgetState, CallRecord, Reservation
 from llm_toll.store.common import (
+    GET_RESERVED,
     PROJECT_KEY,
     CompatMethods,
+    Run,
     add_utilization,
     as_dict,
     as_utc,
     budget_state,
     check_call,
+    check_reserve,
+    check_settlement,
+    release_in,
+    reserve_in,
     scope_key,
     tracked_key,
     utc_now,
@@ -121,6 +127,9 @@ _KEY_PERIOD_BUDGET = f"WITH lifetime AS ({_ADD_TO_TOTAL}) {_SCOPE_PERIOD_BUDGET}
 _SET_THRESHOLDS_FIRED = """
 UPDATE budget_totals SET thresholds_fired = %s
 WHERE project = %s AND budget_key = %s AND period = %s
+"""
+_LOCK_ROW = """
+SELECT 1 FROM budget_totals WHERE project = %s AND budget_key = %s AND period = %s FOR UPDATE
 """
 _GET_SPENT = """
 SELECT spent_nanos FROM budget_totals WHERE project = %s AND budget_key = %s AND period = %s
@@ -246,48 +255,59 @@ class PostgresStore(CompatMethods):
         key_budget: BudgetSpec | None = None,
     ) -> BudgetState:
         check_call(call, budget, key_budget)
-        usage = call.usage
-        project = call.project
-        cost = call.cost_nanos
-        now = utc_now()
-        ledger_row = (
-            project,
-            call.model,
-            call.provider,
-            call.operation,
-            usage.input_tokens,
-            usage.output_tokens,
-            usage.cache_read_input_tokens,
-            usage.cache_creation_input_tokens,
-            usage.reasoning_output_tokens,
-            cost,
-            call.price_known,
-            call.estimated,
-            call.budget_key,
-            call.response_id,
-            call.duration_s,
-            as_utc(call.started_at),
-        )
-        key = tracked_key(call, key_budget)
-        sql, params, period, limit = _scope_statement(
-            project, PROJECT_KEY, budget, call.started_at, cost, now, ledger_row
-        )
         with self._session("record a call", barrier=False) as conn:
-            if key is None and limit is None:  # no threshold to fire: one statement is enough
+            if tracked_key(call, key_budget) is None and (
+                budget is None or budget.limit_nanos is None
+            ):
+                # No threshold to fire: one statement is enough.
+                sql, params, period, _ = _call_statement(call, budget)
                 spent = _one(conn.execute(sql, params))[0]
                 return BudgetState(spent, None, period)
-            # The project's rows are locked before the key's, in every transaction.
             with conn.transaction():
-                state = _add_to_scope(conn, sql, params, project, PROJECT_KEY, period, cost, limit)
-                if key is not None:
-                    key_sql, key_params, key_period, key_limit = _scope_statement(
-                        project, key, key_budget, call.started_at, cost, now
-                    )
-                    key_state = _add_to_scope(
-                        conn, key_sql, key_params, project, key, key_period, cost, key_limit
-                    )
-                    state = replace(state, key_state=key_state)
+                return _record_in(conn, call, budget, key_budget)
+
+    def reserve(
+        self,
+        project: str,
+        budget_key: str | None,
+        spec: BudgetSpec,
+        at: datetime,
+        amount_nanos: int,
+        ttl_s: float,
+        key_spec: BudgetSpec | None = None,
+    ) -> Reservation | None:
+        key = check_reserve(budget_key, spec, amount_nanos, ttl_s, key_spec)
+        with self._session("reserve budget", barrier=False) as conn, conn.transaction():
+            return reserve_in(
+                _runner(conn), project, key, spec, key_spec, at, amount_nanos, ttl_s, as_utc
+            )
+
+    def settle_reservation(self, reservation: Reservation, call: CallRecord) -> BudgetState:
+        check_settlement(reservation, call)
+        check_call(call, reservation.spec, reservation.key_spec)
+        with self._session("record a call", barrier=False) as conn, conn.transaction():
+            # record_call's rows first (lifetime, then period): the lock order of every write.
+            state = _record_in(conn, call, reservation.spec, reservation.key_spec)
+            release_in(_runner(conn), reservation)
             return state
+
+    def release_reservation(self, reservation: Reservation) -> None:
+        with self._session("release a reservation", barrier=False) as conn, conn.transaction():
+            # The project's row of the period first, as reserve() takes it.
+            conn.execute(
+                _LOCK_ROW, (reservation.project, PROJECT_KEY, reservation.period)
+            ).fetchall()
+            release_in(_runner(conn), reservation)
+
+    def get_reserved(
+        self, project: str, reset: str | None, at: datetime, budget_key: str | None = None
+    ) -> int:
+        period = period_key(reset, at)
+        with self._session("read the budget") as conn:
+            row = conn.execute(
+                _pg(GET_RESERVED), (project, scope_key(budget_key), period)
+            ).fetchone()
+        return 0 if row is None else int(row[0])
 
     def get_spent(
         self, project: str, reset: str | None, at: datetime, budget_key: str | None = None
@@ -522,6 +542,80 @@ class PostgresStore(CompatMethods):
         self._lock = threading.Lock()
         self._count_lock = threading.Lock()
         self._in_use = 0
+
+
+def _ledger_row(call: CallRecord) -> tuple[object, ...]:
+    usage = call.usage
+    return (
+        call.project,
+        call.model,
+        call.provider,
+        call.operation,
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cache_read_input_tokens,
+        usage.cache_creation_input_tokens,
+        usage.reasoning_output_tokens,
+        call.cost_nanos,
+        call.price_known,
+        call.estimated,
+        call.budget_key,
+        call.response_id,
+        call.duration_s,
+        as_utc(call.started_at),
+    )
+
+
+def _call_statement(
+    call: CallRecord, budget: BudgetSpec | None
+) -> tuple[str, tuple[object, ...], str, int | None]:
+    """The project's upsert of ``call``, with its ledger insert."""
+    return _scope_statement(
+        call.project,
+        PROJECT_KEY,
+        budget,
+        call.started_at,
+        call.cost_nanos,
+        utc_now(),
+        _ledger_row(call),
+    )
+
+
+def _record_in(
+    conn: psycopg.Connection[Any],
+    call: CallRecord,
+    budget: BudgetSpec | None,
+    key_budget: BudgetSpec | None,
+) -> BudgetState:
+    """The writes of ``record_call`` in the open transaction. The project's rows are locked
+    before the key's, in every transaction."""
+    project = call.project
+    cost = call.cost_nanos
+    sql, params, period, limit = _call_statement(call, budget)
+    state = _add_to_scope(conn, sql, params, project, PROJECT_KEY, period, cost, limit)
+    key = tracked_key(call, key_budget)
+    if key is not None:
+        key_sql, key_params, key_period, key_limit = _scope_statement(
+            project, key, key_budget, call.started_at, cost, utc_now()
+        )
+        key_state = _add_to_scope(
+            conn, key_sql, key_params, project, key, key_period, cost, key_limit
+        )
+        state = replace(state, key_state=key_state)
+    return state
+
+
+def _pg(sql: str) -> str:
+    """A statement of ``common`` with PostgreSQL's placeholders."""
+    return sql.replace("?", "%s")
+
+
+def _runner(conn: psycopg.Connection[Any]) -> Run:
+    def run(sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
+        cursor = conn.execute(_pg(sql), params)
+        return cursor.fetchall() if cursor.description else []
+
+    return run
 
 
 def _scope_statement(

@@ -68,6 +68,25 @@ MIGRATIONS: tuple[Step, ...] = (
             "ALTER TABLE budget_totals ADD PRIMARY KEY (project, budget_key, period)",
         ),
     ),
+    (
+        3,
+        (
+            # Strict budgets: money reserved by calls in flight, per (project, key, period).
+            "ALTER TABLE budget_totals ADD COLUMN reserved_nanos BIGINT NOT NULL DEFAULT 0",
+            # One row per reservation not yet settled or released; ids are never reused.
+            """CREATE TABLE reservations (
+                id           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                project      TEXT COLLATE "C" NOT NULL,
+                budget_key   TEXT COLLATE "C",
+                period       TEXT COLLATE "C" NOT NULL,
+                amount_nanos BIGINT NOT NULL,
+                expires_at   TIMESTAMPTZ NOT NULL,
+                created_at   TIMESTAMPTZ NOT NULL
+            )""",
+            # Reclaiming expired reservations reads only those.
+            "CREATE INDEX reservations_expiry ON reservations (project, period, expires_at)",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]
@@ -75,7 +94,7 @@ LATEST_VERSION = MIGRATIONS[-1][0]
 MIGRATION_LOCK = 0x6C6C_6D5F_746F_6C6C
 """The advisory lock (``b"llm_toll"`` as a bigint) held while a schema step is applied."""
 
-_OUR_TABLES = ("usage_logs", "budget_totals")
+_OUR_TABLES = ("usage_logs", "budget_totals", "reservations")
 
 
 def migrate(conn: psycopg.Connection[Any]) -> None:

@@ -21,15 +21,21 @@ from types import TracebackType
 from typing import Any
 
 from llm_toll.budget import LIFETIME, period_key
-from llm_toll.records import BudgetSpec, BudgetState, CallRecord
+from llm_toll.records import BudgetSpec, BudgetState, CallRecord, Reservation
 from llm_toll.store.common import (
+    GET_RESERVED,
     PROJECT_KEY,
     CompatMethods,
+    Run,
     add_utilization,
     as_dict,
     as_utc,
     budget_state,
     check_call,
+    check_reserve,
+    check_settlement,
+    release_in,
+    reserve_in,
     scope_key,
     tracked_key,
     utc_now,
@@ -170,38 +176,44 @@ class SQLiteStore(CompatMethods):
         key_budget: BudgetSpec | None = None,
     ) -> BudgetState:
         check_call(call, budget, key_budget)
-        usage = call.usage
-        project = call.project
-        cost = call.cost_nanos
-        now = _utc_now_iso()
-        ledger_row = (
-            project,
-            call.model,
-            call.provider,
-            call.operation,
-            usage.input_tokens,
-            usage.output_tokens,
-            usage.cache_read_input_tokens,
-            usage.cache_creation_input_tokens,
-            usage.reasoning_output_tokens,
-            cost,
-            call.price_known,
-            call.estimated,
-            call.budget_key,
-            call.response_id,
-            call.duration_s,
-            _iso_utc(call.started_at),
-        )
-        key = tracked_key(call, key_budget)
         with _Session(self, "record a call", write=True, barrier=False) as conn:
-            conn.execute(_INSERT_CALL, ledger_row)
-            state = _add_to_scope(conn, project, PROJECT_KEY, budget, call.started_at, cost, now)
-            if key is not None:
-                key_state = _add_to_scope(
-                    conn, project, key, key_budget, call.started_at, cost, now
-                )
-                state = replace(state, key_state=key_state)
+            return _record_in(conn, call, budget, key_budget)
+
+    def reserve(
+        self,
+        project: str,
+        budget_key: str | None,
+        spec: BudgetSpec,
+        at: datetime,
+        amount_nanos: int,
+        ttl_s: float,
+        key_spec: BudgetSpec | None = None,
+    ) -> Reservation | None:
+        key = check_reserve(budget_key, spec, amount_nanos, ttl_s, key_spec)
+        with _Session(self, "reserve budget", write=True, barrier=False) as conn:
+            return reserve_in(
+                _runner(conn), project, key, spec, key_spec, at, amount_nanos, ttl_s, _iso_utc
+            )
+
+    def settle_reservation(self, reservation: Reservation, call: CallRecord) -> BudgetState:
+        check_settlement(reservation, call)
+        check_call(call, reservation.spec, reservation.key_spec)
+        with _Session(self, "record a call", write=True, barrier=False) as conn:
+            state = _record_in(conn, call, reservation.spec, reservation.key_spec)
+            release_in(_runner(conn), reservation)
             return state
+
+    def release_reservation(self, reservation: Reservation) -> None:
+        with _Session(self, "release a reservation", write=True, barrier=False) as conn:
+            release_in(_runner(conn), reservation)
+
+    def get_reserved(
+        self, project: str, reset: str | None, at: datetime, budget_key: str | None = None
+    ) -> int:
+        period = period_key(reset, at)
+        with _Session(self, "read the budget", write=False) as conn:
+            row = conn.execute(GET_RESERVED, (project, scope_key(budget_key), period)).fetchone()
+        return 0 if row is None else int(row[0])
 
     def get_spent(
         self, project: str, reset: str | None, at: datetime, budget_key: str | None = None
@@ -393,6 +405,51 @@ class _Session:
                     raise store._error(self._action, exc) from exc
         finally:
             store._lock.release()
+
+
+def _record_in(
+    conn: sqlite3.Connection,
+    call: CallRecord,
+    budget: BudgetSpec | None,
+    key_budget: BudgetSpec | None,
+) -> BudgetState:
+    """The writes of ``record_call``, in the open transaction."""
+    usage = call.usage
+    project = call.project
+    cost = call.cost_nanos
+    now = _utc_now_iso()
+    ledger_row = (
+        project,
+        call.model,
+        call.provider,
+        call.operation,
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cache_read_input_tokens,
+        usage.cache_creation_input_tokens,
+        usage.reasoning_output_tokens,
+        cost,
+        call.price_known,
+        call.estimated,
+        call.budget_key,
+        call.response_id,
+        call.duration_s,
+        _iso_utc(call.started_at),
+    )
+    key = tracked_key(call, key_budget)
+    conn.execute(_INSERT_CALL, ledger_row)
+    state = _add_to_scope(conn, project, PROJECT_KEY, budget, call.started_at, cost, now)
+    if key is not None:
+        key_state = _add_to_scope(conn, project, key, key_budget, call.started_at, cost, now)
+        state = replace(state, key_state=key_state)
+    return state
+
+
+def _runner(conn: sqlite3.Connection) -> Run:
+    def run(sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
+        return conn.execute(sql, params).fetchall()
+
+    return run
 
 
 def _add_to_scope(
