@@ -61,6 +61,16 @@ RESERVATION_TTL_S = 900.0
 # nested Gemini configurations that may hold them.
 OUTPUT_LIMIT_KEYS = ("max_tokens", "max_completion_tokens", "max_output_tokens", "maxOutputTokens")
 CONFIG_KEYS = ("config", "generation_config", "generationConfig")
+# The shortest pause of a ``wait=True`` call between two tries, so a ``retry_after`` of 0
+# (the room frees up this instant) cannot spin.
+MIN_RATE_WAIT_S = 0.001
+# How ``wait=True`` calls pause before trying the rate limits again. Module attributes so
+# tests replace them (with sleepers that advance a fake clock) instead of really waiting.
+_sleep: Callable[[float], None] = time.sleep
+_async_sleep: Callable[[float], Any] = asyncio.sleep
+# The clock of ``shared_limits=True`` windows: wall time, the one clock processes and hosts
+# share (keep hosts' clocks in sync, NTP). Replaced by tests, as ``_sleep`` is.
+_wall_clock: Callable[[], float] = time.time
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +92,15 @@ class Plan:
     """Reserve each call's worst-case cost before it runs (see ``strict_gate``)."""
     estimate: Callable[..., Any] | None = None
     """``callable(*args, **kwargs)`` returning a call's worst-case cost in USD."""
+    wait: bool = False
+    """Wait out a rate limit (``retry_after``, then try again) instead of raising."""
+    shared_limits: bool = False
+    """Check the rate limits in the store, shared by every process that uses it."""
+
+    @property
+    def rate_scope(self) -> str:
+        """The store's name of this function's shared rate limits."""
+        return f"{self.project}:{self.name}"
 
     @property
     def limit_nanos(self) -> int | None:
@@ -262,14 +281,115 @@ def _read_spent_from(
         return None
 
 
-def acquire_rate(plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any]) -> RateLease | None:
+def acquire_rate(
+    plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> RateLease | SharedRateLease | LocalRateLimitError | None:
     """Admit the call under its rate limits, reserving its prompt's estimated tokens when a
-    tokens-per-minute limit is set (the reservation is corrected to the real count after)."""
+    tokens-per-minute limit is set (the reservation is corrected to the real count after).
+
+    A refusal raises ``LocalRateLimitError``; with ``wait=True`` it is returned instead, for
+    the caller to wait ``rate_wait(refusal)`` seconds and try again.
+    """
     limiter = plan.limiter
     if limiter is None:
         return None
     estimate = estimate_tokens(request_text(args, kwargs)) if limiter.tpm is not None else 0
-    return limiter.acquire(estimate)
+    try:
+        if plan.shared_limits:
+            return acquire_shared(plan, limiter, estimate)
+        return limiter.acquire(estimate)
+    except LocalRateLimitError as refusal:
+        if plan.wait:
+            return refusal
+        raise
+
+
+def acquire_shared(plan: Plan, limiter: RateLimiter, estimate: int) -> RateLease | SharedRateLease:
+    """Admit the call under limits shared through the store (store I/O: off the loop in
+    async code); when the store cannot answer, the process's own limiter decides."""
+    scope = plan.rate_scope
+    try:
+        admission = runtime.get_store().acquire_rate(
+            scope, limiter.rpm, limiter.tpm, estimate, _wall_clock()
+        )
+    except (StoreError, NotImplementedError) as exc:
+        warn_once(
+            f"store-rate:{plan.project}",
+            f"llm_toll could not check the shared rate limits of '{plan.project}' ({exc}); "
+            "this process's own limits are applied instead.",
+            AccountingWarning,
+        )
+        return limiter.acquire(estimate)
+    if not admission.admitted:
+        limit_type = admission.limit_type or "rpm"
+        limit_value = limiter.rpm if limit_type == "rpm" else limiter.tpm
+        raise LocalRateLimitError(
+            limit_type=limit_type, limit_value=limit_value, retry_after=admission.retry_after
+        )
+    assert admission.lease_id is not None
+    return SharedRateLease(scope, admission.lease_id, counts_tokens=limiter.tpm is not None)
+
+
+class SharedRateLease:
+    """The admission of one request under shared limits; as :class:`RateLease`, finish it
+    once with :meth:`settle` or :meth:`release`. On an event loop the store write goes to
+    llm_toll's worker thread."""
+
+    __slots__ = ("_done", "_lease_id", "_scope")
+
+    def __init__(self, scope: str, lease_id: int, *, counts_tokens: bool = True) -> None:
+        self._scope = scope
+        self._lease_id = lease_id
+        # Without a TPM limit there is no estimate to correct: nothing to write.
+        self._done = not counts_tokens
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def settle(self, actual_tokens: int) -> None:
+        self._finish(actual_tokens)
+
+    def release(self) -> None:
+        self._finish(0)
+
+    def _finish(self, actual_tokens: int) -> None:
+        if self._done:
+            return
+        self._done = True
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            _settle_shared(self._scope, self._lease_id, actual_tokens, _wall_clock())
+        else:
+            args = (self._scope, self._lease_id, actual_tokens, _wall_clock())
+            runtime.worker.submit(_settle_shared, *args)
+
+
+def _settle_shared(scope: str, lease_id: int, actual_tokens: int, now: float) -> None:
+    try:
+        runtime.get_store().settle_rate(scope, lease_id, actual_tokens, now)
+    except (StoreError, NotImplementedError) as exc:
+        warn_once(
+            f"store-rate-settle:{type(exc).__name__}",
+            f"llm_toll could not settle a shared rate-limit reservation ({exc}); its "
+            "estimate counts until it leaves the window.",
+            AccountingWarning,
+        )
+
+
+async def acquire_rate_async(
+    plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> RateLease | SharedRateLease | LocalRateLimitError | None:
+    """``acquire_rate`` of an async call: shared limits are read off the event loop."""
+    if plan.shared_limits and plan.limiter is not None:
+        return await off_loop(acquire_rate, plan, args, kwargs)
+    return acquire_rate(plan, args, kwargs)
+
+
+def rate_wait(refusal: LocalRateLimitError) -> float:
+    """Seconds a ``wait=True`` call pauses after ``refusal`` before trying again."""
+    return max(refusal.retry_after or 0.0, MIN_RATE_WAIT_S)
 
 
 def requested_model(plan: Plan, kwargs: dict[str, Any] | None) -> str | None:
@@ -465,6 +585,9 @@ def begin(plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
             raise refusal
     try:
         lease = acquire_rate(plan, args, kwargs)
+        while isinstance(lease, LocalRateLimitError):
+            _sleep(rate_wait(lease))
+            lease = acquire_rate(plan, args, kwargs)
     except LocalRateLimitError as refusal:
         release(reservation)
         record_refusal(plan, refusal, key)
@@ -495,7 +618,10 @@ async def begin_async(plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any])
                 runtime.worker.submit(end_refusal, plan, refusal_span(plan, refusal, key), refusal)
                 raise refusal
     try:
-        lease = acquire_rate(plan, args, kwargs)
+        lease = await acquire_rate_async(plan, args, kwargs)
+        while isinstance(lease, LocalRateLimitError):
+            await _async_sleep(rate_wait(lease))
+            lease = await acquire_rate_async(plan, args, kwargs)
     except LocalRateLimitError as refusal:
         if reservation is not None:
             runtime.worker.submit(release, reservation)
@@ -564,7 +690,7 @@ class Call:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         started_at: datetime,
-        lease: RateLease | None,
+        lease: RateLease | SharedRateLease | None,
         budget_key: str | None = None,
         reservation: Reservation | None = None,
     ) -> None:

@@ -48,6 +48,8 @@ def track_costs(
     key_in_metrics: bool = False,
     strict: bool = False,
     estimate: Callable[..., float] | None = None,
+    wait: bool = False,
+    shared_limits: bool = False,
 ) -> Callable[[F], F]: ...
 
 
@@ -66,6 +68,8 @@ def track_costs(
     key_in_metrics: bool = False,
     strict: bool = False,
     estimate: Callable[..., float] | None = None,
+    wait: bool = False,
+    shared_limits: bool = False,
 ) -> F | Callable[[F], F]:
     """Track the cost of every call of the decorated function and enforce its budget.
 
@@ -102,6 +106,12 @@ def track_costs(
             a call whose worst case is unknown gets the plain check, with a warning.
         estimate: ``callable(*args, **kwargs)`` of the call's arguments returning its
             worst-case cost in USD, for ``strict``.
+        wait: when ``rate_limit`` or ``tpm_limit`` refuses a call, wait its
+            ``retry_after`` (``time.sleep`` in sync code, ``asyncio.sleep`` in async code)
+            and try again until it is admitted, instead of raising ``LocalRateLimitError``.
+        shared_limits: check ``rate_limit`` and ``tpm_limit`` in the store (one atomic
+            transaction per call) rather than in this process, so every process (or host,
+            on PostgreSQL) using the store honours one limit per project and function.
     """
     if not isinstance(project, str) or not project:
         raise ValueError(f"project must be a non-empty string, got {project!r}")
@@ -131,6 +141,14 @@ def track_costs(
         raise ValueError("estimate= is the worst case of strict=True budgets; pass strict=True")
     if strict and max_budget is None and key_budget is None:
         raise ValueError("strict=True needs max_budget= or key_budget= to reserve against")
+    if not isinstance(wait, bool):
+        raise ValueError(f"wait must be True or False, got {wait!r}")
+    if wait and rate_limit is None and tpm_limit is None:
+        raise ValueError("wait=True waits out rate limits; pass rate_limit= or tpm_limit=")
+    if not isinstance(shared_limits, bool):
+        raise ValueError(f"shared_limits must be True or False, got {shared_limits!r}")
+    if shared_limits and rate_limit is None and tpm_limit is None:
+        raise ValueError("shared_limits=True shares rate limits; pass rate_limit= or tpm_limit=")
     if not isinstance(key_in_metrics, bool):
         raise ValueError(f"key_in_metrics must be True or False, got {key_in_metrics!r}")
     limiter = (
@@ -158,6 +176,8 @@ def track_costs(
             key_in_metrics=key_in_metrics,
             strict=strict,
             estimate=estimate,
+            wait=wait,
+            shared_limits=shared_limits,
         )
         if inspect.isasyncgenfunction(func) or inspect.iscoroutinefunction(func):
             # Async calls price on the event loop: load genai-prices' data now, not in the

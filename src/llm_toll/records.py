@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from llm_toll.usage.base import Usage
 
@@ -71,3 +72,15 @@ class Reservation:
     expires_at: datetime
     spec: BudgetSpec
     key_spec: BudgetSpec | None = None
+
+
+class RateAdmission(NamedTuple):
+    """The answer of a store's ``acquire_rate``: admitted, or when to retry."""
+
+    admitted: bool
+    retry_after: float
+    """Seconds until the request would be admitted; 0.0 when admitted."""
+    limit_type: str | None = None
+    """``"rpm"`` or ``"tpm"``: the limit that refused the request (None when admitted)."""
+    lease_id: int | None = None
+    """The admitted request's event, for ``settle_rate``."""

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from llm_toll.budget import LIFETIME
-from llm_toll.exceptions import BudgetExceededError
+from llm_toll.exceptions import BudgetExceededError, LocalRateLimitError
 from llm_toll.money import usd_to_nanos
 from llm_toll.records import BudgetSpec, BudgetState, CallRecord
 from llm_toll.store import BaseStore, SQLiteStore, StoreError, StoreWarning, create_store
@@ -824,6 +824,65 @@ def test_a_forked_child_uses_connections_of_its_own(store: BaseStore) -> None:
 
 
 # Several processes, each with several threads, writing one database at the same time.
+# -- shared rate limits ---------------------------------------------------------------------
+
+T0 = 1_800_000_000.0  # seconds since the epoch: the tests' controlled clock
+
+
+def test_shared_rpm_admits_up_to_the_limit_then_tells_when(store: BaseStore) -> None:
+    assert store.acquire_rate("s", 2, None, 0, T0).admitted
+    assert store.acquire_rate("s", 2, None, 0, T0 + 10).admitted
+    refused = store.acquire_rate("s", 2, None, 0, T0 + 20)
+    assert (refused.admitted, refused.limit_type) == (False, "rpm")
+    assert refused.retry_after == pytest.approx(40.0)  # the first request leaves at T0 + 60
+    assert store.acquire_rate("other", 2, None, 0, T0 + 20).admitted  # scopes are apart
+    assert not store.acquire_rate("s", 2, None, 0, T0 + 59.5).admitted
+    assert store.acquire_rate("s", 2, None, 0, T0 + 60).admitted  # gone at exactly T0 + 60
+    refused = store.acquire_rate("s", 2, None, 0, T0 + 61)
+    assert refused.retry_after == pytest.approx(9.0)
+    assert store.acquire_rate("s", 2, None, 0, T0 + 200).admitted  # the window emptied
+
+
+def test_shared_tpm_reserves_settles_and_releases(store: BaseStore) -> None:
+    first = store.acquire_rate("t", None, 100, 60, T0)
+    assert first.admitted and first.lease_id is not None
+    refused = store.acquire_rate("t", None, 100, 60, T0 + 1)  # 60 held + 60 > 100
+    assert (refused.admitted, refused.limit_type) == (False, "tpm")
+    assert refused.retry_after == pytest.approx(59.0)
+    store.settle_rate("t", first.lease_id, 30, T0 + 5)  # it really used 30, counted from T0 + 5
+    second = store.acquire_rate("t", None, 100, 60, T0 + 6)
+    assert second.admitted and second.lease_id is not None
+    refused = store.acquire_rate("t", None, 100, 20, T0 + 7)  # 30 + 60 + 20 > 100
+    assert refused.retry_after == pytest.approx(58.0)  # when the settled 30 leave
+    store.settle_rate("t", second.lease_id, 0, T0 + 8)  # a release gives the 60 back
+    assert store.acquire_rate("t", None, 100, 20, T0 + 8).admitted
+    # Both limits: the one that frees up last is reported.
+    assert store.acquire_rate("both", 1, 10, 10, T0).admitted
+    refused = store.acquire_rate("both", 1, 10, 10, T0 + 30)
+    assert refused.retry_after == pytest.approx(30.0)
+    # An estimate above the whole limit needs an empty window, not forever.
+    assert store.acquire_rate("huge", None, 10, 500, T0).admitted
+
+
+def test_shared_rate_arguments_are_checked(store: BaseStore) -> None:
+    with pytest.raises(ValueError, match="scope"):
+        store.acquire_rate("", 1, None, 0, T0)
+    with pytest.raises(ValueError, match="rpm"):
+        store.acquire_rate("s", 0, None, 0, T0)
+    with pytest.raises(ValueError, match="estimated_tokens"):
+        store.acquire_rate("s", 1, None, -1, T0)
+    with pytest.raises(ValueError, match="actual_tokens"):
+        store.settle_rate("s", 1, -5, T0)
+
+
+def test_shared_rate_events_are_pruned_as_the_window_moves(store: BaseStore) -> None:
+    for n in range(50):
+        assert store.acquire_rate("p", 1_000, None, 0, T0 + n * 10).admitted
+    # Only the last 6 (within 60 s of T0 + 490) are left: the window is all that is read.
+    refused = store.acquire_rate("p", 6, None, 0, T0 + 490)
+    assert refused.retry_after == pytest.approx(10.0)
+
+
 # Workers are spawned, so each opens the (fresh) database on its own, all at once.
 
 PROCESSES = 4
@@ -941,7 +1000,38 @@ def strict_calls(store: BaseStore, worker: str) -> list[Any]:
     return results
 
 
+RATE_N = 37
+RATE_CALLS = 10  # per thread: 160 tries for 37 places
+
+
+def shared_rate_calls(store: BaseStore, worker: str) -> list[Any]:
+    """One thread's calls through ``@track_costs(rate_limit=RATE_N, shared_limits=True)`` at
+    one controlled instant; returns ("ok",) or ("refused", retry_after) for each."""
+    import llm_toll
+    from llm_toll import calls, runtime
+
+    if runtime._store is not store:
+        llm_toll.set_store(store)
+        llm_toll.set_reporter(llm_toll.CostReporter(enabled=False))
+    calls._wall_clock = lambda: T0  # every process and thread asks at the same instant
+
+    @llm_toll.track_costs(project="rate", rate_limit=RATE_N, shared_limits=True)
+    def ask(call_id: str) -> dict[str, Any]:
+        return strict_response(call_id, 1)
+
+    results: list[Any] = []
+    for n in range(RATE_CALLS):
+        try:
+            ask(f"{worker}-{n}")
+        except LocalRateLimitError as refused:
+            results.append(("refused", refused.retry_after))
+        else:
+            results.append(("ok",))
+    return results
+
+
 WORKLOADS = {
+    "shared_rate_calls": shared_rate_calls,
     "strict_calls": strict_calls,
     "record_calls": record_calls,
     "log_within_budget": log_within_budget,
@@ -1004,6 +1094,17 @@ def run_processes(factory: StoreFactory, workload: str, processes: int = PROCESS
                 process.join()
     assert [o for o in outcomes if o[0] == "error"] == []
     return outcomes
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # the model has no price
+def test_shared_rate_limit_holds_across_processes(store_factory: StoreFactory) -> None:
+    outcomes = run_processes(store_factory, "shared_rate_calls")
+    assert len(outcomes) == PROCESSES * THREADS * RATE_CALLS
+    assert Counter(o[0] for o in outcomes)["ok"] == RATE_N  # exactly N, across processes
+    assert {o[1] for o in outcomes if o[0] == "refused"} == {60.0}
+    with store_factory() as store:
+        assert not store.acquire_rate("rate:shared_rate_calls.<locals>.ask", RATE_N, None, 0, T0
+                                      ).admitted  # fmt: skip
 
 
 def test_concurrent_record_call_loses_nothing(store_factory: StoreFactory) -> None:
@@ -1135,7 +1236,7 @@ V1_ROWS = (
 
 
 def make_v1_database(factory: StoreFactory, version: int = 1) -> None:
-    """The database of ``factory`` as llm_toll left it at schema ``version`` (1 or 2), with
+    """The database of ``factory`` as llm_toll left it at schema ``version`` (1 to 3), with
     the data of V1_ROWS (written at version 1)."""
     if factory.backend == "sqlite":
         import sqlite3
@@ -1191,6 +1292,21 @@ def test_a_version_2_database_is_upgraded_for_reservations(store_factory: StoreF
     with store_factory() as store:  # opened again: nothing applied twice
         assert store.get_spent("proj", "daily", MONDAY) == 800
         assert len(all_logs(store)) == 2
+
+
+def test_a_version_3_database_is_upgraded_for_shared_rate_limits(
+    store_factory: StoreFactory,
+) -> None:
+    make_v1_database(store_factory, version=3)
+    with store_factory() as store:
+        assert store.get_spent("proj", "daily", MONDAY) == 500
+        assert store.acquire_rate("s", 1, None, 0, T0).admitted
+        assert not store.acquire_rate("s", 1, None, 0, T0 + 1).admitted
+        held = store.reserve("proj", None, BudgetSpec(1_000, "daily"), MONDAY, 500, 60.0)
+        assert held is not None
+    with store_factory() as store:  # opened again: nothing applied twice, the window kept
+        assert not store.acquire_rate("s", 1, None, 0, T0 + 2).admitted
+        assert store.get_reserved("proj", "daily", MONDAY) == 500
 
 
 def test_a_version_1_database_is_upgraded_and_keeps_its_data(

@@ -8,7 +8,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from llm_toll.records import BudgetSpec, BudgetState, CallRecord, Reservation
+from llm_toll.records import BudgetSpec, BudgetState, CallRecord, RateAdmission, Reservation
 
 
 class BaseStore(ABC):
@@ -107,6 +107,28 @@ class BaseStore(ABC):
         """Nano-USD reserved and not yet settled, released or reclaimed, for ``project`` (or
         its ``budget_key``) in the period of ``reset`` that contains ``at``."""
         raise NotImplementedError(f"{type(self).__name__} does not support reservations")
+
+    # Shared rate limits (``shared_limits=True``): not abstract either.
+
+    def acquire_rate(
+        self,
+        scope: str,
+        rpm: int | None,
+        tpm: int | None,
+        estimated_tokens: int,
+        now: float,
+    ) -> RateAdmission:
+        """Admit one request of ``scope`` at ``now`` (seconds since the epoch) under ``rpm``
+        requests and ``tpm`` tokens per sliding 60-second window, reserving
+        ``estimated_tokens``, or refuse it with a ``retry_after``; check and write are one
+        transaction, so every process (and host) sharing the store honours one limit."""
+        raise NotImplementedError(f"{type(self).__name__} does not support shared rate limits")
+
+    def settle_rate(self, scope: str, lease_id: int, actual_tokens: int, now: float) -> None:
+        """Replace the estimate reserved by admission ``lease_id`` by the ``actual_tokens``
+        the request used, counted from ``now``; 0 gives the estimate back (a release). The
+        request itself keeps counting towards ``rpm``."""
+        raise NotImplementedError(f"{type(self).__name__} does not support shared rate limits")
 
     # -- llm-toll 0.13 API ---------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import math
 import os
 import sys
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 from llm_toll.budget import period_key, threshold_mask, thresholds_crossed
 from llm_toll.exceptions import BudgetExceededError
 from llm_toll.money import nanos_to_usd, usd_to_nanos
-from llm_toll.records import BudgetSpec, BudgetState, CallRecord, Reservation
+from llm_toll.records import BudgetSpec, BudgetState, CallRecord, RateAdmission, Reservation
 from llm_toll.store.base import BaseStore
 from llm_toll.store.errors import StoreError as StoreError
 from llm_toll.store.errors import StoreWarning as StoreWarning
@@ -364,3 +364,103 @@ def check_settlement(reservation: Reservation, call: CallRecord) -> None:
             f"the call's budget key {call.budget_key!r} does not match its reservation's "
             f"{reservation.budget_key!r}"
         )
+
+
+# -- shared rate limits: sliding 60-second windows in the store -----------------------------
+# One row per admitted request in ``rate_events`` (its time, whether it counts as a request,
+# the tokens it holds), pruned of rows older than the window by every admission, inside the
+# same transaction; a check reads only the rows of its scope in the window (an index on
+# (scope, at)). The scope's row in ``rate_scopes`` serialises admissions of one scope on
+# PostgreSQL (SQLite's BEGIN IMMEDIATE already does).
+
+RATE_WINDOW_S = 60.0
+
+RATE_LOCK_SCOPE = """
+INSERT INTO rate_scopes (scope) VALUES (?)
+ON CONFLICT (scope) DO UPDATE SET scope = excluded.scope
+"""
+RATE_PRUNE = "DELETE FROM rate_events WHERE scope = ? AND at <= ?"
+RATE_WINDOW = "SELECT at, request, tokens FROM rate_events WHERE scope = ? ORDER BY at, id"
+RATE_INSERT = """
+INSERT INTO rate_events (scope, at, request, tokens) VALUES (?, ?, ?, ?) RETURNING id
+"""
+RATE_DROP_TOKENS = "UPDATE rate_events SET tokens = 0 WHERE id = ? AND scope = ?"
+
+
+def check_rate(
+    scope: str, rpm: int | None, tpm: int | None, tokens: int, now: float, name: str
+) -> None:
+    """Refuse bad ``acquire_rate`` / ``settle_rate`` arguments."""
+    if not isinstance(scope, str) or not scope:
+        raise ValueError(f"scope must be a non-empty str, got {scope!r}")
+    for limit_name, limit in (("rpm", rpm), ("tpm", tpm)):
+        if limit is not None and (type(limit) is not int or not 0 < limit <= MAX_INTEGER):
+            raise ValueError(f"{limit_name} must be a positive int or None, got {limit!r}")
+    if type(tokens) is not int or not 0 <= tokens <= MAX_INTEGER:
+        raise ValueError(f"{name} must be a non-negative int, got {tokens!r}")
+    if isinstance(now, bool) or not isinstance(now, (int, float)) or not math.isfinite(now):
+        raise ValueError(f"now must be a finite number of seconds, got {now!r}")
+
+
+def rate_refusal(
+    events: Sequence[tuple[float, int, int]],
+    rpm: int | None,
+    tpm: int | None,
+    estimated_tokens: int,
+    now: float,
+) -> tuple[str, float] | None:
+    """``(limit_type, retry_after)`` when a request of ``estimated_tokens`` does not fit
+    beside ``events`` (``(at, request, tokens)``, oldest first, all in the window), else None.
+
+    The rules of :class:`llm_toll.rate_limiter.RateLimiter`: a request needs one token of
+    room under ``tpm`` at least, an estimate above the whole limit needs an empty window, and
+    when both limits refuse, the one that frees up last is reported.
+    """
+    refusals: list[tuple[str, float]] = []
+    if rpm is not None:
+        requests = [at for at, request, _ in events if request]
+        if len(requests) >= rpm:
+            oldest_to_expire = requests[len(requests) - rpm]
+            refusals.append(("rpm", oldest_to_expire + RATE_WINDOW_S - now))
+    if tpm is not None:
+        held = [(at, tokens) for at, _, tokens in events if tokens > 0]
+        needed = min(max(estimated_tokens, 1), tpm)
+        excess = sum(tokens for _, tokens in held) + needed - tpm
+        if excess > 0:
+            freed = 0
+            for at, tokens in held:
+                freed += tokens
+                if freed >= excess:
+                    refusals.append(("tpm", at + RATE_WINDOW_S - now))
+                    break
+    if not refusals:
+        return None
+    limit_type, retry_after = max(refusals, key=lambda refusal: refusal[1])
+    return limit_type, max(0.0, retry_after)
+
+
+def acquire_rate_in(
+    run: Run, scope: str, rpm: int | None, tpm: int | None, estimated_tokens: int, now: float
+) -> RateAdmission:
+    """The body of ``acquire_rate`` in an open write transaction."""
+    run(RATE_LOCK_SCOPE, (scope,))
+    run(RATE_PRUNE, (scope, now - RATE_WINDOW_S))
+    events = [(float(at), int(request), int(tokens)) for at, request, tokens in run(
+        RATE_WINDOW, (scope,)
+    )]  # fmt: skip
+    refusal = rate_refusal(events, rpm, tpm, estimated_tokens, now)
+    if refusal is not None:
+        limit_type, retry_after = refusal
+        return RateAdmission(False, retry_after, limit_type)
+    tokens = estimated_tokens if tpm is not None else 0
+    [(lease_id,)] = run(RATE_INSERT, (scope, now, 1, tokens))
+    return RateAdmission(True, 0.0, None, int(lease_id))
+
+
+def settle_rate_in(run: Run, scope: str, lease_id: int, actual_tokens: int, now: float) -> None:
+    """The body of ``settle_rate`` in an open write transaction: the estimate goes (if its
+    row is still in the window), the actual tokens count from ``now``."""
+    run(RATE_LOCK_SCOPE, (scope,))
+    run(RATE_DROP_TOKENS, (lease_id, scope))
+    if actual_tokens > 0:
+        run(RATE_INSERT, (scope, now, 0, actual_tokens))

@@ -98,6 +98,22 @@ MIGRATIONS: tuple[Step, ...] = (
             "CREATE INDEX reservations_expiry ON reservations (project, period, expires_at)",
         ),
     ),
+    (
+        4,
+        (
+            # Shared rate limits: one row per scope (what admissions of a scope lock), and
+            # the requests and tokens of each scope's last 60 seconds.
+            "CREATE TABLE rate_scopes (scope TEXT PRIMARY KEY) WITHOUT ROWID",
+            """CREATE TABLE rate_events (
+                id      INTEGER PRIMARY KEY AUTOINCREMENT,
+                scope   TEXT    NOT NULL,
+                at      REAL    NOT NULL,
+                request INTEGER NOT NULL,
+                tokens  INTEGER NOT NULL
+            )""",
+            "CREATE INDEX rate_events_window ON rate_events (scope, at)",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

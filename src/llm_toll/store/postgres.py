@@ -31,22 +31,25 @@ from decimal import Decimal
 from typing import Any
 
 from llm_toll.budget import LIFETIME, period_key
-from llm_toll.records import BudgetSpec, BudgetState, CallRecord, Reservation
+from llm_toll.records import BudgetSpec, BudgetState, CallRecord, RateAdmission, Reservation
 from llm_toll.store.common import (
     GET_RESERVED,
     PROJECT_KEY,
     CompatMethods,
     Run,
+    acquire_rate_in,
     add_utilization,
     as_dict,
     as_utc,
     budget_state,
     check_call,
+    check_rate,
     check_reserve,
     check_settlement,
     release_in,
     reserve_in,
     scope_key,
+    settle_rate_in,
     tracked_key,
     utc_now,
     warn,
@@ -298,6 +301,23 @@ class PostgresStore(CompatMethods):
                 _LOCK_ROW, (reservation.project, PROJECT_KEY, reservation.period)
             ).fetchall()
             release_in(_runner(conn), reservation)
+
+    def acquire_rate(
+        self,
+        scope: str,
+        rpm: int | None,
+        tpm: int | None,
+        estimated_tokens: int,
+        now: float,
+    ) -> RateAdmission:
+        check_rate(scope, rpm, tpm, estimated_tokens, now, "estimated_tokens")
+        with self._session("check a shared rate limit", barrier=False) as conn, conn.transaction():
+            return acquire_rate_in(_runner(conn), scope, rpm, tpm, estimated_tokens, now)
+
+    def settle_rate(self, scope: str, lease_id: int, actual_tokens: int, now: float) -> None:
+        check_rate(scope, None, None, actual_tokens, now, "actual_tokens")
+        with self._session("settle a shared rate limit", barrier=False) as conn, conn.transaction():
+            settle_rate_in(_runner(conn), scope, lease_id, actual_tokens, now)
 
     def get_reserved(
         self, project: str, reset: str | None, at: datetime, budget_key: str | None = None

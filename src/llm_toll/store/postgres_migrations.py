@@ -87,6 +87,22 @@ MIGRATIONS: tuple[Step, ...] = (
             "CREATE INDEX reservations_expiry ON reservations (project, period, expires_at)",
         ),
     ),
+    (
+        4,
+        (
+            # Shared rate limits: one row per scope (what admissions of a scope lock), and
+            # the requests and tokens of each scope's last 60 seconds.
+            'CREATE TABLE rate_scopes (scope TEXT COLLATE "C" PRIMARY KEY)',
+            """CREATE TABLE rate_events (
+                id      BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                scope   TEXT COLLATE "C" NOT NULL,
+                at      DOUBLE PRECISION NOT NULL,
+                request INTEGER NOT NULL,
+                tokens  BIGINT NOT NULL
+            )""",
+            "CREATE INDEX rate_events_window ON rate_events (scope, at)",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]
@@ -94,7 +110,7 @@ LATEST_VERSION = MIGRATIONS[-1][0]
 MIGRATION_LOCK = 0x6C6C_6D5F_746F_6C6C
 """The advisory lock (``b"llm_toll"`` as a bigint) held while a schema step is applied."""
 
-_OUR_TABLES = ("usage_logs", "budget_totals", "reservations")
+_OUR_TABLES = ("usage_logs", "budget_totals", "reservations", "rate_events")
 
 
 def migrate(conn: psycopg.Connection[Any]) -> None:

@@ -21,22 +21,25 @@ from types import TracebackType
 from typing import Any
 
 from llm_toll.budget import LIFETIME, period_key
-from llm_toll.records import BudgetSpec, BudgetState, CallRecord, Reservation
+from llm_toll.records import BudgetSpec, BudgetState, CallRecord, RateAdmission, Reservation
 from llm_toll.store.common import (
     GET_RESERVED,
     PROJECT_KEY,
     CompatMethods,
     Run,
+    acquire_rate_in,
     add_utilization,
     as_dict,
     as_utc,
     budget_state,
     check_call,
+    check_rate,
     check_reserve,
     check_settlement,
     release_in,
     reserve_in,
     scope_key,
+    settle_rate_in,
     tracked_key,
     utc_now,
     warn,
@@ -206,6 +209,23 @@ class SQLiteStore(CompatMethods):
     def release_reservation(self, reservation: Reservation) -> None:
         with _Session(self, "release a reservation", write=True, barrier=False) as conn:
             release_in(_runner(conn), reservation)
+
+    def acquire_rate(
+        self,
+        scope: str,
+        rpm: int | None,
+        tpm: int | None,
+        estimated_tokens: int,
+        now: float,
+    ) -> RateAdmission:
+        check_rate(scope, rpm, tpm, estimated_tokens, now, "estimated_tokens")
+        with _Session(self, "check a shared rate limit", write=True, barrier=False) as conn:
+            return acquire_rate_in(_runner(conn), scope, rpm, tpm, estimated_tokens, now)
+
+    def settle_rate(self, scope: str, lease_id: int, actual_tokens: int, now: float) -> None:
+        check_rate(scope, None, None, actual_tokens, now, "actual_tokens")
+        with _Session(self, "settle a shared rate limit", write=True, barrier=False) as conn:
+            settle_rate_in(_runner(conn), scope, lease_id, actual_tokens, now)
 
     def get_reserved(
         self, project: str, reset: str | None, at: datetime, budget_key: str | None = None
