@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import venv
 from pathlib import Path
 
@@ -41,26 +43,106 @@ def old_python() -> Path:
             check=True,
         )
         marker.touch()
+    try_psycopg2(python)
     return python
 
 
-def measure(python: Path | str) -> dict[str, float]:
+def try_psycopg2(python: Path) -> bool:
+    """0.13's optional PostgreSQL store needs psycopg2; install it once if it can be."""
+    marker = OLD_VENV / ".psycopg2-tried"
+    if not marker.exists():
+        marker.touch()
+        subprocess.run(
+            [python, "-m", "pip", "install", "--quiet", "psycopg2-binary"],
+            check=False,
+            capture_output=True,
+        )
+    return subprocess.run([python, "-c", "import psycopg2"], capture_output=True).returncode == 0
+
+
+def clean_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LLM_TOLL_"))}
     env.pop("PYTHONPATH", None)
+    return env
+
+
+def measure(python: Path | str) -> dict[str, float]:
     output = subprocess.run(
         [str(python), str(HERE / "workload.py")],
         check=True,
         capture_output=True,
         text=True,
-        env=env,
+        env=clean_env(),
         cwd=HERE,  # not the project root, so the old venv cannot import this project's src
     ).stdout
     result: dict[str, float] = json.loads(output)
     return result
 
 
+THROUGHPUT_SECONDS = float(os.environ.get("BENCH_THROUGHPUT_SECONDS", "2"))
+CONCURRENCY = [("threads", 1), ("threads", 4), ("threads", 16), ("processes", 1), ("processes", 4)]
+
+
+def calls_per_s(python: Path | str, mode: str, n: int, location: str, strict: bool) -> float:
+    args = [mode, str(n), location, str(int(strict)), str(THROUGHPUT_SECONDS)]
+    done = subprocess.run(
+        [str(python), str(HERE / "throughput.py"), *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        cwd=HERE,
+    )
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr[-5000:])
+        raise RuntimeError(f"throughput.py {' '.join(args)} failed (exit {done.returncode})")
+    result = json.loads(done.stdout)
+    return float(result["calls"]) / float(result["seconds"])
+
+
+def throughput(old: Path) -> None:
+    """Calls per second against one shared store, each on a fresh database."""
+    from pgserver import PostgresServer
+
+    scratch = Path(tempfile.mkdtemp(prefix="llm-toll-bench-"))
+    files = iter(range(1_000_000))
+    server = PostgresServer()
+    try:
+        server.start()
+        old_pg = try_psycopg2(old)
+        print()
+        print(f"throughput, calls/s, {THROUGHPUT_SECONDS:g} s each, one shared store")
+        print(f"{'':52} {'llm_toll':>10} {'0.13.0':>10} {'ratio':>7}")
+        for backend in ("sqlite", "postgres"):
+            for strict in (False, True):
+                for mode, n in CONCURRENCY:
+
+                    def location(backend: str = backend) -> str:
+                        if backend == "sqlite":
+                            return str(scratch / f"ledger-{next(files)}.db")
+                        return server.create_database()
+
+                    new_rate = calls_per_s(sys.executable, mode, n, location(), strict)
+                    old_rate = None
+                    if not strict and (backend == "sqlite" or old_pg):
+                        old_rate = calls_per_s(old, mode, n, location(), strict)
+                    unit = "thread" if mode == "threads" else "process"
+                    label = f"{backend}, {'strict' if strict else 'default'}, {n} {unit}"
+                    label += "s" if n > 1 and mode == "threads" else "es" if n > 1 else ""
+                    if old_rate is None:
+                        print(f"{label:52} {new_rate:10.0f} {'—':>10} {'':>7}")
+                    else:
+                        ratio = new_rate / old_rate
+                        print(f"{label:52} {new_rate:10.0f} {old_rate:10.0f} {ratio:7.2f}")
+                    sys.stdout.flush()
+    finally:
+        server.remove()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def main() -> None:
-    old = measure(old_python())
+    old_py = old_python()
+    old = measure(old_py)
     new = measure(sys.executable)
     print(f"llm_toll {new['version']} vs llm-toll {old['version']}, same machine, same run")
     print(f"{'':52} {'llm_toll':>10} {'0.13.0':>10} {'ratio':>7}")
@@ -73,6 +155,8 @@ def main() -> None:
     growth_new = new["check_1m_rows_us"] / new["check_10_rows_us"]
     growth_old = old["check_1m_rows_us"] / old["check_10_rows_us"]
     print(f"budget check 1M rows / 10 rows: llm_toll {growth_new:.2f}, 0.13.0 {growth_old:.2f}")
+    sys.stdout.flush()
+    throughput(old_py)
 
 
 if __name__ == "__main__":
