@@ -1558,7 +1558,9 @@ def test_llm_toll_imports_without_psycopg_and_names_the_extra() -> None:
 
 def test_both_backends_answer_alike(tmp_path: Path, pg_dsn: str) -> None:
     """The same calls into SQLite and PostgreSQL: every 0.13 read gives the same rows."""
-    now = datetime.now(timezone.utc).replace(microsecond=123_456)
+    # Safely in the past: rows that log_usage stamps with the real time sort after it in
+    # both stores, whatever the clock's microseconds are when the test runs.
+    now = (datetime.now(timezone.utc) - timedelta(seconds=10)).replace(microsecond=123_456)
     script: list[tuple[CallRecord, BudgetSpec | None]] = [
         (make_call(100_000_000, project="a", model="m1", at=now - timedelta(days=3)), None),
         (make_call(250_000_000, project="a", model="m2", at=now), BudgetSpec(10**9, "daily")),
