@@ -1000,6 +1000,28 @@ def strict_calls(store: BaseStore, worker: str) -> list[Any]:
     return results
 
 
+def default_mode_calls(store: BaseStore, worker: str) -> list[Any]:
+    """The same calls as ``strict_calls`` without ``strict``: checked, not reserved."""
+    import llm_toll
+
+    strict_decorated(store)  # the store and the model's price
+
+    @llm_toll.track_costs(project="default-mode", max_budget=STRICT_LIMIT_NANOS / 1e9)
+    def ask(call_id: str, output_tokens: int) -> dict[str, Any]:
+        return strict_response(call_id, output_tokens)
+
+    results: list[Any] = []
+    for n in range(STRICT_CALLS):
+        call_id = f"{worker}-{n}"
+        try:
+            ask(call_id, (n * 37) % 101)
+        except BudgetExceededError:
+            results.append(("refused", call_id))
+        else:
+            results.append(("ok", call_id))
+    return results
+
+
 RATE_N = 37
 RATE_CALLS = 10  # per thread: 160 tries for 37 places
 
@@ -1033,6 +1055,7 @@ def shared_rate_calls(store: BaseStore, worker: str) -> list[Any]:
 WORKLOADS = {
     "shared_rate_calls": shared_rate_calls,
     "strict_calls": strict_calls,
+    "default_mode_calls": default_mode_calls,
     "record_calls": record_calls,
     "log_within_budget": log_within_budget,
     "record_keyed_calls": record_keyed_calls,
@@ -1183,6 +1206,22 @@ def test_concurrent_strict_calls_never_overspend(store_factory: StoreFactory) ->
     assert len(outcomes) == 8 * THREADS * STRICT_CALLS
     with store_factory() as store:
         check_strict_outcomes(store, outcomes)
+
+
+def test_default_mode_overspends_within_the_stated_bound(store_factory: StoreFactory) -> None:
+    """README: without strict, the overspend is at most the calls in flight (one per
+    thread) plus, per process, one call started on a total at most a second old."""
+    processes = 8
+    outcomes = run_processes(store_factory, "default_mode_calls", processes=processes)
+    ok = {call_id for outcome, call_id in outcomes if outcome == "ok"}
+    assert ok and len(ok) < len(outcomes)  # the budget ran out and later calls were refused
+    with store_factory() as store:
+        rows = store.get_usage_logs_filtered(project="default-mode", limit=0)
+        ids = [row["response_id"] for row in rows]
+        assert len(ids) == len(set(ids)) and set(ids) == ok  # every success, exactly once
+        spent = store.get_spent("default-mode", None, utc_now())
+    bound = (processes * THREADS + processes) * usd_to_nanos(STRICT_WORST_USD)
+    assert STRICT_LIMIT_NANOS <= spent <= STRICT_LIMIT_NANOS + bound
 
 
 def test_concurrent_async_strict_calls_never_overspend(store_factory: StoreFactory) -> None:
