@@ -26,7 +26,7 @@ import time
 import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -35,10 +35,8 @@ from llm_toll.records import BudgetSpec, BudgetState, CallRecord, RateAdmission,
 from llm_toll.store.common import (
     GET_RESERVED,
     PROJECT_KEY,
-    CompatMethods,
     Run,
     acquire_rate_in,
-    add_utilization,
     as_dict,
     as_utc,
     budget_state,
@@ -56,6 +54,7 @@ from llm_toll.store.common import (
 )
 from llm_toll.store.errors import StoreError
 from llm_toll.store.migrations import SchemaError
+from llm_toll.store.reports import ReportMethods, ReportSQL
 
 try:
     import psycopg
@@ -138,41 +137,6 @@ _GET_SPENT = """
 SELECT spent_nanos FROM budget_totals WHERE project = %s AND budget_key = %s AND period = %s
 """
 
-# -- SQL of the llm-toll 0.13 read API ------------------------------------------------------
-# The same columns, names and order as the SQLite store's, so the rows are the same dicts.
-
-_LOG_COLUMNS = """
-id, project, model, input_tokens, output_tokens, cost_nanos, created_at, provider, operation,
-cache_read_input_tokens, cache_creation_input_tokens, reasoning_output_tokens, price_known,
-estimated, budget_key, response_id, duration_s
-"""
-_TOTALS = """
-SUM(cost_nanos) AS total_cost_nanos, SUM(input_tokens) AS total_input_tokens,
-SUM(output_tokens) AS total_output_tokens, COUNT(*) AS call_count
-"""
-_PROJECT_SUMMARIES = f"""
-SELECT project, {_TOTALS}, MAX(created_at) AS last_used
-FROM usage_logs GROUP BY project ORDER BY total_cost_nanos DESC, project
-"""
-_MODEL_SUMMARIES = f"""
-SELECT model, {_TOTALS} FROM usage_logs {{where}}
-GROUP BY model ORDER BY total_cost_nanos DESC, model
-"""
-_PROJECT_SUMMARIES_FOR_MODEL = f"""
-SELECT project, {_TOTALS} FROM usage_logs WHERE model = %s
-GROUP BY project ORDER BY total_cost_nanos DESC, project
-"""
-_DAILY_TRENDS = """
-SELECT (created_at AT TIME ZONE 'UTC')::date AS date, SUM(cost_nanos) AS daily_cost_nanos,
-       SUM(input_tokens) AS daily_input_tokens, SUM(output_tokens) AS daily_output_tokens,
-       COUNT(*) AS call_count
-FROM usage_logs WHERE created_at >= %s GROUP BY 1 ORDER BY 1
-"""
-_BUDGET_TOTALS = """
-SELECT project, period, spent_nanos AS total_cost_nanos, limit_nanos, thresholds_fired,
-       last_reset_at, updated_at, budget_key
-FROM budget_totals ORDER BY spent_nanos DESC, project, budget_key, period
-"""
 # Lock the project's rows in the order record_call does (the project's own before its keys',
 # each scope's lifetime first), then zero them.
 _LOCK_PROJECT_TOTALS = """
@@ -186,7 +150,7 @@ WHERE project = %s
 """
 
 
-class PostgresStore(CompatMethods):
+class PostgresStore(ReportMethods):
     """Budget store in a PostgreSQL database, for many processes on many hosts.
 
     ``dsn`` is a libpq connection string or URL (``postgresql://user@host:5432/db``). The
@@ -339,34 +303,6 @@ class PostgresStore(CompatMethods):
 
     # -- llm-toll 0.13 API (log_usage & co. come from CompatMethods) -----------------------
 
-    def get_usage_logs(self, project: str, limit: int = 100) -> list[dict[str, Any]]:
-        # A negative limit means no limit, as SQLite's LIMIT -1 did in llm-toll 0.13.
-        return self._usage_logs(project, None, limit)
-
-    def get_usage_logs_filtered(
-        self, project: str | None = None, model: str | None = None, limit: int = 1000
-    ) -> list[dict[str, Any]]:
-        return self._usage_logs(project, model, limit if limit > 0 else -1)
-
-    def get_all_project_summaries(self) -> list[dict[str, Any]]:
-        return self._report("read project summaries", _PROJECT_SUMMARIES)
-
-    def get_model_summaries(self, project: str | None = None) -> list[dict[str, Any]]:
-        if project is None:
-            return self._report("read model summaries", _MODEL_SUMMARIES.format(where=""))
-        sql = _MODEL_SUMMARIES.format(where="WHERE project = %s")
-        return self._report("read model summaries", sql, (project,))
-
-    def get_project_summaries_for_model(self, model: str) -> list[dict[str, Any]]:
-        return self._report("read project summaries", _PROJECT_SUMMARIES_FOR_MODEL, (model,))
-
-    def get_daily_cost_trends(self, days: int = 30) -> list[dict[str, Any]]:
-        cutoff = utc_now() - timedelta(days=days)
-        return self._report("read daily cost trends", _DAILY_TRENDS, (cutoff,))
-
-    def get_budget_utilization(self) -> list[dict[str, Any]]:
-        return add_utilization(self._report("read budget utilization", _BUDGET_TOTALS))
-
     def reset_budget(self, project: str) -> None:
         now = utc_now()
         try:
@@ -385,24 +321,13 @@ class PostgresStore(CompatMethods):
 
     # -- internals -------------------------------------------------------------------------
 
-    def _usage_logs(
-        self, project: str | None, model: str | None, limit: int
-    ) -> list[dict[str, Any]]:
-        clauses: list[str] = []
-        params: list[object] = []
-        if project is not None:
-            clauses.append("project = %s")
-            params.append(project)
-        if model is not None:
-            clauses.append("model = %s")
-            params.append(model)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = (
-            f"SELECT {_LOG_COLUMNS} FROM usage_logs {where} "
-            "ORDER BY created_at DESC, id DESC LIMIT %s"
-        )
-        params.append(None if limit < 0 else limit)  # LIMIT NULL: all rows
-        return self._report("read usage logs", sql, params)
+    _sql = ReportSQL.for_backend("%s", "(created_at AT TIME ZONE 'UTC')::date")
+
+    def _time_param(self, at: datetime) -> object:
+        return at
+
+    def _limit_param(self, limit: int) -> object:
+        return None if limit < 0 else limit  # LIMIT NULL: every row
 
     def _report(self, action: str, sql: str, params: Sequence[object] = ()) -> list[dict[str, Any]]:
         """Rows of a read query as dicts; on a store failure a warning and no rows."""

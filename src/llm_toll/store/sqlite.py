@@ -15,7 +15,7 @@ import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -25,10 +25,8 @@ from llm_toll.records import BudgetSpec, BudgetState, CallRecord, RateAdmission,
 from llm_toll.store.common import (
     GET_RESERVED,
     PROJECT_KEY,
-    CompatMethods,
     Run,
     acquire_rate_in,
-    add_utilization,
     as_dict,
     as_utc,
     budget_state,
@@ -47,6 +45,7 @@ from llm_toll.store.common import (
 from llm_toll.store.errors import StoreError as StoreError
 from llm_toll.store.errors import StoreWarning as StoreWarning  # an older import path
 from llm_toll.store.migrations import SchemaError, migrate
+from llm_toll.store.reports import ReportMethods, ReportSQL
 
 DB_PATH_ENV = "LLM_TOLL_DB"
 DEFAULT_DB_NAME = ".llm_toll.db"
@@ -87,41 +86,6 @@ _GET_SPENT = """
 SELECT spent_nanos FROM budget_totals WHERE project = ? AND budget_key = ? AND period = ?
 """
 
-# -- SQL of the llm-toll 0.13 read API ------------------------------------------------------
-# A column named `<x>_nanos` is returned both as `<x>` (float USD) and as itself (exact).
-
-_LOG_COLUMNS = """
-id, project, model, input_tokens, output_tokens, cost_nanos, created_at, provider, operation,
-cache_read_input_tokens, cache_creation_input_tokens, reasoning_output_tokens, price_known,
-estimated, budget_key, response_id, duration_s
-"""
-_TOTALS = """
-SUM(cost_nanos) AS total_cost_nanos, SUM(input_tokens) AS total_input_tokens,
-SUM(output_tokens) AS total_output_tokens, COUNT(*) AS call_count
-"""
-_PROJECT_SUMMARIES = f"""
-SELECT project, {_TOTALS}, MAX(created_at) AS last_used
-FROM usage_logs GROUP BY project ORDER BY total_cost_nanos DESC, project
-"""
-_MODEL_SUMMARIES = f"""
-SELECT model, {_TOTALS} FROM usage_logs {{where}}
-GROUP BY model ORDER BY total_cost_nanos DESC, model
-"""
-_PROJECT_SUMMARIES_FOR_MODEL = f"""
-SELECT project, {_TOTALS} FROM usage_logs WHERE model = ?
-GROUP BY project ORDER BY total_cost_nanos DESC, project
-"""
-_DAILY_TRENDS = """
-SELECT DATE(created_at) AS date, SUM(cost_nanos) AS daily_cost_nanos,
-       SUM(input_tokens) AS daily_input_tokens, SUM(output_tokens) AS daily_output_tokens,
-       COUNT(*) AS call_count
-FROM usage_logs WHERE created_at >= ? GROUP BY DATE(created_at) ORDER BY date
-"""
-_BUDGET_TOTALS = """
-SELECT project, period, spent_nanos AS total_cost_nanos, limit_nanos, thresholds_fired,
-       last_reset_at, updated_at, budget_key
-FROM budget_totals ORDER BY spent_nanos DESC, project, budget_key, period
-"""
 _RESET_BUDGET = """
 UPDATE budget_totals SET spent_nanos = 0, thresholds_fired = 0, last_reset_at = ?,
     updated_at = ?
@@ -138,7 +102,7 @@ def default_db_path() -> Path:
     return Path(configured).expanduser() if configured else Path.home() / DEFAULT_DB_NAME
 
 
-class SQLiteStore(CompatMethods):
+class SQLiteStore(ReportMethods):
     """Budget store in one SQLite file (default ``$LLM_TOLL_DB`` or ``~/.llm_toll.db``).
 
     The file is created readable by its owner only. ``busy_timeout_s`` is how long a write
@@ -245,34 +209,6 @@ class SQLiteStore(CompatMethods):
 
     # -- llm-toll 0.13 API (log_usage & co. come from CompatMethods) -----------------------
 
-    def get_usage_logs(self, project: str, limit: int = 100) -> list[dict[str, Any]]:
-        # LIMIT with a negative value means no limit in SQLite, as it did in llm-toll 0.13.
-        return self._usage_logs(project, None, limit)
-
-    def get_usage_logs_filtered(
-        self, project: str | None = None, model: str | None = None, limit: int = 1000
-    ) -> list[dict[str, Any]]:
-        return self._usage_logs(project, model, limit if limit > 0 else -1)
-
-    def get_all_project_summaries(self) -> list[dict[str, Any]]:
-        return self._report("read project summaries", _PROJECT_SUMMARIES)
-
-    def get_model_summaries(self, project: str | None = None) -> list[dict[str, Any]]:
-        if project is None:
-            return self._report("read model summaries", _MODEL_SUMMARIES.format(where=""))
-        sql = _MODEL_SUMMARIES.format(where="WHERE project = ?")
-        return self._report("read model summaries", sql, (project,))
-
-    def get_project_summaries_for_model(self, model: str) -> list[dict[str, Any]]:
-        return self._report("read project summaries", _PROJECT_SUMMARIES_FOR_MODEL, (model,))
-
-    def get_daily_cost_trends(self, days: int = 30) -> list[dict[str, Any]]:
-        cutoff = _iso_utc(utc_now() - timedelta(days=days))
-        return self._report("read daily cost trends", _DAILY_TRENDS, (cutoff,))
-
-    def get_budget_utilization(self) -> list[dict[str, Any]]:
-        return add_utilization(self._report("read budget utilization", _BUDGET_TOTALS))
-
     def reset_budget(self, project: str) -> None:
         now = _utc_now_iso()
         try:
@@ -289,23 +225,13 @@ class SQLiteStore(CompatMethods):
 
     # -- internals -------------------------------------------------------------------------
 
-    def _usage_logs(
-        self, project: str | None, model: str | None, limit: int
-    ) -> list[dict[str, Any]]:
-        clauses: list[str] = []
-        params: list[str] = []
-        if project is not None:
-            clauses.append("project = ?")
-            params.append(project)
-        if model is not None:
-            clauses.append("model = ?")
-            params.append(model)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = (
-            f"SELECT {_LOG_COLUMNS} FROM usage_logs {where} "
-            "ORDER BY created_at DESC, id DESC LIMIT ?"
-        )
-        return self._report("read usage logs", sql, (*params, limit))
+    _sql = ReportSQL.for_backend("?", "DATE(created_at)")
+
+    def _time_param(self, at: datetime) -> object:
+        return _iso_utc(at)  # timestamps are ISO-8601 text in SQLite
+
+    def _limit_param(self, limit: int) -> object:
+        return limit  # LIMIT -1: every row
 
     def _report(self, action: str, sql: str, params: Sequence[object] = ()) -> list[dict[str, Any]]:
         """Rows of a read query as dicts; on a store failure a warning and no rows."""

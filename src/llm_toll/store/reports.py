@@ -1,0 +1,132 @@
+"""The llm-toll 0.13 read API, written once over a backend's ``_report`` query runner.
+
+The two stores differ only in their SQL parameter marker (``?`` / ``%s``), how a timestamp
+becomes a UTC day, and how they take a cutoff time and an unlimited LIMIT; each store
+states those and inherits the rest.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+from llm_toll.store.common import CompatMethods, add_utilization, utc_now
+
+# A column named `<x>_nanos` is returned both as `<x>` (float USD) and as itself (exact).
+_LOG_COLUMNS = """
+id, project, model, input_tokens, output_tokens, cost_nanos, created_at, provider, operation,
+cache_read_input_tokens, cache_creation_input_tokens, reasoning_output_tokens, price_known,
+estimated, budget_key, response_id, duration_s
+"""
+_TOTALS = """
+SUM(cost_nanos) AS total_cost_nanos, SUM(input_tokens) AS total_input_tokens,
+SUM(output_tokens) AS total_output_tokens, COUNT(*) AS call_count
+"""
+
+
+@dataclass(frozen=True)
+class ReportSQL:
+    """The read queries of one backend, with its parameter marker filled in."""
+
+    param: str
+    project_summaries: str
+    model_summaries: str  # with a `{where}` slot
+    project_summaries_for_model: str
+    daily_trends: str
+    budget_totals: str
+
+    @classmethod
+    def for_backend(cls, param: str, utc_day_of_created_at: str) -> ReportSQL:
+        return cls(
+            param=param,
+            project_summaries=f"""
+                SELECT project, {_TOTALS}, MAX(created_at) AS last_used
+                FROM usage_logs GROUP BY project ORDER BY total_cost_nanos DESC, project""",
+            model_summaries=f"""
+                SELECT model, {_TOTALS} FROM usage_logs {{where}}
+                GROUP BY model ORDER BY total_cost_nanos DESC, model""",
+            project_summaries_for_model=f"""
+                SELECT project, {_TOTALS} FROM usage_logs WHERE model = {param}
+                GROUP BY project ORDER BY total_cost_nanos DESC, project""",
+            daily_trends=f"""
+                SELECT {utc_day_of_created_at} AS date, SUM(cost_nanos) AS daily_cost_nanos,
+                       SUM(input_tokens) AS daily_input_tokens,
+                       SUM(output_tokens) AS daily_output_tokens, COUNT(*) AS call_count
+                FROM usage_logs WHERE created_at >= {param} GROUP BY 1 ORDER BY 1""",
+            budget_totals="""
+                SELECT project, period, spent_nanos AS total_cost_nanos, limit_nanos,
+                       thresholds_fired, last_reset_at, updated_at, budget_key
+                FROM budget_totals
+                ORDER BY spent_nanos DESC, project, budget_key, period""",
+        )
+
+
+class ReportMethods(CompatMethods):
+    """``get_usage_logs`` ... ``get_budget_utilization`` for a store that can run a query."""
+
+    _sql: ClassVar[ReportSQL]
+
+    @abstractmethod
+    def _report(self, action: str, sql: str, params: Sequence[object] = ()) -> list[dict[str, Any]]:
+        """Rows of a read query as dicts; on a store failure a warning and no rows."""
+
+    @abstractmethod
+    def _time_param(self, at: datetime) -> object:
+        """``at`` as the backend compares it with ``created_at``."""
+
+    @abstractmethod
+    def _limit_param(self, limit: int) -> object:
+        """``limit`` for LIMIT, a negative one meaning every row."""
+
+    def get_usage_logs(self, project: str, limit: int = 100) -> list[dict[str, Any]]:
+        # A negative limit means no limit, as SQLite's LIMIT -1 did in llm-toll 0.13.
+        return self._usage_logs(project, None, limit)
+
+    def get_usage_logs_filtered(
+        self, project: str | None = None, model: str | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        return self._usage_logs(project, model, limit if limit > 0 else -1)
+
+    def get_all_project_summaries(self) -> list[dict[str, Any]]:
+        return self._report("read project summaries", self._sql.project_summaries)
+
+    def get_model_summaries(self, project: str | None = None) -> list[dict[str, Any]]:
+        sql = self._sql.model_summaries
+        if project is None:
+            return self._report("read model summaries", sql.format(where=""))
+        where = f"WHERE project = {self._sql.param}"
+        return self._report("read model summaries", sql.format(where=where), (project,))
+
+    def get_project_summaries_for_model(self, model: str) -> list[dict[str, Any]]:
+        return self._report(
+            "read project summaries", self._sql.project_summaries_for_model, (model,)
+        )
+
+    def get_daily_cost_trends(self, days: int = 30) -> list[dict[str, Any]]:
+        cutoff = self._time_param(utc_now() - timedelta(days=days))
+        return self._report("read daily cost trends", self._sql.daily_trends, (cutoff,))
+
+    def get_budget_utilization(self) -> list[dict[str, Any]]:
+        return add_utilization(self._report("read budget utilization", self._sql.budget_totals))
+
+    def _usage_logs(
+        self, project: str | None, model: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        param = self._sql.param
+        clauses: list[str] = []
+        params: list[object] = []
+        if project is not None:
+            clauses.append(f"project = {param}")
+            params.append(project)
+        if model is not None:
+            clauses.append(f"model = {param}")
+            params.append(model)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = (
+            f"SELECT {_LOG_COLUMNS} FROM usage_logs {where} "
+            f"ORDER BY created_at DESC, id DESC LIMIT {param}"
+        )
+        return self._report("read usage logs", sql, (*params, self._limit_param(limit)))
