@@ -21,10 +21,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn
 
-from llm_toll.money import nanos_to_decimal, usd_to_nanos
+from llm_toll._budget.money import nanos_to_decimal, usd_to_nanos
+from llm_toll._version import VERSION
 from llm_toll.reporter import format_usd
 from llm_toll.store import BaseStore, SQLiteStore, StoreError, StoreWarning, create_store
-from llm_toll.version import VERSION
 
 STORE_URL_ENV = "LLM_TOLL_STORE_URL"
 

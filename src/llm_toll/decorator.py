@@ -1,28 +1,18 @@
-"""``@track_costs``: pick the call shape at decoration time and drive each call through it."""
+"""``@track_costs``: check the options, make the plan, and wrap the function for its shape."""
 
 from __future__ import annotations
 
-import functools
-import inspect
 import math
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
-from llm_toll import runtime
-from llm_toll.budget import validate_reset
-from llm_toll.calls import Plan, begin, begin_async
-from llm_toll.money import usd_to_nanos
-from llm_toll.pricing_genai import preload
+from llm_toll._budget.money import usd_to_nanos
+from llm_toll._budget.periods import Reset, validate_reset
+from llm_toll._budget.records import BudgetSpec
+from llm_toll._call import shapes
+from llm_toll._call.plan import Plan
+from llm_toll._runtime import set_reporter, set_store
 from llm_toll.rate_limiter import RateLimiter
-from llm_toll.records import BudgetSpec
-from llm_toll.runtime import set_reporter, set_store
-from llm_toll.streams import (
-    AsyncStreamProxy,
-    StreamSettlement,
-    SyncStreamProxy,
-    is_async_stream,
-    is_sync_stream,
-)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,7 +29,7 @@ def track_costs(
     project: str = "default",
     model: str | None = None,
     max_budget: float | None = None,
-    reset: str | None = None,
+    reset: Reset | None = None,
     rate_limit: int | None = None,
     tpm_limit: int | None = None,
     extract_usage: Callable[[Any], Any] | None = None,
@@ -59,7 +49,7 @@ def track_costs(
     project: str = "default",
     model: str | None = None,
     max_budget: float | None = None,
-    reset: str | None = None,
+    reset: Reset | None = None,
     rate_limit: int | None = None,
     tpm_limit: int | None = None,
     extract_usage: Callable[[Any], Any] | None = None,
@@ -179,117 +169,6 @@ def track_costs(
             wait=wait,
             shared_limits=shared_limits,
         )
-        if inspect.isasyncgenfunction(func) or inspect.iscoroutinefunction(func):
-            # Async calls price on the event loop: load genai-prices' data now, not in the
-            # middle of a run.
-            preload()
-        if inspect.isasyncgenfunction(func):
-            wrapper: Callable[..., Any] = _async_generator(func, plan)
-        elif inspect.iscoroutinefunction(func):
-            wrapper = _coroutine(func, plan)
-        elif inspect.isgeneratorfunction(func):
-            wrapper = _generator(func, plan)
-        else:
-            wrapper = _function(func, plan)
-        return functools.wraps(func)(wrapper)  # type: ignore[return-value]
+        return shapes.wrap(func, plan)
 
     return decorate if fn is None else decorate(fn)
-
-
-def _function(func: Callable[..., Any], plan: Plan) -> Callable[..., Any]:
-    def call_function(*args: Any, **kwargs: Any) -> Any:
-        call = begin(plan, args, kwargs)
-        token = call.attach()
-        try:
-            result = func(*args, **kwargs)
-        except BaseException as error:
-            call.detach(token)
-            call.fail(error)
-            raise
-        call.detach(token)
-        if is_sync_stream(result):
-            return SyncStreamProxy(result, call)
-        if is_async_stream(result):
-            return AsyncStreamProxy(result, call)
-        call.finish(result)
-        return result
-
-    return call_function
-
-
-def _coroutine(func: Callable[..., Any], plan: Plan) -> Callable[..., Any]:
-    async def call_coroutine(*args: Any, **kwargs: Any) -> Any:
-        call = await begin_async(plan, args, kwargs)
-        token = call.attach()
-        try:
-            result = await func(*args, **kwargs)
-        except BaseException as error:
-            call.detach(token)
-            runtime.worker.submit(call.fail, error)
-            raise
-        call.detach(token)
-        if is_async_stream(result):
-            return AsyncStreamProxy(result, call)
-        if is_sync_stream(result):
-            return SyncStreamProxy(result, call)
-        await call.finish_async(result)
-        return result
-
-    return call_coroutine
-
-
-def _generator(func: Callable[..., Any], plan: Plan) -> Callable[..., Any]:
-    def call_generator(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
-        call = begin(plan, args, kwargs)
-        settlement = StreamSettlement(call)
-        error: BaseException | None = None
-        inner = func(*args, **kwargs)
-        try:
-            sent = None
-            while True:
-                token = call.attach()
-                try:
-                    item = inner.send(sent)
-                except StopIteration as stop:
-                    return stop.value
-                finally:
-                    call.detach(token)
-                settlement.feed(item)
-                sent = yield item
-        except BaseException as raised:
-            # GeneratorExit: the consumer stopped early; settle what it saw, as a success.
-            error = None if isinstance(raised, GeneratorExit) else raised
-            raise
-        finally:
-            inner.close()
-            settlement.settle(error)
-
-    return call_generator
-
-
-def _async_generator(func: Callable[..., Any], plan: Plan) -> Callable[..., Any]:
-    async def call_async_generator(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
-        call = await begin_async(plan, args, kwargs)
-        settlement = StreamSettlement(call)
-        error: BaseException | None = None
-        inner = func(*args, **kwargs)
-        try:
-            sent = None
-            while True:
-                token = call.attach()
-                try:
-                    item = await inner.asend(sent)
-                except StopAsyncIteration:
-                    return
-                finally:
-                    call.detach(token)
-                settlement.feed(item)
-                sent = yield item
-        except BaseException as raised:
-            error = None if isinstance(raised, GeneratorExit) else raised
-            raise
-        finally:
-            await inner.aclose()
-            await settlement.settle_async(error)
-
-    return call_async_generator

@@ -10,11 +10,68 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from typing import NamedTuple
 
+from llm_toll._budget.records import LimitKind
 from llm_toll.exceptions import LocalRateLimitError
 
 WINDOW_SECONDS = 60.0
+
+
+class RateRefusal(NamedTuple):
+    """Why a request does not fit in its window, and when it would."""
+
+    limit_type: LimitKind
+    retry_after: float
+    """Seconds until the request would be admitted (never negative)."""
+
+
+def window_refusal(
+    *,
+    requests: Sequence[float],
+    held: Iterable[tuple[float, int]],
+    held_tokens: int,
+    rpm: int | None,
+    tpm: int | None,
+    estimated_tokens: int,
+    now: float,
+) -> RateRefusal | None:
+    """The refusal of a request of ``estimated_tokens`` at ``now``, or None when it fits.
+
+    ``requests`` are the times of the requests in the window and ``held`` the ``(time,
+    tokens)`` entries in it, oldest first, ``held_tokens`` their sum. The rules, the same
+    for this process's windows (:class:`RateLimiter`) and those kept in a store
+    (``shared_limits=True``): a request needs at least one token of room under ``tpm``; an
+    estimate above the whole limit needs an empty window rather than being refused
+    forever; when both limits refuse, the one that frees up last is reported, so its
+    ``retry_after`` is when the request would be admitted.
+    """
+    refusals: list[RateRefusal] = []
+    if rpm is not None and len(requests) >= rpm:
+        # The (excess + 1) oldest requests must leave the window.
+        oldest_to_expire = requests[len(requests) - rpm]
+        refusals.append(RateRefusal("rpm", oldest_to_expire + WINDOW_SECONDS - now))
+    if tpm is not None:
+        needed = min(max(estimated_tokens, 1), tpm)
+        excess = held_tokens + needed - tpm
+        if excess > 0:
+            refusals.append(RateRefusal("tpm", _seconds_until_freed(held, excess, now)))
+    if not refusals:
+        return None
+    limit_type, retry_after = max(refusals, key=lambda refusal: refusal.retry_after)
+    return RateRefusal(limit_type, max(0.0, retry_after))
+
+
+def _seconds_until_freed(held: Iterable[tuple[float, int]], tokens: int, now: float) -> float:
+    """Seconds until at least ``tokens`` tokens have left the window (oldest go first)."""
+    freed = 0
+    for at, held_tokens in held:
+        freed += held_tokens
+        if freed >= tokens:
+            return at + WINDOW_SECONDS - now
+    # Unreachable: ``tokens`` never exceeds the sum in the window.
+    raise AssertionError("token window sum out of step with its entries")
 
 
 class _TokenEntry:
@@ -185,40 +242,21 @@ class RateLimiter:
             expired.tokens = 0
 
     def _refusal(self, now: float, estimated_tokens: int) -> LocalRateLimitError | None:
-        """The error for a request of ``estimated_tokens`` now, or None if it fits.
-
-        When both limits refuse, the one that frees up last is reported, so its
-        ``retry_after`` is when the request would be admitted.
-        """
-        refusals: list[LocalRateLimitError] = []
-        if self._rpm is not None and len(self._requests) >= self._rpm:
-            # The (excess + 1) oldest requests must leave the window.
-            oldest_to_expire = self._requests[len(self._requests) - self._rpm]
-            refusals.append(self._error("rpm", self._rpm, oldest_to_expire + WINDOW_SECONDS - now))
-        if self._tpm is not None:
-            needed = min(max(estimated_tokens, 1), self._tpm)
-            excess = self._token_sum + needed - self._tpm
-            if excess > 0:
-                wait = self._seconds_until_freed(excess, now)
-                refusals.append(self._error("tpm", self._tpm, wait))
-        if not refusals:
+        """The error for a request of ``estimated_tokens`` now, or None if it fits."""
+        refusal = window_refusal(
+            requests=self._requests,
+            held=((entry.at, entry.tokens) for entry in self._token_entries),
+            held_tokens=self._token_sum,
+            rpm=self._rpm,
+            tpm=self._tpm,
+            estimated_tokens=estimated_tokens,
+            now=now,
+        )
+        if refusal is None:
             return None
-        return max(refusals, key=lambda e: e.retry_after or 0.0)
-
-    def _seconds_until_freed(self, tokens: int, now: float) -> float:
-        """Seconds until at least ``tokens`` tokens have left the window (oldest go first)."""
-        freed = 0
-        for entry in self._token_entries:
-            freed += entry.tokens
-            if freed >= tokens:
-                return entry.at + WINDOW_SECONDS - now
-        # Unreachable: ``tokens`` never exceeds the sum in the window.
-        raise AssertionError("token window sum out of step with its entries")
-
-    @staticmethod
-    def _error(limit_type: str, limit_value: int, retry_after: float) -> LocalRateLimitError:
+        limit = self._rpm if refusal.limit_type == "rpm" else self._tpm
         return LocalRateLimitError(
-            limit_type=limit_type, limit_value=limit_value, retry_after=max(0.0, retry_after)
+            limit_type=refusal.limit_type, limit_value=limit, retry_after=refusal.retry_after
         )
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import IO
 
-from llm_toll.money import nanos_to_decimal, usd_to_nanos
+from llm_toll._budget.money import nanos_to_decimal, usd_to_nanos
 
 REPORT_ENV = "LLM_TOLL_REPORT"
 _TRUE_VALUES = frozenset({"1", "true", "yes"})

@@ -13,8 +13,8 @@ import genai_prices
 import pytest
 
 from llm_toll import track_costs
+from llm_toll._budget.money import usd_to_nanos
 from llm_toll.demo.replay import ReplayServer
-from llm_toll.money import usd_to_nanos
 from llm_toll.store import SQLiteStore
 from llm_toll.usage import Usage
 from tests.support.otel import Telemetry

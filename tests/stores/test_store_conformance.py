@@ -23,12 +23,12 @@ from typing import Any
 
 import pytest
 
-from llm_toll.budget import LIFETIME
+from llm_toll._budget.money import usd_to_nanos
+from llm_toll._budget.periods import LIFETIME
+from llm_toll._budget.records import BudgetSpec, BudgetState, CallRecord
 from llm_toll.exceptions import BudgetExceededError, LocalRateLimitError
-from llm_toll.money import usd_to_nanos
-from llm_toll.records import BudgetSpec, BudgetState, CallRecord
 from llm_toll.store import BaseStore, SQLiteStore, StoreError, StoreWarning, create_store
-from llm_toll.store.common import utc_now
+from llm_toll.store._time import utc_now
 from llm_toll.usage.base import Usage
 from tests.stores.conftest import (
     REPO,
@@ -717,8 +717,12 @@ TTL_S = 60.0
 
 
 def test_reserve_settle_and_release_arithmetic(store: BaseStore) -> None:
-    first = store.reserve("proj", None, DAILY, MONDAY, 300, TTL_S)
-    second = store.reserve("proj", None, DAILY, MONDAY, 200, TTL_S)
+    first = store.reserve(
+        "proj", budget_key=None, spec=DAILY, at=MONDAY, amount_nanos=300, ttl_s=TTL_S
+    )
+    second = store.reserve(
+        "proj", budget_key=None, spec=DAILY, at=MONDAY, amount_nanos=200, ttl_s=TTL_S
+    )
     assert first is not None and second is not None
     assert first.id != second.id
     assert (first.period, first.amount_nanos, first.budget_key) == ("2026-03-02", 300, None)
@@ -746,30 +750,84 @@ def test_reserve_settle_and_release_arithmetic(store: BaseStore) -> None:
 
 def test_reserve_refuses_what_does_not_fit(store: BaseStore) -> None:
     store.record_call(make_call(400), DAILY)
-    held = store.reserve("proj", None, DAILY, MONDAY, 500, TTL_S)
+    held = store.reserve(
+        "proj", budget_key=None, spec=DAILY, at=MONDAY, amount_nanos=500, ttl_s=TTL_S
+    )
     assert held is not None
     # spent 400 + reserved 500 + 101 > 1000, though spent alone is far under the limit.
-    assert store.reserve("proj", None, DAILY, MONDAY, 101, TTL_S) is None
-    exact = store.reserve("proj", None, DAILY, MONDAY, 100, TTL_S)  # exactly at the limit
+    assert (
+        store.reserve("proj", budget_key=None, spec=DAILY, at=MONDAY, amount_nanos=101, ttl_s=TTL_S)
+        is None
+    )
+    exact = store.reserve(
+        "proj", budget_key=None, spec=DAILY, at=MONDAY, amount_nanos=100, ttl_s=TTL_S
+    )  # exactly at the limit
     assert exact is not None
-    assert store.reserve("proj", None, DAILY, MONDAY, 0, TTL_S) is not None  # nothing to add
-    assert store.reserve("proj", None, DAILY, MONDAY, 1, TTL_S) is None
+    assert (
+        store.reserve("proj", budget_key=None, spec=DAILY, at=MONDAY, amount_nanos=0, ttl_s=TTL_S)
+        is not None
+    )  # nothing to add
+    assert (
+        store.reserve("proj", budget_key=None, spec=DAILY, at=MONDAY, amount_nanos=1, ttl_s=TTL_S)
+        is None
+    )
     assert store.get_reserved("proj", "daily", MONDAY) == 600
     # A refusal writes no reservation; another day is another period.
-    assert store.reserve("proj", None, DAILY, MONDAY + timedelta(days=1), 1_000, TTL_S)
+    assert store.reserve(
+        "proj",
+        budget_key=None,
+        spec=DAILY,
+        at=MONDAY + timedelta(days=1),
+        amount_nanos=1_000,
+        ttl_s=TTL_S,
+    )
     # A spec without a limit never refuses.
-    assert store.reserve("other", None, BudgetSpec(None, "daily"), MONDAY, 10**15, TTL_S)
+    assert store.reserve(
+        "other",
+        budget_key=None,
+        spec=BudgetSpec(None, "daily"),
+        at=MONDAY,
+        amount_nanos=10**15,
+        ttl_s=TTL_S,
+    )
 
 
 def test_reservations_of_a_budget_key(store: BaseStore) -> None:
     key_spec = BudgetSpec(300, "daily")
-    held = store.reserve("proj", "k", DAILY, MONDAY, 250, TTL_S, key_spec)
+    held = store.reserve(
+        "proj",
+        budget_key="k",
+        spec=DAILY,
+        at=MONDAY,
+        amount_nanos=250,
+        ttl_s=TTL_S,
+        key_spec=key_spec,
+    )
     assert held is not None and held.budget_key == "k"
     assert store.get_reserved("proj", "daily", MONDAY, budget_key="k") == 250
     assert store.get_reserved("proj", "daily", MONDAY) == 250
     # The key's limit refuses; another key and the project go on.
-    assert store.reserve("proj", "k", DAILY, MONDAY, 51, TTL_S, key_spec) is None
-    other = store.reserve("proj", "j", DAILY, MONDAY, 51, TTL_S, key_spec)
+    assert (
+        store.reserve(
+            "proj",
+            budget_key="k",
+            spec=DAILY,
+            at=MONDAY,
+            amount_nanos=51,
+            ttl_s=TTL_S,
+            key_spec=key_spec,
+        )
+        is None
+    )
+    other = store.reserve(
+        "proj",
+        budget_key="j",
+        spec=DAILY,
+        at=MONDAY,
+        amount_nanos=51,
+        ttl_s=TTL_S,
+        key_spec=key_spec,
+    )
     assert other is not None
     state = store.settle_reservation(held, keyed(200, "k"))
     assert state.spent_nanos == 200
@@ -780,20 +838,51 @@ def test_reservations_of_a_budget_key(store: BaseStore) -> None:
     assert store.get_reserved("proj", "daily", MONDAY, budget_key="j") == 0
     assert store.get_reserved("proj", "daily", MONDAY) == 0
     with pytest.raises(ValueError, match="reset"):
-        store.reserve("proj", "k", DAILY, MONDAY, 1, TTL_S, BudgetSpec(300, "monthly"))
+        store.reserve(
+            "proj",
+            budget_key="k",
+            spec=DAILY,
+            at=MONDAY,
+            amount_nanos=1,
+            ttl_s=TTL_S,
+            key_spec=BudgetSpec(300, "monthly"),
+        )
     with pytest.raises(ValueError, match="amount_nanos"):
-        store.reserve("proj", None, DAILY, MONDAY, -1, TTL_S)
+        store.reserve("proj", budget_key=None, spec=DAILY, at=MONDAY, amount_nanos=-1, ttl_s=TTL_S)
 
 
 def test_expired_reservations_are_reclaimed_by_the_next_reserve(store: BaseStore) -> None:
     key_spec = BudgetSpec(1_000, "daily")
-    crashed = store.reserve("proj", "k", DAILY, MONDAY, 600, 30.0, key_spec)
-    alive = store.reserve("proj", None, DAILY, MONDAY, 300, 3600.0)
+    crashed = store.reserve(
+        "proj",
+        budget_key="k",
+        spec=DAILY,
+        at=MONDAY,
+        amount_nanos=600,
+        ttl_s=30.0,
+        key_spec=key_spec,
+    )
+    alive = store.reserve(
+        "proj", budget_key=None, spec=DAILY, at=MONDAY, amount_nanos=300, ttl_s=3600.0
+    )
     assert crashed is not None and alive is not None
-    assert store.reserve("proj", None, DAILY, MONDAY + timedelta(seconds=29), 200, 60.0) is None
+    assert (
+        store.reserve(
+            "proj",
+            budget_key=None,
+            spec=DAILY,
+            at=MONDAY + timedelta(seconds=29),
+            amount_nanos=200,
+            ttl_s=60.0,
+        )
+        is None
+    )
     # At its expiry the crashed process's reservation is given back, the live one kept.
     later = MONDAY + timedelta(seconds=30)
-    assert store.reserve("proj", None, DAILY, later, 200, 60.0) is not None
+    assert (
+        store.reserve("proj", budget_key=None, spec=DAILY, at=later, amount_nanos=200, ttl_s=60.0)
+        is not None
+    )
     assert store.get_reserved("proj", "daily", MONDAY) == 500
     assert store.get_reserved("proj", "daily", MONDAY, budget_key="k") == 0
     # The crashed call's late settlement records its cost and releases nothing twice.
@@ -830,56 +919,68 @@ T0 = 1_800_000_000.0  # seconds since the epoch: the tests' controlled clock
 
 
 def test_shared_rpm_admits_up_to_the_limit_then_tells_when(store: BaseStore) -> None:
-    assert store.acquire_rate("s", 2, None, 0, T0).admitted
-    assert store.acquire_rate("s", 2, None, 0, T0 + 10).admitted
-    refused = store.acquire_rate("s", 2, None, 0, T0 + 20)
+    assert store.acquire_rate("s", rpm=2, tpm=None, estimated_tokens=0, now=T0).admitted
+    assert store.acquire_rate("s", rpm=2, tpm=None, estimated_tokens=0, now=T0 + 10).admitted
+    refused = store.acquire_rate("s", rpm=2, tpm=None, estimated_tokens=0, now=T0 + 20)
     assert (refused.admitted, refused.limit_type) == (False, "rpm")
     assert refused.retry_after == pytest.approx(40.0)  # the first request leaves at T0 + 60
-    assert store.acquire_rate("other", 2, None, 0, T0 + 20).admitted  # scopes are apart
-    assert not store.acquire_rate("s", 2, None, 0, T0 + 59.5).admitted
-    assert store.acquire_rate("s", 2, None, 0, T0 + 60).admitted  # gone at exactly T0 + 60
-    refused = store.acquire_rate("s", 2, None, 0, T0 + 61)
+    assert store.acquire_rate(
+        "other", rpm=2, tpm=None, estimated_tokens=0, now=T0 + 20
+    ).admitted  # scopes are apart
+    assert not store.acquire_rate("s", rpm=2, tpm=None, estimated_tokens=0, now=T0 + 59.5).admitted
+    assert store.acquire_rate(
+        "s", rpm=2, tpm=None, estimated_tokens=0, now=T0 + 60
+    ).admitted  # gone at exactly T0 + 60
+    refused = store.acquire_rate("s", rpm=2, tpm=None, estimated_tokens=0, now=T0 + 61)
     assert refused.retry_after == pytest.approx(9.0)
-    assert store.acquire_rate("s", 2, None, 0, T0 + 200).admitted  # the window emptied
+    assert store.acquire_rate(
+        "s", rpm=2, tpm=None, estimated_tokens=0, now=T0 + 200
+    ).admitted  # the window emptied
 
 
 def test_shared_tpm_reserves_settles_and_releases(store: BaseStore) -> None:
-    first = store.acquire_rate("t", None, 100, 60, T0)
+    first = store.acquire_rate("t", rpm=None, tpm=100, estimated_tokens=60, now=T0)
     assert first.admitted and first.lease_id is not None
-    refused = store.acquire_rate("t", None, 100, 60, T0 + 1)  # 60 held + 60 > 100
+    refused = store.acquire_rate(
+        "t", rpm=None, tpm=100, estimated_tokens=60, now=T0 + 1
+    )  # 60 held + 60 > 100
     assert (refused.admitted, refused.limit_type) == (False, "tpm")
     assert refused.retry_after == pytest.approx(59.0)
     store.settle_rate("t", first.lease_id, 30, T0 + 5)  # it really used 30, counted from T0 + 5
-    second = store.acquire_rate("t", None, 100, 60, T0 + 6)
+    second = store.acquire_rate("t", rpm=None, tpm=100, estimated_tokens=60, now=T0 + 6)
     assert second.admitted and second.lease_id is not None
-    refused = store.acquire_rate("t", None, 100, 20, T0 + 7)  # 30 + 60 + 20 > 100
+    refused = store.acquire_rate(
+        "t", rpm=None, tpm=100, estimated_tokens=20, now=T0 + 7
+    )  # 30 + 60 + 20 > 100
     assert refused.retry_after == pytest.approx(58.0)  # when the settled 30 leave
     store.settle_rate("t", second.lease_id, 0, T0 + 8)  # a release gives the 60 back
-    assert store.acquire_rate("t", None, 100, 20, T0 + 8).admitted
+    assert store.acquire_rate("t", rpm=None, tpm=100, estimated_tokens=20, now=T0 + 8).admitted
     # Both limits: the one that frees up last is reported.
-    assert store.acquire_rate("both", 1, 10, 10, T0).admitted
-    refused = store.acquire_rate("both", 1, 10, 10, T0 + 30)
+    assert store.acquire_rate("both", rpm=1, tpm=10, estimated_tokens=10, now=T0).admitted
+    refused = store.acquire_rate("both", rpm=1, tpm=10, estimated_tokens=10, now=T0 + 30)
     assert refused.retry_after == pytest.approx(30.0)
     # An estimate above the whole limit needs an empty window, not forever.
-    assert store.acquire_rate("huge", None, 10, 500, T0).admitted
+    assert store.acquire_rate("huge", rpm=None, tpm=10, estimated_tokens=500, now=T0).admitted
 
 
 def test_shared_rate_arguments_are_checked(store: BaseStore) -> None:
     with pytest.raises(ValueError, match="scope"):
-        store.acquire_rate("", 1, None, 0, T0)
+        store.acquire_rate("", rpm=1, tpm=None, estimated_tokens=0, now=T0)
     with pytest.raises(ValueError, match="rpm"):
-        store.acquire_rate("s", 0, None, 0, T0)
+        store.acquire_rate("s", rpm=0, tpm=None, estimated_tokens=0, now=T0)
     with pytest.raises(ValueError, match="estimated_tokens"):
-        store.acquire_rate("s", 1, None, -1, T0)
+        store.acquire_rate("s", rpm=1, tpm=None, estimated_tokens=-1, now=T0)
     with pytest.raises(ValueError, match="actual_tokens"):
         store.settle_rate("s", 1, -5, T0)
 
 
 def test_shared_rate_events_are_pruned_as_the_window_moves(store: BaseStore) -> None:
     for n in range(50):
-        assert store.acquire_rate("p", 1_000, None, 0, T0 + n * 10).admitted
+        assert store.acquire_rate(
+            "p", rpm=1_000, tpm=None, estimated_tokens=0, now=T0 + n * 10
+        ).admitted
     # Only the last 6 (within 60 s of T0 + 490) are left: the window is all that is read.
-    refused = store.acquire_rate("p", 6, None, 0, T0 + 490)
+    refused = store.acquire_rate("p", rpm=6, tpm=None, estimated_tokens=0, now=T0 + 490)
     assert refused.retry_after == pytest.approx(10.0)
 
 
@@ -955,9 +1056,9 @@ STRICT_LIMIT_NANOS = usd_to_nanos(25.0)  # room for about half of the calls
 
 def strict_decorated(store: BaseStore) -> Callable[..., Any]:
     import llm_toll
-    from llm_toll import runtime
+    from llm_toll import _runtime
 
-    if runtime._store is not store:
+    if _runtime._store is not store:
         llm_toll.set_store(store)
         llm_toll.set_reporter(llm_toll.CostReporter(enabled=False))
     llm_toll.default_registry.register_model(STRICT_MODEL, 0.001, 0.002)
@@ -1030,12 +1131,13 @@ def shared_rate_calls(store: BaseStore, worker: str) -> list[Any]:
     """One thread's calls through ``@track_costs(rate_limit=RATE_N, shared_limits=True)`` at
     one controlled instant; returns ("ok",) or ("refused", retry_after) for each."""
     import llm_toll
-    from llm_toll import calls, runtime
+    from llm_toll import _runtime
+    from llm_toll._call import admission
 
-    if runtime._store is not store:
+    if _runtime._store is not store:
         llm_toll.set_store(store)
         llm_toll.set_reporter(llm_toll.CostReporter(enabled=False))
-    calls._wall_clock = lambda: T0  # every process and thread asks at the same instant
+    admission._wall_clock = lambda: T0  # every process and thread asks at the same instant
 
     @llm_toll.track_costs(project="rate", rate_limit=RATE_N, shared_limits=True)
     def ask(call_id: str) -> dict[str, Any]:
@@ -1126,8 +1228,9 @@ def test_shared_rate_limit_holds_across_processes(store_factory: StoreFactory) -
     assert Counter(o[0] for o in outcomes)["ok"] == RATE_N  # exactly N, across processes
     assert {o[1] for o in outcomes if o[0] == "refused"} == {60.0}
     with store_factory() as store:
-        assert not store.acquire_rate("rate:shared_rate_calls.<locals>.ask", RATE_N, None, 0, T0
-                                      ).admitted  # fmt: skip
+        scope = "rate:shared_rate_calls.<locals>.ask"
+        admission = store.acquire_rate(scope, rpm=RATE_N, tpm=None, estimated_tokens=0, now=T0)
+        assert not admission.admitted
 
 
 def test_concurrent_record_call_loses_nothing(store_factory: StoreFactory) -> None:
@@ -1280,7 +1383,7 @@ def make_v1_database(factory: StoreFactory, version: int = 1) -> None:
     if factory.backend == "sqlite":
         import sqlite3
 
-        from llm_toll.store.migrations import MIGRATIONS
+        from llm_toll.store._sqlite_schema import MIGRATIONS
 
         statements = tuple(
             statement
@@ -1297,7 +1400,7 @@ def make_v1_database(factory: StoreFactory, version: int = 1) -> None:
         finally:
             conn.close()
         return
-    from llm_toll.store.postgres_migrations import MIGRATIONS as PG_MIGRATIONS
+    from llm_toll.store._postgres_schema import MIGRATIONS as PG_MIGRATIONS
 
     PostgresServer.run(factory.location, "CREATE TABLE schema_version (version INTEGER NOT NULL)")
     for step, step_statements in PG_MIGRATIONS:
@@ -1322,8 +1425,15 @@ def test_a_version_2_database_is_upgraded_for_reservations(store_factory: StoreF
         )
         # 500 spent: a 600 worst case does not fit, a 500 one does.
         spec = BudgetSpec(1_000, "daily")
-        assert store.reserve("proj", None, spec, MONDAY, 600, 60.0) is None
-        held = store.reserve("proj", None, spec, MONDAY, 500, 60.0)
+        assert (
+            store.reserve(
+                "proj", budget_key=None, spec=spec, at=MONDAY, amount_nanos=600, ttl_s=60.0
+            )
+            is None
+        )
+        held = store.reserve(
+            "proj", budget_key=None, spec=spec, at=MONDAY, amount_nanos=500, ttl_s=60.0
+        )
         assert held is not None
         state = store.settle_reservation(held, make_call(300))
         assert (state.spent_nanos, state.crossed_thresholds) == (800, (80,))
@@ -1339,12 +1449,19 @@ def test_a_version_3_database_is_upgraded_for_shared_rate_limits(
     make_v1_database(store_factory, version=3)
     with store_factory() as store:
         assert store.get_spent("proj", "daily", MONDAY) == 500
-        assert store.acquire_rate("s", 1, None, 0, T0).admitted
-        assert not store.acquire_rate("s", 1, None, 0, T0 + 1).admitted
-        held = store.reserve("proj", None, BudgetSpec(1_000, "daily"), MONDAY, 500, 60.0)
+        assert store.acquire_rate("s", rpm=1, tpm=None, estimated_tokens=0, now=T0).admitted
+        assert not store.acquire_rate("s", rpm=1, tpm=None, estimated_tokens=0, now=T0 + 1).admitted
+        held = store.reserve(
+            "proj",
+            budget_key=None,
+            spec=BudgetSpec(1_000, "daily"),
+            at=MONDAY,
+            amount_nanos=500,
+            ttl_s=60.0,
+        )
         assert held is not None
     with store_factory() as store:  # opened again: nothing applied twice, the window kept
-        assert not store.acquire_rate("s", 1, None, 0, T0 + 2).admitted
+        assert not store.acquire_rate("s", rpm=1, tpm=None, estimated_tokens=0, now=T0 + 2).admitted
         assert store.get_reserved("proj", "daily", MONDAY) == 500
 
 
@@ -1395,7 +1512,7 @@ def pg_store(pg_dsn: str) -> Iterator[BaseStore]:
 def test_postgres_schema_is_versioned_with_exact_integer_money(
     pg_store: BaseStore, pg_dsn: str
 ) -> None:
-    from llm_toll.store.postgres_migrations import LATEST_VERSION
+    from llm_toll.store._postgres_schema import LATEST_VERSION
 
     pg_store.record_call(make_call())
     assert PostgresServer.run(pg_dsn, "SELECT version FROM schema_version") == [(LATEST_VERSION,)]
@@ -1484,9 +1601,9 @@ def test_postgres_store_closed_while_a_call_runs(pg_store: BaseStore) -> None:
 
     assert isinstance(pg_store, PostgresStore)
     pg_store.record_call(make_call(1))
-    with pg_store._session("a call in progress") as conn:  # white box: a call in progress
+    with pg_store._transaction("a call in progress", write=False) as tx:  # white box
         pg_store.close()
-        assert conn.execute("SELECT 1").fetchone() == (1,)  # it finishes on its connection
+        assert tx.run("SELECT 1") == [(1,)]  # it finishes on its connection
     assert pg_store.record_call(make_call(10)).spent_nanos == 11  # opened again on demand
 
 
@@ -1519,7 +1636,7 @@ def test_postgres_pool_exhaustion_is_a_store_error(pg_dsn: str) -> None:
 
     with PostgresStore(pg_dsn, pool_max=1, pool_timeout_s=0.2) as store:
         store.record_call(make_call(1))
-        with store._session("hold the only connection"):  # white box: a call in progress
+        with store._transaction("hold the only connection", write=False):  # white box
             with pytest.raises(StoreError) as failure:
                 store.record_call(make_call(10))
             with pytest.warns(StoreWarning, match="all 1 connections of the pool were in use"):

@@ -20,9 +20,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import llm_toll
-from llm_toll import runtime
+from llm_toll import _runtime
+from llm_toll._warnings import forget_warnings
+from llm_toll._worker import worker
 from llm_toll.store import SQLiteStore
-from llm_toll.warn import forget_warnings
 
 _EXPORTER = InMemorySpanExporter()
 _READER = InMemoryMetricReader()
@@ -40,7 +41,7 @@ class Telemetry:
         self.reader = reader
 
     def spans(self) -> list[ReadableSpan]:
-        runtime.worker.wait_idle()  # async calls end their spans in the worker thread
+        worker.wait_idle()  # async calls end their spans in the worker thread
         return list(self.exporter.get_finished_spans())
 
     def span(self) -> ReadableSpan:
@@ -51,7 +52,7 @@ class Telemetry:
 
     def points(self, name: str) -> list[Any]:
         """Data points of metric ``name`` (cumulative since the session started)."""
-        runtime.worker.wait_idle()
+        worker.wait_idle()
         data = self.reader.get_metrics_data()
         found: list[Any] = []
         if data is None:
@@ -87,7 +88,7 @@ def store(tmp_path: Path) -> Iterator[SQLiteStore]:
     llm_toll.set_reporter(llm_toll.CostReporter(enabled=False))
     forget_warnings()
     yield db
-    runtime.processor.force_flush()
+    _runtime.writer().force_flush()
     llm_toll.set_store(None)
     llm_toll.set_reporter(None)
     db.close()

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from llm_toll.budget import period_key
+from llm_toll._budget.money import usd_to_nanos
+from llm_toll._budget.periods import period_key
+from llm_toll._budget.records import BudgetSpec, CallRecord
+from llm_toll._version import VERSION
 from llm_toll.cli import main
-from llm_toll.money import usd_to_nanos
-from llm_toll.records import BudgetSpec, CallRecord
 from llm_toll.store import BaseStore, SQLiteStore
 from llm_toll.usage.base import Usage
-from llm_toll.version import VERSION
 
 NOW = datetime.now(timezone.utc)
 YESTERDAY = NOW - timedelta(days=1)

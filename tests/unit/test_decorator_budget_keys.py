@@ -247,7 +247,7 @@ def test_invalid_key_options_are_rejected_at_decoration() -> None:
 def test_the_budget_view_forgets_stale_totals_of_many_keys(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from llm_toll import processor
+    from llm_toll._budget import view as processor
 
     clock = [100.0]
     monkeypatch.setattr(processor, "time", SimpleNamespace(monotonic=lambda: clock[0]))

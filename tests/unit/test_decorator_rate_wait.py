@@ -2,8 +2,8 @@
 ``shared_limits=True``: the limits are checked in the store.
 
 No test really waits: the decorator's limiter runs on a fake clock (``RateLimiter`` is
-replaced, before decorating, by one built with ``clock=``), ``llm_toll.calls._wall_clock``
-(the shared limits' clock) is that clock too, and ``llm_toll.calls._sleep`` /
+replaced, before decorating, by one built with ``clock=``), ``llm_toll._call.admission._wall_clock``
+(the shared limits' clock) is that clock too, and ``llm_toll._call.admission._sleep`` /
 ``_async_sleep`` (the documented seam) are replaced by sleepers that advance it.
 """
 
@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from llm_toll import LocalRateLimitError, calls, decorator, runtime, track_costs
+from llm_toll import LocalRateLimitError, _runtime, decorator, track_costs
+from llm_toll._call import admission
 from llm_toll.exceptions import AccountingWarning
 from llm_toll.rate_limiter import RateLimiter
 from llm_toll.store import SQLiteStore
@@ -48,9 +49,9 @@ class FakeClock:
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock()
     monkeypatch.setattr(decorator, "RateLimiter", functools.partial(RateLimiter, clock=fake))
-    monkeypatch.setattr(calls, "_sleep", fake.sleep)
-    monkeypatch.setattr(calls, "_async_sleep", fake.async_sleep)
-    monkeypatch.setattr(calls, "_wall_clock", fake)
+    monkeypatch.setattr(admission, "_sleep", fake.sleep)
+    monkeypatch.setattr(admission, "_async_sleep", fake.async_sleep)
+    monkeypatch.setattr(admission, "_wall_clock", fake)
     return fake
 
 
@@ -169,10 +170,10 @@ def test_shared_limits_are_one_limit_for_every_decoration(
     assert refused.value.retry_after == pytest.approx(60.0)
     assert not store.acquire_rate(
         "shared:test_shared_limits_are_one_limit_for_every_decoration.<locals>.make.<locals>.ask",
-        2,
-        None,
-        0,
-        clock(),
+        rpm=2,
+        tpm=None,
+        estimated_tokens=0,
+        now=clock(),
     ).admitted
 
 
@@ -198,9 +199,9 @@ async def test_shared_limits_in_async_code_wait_off_the_loop(
     acquire = store.acquire_rate
 
     def recording_acquire(
-        scope: str, rpm: int | None, tpm: int | None, estimated_tokens: int, now: float
+        scope: str, *, rpm: int | None, tpm: int | None, estimated_tokens: int, now: float
     ) -> Any:
-        result = acquire(scope, rpm, tpm, estimated_tokens, now)
+        result = acquire(scope, rpm=rpm, tpm=tpm, estimated_tokens=estimated_tokens, now=now)
         if result.admitted:
             admitted.append(now)
         return result
@@ -225,7 +226,7 @@ async def test_shared_limits_in_async_code_wait_off_the_loop(
 def test_a_store_without_shared_limits_falls_back_to_the_local_limiter(
     store: SQLiteStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def unsupported(*args: Any) -> Any:
+    def unsupported(*args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError("no shared rate limits here")
 
     monkeypatch.setattr(store, "acquire_rate", unsupported)
@@ -238,7 +239,7 @@ def test_a_store_without_shared_limits_falls_back_to_the_local_limiter(
         ask()
     with pytest.raises(LocalRateLimitError):
         ask()
-    assert runtime.get_store() is store
+    assert _runtime.get_store() is store
 
 
 def test_shared_limits_needs_a_rate_limit_and_a_bool() -> None:

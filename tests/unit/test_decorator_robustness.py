@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 import llm_toll
-from llm_toll import runtime, track_costs
-from llm_toll.calls import MAX_BACKLOG
+from llm_toll import _runtime, track_costs
+from llm_toll._call.call import MAX_BACKLOG
+from llm_toll._worker import worker
 from llm_toll.exceptions import AccountingWarning, UsageWarning
 from llm_toll.store import SQLiteStore
 from llm_toll.usage import Usage
@@ -107,11 +108,11 @@ def test_locked_database_keeps_records_until_writable(tmp_path: Path) -> None:
         with pytest.warns(AccountingWarning, match="kept in memory"):
             assert ask(1)["usage"]["prompt_tokens"] == 11  # the app is not broken
         ask(2)
-        assert runtime.processor.pending == 2
+        assert _runtime.writer().pending == 2
         blocker.execute("ROLLBACK")
         blocker.close()
         ask(3)  # the next write drains the spool first, in order
-        assert runtime.processor.pending == 0
+        assert _runtime.writer().pending == 0
         rows = store.get_usage_logs("robust-locked")
         assert sorted(r["input_tokens"] for r in rows) == [10, 11, 12, 13]
     finally:
@@ -128,7 +129,7 @@ async def test_cancelled_caller_does_not_lose_the_record(store: SQLiteStore) -> 
     # A busy worker with a full backlog: the caller has to wait for its own write...
     hold = threading.Event()
     for _ in range(MAX_BACKLOG):
-        runtime.worker.submit(hold.wait)
+        worker.submit(hold.wait)
     task = asyncio.create_task(ask())
     await asyncio.sleep(0)  # the task runs the call and waits for its settlement
     assert not task.done()
@@ -137,7 +138,7 @@ async def test_cancelled_caller_does_not_lose_the_record(store: SQLiteStore) -> 
     with pytest.raises(asyncio.CancelledError):
         await task
     hold.set()
-    assert runtime.worker.drain(10)
+    assert worker.drain(10)
     [row] = store.get_usage_logs("robust-cancel")
     assert (row["input_tokens"], row["output_tokens"]) == (21, 2)
 
@@ -163,7 +164,7 @@ async def test_async_stream_dropped_unread_is_settled(store: SQLiteStore) -> Non
     def drop_unread() -> None:
         streams.clear()
         gc.collect()
-        assert runtime.worker.drain(10)  # the finaliser hands settling to the worker
+        assert worker.drain(10)  # the finaliser hands settling to the worker
 
     with pytest.warns(UsageWarning, match="did not report usage"):
         drop_unread()

@@ -202,9 +202,9 @@ def test_stream_never_iterated_is_recorded_on_collection(
     stream = open_stream("a prompt of some length to estimate input tokens from")
     del stream
     gc.collect()
-    from llm_toll import runtime
+    from llm_toll._worker import worker
 
-    assert runtime.worker.drain(10)  # the finaliser settles in the worker thread
+    assert worker.drain(10)  # the finaliser settles in the worker thread
     [row] = logs(store, "shapes-gc")
     assert row["estimated"] and row["input_tokens"] > 0
     assert len(telemetry.spans()) == 1

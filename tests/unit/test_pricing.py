@@ -16,12 +16,12 @@ import pytest
 from genai_prices.data_snapshot import set_custom_snapshot
 from genai_prices.types import ModelPrice, StartDateConstraint, TieredPrices
 
+from llm_toll._budget.money import usd_to_nanos
 from llm_toll.exceptions import PricingMatrixOutdatedWarning, UsageWarning
-from llm_toll.money import usd_to_nanos
 from llm_toll.pricing import LOCAL_MODEL_PREFIXES, Price, PricingRegistry, default_registry
-from llm_toll.pricing_genai import GenaiModel, current_snapshot, find_model, genai_provider_id
-from llm_toll.pricing_linear import LinearPrice
-from llm_toll.remote_pricing import update_pricing
+from llm_toll.pricing._genai import GenaiModel, current_snapshot, find_model, genai_provider_id
+from llm_toll.pricing._linear import LinearPrice
+from llm_toll.pricing.update import update_pricing
 from llm_toll.usage.base import Usage
 
 GENAI_SOURCE = f"genai-prices {genai_prices.__version__}"

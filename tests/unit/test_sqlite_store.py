@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from llm_toll.records import BudgetSpec, CallRecord
+from llm_toll._budget.records import BudgetSpec, CallRecord
 from llm_toll.store import (
     BaseStore,
     SQLiteStore,
@@ -27,7 +27,7 @@ from llm_toll.store import (
     UsageStore,
     create_store,
 )
-from llm_toll.store.migrations import LATEST_VERSION
+from llm_toll.store._sqlite_schema import LATEST_VERSION
 from llm_toll.usage.base import Usage
 
 MONDAY = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)

@@ -10,7 +10,7 @@ import warnings
 from typing import Any
 
 from llm_toll.exceptions import UsageWarning
-from llm_toll.integrations._record import BudgetedCallback
+from llm_toll.integrations._callback import BudgetedCallback
 from llm_toll.usage import ExtractedUsage, Usage, UsageError
 
 

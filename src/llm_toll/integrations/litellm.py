@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from llm_toll.exceptions import UsageWarning
-from llm_toll.integrations._record import BudgetedCallback
+from llm_toll.integrations._callback import BudgetedCallback
 from llm_toll.usage import UsageError, extract_usage
 
 

@@ -6,8 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from llm_toll.store.base import BaseStore
-from llm_toll.store.errors import StoreError as StoreError
-from llm_toll.store.errors import StoreWarning as StoreWarning
+from llm_toll.store.errors import StoreError, StoreWarning
 from llm_toll.store.sqlite import SQLiteStore
 
 if TYPE_CHECKING:  # at run time through __getattr__: psycopg is optional
@@ -18,6 +17,7 @@ UsageStore = SQLiteStore
 
 __all__ = [
     "BaseStore",
+    "PostgresStore",
     "SQLiteStore",
     "StoreError",
     "StoreWarning",

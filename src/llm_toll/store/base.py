@@ -8,7 +8,8 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from llm_toll.records import BudgetSpec, BudgetState, CallRecord, RateAdmission, Reservation
+from llm_toll._budget.periods import Reset
+from llm_toll._budget.records import BudgetSpec, BudgetState, CallRecord, RateAdmission, Reservation
 
 
 class BaseStore(ABC):
@@ -60,7 +61,7 @@ class BaseStore(ABC):
 
     @abstractmethod
     def get_spent(
-        self, project: str, reset: str | None, at: datetime, budget_key: str | None = None
+        self, project: str, reset: Reset | None, at: datetime, budget_key: str | None = None
     ) -> int:
         """Nano-USD spent by ``project`` (or by its ``budget_key``) in the period of ``reset``
         that contains ``at``."""
@@ -72,6 +73,7 @@ class BaseStore(ABC):
     def reserve(
         self,
         project: str,
+        *,
         budget_key: str | None,
         spec: BudgetSpec,
         at: datetime,
@@ -102,7 +104,7 @@ class BaseStore(ABC):
         raise NotImplementedError(f"{type(self).__name__} does not support reservations")
 
     def get_reserved(
-        self, project: str, reset: str | None, at: datetime, budget_key: str | None = None
+        self, project: str, reset: Reset | None, at: datetime, budget_key: str | None = None
     ) -> int:
         """Nano-USD reserved and not yet settled, released or reclaimed, for ``project`` (or
         its ``budget_key``) in the period of ``reset`` that contains ``at``."""
@@ -113,6 +115,7 @@ class BaseStore(ABC):
     def acquire_rate(
         self,
         scope: str,
+        *,
         rpm: int | None,
         tpm: int | None,
         estimated_tokens: int,

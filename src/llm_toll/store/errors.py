@@ -1,4 +1,4 @@
-"""The exception and warning every store raises or emits, whatever its database."""
+"""The exceptions and warning every store raises or emits, whatever its database."""
 
 from __future__ import annotations
 
@@ -16,3 +16,7 @@ class StoreError(Exception):
 
 class StoreWarning(UserWarning):
     """A llm-toll 0.13 store method could not do its work and returned a neutral value."""
+
+
+class SchemaError(Exception):
+    """The database holds a schema this version of llm_toll cannot use."""

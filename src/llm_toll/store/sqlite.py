@@ -12,85 +12,25 @@ import os
 import sqlite3
 import threading
 import time
-import weakref
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
-from llm_toll.budget import LIFETIME, period_key
-from llm_toll.records import BudgetSpec, BudgetState, CallRecord, RateAdmission, Reservation
-from llm_toll.store.common import (
-    GET_RESERVED,
-    PROJECT_KEY,
-    Run,
-    acquire_rate_in,
-    as_dict,
-    as_utc,
-    budget_state,
-    check_call,
-    check_rate,
-    check_reserve,
-    check_settlement,
-    release_in,
-    reserve_in,
-    scope_key,
-    settle_rate_in,
-    tracked_key,
-    utc_now,
-    warn,
-)
-from llm_toll.store.errors import StoreError as StoreError
+from llm_toll._budget.periods import LIFETIME
+from llm_toll.store import _ledger, _totals
+from llm_toll.store._reports import ReportSQL
+from llm_toll.store._sql import SQLStore, keep_inherited
+from llm_toll.store._sqlite_schema import migrate
+from llm_toll.store._time import iso_utc
+from llm_toll.store._totals import ScopeWrite
+from llm_toll.store._transaction import Rows
+from llm_toll.store.errors import SchemaError, StoreError
 from llm_toll.store.errors import StoreWarning as StoreWarning  # an older import path
-from llm_toll.store.migrations import SchemaError, migrate
-from llm_toll.store.reports import ReportMethods, ReportSQL
 
 DB_PATH_ENV = "LLM_TOLL_DB"
 DEFAULT_DB_NAME = ".llm_toll.db"
 DEFAULT_BUSY_TIMEOUT_S = 10.0
-
-
-# -- SQL of the hot path: each statement touches one row through a primary key -------------
-
-_INSERT_CALL = """
-INSERT INTO usage_logs (
-    project, model, provider, operation,
-    input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens,
-    reasoning_output_tokens, cost_nanos, price_known, estimated, budget_key, response_id,
-    duration_s, created_at
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
-_ADD_TO_TOTAL = """
-INSERT INTO budget_totals (project, budget_key, period, spent_nanos, updated_at)
-VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (project, budget_key, period) DO UPDATE SET
-    spent_nanos = spent_nanos + excluded.spent_nanos, updated_at = excluded.updated_at
-RETURNING spent_nanos
-"""
-_ADD_TO_BUDGET = """
-INSERT INTO budget_totals (project, budget_key, period, spent_nanos, limit_nanos, updated_at)
-VALUES (?, ?, ?, ?, ?, ?)
-ON CONFLICT (project, budget_key, period) DO UPDATE SET
-    spent_nanos = spent_nanos + excluded.spent_nanos,
-    limit_nanos = excluded.limit_nanos,
-    updated_at = excluded.updated_at
-RETURNING spent_nanos, thresholds_fired
-"""
-_SET_THRESHOLDS_FIRED = """
-UPDATE budget_totals SET thresholds_fired = ?
-WHERE project = ? AND budget_key = ? AND period = ?
-"""
-_GET_SPENT = """
-SELECT spent_nanos FROM budget_totals WHERE project = ? AND budget_key = ? AND period = ?
-"""
-
-_RESET_BUDGET = """
-UPDATE budget_totals SET spent_nanos = 0, thresholds_fired = 0, last_reset_at = ?,
-    updated_at = ?
-WHERE project = ?
-"""
 _PAGE_SIZE = 2048
 _SQLITE_BUSY = 5
 _MIN_SQLITE_VERSION = (3, 35, 0)
@@ -102,7 +42,7 @@ def default_db_path() -> Path:
     return Path(configured).expanduser() if configured else Path.home() / DEFAULT_DB_NAME
 
 
-class SQLiteStore(ReportMethods):
+class SQLiteStore(SQLStore):
     """Budget store in one SQLite file (default ``$LLM_TOLL_DB`` or ``~/.llm_toll.db``).
 
     The file is created readable by its owner only. ``busy_timeout_s`` is how long a write
@@ -125,7 +65,7 @@ class SQLiteStore(ReportMethods):
         self._busy_timeout_s = float(busy_timeout_s)
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
-        _STORES.add(self)
+        super().__init__()
 
     @property
     def db_path(self) -> str:
@@ -133,89 +73,6 @@ class SQLiteStore(ReportMethods):
 
     def __enter__(self) -> SQLiteStore:
         return self
-
-    # -- hot path --------------------------------------------------------------------------
-
-    def record_call(
-        self,
-        call: CallRecord,
-        budget: BudgetSpec | None = None,
-        key_budget: BudgetSpec | None = None,
-    ) -> BudgetState:
-        check_call(call, budget, key_budget)
-        with _Session(self, "record a call", write=True, barrier=False) as conn:
-            return _record_in(conn, call, budget, key_budget)
-
-    def reserve(
-        self,
-        project: str,
-        budget_key: str | None,
-        spec: BudgetSpec,
-        at: datetime,
-        amount_nanos: int,
-        ttl_s: float,
-        key_spec: BudgetSpec | None = None,
-    ) -> Reservation | None:
-        key = check_reserve(budget_key, spec, amount_nanos, ttl_s, key_spec)
-        with _Session(self, "reserve budget", write=True, barrier=False) as conn:
-            return reserve_in(
-                _runner(conn), project, key, spec, key_spec, at, amount_nanos, ttl_s, _iso_utc
-            )
-
-    def settle_reservation(self, reservation: Reservation, call: CallRecord) -> BudgetState:
-        check_settlement(reservation, call)
-        check_call(call, reservation.spec, reservation.key_spec)
-        with _Session(self, "record a call", write=True, barrier=False) as conn:
-            state = _record_in(conn, call, reservation.spec, reservation.key_spec)
-            release_in(_runner(conn), reservation)
-            return state
-
-    def release_reservation(self, reservation: Reservation) -> None:
-        with _Session(self, "release a reservation", write=True, barrier=False) as conn:
-            release_in(_runner(conn), reservation)
-
-    def acquire_rate(
-        self,
-        scope: str,
-        rpm: int | None,
-        tpm: int | None,
-        estimated_tokens: int,
-        now: float,
-    ) -> RateAdmission:
-        check_rate(scope, rpm, tpm, estimated_tokens, now, "estimated_tokens")
-        with _Session(self, "check a shared rate limit", write=True, barrier=False) as conn:
-            return acquire_rate_in(_runner(conn), scope, rpm, tpm, estimated_tokens, now)
-
-    def settle_rate(self, scope: str, lease_id: int, actual_tokens: int, now: float) -> None:
-        check_rate(scope, None, None, actual_tokens, now, "actual_tokens")
-        with _Session(self, "settle a shared rate limit", write=True, barrier=False) as conn:
-            settle_rate_in(_runner(conn), scope, lease_id, actual_tokens, now)
-
-    def get_reserved(
-        self, project: str, reset: str | None, at: datetime, budget_key: str | None = None
-    ) -> int:
-        period = period_key(reset, at)
-        with _Session(self, "read the budget", write=False) as conn:
-            row = conn.execute(GET_RESERVED, (project, scope_key(budget_key), period)).fetchone()
-        return 0 if row is None else int(row[0])
-
-    def get_spent(
-        self, project: str, reset: str | None, at: datetime, budget_key: str | None = None
-    ) -> int:
-        period = period_key(reset, at)
-        with _Session(self, "read the budget", write=False) as conn:
-            row = conn.execute(_GET_SPENT, (project, scope_key(budget_key), period)).fetchone()
-        return 0 if row is None else int(row[0])
-
-    # -- llm-toll 0.13 API (log_usage & co. come from CompatMethods) -----------------------
-
-    def reset_budget(self, project: str) -> None:
-        now = _utc_now_iso()
-        try:
-            with _Session(self, "reset the budget", write=True) as conn:
-                conn.execute(_RESET_BUDGET, (now, now, project))
-        except StoreError as exc:
-            warn(exc)
 
     def close(self) -> None:
         with self._lock:
@@ -225,25 +82,19 @@ class SQLiteStore(ReportMethods):
 
     # -- internals -------------------------------------------------------------------------
 
-    _sql = ReportSQL.for_backend("?", "DATE(created_at)")
+    _sql = ReportSQL.for_backend("DATE(created_at)")
+
+    def _transaction(
+        self, action: str, *, write: bool, atomic: bool = True, barrier: bool = True
+    ) -> _Session:
+        # Every write is BEGIN IMMEDIATE: SQLite writes one scope in several statements.
+        return _Session(self, action, write=write, barrier=barrier)
 
     def _time_param(self, at: datetime) -> object:
-        return _iso_utc(at)  # timestamps are ISO-8601 text in SQLite
+        return iso_utc(at)  # timestamps are ISO-8601 text in SQLite
 
     def _limit_param(self, limit: int) -> object:
         return limit  # LIMIT -1: every row
-
-    def _report(self, action: str, sql: str, params: Sequence[object] = ()) -> list[dict[str, Any]]:
-        """Rows of a read query as dicts; on a store failure a warning and no rows."""
-        try:
-            with _Session(self, action, write=False) as conn:
-                cursor = conn.execute(sql, params)
-                rows = cursor.fetchall()
-        except StoreError as exc:
-            warn(exc)
-            return []
-        names = [column[0] for column in cursor.description]
-        return [as_dict(names, row) for row in rows]
 
     def _connection(self) -> sqlite3.Connection:
         """The process's connection, opened on first use. The caller holds ``_lock``."""
@@ -288,17 +139,17 @@ class SQLiteStore(ReportMethods):
             f"llm_toll store {self._db_path}: could not {action}: {cause}", path=self._db_path
         )
 
-    def _forget_connection_after_fork(self) -> None:
+    def _forget_connections_after_fork(self) -> None:
         # The child must not use, nor close, the parent's connection: closing it could
         # checkpoint or delete the WAL under the parent. Keep it referenced, never touched.
         if self._conn is not None:
-            _INHERITED_CONNECTIONS.append(self._conn)
+            keep_inherited(self._conn)
         self._conn = None
         self._lock = threading.Lock()
 
 
 class _Session:
-    """Holds the store's lock around one use of its connection.
+    """Holds the store's lock around one use of its connection: the store's Transaction.
 
     With ``write=True`` the body runs in a ``BEGIN IMMEDIATE`` transaction that commits on
     success and rolls back on any exception. SQLite errors come out as ``StoreError``.
@@ -315,7 +166,7 @@ class _Session:
         self._write = write
         self._barrier = barrier
 
-    def __enter__(self) -> sqlite3.Connection:
+    def __enter__(self) -> _Session:
         store = self._store
         if self._barrier:  # before the lock: the writes waited for need it
             store.wait_for_writes()
@@ -329,7 +180,7 @@ class _Session:
             if isinstance(exc, sqlite3.Error):
                 raise store._error(self._action, exc) from exc
             raise
-        return conn
+        return self
 
     def __exit__(
         self,
@@ -352,86 +203,36 @@ class _Session:
         finally:
             store._lock.release()
 
+    # -- Transaction ----------------------------------------------------------------------
 
-def _record_in(
-    conn: sqlite3.Connection,
-    call: CallRecord,
-    budget: BudgetSpec | None,
-    key_budget: BudgetSpec | None,
-) -> BudgetState:
-    """The writes of ``record_call``, in the open transaction."""
-    usage = call.usage
-    project = call.project
-    cost = call.cost_nanos
-    now = _utc_now_iso()
-    ledger_row = (
-        project,
-        call.model,
-        call.provider,
-        call.operation,
-        usage.input_tokens,
-        usage.output_tokens,
-        usage.cache_read_input_tokens,
-        usage.cache_creation_input_tokens,
-        usage.reasoning_output_tokens,
-        cost,
-        call.price_known,
-        call.estimated,
-        call.budget_key,
-        call.response_id,
-        call.duration_s,
-        _iso_utc(call.started_at),
-    )
-    key = tracked_key(call, key_budget)
-    conn.execute(_INSERT_CALL, ledger_row)
-    state = _add_to_scope(conn, project, PROJECT_KEY, budget, call.started_at, cost, now)
-    if key is not None:
-        key_state = _add_to_scope(conn, project, key, key_budget, call.started_at, cost, now)
-        state = replace(state, key_state=key_state)
-    return state
+    def run(self, sql: str, params: Sequence[object] = ()) -> Rows:
+        return self._conn.execute(sql, params).fetchall()
 
+    def query(self, sql: str, params: Sequence[object] = ()) -> tuple[list[str], Rows]:
+        cursor = self._conn.execute(sql, params)
+        rows = cursor.fetchall()
+        return [column[0] for column in cursor.description], rows
 
-def _runner(conn: sqlite3.Connection) -> Run:
-    def run(sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
-        return conn.execute(sql, params).fetchall()
+    def lock(self, sql: str, params: Sequence[object] = ()) -> None:
+        """Nothing to lock: ``BEGIN IMMEDIATE`` holds the file's write lock."""
 
-    return run
-
-
-def _add_to_scope(
-    conn: sqlite3.Connection,
-    project: str,
-    key: str,
-    budget: BudgetSpec | None,
-    at: datetime,
-    cost: int,
-    now: str,
-) -> BudgetState:
-    """Add ``cost`` to the totals of (project, key): lifetime, and the budget's period."""
-    if budget is None:
-        (spent,) = conn.execute(_ADD_TO_TOTAL, (project, key, LIFETIME, cost, now)).fetchone()
-        return BudgetState(spent, None, LIFETIME)
-    period = period_key(budget.reset, at)
-    if period != LIFETIME:
-        # The lifetime total is kept for every scope, whatever its budget period.
-        conn.execute(_ADD_TO_TOTAL, (project, key, LIFETIME, cost, now)).fetchone()
-    return _add_to_budget(conn, project, key, period, cost, budget.limit_nanos, now)
-
-
-def _add_to_budget(
-    conn: sqlite3.Connection,
-    project: str,
-    key: str,
-    period: str,
-    cost: int,
-    limit: int | None,
-    now: str,
-) -> BudgetState:
-    spent, fired = conn.execute(_ADD_TO_BUDGET, (project, key, period, cost, limit, now)).fetchone()
-    state, mask = budget_state(spent, fired, cost, limit, period)
-    if mask != fired:  # at most three times per period: the usual call writes nothing more
-        conn.execute(_SET_THRESHOLDS_FIRED, (mask, project, key, period))
-    return state
+    def add_to_scope(self, write: ScopeWrite) -> tuple[int, int]:
+        """Statement by statement: each is a primary-key upsert in this process's file."""
+        conn = self._conn
+        if write.ledger_row is not None:
+            conn.execute(_ledger.INSERT, write.ledger_row)
+        lifetime = (write.project, write.key, LIFETIME, write.cost, write.now)
+        if write.budget is None:
+            (spent,) = conn.execute(_totals.ADD_TO_TOTAL, lifetime).fetchone()
+            return spent, 0
+        if write.period != LIFETIME:
+            # The lifetime total is kept for every scope, whatever its budget period.
+            conn.execute(_totals.ADD_TO_TOTAL, lifetime).fetchone()
+        spent, fired = conn.execute(
+            _totals.ADD_TO_BUDGET,
+            (write.project, write.key, write.period, write.cost, write.limit, write.now),
+        ).fetchone()
+        return spent, fired
 
 
 def _enable_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
@@ -482,25 +283,3 @@ def _create_private_file(path: Path) -> None:
             os.fchmod(fd, 0o600)  # exactly 0600, whatever the umask
     finally:
         os.close(fd)
-
-
-def _utc_now_iso() -> str:
-    return utc_now().isoformat(timespec="microseconds")
-
-
-def _iso_utc(at: datetime) -> str:
-    """``at`` as ISO 8601 UTC text, the form of every time in the SQLite file."""
-    return as_utc(at).isoformat(timespec="microseconds")
-
-
-_STORES: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
-_INHERITED_CONNECTIONS: list[sqlite3.Connection] = []
-
-
-def _after_fork_in_child() -> None:
-    for store in list(_STORES):
-        store._forget_connection_after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)

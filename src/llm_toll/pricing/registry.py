@@ -18,32 +18,24 @@ unknown price, never an error in the caller's LLM call.
 
 from __future__ import annotations
 
+import sys
 import threading
 import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Protocol
+from types import ModuleType
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
+from llm_toll._budget.money import nanos_to_usd
 from llm_toll.exceptions import PricingMatrixOutdatedWarning, UsageWarning
-from llm_toll.money import nanos_to_usd
-from llm_toll.pricing_genai import (
-    GENAI_PRICES_SOURCE,
-    GenaiModel,
-    Snapshot,
-    current_snapshot,
-    find_model,
-)
-from llm_toll.pricing_linear import LinearPrice
+from llm_toll.pricing._linear import LinearPrice
 from llm_toll.usage.base import Usage, UsageError
 
-__all__ = [
-    "GENAI_PRICES_SOURCE",
-    "LOCAL_MODEL_PREFIXES",
-    "Price",
-    "PricingRegistry",
-    "default_registry",
-]
+if TYPE_CHECKING:
+    from llm_toll.pricing._genai import GenaiModel, Snapshot
+
+__all__ = ["LOCAL_MODEL_PREFIXES", "Price", "PricingRegistry", "default_registry"]
 
 LOCAL_MODEL_PREFIXES: tuple[str, ...] = ("ollama/", "local/", "llama.cpp/")
 """Models served on the user's own hardware: tracked for tokens and limits, priced at 0."""
@@ -103,10 +95,42 @@ class _GenaiRoute:
 
     def price(self, usage: Usage, at: datetime | None) -> Price:
         when = at if at is not None else datetime.now(timezone.utc)
-        return Price(self.model.nanos(usage, when), True, GENAI_PRICES_SOURCE)
+        return Price(self.model.nanos(usage, when), True, genai().GENAI_PRICES_SOURCE)
 
 
 _UNKNOWN_ROUTE = _ConstantRoute(UNKNOWN_PRICE)
+
+_genai_module: ModuleType | None = None
+
+
+def genai() -> ModuleType:
+    """llm_toll's genai-prices module, imported on first use: genai-prices brings pydantic
+    and its price data, tens of milliseconds that ``import llm_toll`` should not cost."""
+    global _genai_module
+    if _genai_module is None:
+        from llm_toll.pricing import _genai
+
+        _genai_module = _genai
+    return _genai_module
+
+
+def prices_loaded() -> bool:
+    """Whether genai-prices' price data is in memory; loading it takes tens of ms."""
+    return "genai_prices.data" in sys.modules
+
+
+def preload() -> None:
+    """Load genai-prices' price data now (for async code, which prices on the event loop)."""
+    genai().preload()
+
+
+class _RouteCache(NamedTuple):
+    """The price data routes were resolved from, and the routes per (model, provider)."""
+
+    snapshot: Snapshot | None
+    routes: dict[tuple[str, str | None], _Route]
+
+
 _LOCAL_ROUTE = _ConstantRoute(_LOCAL_PRICE)
 
 
@@ -123,7 +147,7 @@ class PricingRegistry:
         self._overrides: dict[str, LinearPrice] = {}
         self._fallback: LinearPrice | None = None
         # The price data the cached routes were resolved from, with those routes.
-        self._state: tuple[Snapshot | None, dict[tuple[str, str | None], _Route]] = (None, {})
+        self._state = _RouteCache(None, {})
         self._warned: set[tuple[str, str]] = set()
 
     # -- pricing --------------------------------------------------------------------------
@@ -244,14 +268,14 @@ class PricingRegistry:
     # -- internals ------------------------------------------------------------------------
 
     def _route(self, model: str, provider: str | None) -> _Route:
-        snapshot = current_snapshot()
+        snapshot = genai().current_snapshot()
         state = self._state
-        if state[0] is not snapshot:
+        if state.snapshot is not snapshot:
             with self._lock:
-                if self._state[0] is not snapshot:
-                    self._state = (snapshot, {})
+                if self._state.snapshot is not snapshot:
+                    self._state = _RouteCache(snapshot, {})
                 state = self._state
-        routes = state[1]
+        routes = state.routes
         key = (model, provider)
         route = routes.get(key)
         if route is None:
@@ -267,7 +291,7 @@ class PricingRegistry:
             return _LinearRoute(override, "override")
         if model.startswith(LOCAL_MODEL_PREFIXES):
             return _LOCAL_ROUTE
-        genai_model = find_model(snapshot, model, provider)
+        genai_model = genai().find_model(snapshot, model, provider)
         if genai_model is not None:
             return _GenaiRoute(genai_model)
         if self._fallback is not None:
@@ -276,7 +300,7 @@ class PricingRegistry:
 
     def _forget_routes(self) -> None:
         """Caller holds the lock."""
-        self._state = (None, {})
+        self._state = _RouteCache(None, {})
 
     def _checked_usage(self, model: str, usage: Usage) -> Usage | None:
         """The usage normalised by ``Usage.checked``, or None (with a warning) if it is bad."""

@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 import sqlite3
 
-from llm_toll.money import usd_to_nanos
+from llm_toll._budget.money import usd_to_nanos
+from llm_toll.store.errors import SchemaError
 
 Step = tuple[int, tuple[str, ...]]
 
@@ -136,10 +137,6 @@ _LEGACY_V013_IMPORT = (
     "DROP TABLE legacy_v013_usage_logs",
     "DROP TABLE budgets",
 )
-
-
-class SchemaError(Exception):
-    """The file holds a schema this version of llm_toll cannot use."""
 
 
 def migrate(conn: sqlite3.Connection) -> None:

@@ -1,8 +1,5 @@
-"""Process-wide state: the store, the reporter, the processor and the worker threads.
-
-Everything is created lazily on first use, so importing llm_toll costs nothing, and reset
-after ``os.fork()`` so a child process never shares a connection or a thread with its parent.
-"""
+"""llm_toll's worker thread: the blocking work of async callers runs here, never on the
+event loop."""
 
 from __future__ import annotations
 
@@ -12,75 +9,15 @@ import contextlib
 import os
 import queue
 import threading
-import warnings
 from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from llm_toll import telemetry
+from llm_toll._warnings import warn_once
 from llm_toll.exceptions import TelemetryWarning
-from llm_toll.processor import CostSpanProcessor
-from llm_toll.reporter import CostReporter, reporter_from_env
-from llm_toll.store import BaseStore, create_store
-from llm_toll.warn import warn_once
 
 T = TypeVar("T")
 EXIT_DRAIN_TIMEOUT_S = 10.0
-
-_lock = threading.Lock()
-_store: BaseStore | None = None
-_reporter: CostReporter | None = None
-
-
-def get_store() -> BaseStore:
-    global _store
-    store = _store
-    if store is not None:
-        return store
-    with _lock:
-        if _store is None:
-            url = os.environ.get("LLM_TOLL_STORE_URL") or None
-            try:
-                store = create_store(url)
-            except Exception as exc:
-                warnings.warn(
-                    f"llm_toll could not open the store LLM_TOLL_STORE_URL={url!r} ({exc}); "
-                    "falling back to the local SQLite store.",
-                    stacklevel=2,
-                )
-                store = create_store(None)
-            store.set_write_barrier(worker.wait_idle)
-            _store = store
-        return _store
-
-
-def set_store(store: BaseStore | None) -> None:
-    """Use ``store`` for all decorated calls; ``None`` goes back to the default store."""
-    global _store
-    if store is not None:
-        store.set_write_barrier(worker.wait_idle)
-    with _lock:
-        _store = store
-    processor.view.clear()
-
-
-def get_reporter() -> CostReporter:
-    global _reporter
-    reporter = _reporter
-    if reporter is not None:
-        return reporter
-    with _lock:
-        if _reporter is None:
-            _reporter = reporter_from_env()
-        return _reporter
-
-
-def set_reporter(reporter: CostReporter | None) -> None:
-    """Use ``reporter`` for per-call cost lines; ``None`` goes back to the default."""
-    global _reporter
-    with _lock:
-        _reporter = reporter
-
 
 _Job = tuple[Callable[..., Any], tuple[Any, ...], "asyncio.Future[Any] | None", Any]
 
@@ -191,15 +128,6 @@ def _answer(
 
 
 worker = Worker()
+"""The one worker of the process."""
 
-
-processor = CostSpanProcessor(get_store, get_reporter)
-telemetry.set_processor_factory(lambda: processor)
-
-
-def _after_fork_in_child() -> None:
-    worker.forget_after_fork()  # the parent's thread does not exist in the child
-    processor.view.clear()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(after_in_child=worker.forget_after_fork)

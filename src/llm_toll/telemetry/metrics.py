@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 from opentelemetry.metrics import (
     CallbackOptions,
@@ -20,10 +21,10 @@ from opentelemetry.metrics import (
     Observation,
 )
 
-from llm_toll import attributes as attr
-from llm_toll.money import nanos_to_usd
-from llm_toll.records import BudgetSpec, BudgetState, CallRecord
-from llm_toll.telemetry import meter, metrics_wanted, on_reconfigure
+from llm_toll._budget.money import nanos_to_usd
+from llm_toll._budget.records import BudgetSpec, BudgetState, CallRecord
+from llm_toll.telemetry import names as attr
+from llm_toll.telemetry.providers import meter, metrics_wanted, on_reconfigure
 
 # Bucket boundaries recommended by the GenAI semantic conventions.
 TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304,
@@ -51,58 +52,58 @@ class Instruments:
     def create(cls, meter: Meter) -> Instruments:
         return cls(
             token_usage=meter.create_histogram(
-                "gen_ai.client.token.usage",
+                attr.METRIC_TOKEN_USAGE,
                 unit="{token}",
                 description="Tokens used per LLM call, by token type.",
                 explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
             ),
             duration=meter.create_histogram(
-                "gen_ai.client.operation.duration",
+                attr.METRIC_DURATION,
                 unit="s",
                 description="Duration of LLM calls.",
                 explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
             ),
             cost_histogram=meter.create_histogram(
-                "gen_ai.client.operation.cost",
+                attr.METRIC_OPERATION_COST,
                 unit="USD",
                 description="Cost of one LLM call.",
                 explicit_bucket_boundaries_advisory=COST_BUCKETS,
             ),
             cost_counter=meter.create_counter(
-                "llm_toll.cost", unit="USD", description="Money spent on LLM calls."
+                attr.METRIC_COST, unit="USD", description="Money spent on LLM calls."
             ),
             # Observed at collection time from the latest state, so a call pays nothing for
             # them (synchronous gauges would cost three more measurements per call).
             budget_limit=meter.create_observable_gauge(
-                "llm_toll.budget.limit",
+                attr.METRIC_BUDGET_LIMIT,
                 callbacks=[_budget_observations(0)],
                 unit="USD",
                 description="Configured budget.",
             ),
             budget_spent=meter.create_observable_gauge(
-                "llm_toll.budget.spent",
+                attr.METRIC_BUDGET_SPENT,
                 callbacks=[_budget_observations(1)],
                 unit="USD",
                 description="Spend in the current period.",
             ),
             budget_utilization=meter.create_observable_gauge(
-                "llm_toll.budget.utilization",
+                attr.METRIC_BUDGET_UTILIZATION,
                 callbacks=[_budget_observations(2)],
                 unit="1",
                 description="Spent divided by limit.",
             ),
             budget_rejections=meter.create_counter(
-                "llm_toll.budget.rejections",
+                attr.METRIC_BUDGET_REJECTIONS,
                 unit="{call}",
                 description="Calls refused because the budget was spent.",
             ),
             ratelimit_rejections=meter.create_counter(
-                "llm_toll.ratelimit.rejections",
+                attr.METRIC_RATELIMIT_REJECTIONS,
                 unit="{call}",
                 description="Calls refused by a local rate limit.",
             ),
             unpriced_calls=meter.create_counter(
-                "llm_toll.calls.unpriced",
+                attr.METRIC_UNPRICED_CALLS,
                 unit="{call}",
                 description="Calls whose model has no known price (recorded at $0).",
             ),
@@ -193,7 +194,10 @@ def record_budget(
     _budgets[scope] = (nanos_to_usd(limit), nanos_to_usd(state.spent_nanos), utilization)
 
 
-def record_rejection(project: str, kind: str) -> None:
+RejectionKind = Literal["budget", "ratelimit"]
+
+
+def record_rejection(project: str, kind: RejectionKind) -> None:
     if not metrics_wanted():
         return
     ins = instruments()

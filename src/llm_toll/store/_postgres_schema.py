@@ -2,7 +2,7 @@
 
 Each step is a version number and the statements that bring the schema from the previous
 version to it. Steps are never edited once released: a change is a new step at the end.
-The tables are those of the SQLite store (``migrations.py``), in PostgreSQL types: money
+The tables are those of the SQLite store (``_sqlite_schema.py``), in PostgreSQL types: money
 and tokens ``BIGINT``, times ``TIMESTAMPTZ``, texts compared byte-wise (``COLLATE "C"``)
 so that both stores sort reports the same way.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 
-from llm_toll.store.migrations import SchemaError
+from llm_toll.store.errors import SchemaError
 
 Step = tuple[int, tuple[str, ...]]
 

@@ -28,8 +28,8 @@ import genai_prices
 from genai_prices import data_snapshot
 from genai_prices.types import ModelInfo, ModelPrice, Provider, TieredPrices
 
-from llm_toll.money import usd_to_nanos
-from llm_toll.pricing_linear import LinearPrice
+from llm_toll._budget.money import usd_to_nanos
+from llm_toll.pricing._linear import LinearPrice
 from llm_toll.usage.base import MAX_TOKENS_PER_CALL, Usage
 
 GENAI_PRICES_SOURCE = f"genai-prices {genai_prices.__version__}"
@@ -58,14 +58,9 @@ def preload() -> None:
     first full garbage collection after it walks the whole new object graph (another
     ~20 ms); both would otherwise land in the middle of the app's event loop.
     """
-    if not snapshot_loaded():
+    if "genai_prices.data" not in sys.modules:
         current_snapshot()
         gc.collect()
-
-
-def snapshot_loaded() -> bool:
-    """Whether genai-prices' price data is in memory; loading it takes tens of ms."""
-    return "genai_prices.data" in sys.modules
 
 
 def current_snapshot() -> Snapshot:

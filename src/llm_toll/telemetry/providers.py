@@ -17,6 +17,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
+from typing import NamedTuple
 
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
@@ -24,8 +25,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from llm_toll.export import EXIT_FLUSH_TIMEOUT_MS, ExportSettings
-from llm_toll.version import VERSION
+from llm_toll._version import VERSION
+from llm_toll.telemetry.export import EXIT_FLUSH_TIMEOUT_MS, ExportSettings
 
 SCOPE = "llm_toll"
 # How often the global providers are looked up again (the API's lookup reads the
@@ -41,9 +42,25 @@ _settings: ExportSettings | None = None  # read from the environment at first us
 _resource: Resource | None = None
 _private_tracer_provider: TracerProvider | None = None
 _private_meter_provider: MeterProvider | None = None
-# (the global provider we resolved against, the tracer we use for it, when we checked)
-_resolved: tuple[object, trace.Tracer, float] | None = None
-_meter_provider_checked: tuple[bool, float] = (False, -RECHECK_S)
+
+
+class _Resolved(NamedTuple):
+    """The global TracerProvider looked at, the tracer used for it, and when."""
+
+    provider: object
+    tracer: trace.Tracer
+    checked_at: float
+
+
+class _MeterCheck(NamedTuple):
+    """Whether the global MeterProvider is an SDK one, and when that was looked up."""
+
+    is_sdk: bool
+    checked_at: float
+
+
+_resolved: _Resolved | None = None
+_meter_provider_checked = _MeterCheck(False, -RECHECK_S)
 _on_reconfigure: list[Callable[[], None]] = []
 
 
@@ -87,7 +104,7 @@ def setup_telemetry(
         )
         _resource = Resource.create(attributes)
         _resolved = None
-        _meter_provider_checked = (False, -RECHECK_S)
+        _meter_provider_checked = _MeterCheck(False, -RECHECK_S)
     for hook in _on_reconfigure:
         hook()
 
@@ -142,12 +159,12 @@ def tracer() -> trace.Tracer:
     global _resolved
     resolved = _resolved
     now = time.monotonic()
-    if resolved is not None and now - resolved[2] < RECHECK_S:
-        return resolved[1]
+    if resolved is not None and now - resolved.checked_at < RECHECK_S:
+        return resolved.tracer
     current = trace.get_tracer_provider()
-    if resolved is not None and resolved[0] is current:
-        _resolved = (current, resolved[1], now)
-        return resolved[1]
+    if resolved is not None and resolved.provider is current:
+        _resolved = _Resolved(current, resolved.tracer, now)
+        return resolved.tracer
     with _lock:
         chosen: trace.Tracer
         if isinstance(current, TracerProvider):
@@ -159,18 +176,19 @@ def tracer() -> trace.Tracer:
             chosen = provider.get_tracer(SCOPE, VERSION)
         else:
             chosen = NO_TRACER
-        _resolved = (current, chosen, now)
+        _resolved = _Resolved(current, chosen, now)
         return chosen
 
 
 def _app_has_meter_provider() -> bool:
     global _meter_provider_checked
-    is_sdk, checked = _meter_provider_checked
+    check = _meter_provider_checked
     now = time.monotonic()
-    if now - checked >= RECHECK_S:
-        is_sdk = isinstance(metrics.get_meter_provider(), MeterProvider)
-        _meter_provider_checked = (is_sdk, now)
-    return is_sdk
+    if now - check.checked_at >= RECHECK_S:
+        check = _meter_provider_checked = _MeterCheck(
+            isinstance(metrics.get_meter_provider(), MeterProvider), now
+        )
+    return check.is_sdk
 
 
 def metrics_wanted() -> bool:

@@ -1,8 +1,8 @@
 """The llm-toll 0.13 read API, written once over a backend's ``_report`` query runner.
 
-The two stores differ only in their SQL parameter marker (``?`` / ``%s``), how a timestamp
-becomes a UTC day, and how they take a cutoff time and an unlimited LIMIT; each store
-states those and inherits the rest.
+Queries are written with ``?`` markers. The two stores differ only in how a timestamp
+becomes a UTC day and how they take a cutoff time and an unlimited LIMIT; each store states
+those and inherits the rest.
 """
 
 from __future__ import annotations
@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from llm_toll.store.common import CompatMethods, add_utilization, utc_now
+from llm_toll.store._ledger import READ_COLUMNS
+from llm_toll.store._time import utc_now
+from llm_toll.store._totals import PROJECT_KEY
+from llm_toll.store.base import BaseStore
 
 # A column named `<x>_nanos` is returned both as `<x>` (float USD) and as itself (exact).
-_LOG_COLUMNS = """
-id, project, model, input_tokens, output_tokens, cost_nanos, created_at, provider, operation,
-cache_read_input_tokens, cache_creation_input_tokens, reasoning_output_tokens, price_known,
-estimated, budget_key, response_id, duration_s
-"""
+_LOG_COLUMNS = ", ".join(READ_COLUMNS)
 _TOTALS = """
 SUM(cost_nanos) AS total_cost_nanos, SUM(input_tokens) AS total_input_tokens,
 SUM(output_tokens) AS total_output_tokens, COUNT(*) AS call_count
@@ -29,9 +28,8 @@ SUM(output_tokens) AS total_output_tokens, COUNT(*) AS call_count
 
 @dataclass(frozen=True)
 class ReportSQL:
-    """The read queries of one backend, with its parameter marker filled in."""
+    """The read queries of one backend."""
 
-    param: str
     project_summaries: str
     model_summaries: str  # with a `{where}` slot
     project_summaries_for_model: str
@@ -39,9 +37,8 @@ class ReportSQL:
     budget_totals: str
 
     @classmethod
-    def for_backend(cls, param: str, utc_day_of_created_at: str) -> ReportSQL:
+    def for_backend(cls, utc_day_of_created_at: str) -> ReportSQL:
         return cls(
-            param=param,
             project_summaries=f"""
                 SELECT project, {_TOTALS}, MAX(created_at) AS last_used
                 FROM usage_logs GROUP BY project ORDER BY total_cost_nanos DESC, project""",
@@ -49,13 +46,13 @@ class ReportSQL:
                 SELECT model, {_TOTALS} FROM usage_logs {{where}}
                 GROUP BY model ORDER BY total_cost_nanos DESC, model""",
             project_summaries_for_model=f"""
-                SELECT project, {_TOTALS} FROM usage_logs WHERE model = {param}
+                SELECT project, {_TOTALS} FROM usage_logs WHERE model = ?
                 GROUP BY project ORDER BY total_cost_nanos DESC, project""",
             daily_trends=f"""
                 SELECT {utc_day_of_created_at} AS date, SUM(cost_nanos) AS daily_cost_nanos,
                        SUM(input_tokens) AS daily_input_tokens,
                        SUM(output_tokens) AS daily_output_tokens, COUNT(*) AS call_count
-                FROM usage_logs WHERE created_at >= {param} GROUP BY 1 ORDER BY 1""",
+                FROM usage_logs WHERE created_at >= ? GROUP BY 1 ORDER BY 1""",
             budget_totals="""
                 SELECT project, period, spent_nanos AS total_cost_nanos, limit_nanos,
                        thresholds_fired, last_reset_at, updated_at, budget_key
@@ -64,7 +61,7 @@ class ReportSQL:
         )
 
 
-class ReportMethods(CompatMethods):
+class ReportMethods(BaseStore):
     """``get_usage_logs`` ... ``get_budget_utilization`` for a store that can run a query."""
 
     _sql: ClassVar[ReportSQL]
@@ -97,7 +94,7 @@ class ReportMethods(CompatMethods):
         sql = self._sql.model_summaries
         if project is None:
             return self._report("read model summaries", sql.format(where=""))
-        where = f"WHERE project = {self._sql.param}"
+        where = "WHERE project = ?"
         return self._report("read model summaries", sql.format(where=where), (project,))
 
     def get_project_summaries_for_model(self, model: str) -> list[dict[str, Any]]:
@@ -115,18 +112,30 @@ class ReportMethods(CompatMethods):
     def _usage_logs(
         self, project: str | None, model: str | None, limit: int
     ) -> list[dict[str, Any]]:
-        param = self._sql.param
         clauses: list[str] = []
         params: list[object] = []
         if project is not None:
-            clauses.append(f"project = {param}")
+            clauses.append("project = ?")
             params.append(project)
         if model is not None:
-            clauses.append(f"model = {param}")
+            clauses.append("model = ?")
             params.append(model)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = (
             f"SELECT {_LOG_COLUMNS} FROM usage_logs {where} "
-            f"ORDER BY created_at DESC, id DESC LIMIT {param}"
+            "ORDER BY created_at DESC, id DESC LIMIT ?"
         )
         return self._report("read usage logs", sql, (*params, self._limit_param(limit)))
+
+
+def add_utilization(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Budget-total rows (from ``as_dict``) with their ``utilization``: spent / limit.
+
+    ``budget_key`` (added after the llm-toll 0.13 keys) is moved last.
+    """
+    for row in rows:
+        limit = row["limit_nanos"]
+        budget_key = row.pop("budget_key", PROJECT_KEY)
+        row["utilization"] = row["total_cost_nanos"] / limit if limit else None
+        row["budget_key"] = budget_key
+    return rows

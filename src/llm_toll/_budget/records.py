@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
+from llm_toll._budget.periods import Reset
 from llm_toll.usage.base import Usage
+
+LimitKind = Literal["rpm", "tpm"]
+"""A rate limit: requests per minute or tokens per minute."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +37,7 @@ class BudgetSpec:
     """A budget as configured on a decorator: limit and reset period of one scope."""
 
     limit_nanos: int | None
-    reset: str | None = None
+    reset: Reset | None = None
     """None (lifetime), "daily", "weekly" or "monthly", on the UTC calendar."""
 
 
@@ -44,7 +48,8 @@ class BudgetState:
     spent_nanos: int
     limit_nanos: int | None
     period: str
-    """The period key, e.g. "all", "2026-11-28", "2026-W48", "2026-11"."""
+    """The period key, e.g. "all", "2026-11-28", "W2026-11-23" (the week of that Monday),
+    "2026-11"."""
     crossed_thresholds: tuple[int, ...] = field(default=())
     """Percentages (50, 80, 100) this call crossed for the first time in the period."""
     exceeded_now: bool = False
@@ -80,7 +85,7 @@ class RateAdmission(NamedTuple):
     admitted: bool
     retry_after: float
     """Seconds until the request would be admitted; 0.0 when admitted."""
-    limit_type: str | None = None
+    limit_type: LimitKind | None = None
     """``"rpm"`` or ``"tpm"``: the limit that refused the request (None when admitted)."""
     lease_id: int | None = None
     """The admitted request's event, for ``settle_rate``."""

@@ -1,9 +1,10 @@
-"""Proxies for streams returned by decorated functions: settle usage exactly once.
+"""Streams: metered chunk by chunk, and their call finished exactly once.
 
-A proxy keeps the SDK stream's own API (iteration, context manager, ``close()``,
-``.response`` and every other attribute by delegation) and settles the call once, on
-whichever comes first: exhaustion, ``break`` followed by ``close()``/leaving a ``with``
-block, an exception mid-stream, or garbage collection of a stream left half-read.
+A proxy for a stream returned by a decorated function keeps the SDK stream's own API
+(iteration, context manager, ``close()``, ``.response`` and every other attribute by
+delegation) and finishes the call once, on whichever comes first: exhaustion, ``break``
+followed by ``close()`` or leaving a ``with`` block, an exception mid-stream, or garbage
+collection of a stream left half-read.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from llm_toll import runtime
-from llm_toll.calls import Call, off_loop
+from llm_toll._call.call import Call
+from llm_toll._worker import worker
 from llm_toll.usage import StreamAccumulator, UsageError, request_text
 from llm_toll.usage.custom import coerce_custom_usage
 
@@ -43,8 +44,9 @@ def sdk_request_text(stream: object) -> str:
     return request_text((), body) if isinstance(body, dict) else ""
 
 
-class StreamSettlement:
-    """The accounting shared by both proxies and the generator wrappers."""
+class StreamMeter:
+    """Meters a stream chunk by chunk and finishes its call once: shared by both proxies
+    and the generator wrappers."""
 
     __slots__ = ("_done", "_lock", "accumulator", "call", "stream")
 
@@ -69,13 +71,13 @@ class StreamSettlement:
         if extractor is not None:
             try:
                 custom = coerce_custom_usage(extractor(item))
-            except Exception:  # judged at settlement from what the accumulator saw
+            except Exception:  # judged at the end, from what the accumulator saw
                 return
             if custom is not None:
                 self.accumulator.override(custom)
 
     def claim(self) -> bool:
-        """True exactly once: for the one caller that must settle."""
+        """True exactly once: for the one caller that must finish the call."""
         with self._lock:
             if self._done:
                 return False
@@ -86,25 +88,40 @@ class StreamSettlement:
     def done(self) -> bool:
         return self._done
 
-    def settle(self, error: BaseException | None) -> None:
+    def finish(self, error: BaseException | None) -> None:
         if self.claim():
             self._finish(error)
 
-    async def settle_async(self, error: BaseException | None) -> None:
+    async def finish_async(self, error: BaseException | None) -> None:
         if self.claim():
-            await off_loop(self._finish, error)
+            await worker.run(self._finish, error)
 
-    def settle_from_finalizer(self) -> None:
-        """Garbage collection may run on an event loop thread: settle in a worker."""
+    def finish_from_finalizer(self) -> None:
+        """Garbage collection may run on an event loop thread: finish in the worker."""
         if self.claim():
-            runtime.worker.submit(self._finish, None)
+            worker.submit(self._finish, None)
 
 
-class SyncStreamProxy(Iterator[Any]):
+class _StreamProxy:
+    """What both proxies share: the stream, its meter, and delegation of the rest."""
+
     def __init__(self, stream: Any, call: Call) -> None:
         self._stream = stream
+        self._meter = StreamMeter(call, stream)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    def __del__(self) -> None:
+        meter = self.__dict__.get("_meter")
+        if meter is not None and not meter.done:
+            meter.finish_from_finalizer()
+
+
+class SyncStreamProxy(_StreamProxy, Iterator[Any]):
+    def __init__(self, stream: Any, call: Call) -> None:
+        super().__init__(stream, call)
         self._iterator: Iterator[Any] | None = None
-        self._settlement = StreamSettlement(call, stream)
 
     def __iter__(self) -> SyncStreamProxy:
         return self
@@ -112,18 +129,18 @@ class SyncStreamProxy(Iterator[Any]):
     def __next__(self) -> Any:
         if self._iterator is None:
             self._iterator = iter(self._stream)
-        token = self._settlement.call.attach()
+        token = self._meter.call.attach()
         try:
             item = next(self._iterator)
         except StopIteration:
-            self._settlement.settle(None)
+            self._meter.finish(None)
             raise
         except BaseException as error:
-            self._settlement.settle(error)
+            self._meter.finish(error)
             raise
         finally:
-            self._settlement.call.detach(token)
-        self._settlement.feed(item)
+            self._meter.call.detach(token)
+        self._meter.feed(item)
         return item
 
     def close(self) -> None:
@@ -132,7 +149,7 @@ class SyncStreamProxy(Iterator[Any]):
             if close is not None:
                 close()
         finally:
-            self._settlement.settle(None)
+            self._meter.finish(None)
 
     def __enter__(self) -> SyncStreamProxy:
         enter = getattr(self._stream, "__enter__", None)
@@ -148,22 +165,13 @@ class SyncStreamProxy(Iterator[Any]):
             else:  # a stream that is not a context manager is still closed on leaving
                 self._stream.close()
         finally:
-            self._settlement.settle(exc_info[1])
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
-
-    def __del__(self) -> None:
-        settlement = self.__dict__.get("_settlement")
-        if settlement is not None and not settlement.done:
-            settlement.settle_from_finalizer()
+            self._meter.finish(exc_info[1])
 
 
-class AsyncStreamProxy(AsyncIterator[Any]):
+class AsyncStreamProxy(_StreamProxy, AsyncIterator[Any]):
     def __init__(self, stream: Any, call: Call) -> None:
-        self._stream = stream
+        super().__init__(stream, call)
         self._iterator: AsyncIterator[Any] | None = None
-        self._settlement = StreamSettlement(call, stream)
 
     def __aiter__(self) -> AsyncStreamProxy:
         return self
@@ -171,19 +179,19 @@ class AsyncStreamProxy(AsyncIterator[Any]):
     async def __anext__(self) -> Any:
         if self._iterator is None:
             self._iterator = self._stream.__aiter__()
-        token = self._settlement.call.attach()
+        token = self._meter.call.attach()
         try:
             item = await self._iterator.__anext__()
         except StopAsyncIteration:
-            self._settlement.call.detach(token)
-            await self._settlement.settle_async(None)
+            self._meter.call.detach(token)
+            await self._meter.finish_async(None)
             raise
         except BaseException as error:
-            self._settlement.call.detach(token)
-            await self._settlement.settle_async(error)
+            self._meter.call.detach(token)
+            await self._meter.finish_async(error)
             raise
-        self._settlement.call.detach(token)
-        self._settlement.feed(item)
+        self._meter.call.detach(token)
+        self._meter.feed(item)
         return item
 
     async def aclose(self) -> None:
@@ -194,7 +202,7 @@ class AsyncStreamProxy(AsyncIterator[Any]):
                 if hasattr(result, "__await__"):
                     await result
         finally:
-            await self._settlement.settle_async(None)
+            await self._meter.finish_async(None)
 
     # OpenAI's and Anthropic's async streams call it close().
     close = aclose
@@ -214,12 +222,4 @@ class AsyncStreamProxy(AsyncIterator[Any]):
                 await self.aclose()
                 return
         finally:
-            await self._settlement.settle_async(exc_info[1])
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
-
-    def __del__(self) -> None:
-        settlement = self.__dict__.get("_settlement")
-        if settlement is not None and not settlement.done:
-            settlement.settle_from_finalizer()
+            await self._meter.finish_async(exc_info[1])

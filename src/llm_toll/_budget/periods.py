@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import Final, Literal
 
-RESETS = (None, "daily", "weekly", "monthly")
-THRESHOLDS = (50, 80, 100)
-LIFETIME = "all"
+Reset = Literal["daily", "weekly", "monthly"]
+"""How often a budget starts again, on the UTC calendar; ``None`` where a ``Reset | None``
+is taken means never (the budget covers the whole history)."""
+
+THRESHOLDS: Final = (50, 80, 100)
+LIFETIME: Final = "all"
+"""The period key of totals that never reset."""
 
 
-def validate_reset(reset: str | None) -> str | None:
-    if reset not in RESETS:
-        raise ValueError(f"reset must be one of None, 'daily', 'weekly', 'monthly'; got {reset!r}")
-    return reset
+def validate_reset(reset: object) -> Reset | None:
+    if reset is None or reset == "daily" or reset == "weekly" or reset == "monthly":
+        return reset
+    raise ValueError(f"reset must be one of None, 'daily', 'weekly', 'monthly'; got {reset!r}")
 
 
-def period_key(reset: str | None, at: datetime) -> str:
+def period_key(reset: Reset | None, at: datetime) -> str:
     """The UTC calendar period that ``at`` falls in, as a sortable key.
 
     Weeks are ISO weeks (Monday to Sunday), keyed by their Monday so keys sort by time.

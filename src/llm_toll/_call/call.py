@@ -1,0 +1,196 @@
+"""One admitted call: its span, then its usage, price and record, exactly once.
+
+``shapes`` decides the shape of a call (sync, async, generator, stream) and drives a
+``Call`` through it; ``gates`` admitted it; everything a shape does not decide lives here.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
+from llm_toll import _runtime
+from llm_toll._budget.periods import period_key
+from llm_toll._budget.records import CallRecord, Reservation
+from llm_toll._budget.writer import PendingWrite
+from llm_toll._call import strict
+from llm_toll._call.gates import Admission
+from llm_toll._call.plan import Plan
+from llm_toll._call.results import CallResults
+from llm_toll._worker import worker
+from llm_toll.pricing import default_registry
+from llm_toll.pricing.registry import prices_loaded
+from llm_toll.store import BaseStore
+from llm_toll.telemetry import metrics
+from llm_toll.telemetry import names as attr
+from llm_toll.telemetry.spans import mark_error, start_call_span
+from llm_toll.usage import ExtractedUsage, StreamAccumulator
+
+UNKNOWN_MODEL = "unknown"
+# Async records queued in the worker beyond which callers wait for their own.
+MAX_BACKLOG = 256
+
+
+class Call:
+    """One started call: its span is open until one of the ``finish*`` methods or ``fail``."""
+
+    __slots__ = (
+        "budget_key",
+        "lease",
+        "plan",
+        "request_model",
+        "reservation",
+        "results",
+        "span",
+        "started_at",
+        "t0",
+    )
+
+    def __init__(
+        self, plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any], admission: Admission
+    ) -> None:
+        self.plan = plan
+        self.started_at = admission.started_at
+        self.budget_key = admission.budget_key
+        self.lease = admission.lease
+        self.reservation = admission.reservation
+        """A strict call's budget reservation, settled or released exactly once."""
+        self.results = CallResults(plan, args, kwargs)
+        self.request_model = plan.requested_model(kwargs)
+        self.span = start_call_span(plan.project, self.request_model)
+        self.t0 = time.perf_counter()
+
+    def attach(self) -> object:
+        """Make the span current, so spans started by the wrapped code nest under it."""
+        if self.span is trace.INVALID_SPAN:
+            return None
+        return otel_context.attach(trace.set_span_in_context(self.span))
+
+    @staticmethod
+    def detach(token: object) -> None:
+        if token is not None:
+            otel_context.detach(token)  # type: ignore[arg-type]
+
+    # -- endings --------------------------------------------------------------------------
+
+    def finish(self, response: Any) -> None:
+        """A plain (non-stream) result came back: record it and end the span."""
+        self._write(self._record_of(self.results.of_response(response)))
+
+    async def finish_async(self, response: Any) -> None:
+        """The same for an async call, without making the caller wait for the store.
+
+        Usage and price are worked out here (CPU only); the store write and the span's end
+        go to the worker thread. Until the write lands, the call's cost is held in the
+        budget view, so the next call's check already counts it; and the store's read
+        methods wait for such writes, so a caller reads its own writes. When the worker
+        falls behind, callers wait for their own write, which bounds the backlog.
+        """
+        found = self.results.of_response(response)
+        if prices_loaded():
+            call = self._record_of(found)
+        else:  # the first call loads genai-prices' data, too slow for the event loop
+            call = await worker.run(self._record_of, found)
+        end_ns = time.time_ns()
+        held = None
+        scopes = self.plan.scopes(self.budget_key)
+        if call is not None and scopes:
+            # The scopes of a call share one reset, so one period.
+            period = period_key(scopes[0].spec.reset, call.started_at)
+            key = scopes[-1].key
+            held = _runtime.writer().view.hold(call.project, period, call.cost_nanos, key)
+        if worker.backlog < MAX_BACKLOG:
+            worker.submit(self._write, call, None, end_ns, held)
+        else:
+            await worker.run(self._write, call, None, end_ns, held)
+
+    def finish_with(self, found: ExtractedUsage, store: BaseStore | None = None) -> None:
+        """Usage already known (integrations' callbacks): record it and end the span."""
+        self._write(self._record_of(found), store)
+
+    def finish_stream(
+        self, stream: StreamAccumulator, error: BaseException | None, request_hint: str = ""
+    ) -> None:
+        """A stream ended (exhausted, closed, broken or collected): record what is known."""
+        found = self.results.of_stream(stream, request_hint)
+        if error is not None:
+            mark_error(self.span, error)
+        self._write(self._record_of(found))
+
+    def fail(self, error: BaseException) -> None:
+        """The wrapped function raised: nothing was priced; record the failure and end."""
+        if self.lease is not None:
+            self.lease.release()
+        strict.release(self._take_reservation())
+        mark_error(self.span, error)
+        model = self.plan.model or UNKNOWN_MODEL
+        try:
+            metrics.record_failure(
+                attr.DEFAULT_OPERATION, model, time.perf_counter() - self.t0, type(error).__name__
+            )
+        finally:
+            self.span.end()
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _take_reservation(self) -> Reservation | None:
+        """The reservation, handed out once: whoever takes it settles or releases it."""
+        reservation, self.reservation = self.reservation, None
+        return reservation
+
+    def _record_of(self, found: ExtractedUsage | None) -> CallRecord | None:
+        """Price what was found, and settle the rate-limit lease with the real token count."""
+        call = None if found is None else self._price(found)
+        if self.lease is not None:
+            self.lease.settle(0 if call is None else call.usage.total_tokens)
+        return call
+
+    def _write(
+        self,
+        call: CallRecord | None,
+        store: BaseStore | None = None,
+        end_ns: int | None = None,
+        held: int | None = None,
+    ) -> None:
+        """Record the call through the writer, then end its span (at ``end_ns`` if given)."""
+        try:
+            if call is None:
+                strict.release(self._take_reservation())  # nothing recorded: give it back
+            else:
+                if self.request_model is None and self.span.is_recording():
+                    # Unknown when the span started: the model priced is what was asked for.
+                    self.span.set_attribute(attr.REQUEST_MODEL, call.model)
+                plan = self.plan
+                write = PendingWrite(
+                    call,
+                    plan.budget,
+                    plan.key_budget if call.budget_key else None,
+                    self._take_reservation(),
+                )
+                _runtime.writer().record(
+                    self.span, write, store=store, held=held, key_in_metrics=plan.key_in_metrics
+                )
+        finally:
+            self.span.end(end_time=end_ns)
+
+    def _price(self, found: ExtractedUsage) -> CallRecord:
+        model = self.plan.model or found.model or self.request_model or UNKNOWN_MODEL
+        started_at = self.started_at
+        price = default_registry.price(model, found.usage, provider=found.provider, at=started_at)
+        return CallRecord(
+            project=self.plan.project,
+            model=model,
+            usage=found.usage,
+            cost_nanos=price.cost_nanos,
+            started_at=started_at,
+            duration_s=time.perf_counter() - self.t0,
+            provider=found.provider,
+            operation=found.operation or attr.DEFAULT_OPERATION,
+            price_known=price.known,
+            estimated=found.estimated,
+            response_id=found.response_id,
+            budget_key=self.budget_key,
+        )

@@ -1,0 +1,335 @@
+"""The one pre-call check: budgets, strict reservations and rate limits, before a call runs.
+
+The check is written once, as a generator of *steps* (read a budget, reserve, acquire a
+rate limit, pause, refuse...). Sync calls and framework integrations run each step in the
+calling thread (:func:`admit`); async calls run the same steps off the event loop
+(:func:`admit_async`): store reads and writes in llm_toll's worker thread, a burst of
+concurrent reads of one budget shared, pauses with ``asyncio.sleep``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Generator
+from datetime import datetime, timezone
+from typing import Any, NamedTuple, TypeVar
+
+from opentelemetry.trace import Span
+
+from llm_toll import _runtime
+from llm_toll._budget.money import nanos_to_usd
+from llm_toll._budget.periods import period_key
+from llm_toll._budget.records import Reservation
+from llm_toll._call import admission, strict
+from llm_toll._call.admission import Lease
+from llm_toll._call.plan import BudgetScope, Plan
+from llm_toll._warnings import warn_once
+from llm_toll._worker import worker
+from llm_toll.exceptions import AccountingWarning, BudgetExceededError, LocalRateLimitError
+from llm_toll.store import BaseStore, StoreError
+from llm_toll.telemetry import metrics
+from llm_toll.telemetry import names as attr
+from llm_toll.telemetry.spans import budget_event_attributes, mark_error, start_call_span
+
+T = TypeVar("T")
+Refusal = BudgetExceededError | LocalRateLimitError
+
+
+class Admission(NamedTuple):
+    """A call let through the gates, with what it holds until it finishes."""
+
+    started_at: datetime
+    budget_key: str | None
+    reservation: Reservation | None
+    """A strict call's budget reservation, settled or released exactly once."""
+    lease: Lease | None
+    """Its admission under the rate limits, settled or released exactly once."""
+
+
+def admit(
+    plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any], store: BaseStore | None = None
+) -> Admission:
+    """Run the gates in the calling thread; raises the refusal when the call may not run.
+
+    ``store`` overrides the process-wide store (integrations configured with their own).
+    """
+    steps = _gates(plan, args, kwargs, datetime.now(timezone.utc), store)
+    try:
+        step = next(steps)
+        while True:
+            try:
+                outcome = step.run()
+            except Exception as error:  # a rate refusal: the gates decide what follows
+                step = steps.throw(error)
+            else:
+                step = steps.send(outcome)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+async def admit_async(plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Admission:
+    """The same gates for an async call: no store I/O on the event loop."""
+    steps = _gates(plan, args, kwargs, datetime.now(timezone.utc), None)
+    try:
+        step = next(steps)
+        while True:
+            try:
+                outcome = await step.run_async()
+            except Exception as error:
+                step = steps.throw(error)
+            else:
+                step = steps.send(outcome)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+def _gates(
+    plan: Plan,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    now: datetime,
+    store: BaseStore | None,
+) -> Generator[_Step, Any, Admission]:
+    """The pre-call check, step by step; returns the admission or raises the refusal."""
+    key = plan.budget_key_of(args, kwargs)
+    scopes = plan.scopes(key)
+    reservation: Reservation | None = None
+    if plan.strict and scopes:
+        amount = strict.worst_case_nanos(plan, args, kwargs, now)
+        if amount is not None:
+            reserved = yield _Reserve(plan, key, now, amount)
+            if isinstance(reserved, BudgetExceededError):
+                yield _Refuse(plan, reserved, key)
+                raise reserved
+            reservation = reserved  # None: the store could not reserve; check plainly
+    if reservation is None:
+        for scope in scopes:
+            spent = None if store is not None else _recent_spent(plan, now, scope)
+            if spent is None:
+                spent = yield _ReadSpent(plan, now, scope, store)
+            refusal = _budget_refusal(plan, spent, scope)
+            if refusal is not None:
+                yield _Refuse(plan, refusal, key)
+                raise refusal
+    lease: Lease | None = None
+    while plan.limiter is not None:
+        try:
+            lease = yield _AcquireRate(plan, args, kwargs)
+            break
+        except LocalRateLimitError as refusal:
+            if plan.wait:
+                yield _Pause(admission.rate_wait(refusal))
+                continue
+            if reservation is not None:
+                yield _Release(reservation)
+            yield _Refuse(plan, refusal, key)
+            raise
+    return Admission(now, key, reservation, lease)
+
+
+# -- budget reads -----------------------------------------------------------------------
+
+
+def _recent_spent(plan: Plan, now: datetime, scope: BudgetScope) -> int | None:
+    """The budget's total as this process last read or wrote it, if that was recent.
+
+    Every store write returns the true total (other processes' spend included), so while a
+    process is making calls its view is as fresh as its last call; see BudgetView.
+    """
+    period = period_key(scope.spec.reset, now)
+    return _runtime.writer().view.recent(plan.project, period, scope.key or "")
+
+
+def read_spent(
+    plan: Plan, now: datetime, scope: BudgetScope, store: BaseStore | None = None
+) -> int | None:
+    """The spend of a budget from the store, plus async calls' cost not yet written; None
+    (warned once) when the store cannot answer: the call then goes ahead unchecked."""
+    reset = scope.spec.reset
+    try:
+        spent = (store or _runtime.get_store()).get_spent(
+            plan.project, reset, now, budget_key=scope.key
+        )
+    except StoreError as exc:
+        warn_once(
+            f"store-read:{plan.project}",
+            f"llm_toll could not read the budget of '{plan.project}' ({exc}); the call is "
+            "allowed without a budget check.",
+            AccountingWarning,
+        )
+        return None
+    if store is not None:  # not the process's store: its totals are not in the view
+        return spent
+    period = period_key(reset, now)
+    view = _runtime.writer().view
+    view.remember(plan.project, period, spent, scope.key or "")
+    return spent + view.held(plan.project, period, scope.key or "")
+
+
+# Budget reads under way, per event loop and budget scope: concurrent callers share one.
+_reads: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[str, str, str], asyncio.Future[int | None]]
+] = weakref.WeakKeyDictionary()
+
+
+async def _shared_read(plan: Plan, now: datetime, scope: BudgetScope) -> int | None:
+    """``read_spent`` in the worker; a burst of calls (``asyncio.gather``) makes one read."""
+    key = (plan.project, scope.key or "", period_key(scope.spec.reset, now))
+    loop = asyncio.get_running_loop()
+    pending = _reads.setdefault(loop, {})
+    future = pending.get(key)
+    if future is None:
+        future = pending[key] = asyncio.ensure_future(worker.run(read_spent, plan, now, scope))
+        future.add_done_callback(lambda _: pending.pop(key, None))
+    return await asyncio.shield(future)
+
+
+def _budget_refusal(plan: Plan, spent: int | None, scope: BudgetScope) -> Refusal | None:
+    limit = scope.spec.limit_nanos
+    if limit is None or spent is None or spent < limit:
+        return None
+    return BudgetExceededError(
+        project=plan.project,
+        current_cost=nanos_to_usd(spent),
+        max_budget=nanos_to_usd(limit),
+        budget_key=scope.key,
+    )
+
+
+# -- refusals -------------------------------------------------------------------------------
+
+
+def refusal_span(plan: Plan, error: Refusal, key: str | None) -> Span:
+    """The refused call's span, started in the caller's context (so it has its parent).
+
+    ``key`` is the call's budget key, if any, whichever budget refused it.
+    """
+    span = start_call_span(plan.project, plan.requested_model(None))
+    mark_error(span, error)
+    if key is not None:
+        span.set_attribute(attr.BUDGET_KEY, key)
+    if isinstance(error, BudgetExceededError):
+        spec = plan.spec_of(error.budget_key)
+        assert spec is not None and spec.limit_nanos is not None
+        spent = round((error.current_cost or 0) * 1e9)
+        span.add_event(
+            attr.EVENT_BUDGET_EXCEEDED,
+            budget_event_attributes(plan.project, spec.limit_nanos, spent, error.budget_key),
+        )
+    return span
+
+
+def end_refusal(plan: Plan, span: Span, error: Refusal) -> None:
+    """Count the refusal and end its span (async callers do this in the worker)."""
+    metrics.record_rejection(
+        plan.project, "budget" if isinstance(error, BudgetExceededError) else "ratelimit"
+    )
+    span.end()
+
+
+# -- steps: what the gates ask for, done in the calling thread or off the event loop ------
+
+
+class _Step:
+    """One thing the gates need done; ``run`` in the caller's thread, ``run_async`` without
+    blocking the event loop."""
+
+    __slots__ = ()
+
+    def run(self) -> Any:
+        raise NotImplementedError
+
+    async def run_async(self) -> Any:
+        return await worker.run(self.run)
+
+
+class _ReadSpent(_Step):
+    __slots__ = ("now", "plan", "scope", "store")
+
+    def __init__(
+        self, plan: Plan, now: datetime, scope: BudgetScope, store: BaseStore | None
+    ) -> None:
+        self.plan = plan
+        self.now = now
+        self.scope = scope
+        self.store = store
+
+    def run(self) -> int | None:
+        return read_spent(self.plan, self.now, self.scope, self.store)
+
+    async def run_async(self) -> int | None:
+        return await _shared_read(self.plan, self.now, self.scope)
+
+
+class _Reserve(_Step):
+    __slots__ = ("amount", "key", "now", "plan")
+
+    def __init__(self, plan: Plan, key: str | None, now: datetime, amount: int) -> None:
+        self.plan = plan
+        self.key = key
+        self.now = now
+        self.amount = amount
+
+    def run(self) -> Reservation | BudgetExceededError | None:
+        return strict.reserve(self.plan, self.key, self.now, self.amount)
+
+
+class _AcquireRate(_Step):
+    __slots__ = ("args", "kwargs", "plan")
+
+    def __init__(self, plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.plan = plan
+        self.args = args
+        self.kwargs = kwargs
+
+    def run(self) -> Lease | None:
+        return admission.acquire(self.plan, self.args, self.kwargs)
+
+    async def run_async(self) -> Lease | None:
+        if self.plan.shared_limits and self.plan.limiter is not None:
+            return await worker.run(self.run)  # store I/O
+        return self.run()
+
+
+class _Pause(_Step):
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def run(self) -> None:
+        admission._sleep(self.seconds)
+
+    async def run_async(self) -> None:
+        await admission._async_sleep(self.seconds)
+
+
+class _Release(_Step):
+    __slots__ = ("reservation",)
+
+    def __init__(self, reservation: Reservation) -> None:
+        self.reservation = reservation
+
+    def run(self) -> None:
+        strict.release(self.reservation)
+
+    async def run_async(self) -> None:
+        worker.submit(strict.release, self.reservation)
+
+
+class _Refuse(_Step):
+    __slots__ = ("error", "key", "plan")
+
+    def __init__(self, plan: Plan, error: Refusal, key: str | None) -> None:
+        self.plan = plan
+        self.error = error
+        self.key = key
+
+    def run(self) -> None:
+        end_refusal(self.plan, refusal_span(self.plan, self.error, self.key), self.error)
+
+    async def run_async(self) -> None:
+        # The span starts here, in the caller's context; its end goes to the worker.
+        span = refusal_span(self.plan, self.error, self.key)
+        worker.submit(end_refusal, self.plan, span, self.error)

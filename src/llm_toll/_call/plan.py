@@ -1,0 +1,102 @@
+"""What a decorated function was configured with: the plan every call of it follows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from llm_toll._budget.records import BudgetSpec
+from llm_toll._warnings import warn_once
+from llm_toll.exceptions import UsageWarning
+from llm_toll.rate_limiter import RateLimiter
+
+
+class BudgetScope(NamedTuple):
+    """A budget a call must pass: the project's (``key`` None) or one budget key's."""
+
+    spec: BudgetSpec
+    key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a decorator was configured with; shared by all calls of one function."""
+
+    name: str
+    project: str
+    model: str | None = None
+    budget: BudgetSpec | None = None
+    limiter: RateLimiter | None = None
+    extract_usage: Callable[[Any], Any] | None = None
+    budget_key: Callable[..., Any] | None = None
+    """Computes a call's budget key (a tenant) from the call's arguments."""
+    key_budget: BudgetSpec | None = None
+    """Each budget key's own budget, on top of the project's."""
+    key_in_metrics: bool = False
+    strict: bool = False
+    """Reserve each call's worst-case cost before it runs (see ``_call.strict``)."""
+    estimate: Callable[..., Any] | None = None
+    """``callable(*args, **kwargs)`` returning a call's worst-case cost in USD."""
+    wait: bool = False
+    """Wait out a rate limit (``retry_after``, then try again) instead of raising."""
+    shared_limits: bool = False
+    """Check the rate limits in the store, shared by every process that uses it."""
+
+    @property
+    def rate_scope(self) -> str:
+        """The store's name of this function's shared rate limits."""
+        return f"{self.project}:{self.name}"
+
+    def scopes(self, key: str | None) -> tuple[BudgetScope, ...]:
+        """The budgets with a limit that a call with budget key ``key`` must pass: the
+        project's first, then the key's."""
+        scopes: tuple[BudgetScope, ...] = ()
+        if self.budget is not None and self.budget.limit_nanos is not None:
+            scopes += (BudgetScope(self.budget, None),)
+        key_budget = self.key_budget
+        if key is not None and key_budget is not None and key_budget.limit_nanos is not None:
+            scopes += (BudgetScope(key_budget, key),)
+        return scopes
+
+    def spec_of(self, key: str | None) -> BudgetSpec | None:
+        """The budget of the scope named by ``key``: the key's, or the project's (None)."""
+        return self.budget if key is None else self.key_budget
+
+    def requested_model(self, kwargs: dict[str, Any] | None) -> str | None:
+        """The model asked for, when known before the call: ``model=`` or a ``model``
+        argument."""
+        if self.model is not None:
+            return self.model
+        model = None if kwargs is None else kwargs.get("model")
+        return model if isinstance(model, str) and model else None
+
+    def budget_key_of(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+        """The call's budget key from the ``budget_key`` function; None when there is no
+        function, it returns None, or it fails (then warned once: the call goes on unkeyed)."""
+        key_fn = self.budget_key
+        if key_fn is None:
+            return None
+        try:
+            key = key_fn(*args, **kwargs)
+        except Exception as exc:
+            warn_once(
+                f"budget-key-raised:{self.name}",
+                f"llm_toll: the budget_key function of {self.name}() in project "
+                f"'{self.project}' raised {exc!r}; such calls are recorded without a budget "
+                "key.",
+                UsageWarning,
+            )
+            return None
+        if key is None:
+            return None
+        if not isinstance(key, str) or not key:
+            warn_once(
+                f"budget-key-type:{self.name}",
+                f"llm_toll: the budget_key function of {self.name}() in project "
+                f"'{self.project}' returned {key!r}, not a non-empty str; such calls are "
+                "recorded without a budget key.",
+                UsageWarning,
+            )
+            return None
+        return key

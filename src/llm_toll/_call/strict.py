@@ -1,0 +1,176 @@
+"""Strict budgets: a call's worst-case cost, reserved in the store before the call runs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from llm_toll import _runtime
+from llm_toll._budget.money import nanos_to_usd
+from llm_toll._budget.records import BudgetSpec, Reservation
+from llm_toll._call.plan import BudgetScope, Plan
+from llm_toll._warnings import warn_once
+from llm_toll.exceptions import AccountingWarning, BudgetExceededError, UsageWarning
+from llm_toll.pricing import default_registry
+from llm_toll.store import BaseStore, StoreError
+from llm_toll.store._checks import fits_limit, usd_to_nanos_checked
+from llm_toll.usage import Usage, estimate_tokens, request_text
+from llm_toll.usage._fields import get
+
+# How long a strict call's reservation holds when its process dies before settling it; a
+# later reservation of the same budget gives it back after that.
+RESERVATION_TTL_S = 900.0
+# Request arguments that cap a call's output tokens (OpenAI, Anthropic, Gemini), and the
+# nested Gemini configurations that may hold them.
+OUTPUT_LIMIT_KEYS = ("max_tokens", "max_completion_tokens", "max_output_tokens", "maxOutputTokens")
+CONFIG_KEYS = ("config", "generation_config", "generationConfig")
+
+
+def max_output_tokens(kwargs: dict[str, Any]) -> int | None:
+    """The largest output-token cap among the call's keyword arguments and its nested Gemini
+    ``config`` / ``generation_config`` (dicts or objects); None when there is none."""
+    sources: list[object] = [kwargs]
+    sources.extend(kwargs[name] for name in CONFIG_KEYS if kwargs.get(name) is not None)
+    found: list[int] = []
+    for source in sources:
+        for name in OUTPUT_LIMIT_KEYS:
+            value = get(source, name)
+            if type(value) is int and value >= 0:
+                found.append(value)
+    return max(found) if found else None
+
+
+def worst_case_nanos(
+    plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any], at: datetime
+) -> int | None:
+    """A strict call's worst-case cost: the user's ``estimate=``, else the prompt's estimated
+    tokens priced as input plus the output-token cap priced as output, at the requested
+    model's price. None (warned once per function and cause) when it cannot be known."""
+    if plan.estimate is not None:
+        try:
+            usd = plan.estimate(*args, **kwargs)
+        except Exception as exc:
+            _warn(plan, "estimate-raised", f"its estimate= function raised {exc!r}")
+            return None
+        nanos = usd_to_nanos_checked(usd)
+        if nanos is None:
+            _warn(plan, "estimate-value", f"its estimate= function returned {usd!r}, "
+                  "not a non-negative number of USD")  # fmt: skip
+        return nanos
+    model = plan.requested_model(kwargs)
+    limit = max_output_tokens(kwargs)
+    if model is None or limit is None:
+        _warn(
+            plan,
+            "no-worst-case",
+            "its worst-case cost is unknown: it needs a model (model= or a model argument) "
+            "and an output cap (max_tokens, max_completion_tokens or max_output_tokens), "
+            "or an estimate= function",
+        )
+        return None
+    usage = Usage(input_tokens=estimate_tokens(request_text(args, kwargs)), output_tokens=limit)
+    price = default_registry.price(model, usage, at=at)
+    if not price.known:
+        _warn(plan, "no-price", f"model {model!r} has no known price")
+        return None
+    return price.cost_nanos
+
+
+def _warn(plan: Plan, cause: str, problem: str) -> None:
+    warn_once(
+        f"strict-{cause}:{plan.name}",
+        f"llm_toll: a strict call of {plan.name}() in project '{plan.project}': {problem}; "
+        "such calls get the plain pre-call budget check instead of a reservation.",
+        UsageWarning,
+    )
+
+
+def reserve(
+    plan: Plan, key: str | None, now: datetime, amount: int
+) -> Reservation | BudgetExceededError | None:
+    """Reserve ``amount`` in the store for one strict call (blocking: async callers run it
+    in the worker). The refusal to raise when it does not fit; None when the store cannot
+    reserve (warned once; the caller falls back to the plain check)."""
+    scopes = plan.scopes(key)
+    spec = plan.budget if plan.budget is not None else BudgetSpec(None, scopes[0].spec.reset)
+    key_spec = plan.key_budget if key is not None else None
+    store = _runtime.get_store()
+    try:
+        reservation = store.reserve(
+            plan.project,
+            budget_key=key,
+            spec=spec,
+            at=now,
+            amount_nanos=amount,
+            ttl_s=RESERVATION_TTL_S,
+            key_spec=key_spec,
+        )
+    except (StoreError, NotImplementedError) as exc:
+        warn_once(
+            f"store-reserve:{plan.project}",
+            f"llm_toll could not reserve budget for '{plan.project}' ({exc}); strict calls "
+            "get the plain pre-call budget check instead.",
+            AccountingWarning,
+        )
+        return None
+    if reservation is not None:
+        return reservation
+    return _refusal(store, plan, scopes, now, amount)
+
+
+class _ScopeTotals(NamedTuple):
+    scope: BudgetScope
+    spent: int
+    reserved: int
+
+
+def _refusal(
+    store: BaseStore, plan: Plan, scopes: tuple[BudgetScope, ...], now: datetime, amount: int
+) -> BudgetExceededError:
+    """The error of a refused reservation, naming the scope that had no room for it (the
+    project's, if a concurrent release made room meanwhile)."""
+    found: _ScopeTotals | None = None
+    for scope in scopes:
+        reset = scope.spec.reset
+        try:
+            spent = store.get_spent(plan.project, reset, now, budget_key=scope.key)
+            reserved = store.get_reserved(plan.project, reset, now, budget_key=scope.key)
+        except StoreError:
+            spent = reserved = 0
+        if found is None:
+            found = _ScopeTotals(scope, spent, reserved)
+        if not fits_limit(spent, reserved, amount, scope.spec.limit_nanos):
+            found = _ScopeTotals(scope, spent, reserved)
+            break
+    assert found is not None
+    limit = found.scope.spec.limit_nanos or 0
+    where = f"project '{plan.project}'"
+    if found.scope.key is not None:
+        where += f", budget key '{found.scope.key}'"
+    message = (
+        f"Budget exceeded for {where}: ${nanos_to_usd(found.spent):.4f} spent + "
+        f"${nanos_to_usd(found.reserved):.4f} reserved + ${nanos_to_usd(amount):.4f} worst "
+        f"case > ${nanos_to_usd(limit):.4f}"
+    )
+    return BudgetExceededError(
+        message,
+        project=plan.project,
+        current_cost=nanos_to_usd(found.spent),
+        max_budget=nanos_to_usd(limit),
+        budget_key=found.scope.key,
+    )
+
+
+def release(reservation: Reservation | None) -> None:
+    """Give a reservation back (its call failed or was refused later); never raises."""
+    if reservation is None:
+        return
+    try:
+        _runtime.get_store().release_reservation(reservation)
+    except Exception as exc:
+        warn_once(
+            f"store-release:{type(exc).__name__}",
+            f"llm_toll could not release a budget reservation ({exc}); the store gives it "
+            f"back {RESERVATION_TTL_S:g} s after it was made.",
+            AccountingWarning,
+        )

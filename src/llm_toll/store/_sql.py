@@ -1,0 +1,203 @@
+"""A store over SQL: the hot path, reservations, shared rate limits and llm-toll 0.13's API,
+written once. A backend (``sqlite``, ``postgres``) supplies its transactions, how it stores
+a time, and how it writes a scope's running totals fastest."""
+
+from __future__ import annotations
+
+import os
+import weakref
+from abc import abstractmethod
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any
+
+from llm_toll._budget.periods import Reset, period_key
+from llm_toll._budget.records import BudgetSpec, BudgetState, CallRecord, RateAdmission, Reservation
+from llm_toll.store import _totals
+from llm_toll.store._checks import check_call, check_rate, check_reserve, check_settlement
+from llm_toll.store._compat import CompatMethods, warn
+from llm_toll.store._ledger import as_dict
+from llm_toll.store._rate_windows import acquire_rate_in, settle_rate_in
+from llm_toll.store._reports import ReportMethods
+from llm_toll.store._reservations import PROJECT_ROW, release_in, reserve_in
+from llm_toll.store._time import utc_now
+from llm_toll.store._totals import PROJECT_KEY, needs_transaction, record_in, scope_key
+from llm_toll.store._transaction import Transaction
+from llm_toll.store.errors import StoreError
+
+
+class SQLStore(ReportMethods, CompatMethods):
+    """The store API over a backend's :class:`Transaction`.
+
+    Writes of the hot path (``record_call``, reservations, rate limits) skip the write
+    barrier (see ``BaseStore.set_write_barrier``): they are the writes others wait for.
+    """
+
+    def __init__(self) -> None:
+        _STORES.add(self)
+
+    # -- what a backend supplies ----------------------------------------------------------
+
+    @abstractmethod
+    def _transaction(
+        self, action: str, *, write: bool, atomic: bool = True, barrier: bool = True
+    ) -> AbstractContextManager[Transaction]:
+        """One use of a connection, for ``action`` (named in errors, which are StoreError).
+
+        ``write``: a write transaction, committed at the end, rolled back on an exception.
+        ``atomic=False`` tells a backend that can run the writes as one statement that it
+        may skip the explicit transaction. ``barrier``: first wait for writes in flight.
+        """
+
+    @abstractmethod
+    def _time_param(self, at: datetime) -> object:
+        """``at`` as the backend stores and compares times."""
+
+    @abstractmethod
+    def _forget_connections_after_fork(self) -> None:
+        """In a forked child: never use nor close the parent's connections; open anew."""
+
+    # -- hot path ------------------------------------------------------------------------
+
+    def record_call(
+        self,
+        call: CallRecord,
+        budget: BudgetSpec | None = None,
+        key_budget: BudgetSpec | None = None,
+    ) -> BudgetState:
+        check_call(call, budget, key_budget)
+        atomic = needs_transaction(call, budget, key_budget)
+        with self._transaction("record a call", write=True, atomic=atomic, barrier=False) as tx:
+            return record_in(
+                tx, call, budget=budget, key_budget=key_budget, time_param=self._time_param
+            )
+
+    def get_spent(
+        self, project: str, reset: Reset | None, at: datetime, budget_key: str | None = None
+    ) -> int:
+        return self._read_total(_totals.GET_SPENT, project, reset, at, budget_key)
+
+    # -- strict budgets ------------------------------------------------------------------
+
+    def reserve(
+        self,
+        project: str,
+        *,
+        budget_key: str | None,
+        spec: BudgetSpec,
+        at: datetime,
+        amount_nanos: int,
+        ttl_s: float,
+        key_spec: BudgetSpec | None = None,
+    ) -> Reservation | None:
+        key = check_reserve(budget_key, spec, amount_nanos, ttl_s, key_spec)
+        with self._transaction("reserve budget", write=True, barrier=False) as tx:
+            return reserve_in(
+                tx,
+                project=project,
+                key=key,
+                spec=spec,
+                key_spec=key_spec,
+                at=at,
+                amount=amount_nanos,
+                ttl_s=ttl_s,
+                time_param=self._time_param,
+            )
+
+    def settle_reservation(self, reservation: Reservation, call: CallRecord) -> BudgetState:
+        check_settlement(reservation, call)
+        check_call(call, reservation.spec, reservation.key_spec)
+        with self._transaction("record a call", write=True, barrier=False) as tx:
+            # record_call's rows first (lifetime, then period): the lock order of every write.
+            state = record_in(
+                tx,
+                call,
+                budget=reservation.spec,
+                key_budget=reservation.key_spec,
+                time_param=self._time_param,
+            )
+            release_in(tx, reservation)
+            return state
+
+    def release_reservation(self, reservation: Reservation) -> None:
+        with self._transaction("release a reservation", write=True, barrier=False) as tx:
+            # The project's row of the period first, as reserve() takes it.
+            tx.lock(PROJECT_ROW, (reservation.project, PROJECT_KEY, reservation.period))
+            release_in(tx, reservation)
+
+    def get_reserved(
+        self, project: str, reset: Reset | None, at: datetime, budget_key: str | None = None
+    ) -> int:
+        return self._read_total(_totals.GET_RESERVED, project, reset, at, budget_key)
+
+    # -- shared rate limits --------------------------------------------------------------
+
+    def acquire_rate(
+        self,
+        scope: str,
+        *,
+        rpm: int | None,
+        tpm: int | None,
+        estimated_tokens: int,
+        now: float,
+    ) -> RateAdmission:
+        check_rate(scope, rpm, tpm, estimated_tokens, now, "estimated_tokens")
+        with self._transaction("check a shared rate limit", write=True, barrier=False) as tx:
+            return acquire_rate_in(
+                tx, scope, rpm=rpm, tpm=tpm, estimated_tokens=estimated_tokens, now=now
+            )
+
+    def settle_rate(self, scope: str, lease_id: int, actual_tokens: int, now: float) -> None:
+        check_rate(scope, None, None, actual_tokens, now, "actual_tokens")
+        with self._transaction("settle a shared rate limit", write=True, barrier=False) as tx:
+            settle_rate_in(tx, scope, lease_id, actual_tokens, now)
+
+    # -- llm-toll 0.13 API (the rest comes from CompatMethods and ReportMethods) -----------
+
+    def reset_budget(self, project: str) -> None:
+        now = self._time_param(utc_now())
+        try:
+            with self._transaction("reset the budget", write=True) as tx:
+                tx.lock(_totals.PROJECT_ROWS, (project,))
+                tx.run(_totals.RESET_PROJECT, (now, now, project))
+        except StoreError as exc:
+            warn(exc)
+
+    def _report(self, action: str, sql: str, params: Sequence[object] = ()) -> list[dict[str, Any]]:
+        try:
+            with self._transaction(action, write=False) as tx:
+                names, rows = tx.query(sql, params)
+        except StoreError as exc:
+            warn(exc)
+            return []
+        return [as_dict(names, row) for row in rows]
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _read_total(
+        self, sql: str, project: str, reset: Reset | None, at: datetime, budget_key: str | None
+    ) -> int:
+        period = period_key(reset, at)
+        with self._transaction("read the budget", write=False) as tx:
+            rows = tx.run(sql, (project, scope_key(budget_key), period))
+        return int(rows[0][0]) if rows else 0
+
+
+_STORES: weakref.WeakSet[SQLStore] = weakref.WeakSet()
+_INHERITED: list[object] = []
+
+
+def keep_inherited(resource: object) -> None:
+    """In a forked child, keep a parent's connection (or pool) referenced, never used nor
+    closed: closing it could disturb the parent (a SQLite checkpoint, a shared socket)."""
+    _INHERITED.append(resource)
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_STORES):
+        store._forget_connections_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,159 @@
+"""Running totals per (project, budget key, period): what a budget check reads in O(1), and
+the hot path's write, which adds each call to them in the transaction that records it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Final
+
+from llm_toll._budget.periods import LIFETIME, period_key, threshold_mask, thresholds_crossed
+from llm_toll._budget.records import BudgetSpec, BudgetState, CallRecord
+from llm_toll.store import _ledger
+from llm_toll.store._time import utc_now
+from llm_toll.store._transaction import Transaction
+
+PROJECT_KEY: Final = ""
+"""The budget key of a project's own running totals."""
+
+ADD_TO_TOTAL: Final = """
+INSERT INTO budget_totals AS t (project, budget_key, period, spent_nanos, updated_at)
+VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (project, budget_key, period) DO UPDATE SET
+    spent_nanos = t.spent_nanos + excluded.spent_nanos, updated_at = excluded.updated_at
+RETURNING spent_nanos
+"""
+"""Add to a total without a limit (a scope's lifetime total); parameters (project, key,
+period, cost, now)."""
+ADD_TO_BUDGET_CONFLICT: Final = """
+ON CONFLICT (project, budget_key, period) DO UPDATE SET
+    spent_nanos = t.spent_nanos + excluded.spent_nanos,
+    limit_nanos = excluded.limit_nanos,
+    updated_at = excluded.updated_at
+RETURNING spent_nanos, thresholds_fired
+"""
+ADD_TO_BUDGET_INSERT: Final = """
+INSERT INTO budget_totals AS t (project, budget_key, period, spent_nanos, limit_nanos, updated_at)
+"""
+ADD_TO_BUDGET: Final = f"{ADD_TO_BUDGET_INSERT} VALUES (?, ?, ?, ?, ?, ?) {ADD_TO_BUDGET_CONFLICT}"
+"""Add to a budget's period total and set its limit; parameters (project, key, period,
+cost, limit, now)."""
+SET_THRESHOLDS_FIRED: Final = """
+UPDATE budget_totals SET thresholds_fired = ?
+WHERE project = ? AND budget_key = ? AND period = ?
+"""
+GET_SPENT: Final = """
+SELECT spent_nanos FROM budget_totals WHERE project = ? AND budget_key = ? AND period = ?
+"""
+GET_RESERVED: Final = """
+SELECT reserved_nanos FROM budget_totals WHERE project = ? AND budget_key = ? AND period = ?
+"""
+# The project's rows in the order every write locks them: the project's own before its
+# keys', each scope's lifetime row first.
+PROJECT_ROWS: Final = """
+SELECT 1 FROM budget_totals WHERE project = ?
+ORDER BY budget_key, period <> 'all', period
+"""
+RESET_PROJECT: Final = """
+UPDATE budget_totals SET spent_nanos = 0, thresholds_fired = 0, last_reset_at = ?,
+    updated_at = ?
+WHERE project = ?
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeWrite:
+    """A call's cost added to one scope's totals: its lifetime total, and the period total
+    of its budget when it has one."""
+
+    project: str
+    key: str
+    """The budget key, or PROJECT_KEY for the project's own totals."""
+    budget: BudgetSpec | None
+    """None: only the lifetime total, with no limit. Else the period row of its reset
+    carries its limit (and thresholds when the limit is set)."""
+    period: str
+    cost: int
+    now: object
+    """The time of the write, as the backend stores times."""
+    ledger_row: tuple[object, ...] | None = None
+    """The call's ledger row, written with the project's scope."""
+
+    @property
+    def limit(self) -> int | None:
+        return None if self.budget is None else self.budget.limit_nanos
+
+
+def scope_key(budget_key: str | None) -> str:
+    """The ``budget_key`` column of a scope: '' for the project itself."""
+    return budget_key or PROJECT_KEY
+
+
+def tracked_key(call: CallRecord, key_budget: BudgetSpec | None) -> str | None:
+    """The budget key whose totals ``record_call`` updates: set on the call and budgeted."""
+    if key_budget is None or not call.budget_key:
+        return None
+    return call.budget_key
+
+
+def needs_transaction(
+    call: CallRecord, budget: BudgetSpec | None, key_budget: BudgetSpec | None
+) -> bool:
+    """Whether recording ``call`` may take more than one statement on a backend that writes
+    a scope in one: a budget key's totals, or thresholds to mark."""
+    limited = budget is not None and budget.limit_nanos is not None
+    return limited or tracked_key(call, key_budget) is not None
+
+
+def record_in(
+    tx: Transaction,
+    call: CallRecord,
+    *,
+    budget: BudgetSpec | None,
+    key_budget: BudgetSpec | None,
+    time_param: Callable[[datetime], object],
+) -> BudgetState:
+    """The writes of ``record_call`` in an open transaction: the ledger row, the project's
+    totals, then the key's (the lock order of every write)."""
+    now = time_param(utc_now())
+    state = _add(tx, _scope_write(call, PROJECT_KEY, budget, now, _ledger.row(call, time_param)))
+    key = tracked_key(call, key_budget)
+    if key is not None:
+        state = replace(state, key_state=_add(tx, _scope_write(call, key, key_budget, now, None)))
+    return state
+
+
+def _scope_write(
+    call: CallRecord,
+    key: str,
+    budget: BudgetSpec | None,
+    now: object,
+    ledger_row: tuple[object, ...] | None,
+) -> ScopeWrite:
+    period = LIFETIME if budget is None else period_key(budget.reset, call.started_at)
+    return ScopeWrite(call.project, key, budget, period, call.cost_nanos, now, ledger_row)
+
+
+def _add(tx: Transaction, write: ScopeWrite) -> BudgetState:
+    spent, fired = tx.add_to_scope(write)
+    state, mask = budget_state(spent, fired, write.cost, write.limit, write.period)
+    if mask != fired:  # at most three times per period: the usual call writes nothing more
+        tx.run(SET_THRESHOLDS_FIRED, (mask, write.project, write.key, write.period))
+    return state
+
+
+def budget_state(
+    spent: int, fired: int, cost: int, limit: int | None, period: str
+) -> tuple[BudgetState, int]:
+    """The state reported after adding ``cost`` to a period total, and its new threshold mask.
+
+    ``spent`` is the total after the call and ``fired`` the mask of thresholds fired earlier
+    in the period. The returned mask differs from ``fired`` only when this call crossed a
+    threshold; the store then writes it in the same transaction.
+    """
+    if limit is None:
+        return BudgetState(spent, None, period), fired
+    crossed = thresholds_crossed(spent, limit, fired)
+    state = BudgetState(spent, limit, period, crossed, spent - cost < limit <= spent)
+    return state, fired | threshold_mask(crossed)

@@ -1,0 +1,7 @@
+"""Telemetry: where llm_toll's spans and metrics go (``providers``), how they are exported
+(``export``), what they are called (``names``), and how a call's span and metrics are made
+(``spans``, ``metrics``)."""
+
+from llm_toll.telemetry.providers import flush, setup_telemetry
+
+__all__ = ["flush", "setup_telemetry"]

@@ -1,0 +1,69 @@
+"""Names of span attributes, events and metrics: one table for code, dashboards and docs.
+
+GenAI names come from the OpenTelemetry semantic-conventions package wherever it defines
+them; the cost attributes follow the proposed GenAI cost convention, which the package does
+not define yet; the rest is llm_toll's own namespace.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
+from opentelemetry.semconv._incubating.metrics import gen_ai_metrics
+from opentelemetry.semconv.attributes import error_attributes
+
+from llm_toll._budget.periods import Reset
+
+# OpenTelemetry GenAI semantic conventions.
+OPERATION: Final = gen_ai.GEN_AI_OPERATION_NAME
+PROVIDER: Final = gen_ai.GEN_AI_PROVIDER_NAME
+REQUEST_MODEL: Final = gen_ai.GEN_AI_REQUEST_MODEL
+RESPONSE_MODEL: Final = gen_ai.GEN_AI_RESPONSE_MODEL
+RESPONSE_ID: Final = gen_ai.GEN_AI_RESPONSE_ID
+INPUT_TOKENS: Final = gen_ai.GEN_AI_USAGE_INPUT_TOKENS
+OUTPUT_TOKENS: Final = gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS
+CACHE_READ_TOKENS: Final = gen_ai.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS
+CACHE_CREATION_TOKENS: Final = gen_ai.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS
+REASONING_TOKENS: Final = gen_ai.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS
+TOKEN_TYPE: Final = gen_ai.GEN_AI_TOKEN_TYPE
+ERROR_TYPE: Final = error_attributes.ERROR_TYPE
+# Proposed GenAI cost convention (not in the semantic-conventions package yet).
+COST_AMOUNT: Final = "gen_ai.usage.cost.amount"
+COST_CURRENCY: Final = "gen_ai.usage.cost.currency"
+COST_SOURCE: Final = "gen_ai.usage.cost.source"
+
+# llm_toll's own.
+PROJECT: Final = "llm_toll.project"
+BUDGET_KEY: Final = "llm_toll.budget.key"
+BUDGET_LIMIT: Final = "llm_toll.budget.limit"
+BUDGET_SPENT: Final = "llm_toll.budget.spent"
+BUDGET_PERIOD: Final = "llm_toll.budget.period"
+BUDGET_THRESHOLD: Final = "llm_toll.budget.threshold"
+PRICE_KNOWN: Final = "llm_toll.price.known"
+PRICE_SOURCE: Final = "llm_toll.price.source"
+USAGE_ESTIMATED: Final = "llm_toll.usage.estimated"
+
+# Span events.
+EVENT_BUDGET_EXCEEDED: Final = "llm_toll.budget.exceeded"
+EVENT_BUDGET_THRESHOLD: Final = "llm_toll.budget.threshold"
+
+# Metrics.
+METRIC_TOKEN_USAGE: Final = gen_ai_metrics.GEN_AI_CLIENT_TOKEN_USAGE
+METRIC_DURATION: Final = gen_ai_metrics.GEN_AI_CLIENT_OPERATION_DURATION
+METRIC_OPERATION_COST: Final = "gen_ai.client.operation.cost"  # proposed GenAI convention
+METRIC_COST: Final = "llm_toll.cost"
+METRIC_BUDGET_LIMIT: Final = "llm_toll.budget.limit"
+METRIC_BUDGET_SPENT: Final = "llm_toll.budget.spent"
+METRIC_BUDGET_UTILIZATION: Final = "llm_toll.budget.utilization"
+METRIC_BUDGET_REJECTIONS: Final = "llm_toll.budget.rejections"
+METRIC_RATELIMIT_REJECTIONS: Final = "llm_toll.ratelimit.rejections"
+METRIC_UNPRICED_CALLS: Final = "llm_toll.calls.unpriced"
+
+DEFAULT_OPERATION: Final = "chat"
+CURRENCY: Final = "USD"
+
+
+def period_label(reset: Reset | None) -> str:
+    """The bounded value of ``llm_toll.budget.period``: the reset cadence, not the date."""
+    return reset or "lifetime"
