@@ -13,13 +13,11 @@ from typing import TYPE_CHECKING
 
 from llm_toll._worker import worker
 from llm_toll.reporter import CostReporter, reporter_from_env
-from llm_toll.store import BaseStore, create_store
+from llm_toll.store import STORE_URL_ENV, BaseStore, create_store
 from llm_toll.telemetry import providers
 
 if TYPE_CHECKING:
     from llm_toll._budget.writer import CostSpanProcessor
-
-STORE_URL_ENV = "LLM_TOLL_STORE_URL"
 
 _lock = threading.Lock()
 _store: BaseStore | None = None

@@ -22,7 +22,7 @@ from llm_toll._call.plan import Plan
 from llm_toll._call.results import CallResults
 from llm_toll._worker import worker
 from llm_toll.pricing import default_registry
-from llm_toll.pricing.registry import prices_loaded
+from llm_toll.pricing._routes import prices_loaded
 from llm_toll.store import BaseStore
 from llm_toll.telemetry import metrics
 from llm_toll.telemetry import names as attr

@@ -19,7 +19,7 @@ from llm_toll._call.streams import (
     is_sync_stream,
 )
 from llm_toll._worker import worker
-from llm_toll.pricing.registry import preload
+from llm_toll.pricing._routes import preload
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -18,22 +18,29 @@ unknown price, never an error in the caller's LLM call.
 
 from __future__ import annotations
 
-import sys
 import threading
 import warnings
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from decimal import Decimal
-from types import ModuleType
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING
 
-from llm_toll._budget.money import nanos_to_usd
 from llm_toll.exceptions import PricingMatrixOutdatedWarning, UsageWarning
 from llm_toll.pricing._linear import LinearPrice
+from llm_toll.pricing._overrides import find_override, override_price
+from llm_toll.pricing._routes import (
+    LOCAL_ROUTE,
+    UNKNOWN_PRICE,
+    UNKNOWN_ROUTE,
+    GenaiRoute,
+    LinearRoute,
+    Price,
+    Route,
+    RouteCache,
+    genai,
+)
 from llm_toll.usage.base import Usage, UsageError
 
 if TYPE_CHECKING:
-    from llm_toll.pricing._genai import GenaiModel, Snapshot
+    from llm_toll.pricing._genai import Snapshot
 
 __all__ = ["LOCAL_MODEL_PREFIXES", "Price", "PricingRegistry", "default_registry"]
 
@@ -42,96 +49,6 @@ LOCAL_MODEL_PREFIXES: tuple[str, ...] = ("ollama/", "local/", "llama.cpp/")
 
 # Model names seen by one registry are few in practice; this only bounds a pathological caller.
 _MAX_CACHED_ROUTES = 4096
-
-
-@dataclass(frozen=True, slots=True)
-class Price:
-    """The cost of one call.
-
-    ``known`` is False only when no price applied (the cost is then 0 and flagged);
-    ``source`` says where the price came from: ``genai-prices <version>``, ``override``,
-    ``local``, ``fallback`` or ``unknown``.
-    """
-
-    cost_nanos: int
-    known: bool
-    source: str
-
-    @property
-    def usd(self) -> float:
-        return nanos_to_usd(self.cost_nanos)
-
-
-UNKNOWN_PRICE = Price(0, known=False, source="unknown")
-_LOCAL_PRICE = Price(0, known=True, source="local")
-
-
-class _Route(Protocol):
-    """How calls to one model are priced, decided once per model and price data."""
-
-    def price(self, usage: Usage, at: datetime | None) -> Price: ...
-
-
-@dataclass(frozen=True, slots=True)
-class _ConstantRoute:
-    result: Price
-
-    def price(self, usage: Usage, at: datetime | None) -> Price:
-        return self.result
-
-
-@dataclass(frozen=True, slots=True)
-class _LinearRoute:
-    linear: LinearPrice
-    source: str
-
-    def price(self, usage: Usage, at: datetime | None) -> Price:
-        return Price(self.linear.nanos(usage), True, self.source)
-
-
-@dataclass(frozen=True, slots=True)
-class _GenaiRoute:
-    model: GenaiModel
-
-    def price(self, usage: Usage, at: datetime | None) -> Price:
-        when = at if at is not None else datetime.now(timezone.utc)
-        return Price(self.model.nanos(usage, when), True, genai().GENAI_PRICES_SOURCE)
-
-
-_UNKNOWN_ROUTE = _ConstantRoute(UNKNOWN_PRICE)
-
-_genai_module: ModuleType | None = None
-
-
-def genai() -> ModuleType:
-    """llm_toll's genai-prices module, imported on first use: genai-prices brings pydantic
-    and its price data, tens of milliseconds that ``import llm_toll`` should not cost."""
-    global _genai_module
-    if _genai_module is None:
-        from llm_toll.pricing import _genai
-
-        _genai_module = _genai
-    return _genai_module
-
-
-def prices_loaded() -> bool:
-    """Whether genai-prices' price data is in memory; loading it takes tens of ms."""
-    return "genai_prices.data" in sys.modules
-
-
-def preload() -> None:
-    """Load genai-prices' price data now (for async code, which prices on the event loop)."""
-    genai().preload()
-
-
-class _RouteCache(NamedTuple):
-    """The price data routes were resolved from, and the routes per (model, provider)."""
-
-    snapshot: Snapshot | None
-    routes: dict[tuple[str, str | None], _Route]
-
-
-_LOCAL_ROUTE = _ConstantRoute(_LOCAL_PRICE)
 
 
 class PricingRegistry:
@@ -147,7 +64,7 @@ class PricingRegistry:
         self._overrides: dict[str, LinearPrice] = {}
         self._fallback: LinearPrice | None = None
         # The price data the cached routes were resolved from, with those routes.
-        self._state = _RouteCache(None, {})
+        self._state = RouteCache(None, {})
         self._warned: set[tuple[str, str]] = set()
 
     # -- pricing --------------------------------------------------------------------------
@@ -172,7 +89,7 @@ class PricingRegistry:
                     return UNKNOWN_PRICE
                 usage = checked
             route = self._route(model, provider)
-            if route is _UNKNOWN_ROUTE and (model, "unknown") not in self._warned:
+            if route is UNKNOWN_ROUTE and (model, "unknown") not in self._warned:
                 self._warn_once(model, "unknown", _unknown_model_message(model, provider))
             return route.price(usage, at)
         except Exception as exc:  # a pricing problem must never break the caller's call
@@ -207,7 +124,7 @@ class PricingRegistry:
         Cache reads and writes cost the input price unless given. Raises ValueError for a
         negative or non-finite price.
         """
-        linear = _override_price(
+        linear = override_price(
             input_cost_per_token,
             output_cost_per_token,
             cache_read_cost_per_token,
@@ -222,7 +139,7 @@ class PricingRegistry:
 
         All prices are checked first, so a bad entry raises ValueError and registers nothing.
         """
-        prices = {name: _override_price(inp, out) for name, (inp, out) in models.items()}
+        prices = {name: override_price(inp, out) for name, (inp, out) in models.items()}
         with self._lock:
             self._overrides = {**self._overrides, **prices}
             self._forget_routes()
@@ -232,7 +149,7 @@ class PricingRegistry:
         self, input_cost_per_token: float, output_cost_per_token: float
     ) -> None:
         """Price models nobody knows at these rates instead of 0 (``source="fallback"``)."""
-        linear = _override_price(input_cost_per_token, output_cost_per_token)
+        linear = override_price(input_cost_per_token, output_cost_per_token)
         with self._lock:
             self._fallback = linear
             self._forget_routes()
@@ -253,9 +170,9 @@ class PricingRegistry:
             route = self._route(model, None)
         except Exception:
             return False
-        if isinstance(route, _LinearRoute):
+        if isinstance(route, LinearRoute):
             return route.source == "override"
-        return route is not _UNKNOWN_ROUTE
+        return route is not UNKNOWN_ROUTE
 
     def list_models(self) -> list[str]:
         """The overridden model names and the local prefixes.
@@ -267,13 +184,13 @@ class PricingRegistry:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _route(self, model: str, provider: str | None) -> _Route:
+    def _route(self, model: str, provider: str | None) -> Route:
         snapshot = genai().current_snapshot()
         state = self._state
         if state.snapshot is not snapshot:
             with self._lock:
                 if self._state.snapshot is not snapshot:
-                    self._state = _RouteCache(snapshot, {})
+                    self._state = RouteCache(snapshot, {})
                 state = self._state
         routes = state.routes
         key = (model, provider)
@@ -285,22 +202,22 @@ class PricingRegistry:
             routes[key] = route
         return route
 
-    def _resolve(self, snapshot: Snapshot, model: str, provider: str | None) -> _Route:
-        override = _find_override(self._overrides, model)
+    def _resolve(self, snapshot: Snapshot, model: str, provider: str | None) -> Route:
+        override = find_override(self._overrides, model)
         if override is not None:
-            return _LinearRoute(override, "override")
+            return LinearRoute(override, "override")
         if model.startswith(LOCAL_MODEL_PREFIXES):
-            return _LOCAL_ROUTE
+            return LOCAL_ROUTE
         genai_model = genai().find_model(snapshot, model, provider)
         if genai_model is not None:
-            return _GenaiRoute(genai_model)
+            return GenaiRoute(genai_model)
         if self._fallback is not None:
-            return _LinearRoute(self._fallback, "fallback")
-        return _UNKNOWN_ROUTE
+            return LinearRoute(self._fallback, "fallback")
+        return UNKNOWN_ROUTE
 
     def _forget_routes(self) -> None:
         """Caller holds the lock."""
-        self._state = _RouteCache(None, {})
+        self._state = RouteCache(None, {})
 
     def _checked_usage(self, model: str, usage: Usage) -> Usage | None:
         """The usage normalised by ``Usage.checked``, or None (with a warning) if it is bad."""
@@ -360,67 +277,6 @@ def _is_consistent(usage: Usage) -> bool:
         and read + write <= inp
         and reasoning <= out
     )
-
-
-def _find_override(overrides: dict[str, LinearPrice], model: str) -> LinearPrice | None:
-    exact = overrides.get(model)
-    if exact is not None:
-        return exact
-    matches = [key for key in overrides if _is_boundary_match(model, key)]
-    return overrides[max(matches, key=len)] if matches else None
-
-
-def _is_boundary_match(model: str, key: str) -> bool:
-    """``key`` prefixes ``model`` at a word boundary, so ``o3`` prices ``o3-mini`` not ``o3000``.
-
-    Keys ending in ``/`` or ``-`` are namespaces and match any suffix.
-    """
-    if not model.startswith(key):
-        return False
-    if len(model) == len(key) or key.endswith(("/", "-")):
-        return True
-    return model[len(key)] in "-/"
-
-
-def _override_price(
-    input_cost: float,
-    output_cost: float,
-    cache_read_cost: float | None = None,
-    cache_write_cost: float | None = None,
-) -> LinearPrice:
-    """A user's per-token prices as a LinearPrice over the usage counts."""
-    per_input = _per_token("input_cost_per_token", input_cost)
-    per_output = _per_token("output_cost_per_token", output_cost)
-    per_read = (
-        per_input
-        if cache_read_cost is None
-        else _per_token("cache_read_cost_per_token", cache_read_cost)
-    )
-    per_write = (
-        per_input
-        if cache_write_cost is None
-        else _per_token("cache_write_cost_per_token", cache_write_cost)
-    )
-    # Cached tokens are inside the input count: they replace the input price, never add to it.
-    return LinearPrice.from_usd(
-        intercept=Decimal(0),
-        per_input=per_input,
-        per_cache_read=per_read - per_input,
-        per_cache_write=per_write - per_input,
-        per_output=per_output,
-        per_reasoning=Decimal(0),
-    )
-
-
-def _per_token(name: str, value: float) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    amount = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
-    if not amount.is_finite():
-        raise ValueError(f"{name} must be finite, got {value}")
-    if amount < 0:
-        raise ValueError(f"{name} must be non-negative, got {value}")
-    return amount
 
 
 def _unknown_model_message(model: str, provider: str | None) -> str:

@@ -12,6 +12,9 @@ from llm_toll.store.sqlite import SQLiteStore
 if TYPE_CHECKING:  # at run time through __getattr__: psycopg is optional
     from llm_toll.store.postgres import PostgresStore as PostgresStore
 
+STORE_URL_ENV = "LLM_TOLL_STORE_URL"
+"""The environment variable that names the store decorated calls use (a URL or a path)."""
+
 UsageStore = SQLiteStore
 """The llm-toll 0.13 name of SQLiteStore."""
 

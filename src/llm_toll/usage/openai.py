@@ -9,6 +9,8 @@ Every function accepts the SDK object or the same JSON as a dict.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from llm_toll.usage._fields import as_list, checked_usage, count, get, text_of, usage_object
 from llm_toll.usage.base import ExtractedUsage, Usage
 
@@ -17,57 +19,48 @@ PROVIDER = "openai"
 
 def chat_usage(where: str, usage: object) -> Usage:
     """``CompletionUsage`` (chat and legacy completions) as a Usage."""
-    usage = usage_object(where, usage)
-    prompt = get(usage, "prompt_tokens_details")
-    completion = get(usage, "completion_tokens_details")
-    return checked_usage(
-        where,
-        input_tokens=count(
-            where, "usage.prompt_tokens", get(usage, "prompt_tokens"), required=True
-        ),
-        output_tokens=count(
-            where, "usage.completion_tokens", get(usage, "completion_tokens"), required=True
-        ),
-        cache_read_input_tokens=count(
-            where, "usage.prompt_tokens_details.cached_tokens", get(prompt, "cached_tokens")
-        ),
-        cache_creation_input_tokens=count(
-            where,
-            "usage.prompt_tokens_details.cache_write_tokens",
-            get(prompt, "cache_write_tokens"),
-        ),
-        reasoning_output_tokens=count(
-            where,
-            "usage.completion_tokens_details.reasoning_tokens",
-            get(completion, "reasoning_tokens"),
-        ),
-    )
+    return _usage(where, usage, _CHAT_FIELDS)
 
 
 def responses_usage(where: str, usage: object) -> Usage:
     """Responses API ``ResponseUsage`` as a Usage."""
+    return _usage(where, usage, _RESPONSES_FIELDS)
+
+
+class _UsageFields(NamedTuple):
+    """Where one OpenAI API puts its counts: the same layout under other names."""
+
+    input: str
+    output: str
+    input_details: str
+    output_details: str
+
+
+_CHAT_FIELDS = _UsageFields(
+    "prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details"
+)
+_RESPONSES_FIELDS = _UsageFields(
+    "input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details"
+)
+
+
+def _usage(where: str, usage: object, fields: _UsageFields) -> Usage:
     usage = usage_object(where, usage)
-    inputs = get(usage, "input_tokens_details")
-    outputs = get(usage, "output_tokens_details")
+    inputs = get(usage, fields.input_details)
+    outputs = get(usage, fields.output_details)
+
+    def detail(parent: object, details: str, name: str) -> int:
+        return count(where, f"usage.{details}.{name}", get(parent, name))
+
     return checked_usage(
         where,
-        input_tokens=count(where, "usage.input_tokens", get(usage, "input_tokens"), required=True),
+        input_tokens=count(where, f"usage.{fields.input}", get(usage, fields.input), required=True),
         output_tokens=count(
-            where, "usage.output_tokens", get(usage, "output_tokens"), required=True
+            where, f"usage.{fields.output}", get(usage, fields.output), required=True
         ),
-        cache_read_input_tokens=count(
-            where, "usage.input_tokens_details.cached_tokens", get(inputs, "cached_tokens")
-        ),
-        cache_creation_input_tokens=count(
-            where,
-            "usage.input_tokens_details.cache_write_tokens",
-            get(inputs, "cache_write_tokens"),
-        ),
-        reasoning_output_tokens=count(
-            where,
-            "usage.output_tokens_details.reasoning_tokens",
-            get(outputs, "reasoning_tokens"),
-        ),
+        cache_read_input_tokens=detail(inputs, fields.input_details, "cached_tokens"),
+        cache_creation_input_tokens=detail(inputs, fields.input_details, "cache_write_tokens"),
+        reasoning_output_tokens=detail(outputs, fields.output_details, "reasoning_tokens"),
     )
 
 

@@ -1,0 +1,107 @@
+"""How calls to one model are priced, decided once per model and price data: a constant
+(local models, unknown models), a linear price (overrides, the fallback), or genai-prices."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from types import ModuleType
+from typing import TYPE_CHECKING, NamedTuple, Protocol
+
+from llm_toll._budget.money import nanos_to_usd
+from llm_toll.pricing._linear import LinearPrice
+from llm_toll.usage.base import Usage
+
+if TYPE_CHECKING:
+    from llm_toll.pricing._genai import GenaiModel, Snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """The cost of one call.
+
+    ``known`` is False only when no price applied (the cost is then 0 and flagged);
+    ``source`` says where the price came from: ``genai-prices <version>``, ``override``,
+    ``local``, ``fallback`` or ``unknown``.
+    """
+
+    cost_nanos: int
+    known: bool
+    source: str
+
+    @property
+    def usd(self) -> float:
+        return nanos_to_usd(self.cost_nanos)
+
+
+UNKNOWN_PRICE = Price(0, known=False, source="unknown")
+LOCAL_PRICE = Price(0, known=True, source="local")
+
+
+class Route(Protocol):
+    """How calls to one model are priced, decided once per model and price data."""
+
+    def price(self, usage: Usage, at: datetime | None) -> Price: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ConstantRoute:
+    result: Price
+
+    def price(self, usage: Usage, at: datetime | None) -> Price:
+        return self.result
+
+
+@dataclass(frozen=True, slots=True)
+class LinearRoute:
+    linear: LinearPrice
+    source: str
+
+    def price(self, usage: Usage, at: datetime | None) -> Price:
+        return Price(self.linear.nanos(usage), True, self.source)
+
+
+@dataclass(frozen=True, slots=True)
+class GenaiRoute:
+    model: GenaiModel
+
+    def price(self, usage: Usage, at: datetime | None) -> Price:
+        when = at if at is not None else datetime.now(timezone.utc)
+        return Price(self.model.nanos(usage, when), True, genai().GENAI_PRICES_SOURCE)
+
+
+UNKNOWN_ROUTE = ConstantRoute(UNKNOWN_PRICE)
+
+_genai_module: ModuleType | None = None
+
+
+def genai() -> ModuleType:
+    """llm_toll's genai-prices module, imported on first use: genai-prices brings pydantic
+    and its price data, tens of milliseconds that ``import llm_toll`` should not cost."""
+    global _genai_module
+    if _genai_module is None:
+        from llm_toll.pricing import _genai
+
+        _genai_module = _genai
+    return _genai_module
+
+
+def prices_loaded() -> bool:
+    """Whether genai-prices' price data is in memory; loading it takes tens of ms."""
+    return "genai_prices.data" in sys.modules
+
+
+def preload() -> None:
+    """Load genai-prices' price data now (for async code, which prices on the event loop)."""
+    genai().preload()
+
+
+class RouteCache(NamedTuple):
+    """The price data routes were resolved from, and the routes per (model, provider)."""
+
+    snapshot: Snapshot | None
+    routes: dict[tuple[str, str | None], Route]
+
+
+LOCAL_ROUTE = ConstantRoute(LOCAL_PRICE)
