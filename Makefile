@@ -4,20 +4,25 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-fast lint bench clean
 
+# The development groups need pip 25.1 or newer (dependency groups, PEP 735).
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet --upgrade 'pip>=25.1'
+	$(PY) -m pip install --quiet -e . --group dev
 	rm -f $(VENV)/.installed-* && touch $@
 
 demo: $(STAMP)
 	$(PY) -m llm_toll.demo
 
-test: $(STAMP)
+# Everything: the linters first (seconds), then the whole suite, end-to-end tests included.
+test: lint
 	$(PY) -m pytest -q tests
-	$(MAKE) --no-print-directory lint
+
+# Without the end-to-end stack and PostgreSQL: needs neither root nor Go.
+test-fast: lint
+	$(PY) -m pytest -q -m "not e2e and not postgres" tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

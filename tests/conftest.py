@@ -7,6 +7,7 @@ Nothing here reaches the network: every client talks to 127.0.0.1, and retries a
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -100,3 +101,17 @@ async def gemini_client(replay: ReplayServer) -> AsyncIterator[genai.Client]:
 
 
 pytest_plugins = ["tests.support.otel", "tests.support.otlp"]
+
+E2E = Path(__file__).resolve().parent / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark what needs the slow parts, so ``-m "not e2e and not postgres"`` (``make
+    test-fast``) runs everything else with neither root nor Go."""
+    for item in items:
+        if E2E in item.path.parents:
+            item.add_marker(pytest.mark.e2e)
+        callspec = getattr(item, "callspec", None)
+        backend = None if callspec is None else callspec.params.get("store_factory")
+        if backend == "postgres" or "postgres_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)

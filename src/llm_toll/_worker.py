@@ -3,7 +3,6 @@ event loop."""
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import contextlib
 import os
@@ -11,10 +10,13 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from llm_toll._warnings import warn_once
 from llm_toll.exceptions import TelemetryWarning
+
+if TYPE_CHECKING:  # imported by async callers, who have it already; sync code never needs it
+    import asyncio
 
 T = TypeVar("T")
 EXIT_DRAIN_TIMEOUT_S = 10.0
@@ -55,6 +57,8 @@ class Worker:
         return self.drain(timeout)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        import asyncio
+
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._put((fn, args, future, loop))

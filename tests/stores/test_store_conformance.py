@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from llm_toll._budget.money import usd_to_nanos
-from llm_toll._budget.periods import LIFETIME
+from llm_toll._budget.periods import LIFETIME, Reset
 from llm_toll._budget.records import BudgetSpec, BudgetState, CallRecord
 from llm_toll.exceptions import BudgetExceededError, LocalRateLimitError
 from llm_toll.store import BaseStore, SQLiteStore, StoreError, StoreWarning, create_store
@@ -181,7 +181,7 @@ def test_projects_are_kept_apart(store: BaseStore) -> None:
 )
 def test_periods_roll_over_and_keep_history(
     store: BaseStore,
-    reset: str,
+    reset: Reset,
     start: datetime,
     same_period: datetime,
     next_period: datetime,
@@ -243,7 +243,7 @@ def test_thresholds_are_remembered_by_the_database(store_factory: StoreFactory) 
 @pytest.mark.parametrize("reset", [None, "monthly"])  # the lifetime total, a period's total
 @pytest.mark.parametrize(("cost", "crossing_call"), [(300, 4), (250, 4), (1_000, 1)])
 def test_exceeded_now_is_true_for_exactly_the_crossing_call(
-    store: BaseStore, cost: int, crossing_call: int, reset: str | None
+    store: BaseStore, cost: int, crossing_call: int, reset: Reset | None
 ) -> None:
     budget = BudgetSpec(limit_nanos=1_000, reset=reset)
     flags = [store.record_call(make_call(cost), budget).exceeded_now for _ in range(6)]
@@ -300,7 +300,7 @@ def test_a_bad_record_is_refused_and_nothing_is_written(store: BaseStore) -> Non
     with pytest.raises(ValueError, match="input_tokens"):
         store.record_call(make_call(1, usage=Usage(input_tokens=-1)))
     with pytest.raises(ValueError, match="unknown reset"):
-        store.record_call(make_call(1), BudgetSpec(limit_nanos=5, reset="hourly"))
+        store.record_call(make_call(1), BudgetSpec(limit_nanos=5, reset="hourly"))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="limit_nanos"):
         store.record_call(make_call(1), BudgetSpec(limit_nanos=2.5))  # type: ignore[arg-type]
     assert len(all_logs(store)) == 1
@@ -1196,24 +1196,24 @@ def run_processes(factory: StoreFactory, workload: str, processes: int = PROCESS
     context = multiprocessing.get_context("spawn")
     start = context.Barrier(processes)
     results = context.Queue()
-    processes = [
+    spawned = [
         context.Process(
             target=process_main,
             args=(factory.backend, factory.location, workload, i, start, results),
         )
         for i in range(processes)
     ]
-    for process in processes:
+    for process in spawned:
         process.start()
     try:
         outcomes: list[Any] = []
-        for _ in processes:
+        for _ in spawned:
             outcomes.extend(results.get(timeout=120))
-        for process in processes:
+        for process in spawned:
             process.join(timeout=60)
             assert process.exitcode == 0
     finally:
-        for process in processes:
+        for process in spawned:
             if process.is_alive():
                 process.kill()
                 process.join()
@@ -1607,6 +1607,7 @@ def test_postgres_store_closed_while_a_call_runs(pg_store: BaseStore) -> None:
     assert pg_store.record_call(make_call(10)).spent_nanos == 11  # opened again on demand
 
 
+@pytest.mark.postgres
 def test_postgres_server_down_then_back() -> None:
     server = start_postgres_server()  # a server of its own, to stop and start again
     try:

@@ -116,7 +116,7 @@ def test_zero_budget_refuses_everything(store: SQLiteStore) -> None:
 
 def test_invalid_configuration_is_rejected_at_decoration() -> None:
     with pytest.raises(ValueError, match="reset"):
-        track_costs(reset="hourly")
+        track_costs(reset="hourly")  # type: ignore[call-overload]
     with pytest.raises(ValueError, match="max_budget"):
         track_costs(max_budget=-1)
     with pytest.raises(ValueError, match="project"):

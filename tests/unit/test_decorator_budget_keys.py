@@ -239,9 +239,9 @@ def test_invalid_key_options_are_rejected_at_decoration() -> None:
     with pytest.raises(ValueError, match="key_budget"):
         track_costs(budget_key=user_id, key_budget=float("nan"))
     with pytest.raises(ValueError, match="budget_key"):
-        track_costs(budget_key="user")  # type: ignore[arg-type]
+        track_costs(budget_key="user")  # type: ignore[call-overload]
     with pytest.raises(ValueError, match="key_in_metrics"):
-        track_costs(budget_key=user_id, key_in_metrics="yes")  # type: ignore[arg-type]
+        track_costs(budget_key=user_id, key_in_metrics="yes")  # type: ignore[call-overload]
 
 
 def test_the_budget_view_forgets_stale_totals_of_many_keys(

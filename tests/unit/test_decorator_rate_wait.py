@@ -144,7 +144,7 @@ def test_wait_needs_a_rate_limit_and_a_bool() -> None:
     with pytest.raises(ValueError, match="rate_limit"):
         track_costs(project="p", wait=True)
     with pytest.raises(ValueError, match="wait must be"):
-        track_costs(project="p", rate_limit=1, wait=1)  # type: ignore[arg-type]
+        track_costs(project="p", rate_limit=1, wait=1)  # type: ignore[call-overload]
 
 
 # -- shared_limits=True ------------------------------------------------------------------
@@ -246,4 +246,4 @@ def test_shared_limits_needs_a_rate_limit_and_a_bool() -> None:
     with pytest.raises(ValueError, match="rate_limit"):
         track_costs(project="p", shared_limits=True)
     with pytest.raises(ValueError, match="shared_limits must be"):
-        track_costs(project="p", rate_limit=1, shared_limits="yes")  # type: ignore[arg-type]
+        track_costs(project="p", rate_limit=1, shared_limits="yes")  # type: ignore[call-overload]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -164,7 +164,7 @@ def test_returned_stream_is_proxied_and_keeps_its_api(store: SQLiteStore) -> Non
     def open_stream() -> ClosableStream:
         return inner
 
-    stream = open_stream()
+    stream: Any = open_stream()  # a proxy: the stream's own API, and a context manager
     assert stream is not inner
     assert stream.response == "raw-http-response"  # delegated attribute
     assert logs(store, "shapes-stream") == []  # nothing settled before the stream ends
@@ -304,7 +304,7 @@ def test_generator_abandoned_half_way_settles_on_collection(store: SQLiteStore) 
 
 async def test_async_generator_abandoned_half_way_settles(store: SQLiteStore) -> None:
     @track_costs(project="shapes-agen-gc")
-    async def stream() -> AsyncIterator[dict[str, Any]]:
+    async def stream() -> AsyncGenerator[dict[str, Any], None]:
         for chunk in chunks(40, 3):
             yield chunk
 

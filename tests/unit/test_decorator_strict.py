@@ -210,4 +210,4 @@ def test_invalid_strict_options_are_rejected_at_decoration() -> None:
     with pytest.raises(ValueError, match="strict=True"):
         track_costs(max_budget=1.0, estimate=lambda: 1.0)
     with pytest.raises(ValueError, match="strict"):
-        track_costs(max_budget=1.0, strict=1)  # type: ignore[arg-type]
+        track_costs(max_budget=1.0, strict=1)  # type: ignore[call-overload]

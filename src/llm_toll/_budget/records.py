@@ -33,6 +33,19 @@ class CallRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingWrite:
+    """One finished call to write, with what its write updates."""
+
+    call: CallRecord
+    budget: BudgetSpec | None
+    """The project's budget: its limit and period decide the state reported back."""
+    key_budget: BudgetSpec | None = None
+    """The budget of the call's budget key, when it has one."""
+    reservation: Reservation | None = None
+    """A strict call's reservation, settled to the call's cost in the same transaction."""
+
+
+@dataclass(frozen=True, slots=True)
 class BudgetSpec:
     """A budget as configured on a decorator: limit and reset period of one scope."""
 

@@ -21,13 +21,12 @@ import contextlib
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.trace import Span
 
 from llm_toll._budget.money import nanos_to_usd
-from llm_toll._budget.records import BudgetSpec, BudgetState, CallRecord, Reservation
+from llm_toll._budget.records import BudgetState, CallRecord, PendingWrite
 from llm_toll._budget.view import BudgetView
 from llm_toll._warnings import warn_once
 from llm_toll.exceptions import AccountingWarning, TelemetryWarning
@@ -40,23 +39,11 @@ from llm_toll.telemetry.spans import annotate_call
 MAX_SPOOLED = 1_000_000
 
 
-@dataclass(frozen=True, slots=True)
-class PendingWrite:
-    """One finished call to write, with what its write updates."""
-
-    call: CallRecord
-    budget: BudgetSpec | None
-    """The project's budget: its limit and period decide the state reported back."""
-    key_budget: BudgetSpec | None = None
-    """The budget of the call's budget key, when it has one."""
-    reservation: Reservation | None = None
-    """A strict call's reservation, settled to the call's cost in the same transaction."""
-
-    def apply(self, store: BaseStore) -> BudgetState:
-        """The one store transaction of this call."""
-        if self.reservation is not None:
-            return store.settle_reservation(self.reservation, self.call)
-        return store.record_call(self.call, self.budget, self.key_budget)
+def _apply(store: BaseStore, write: PendingWrite) -> BudgetState:
+    """The one store transaction of a call."""
+    if write.reservation is not None:
+        return store.settle_reservation(write.reservation, write.call)
+    return store.record_call(write.call, write.budget, write.key_budget)
 
 
 class CostSpanProcessor(SpanProcessor):
@@ -129,7 +116,7 @@ class CostSpanProcessor(SpanProcessor):
             if self._spool and not self._drain():
                 self._keep(store, write)
                 return None
-            state = write.apply(store)
+            state = _apply(store, write)
         except ValueError as exc:  # a record no store can hold; callers validate first
             warn_once("store-invalid", f"llm_toll could not record a call: {exc}",
                       AccountingWarning)  # fmt: skip
@@ -173,7 +160,7 @@ class CostSpanProcessor(SpanProcessor):
             while self._spool:
                 store, write = self._spool[0]
                 try:
-                    state = write.apply(store)
+                    state = _apply(store, write)
                 except StoreError:
                     return False
                 self._spool.popleft()

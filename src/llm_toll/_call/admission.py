@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import sys
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -22,7 +22,15 @@ MIN_RATE_WAIT_S = 0.001
 # How ``wait=True`` calls pause before trying the rate limits again. Module attributes so
 # tests replace them (with sleepers that advance a fake clock) instead of really waiting.
 _sleep: Callable[[float], None] = time.sleep
-_async_sleep: Callable[[float], Any] = asyncio.sleep
+
+
+async def _asyncio_sleep(seconds: float) -> None:
+    import asyncio  # async callers have imported it; sync code never needs it
+
+    await asyncio.sleep(seconds)
+
+
+_async_sleep: Callable[[float], Any] = _asyncio_sleep
 # The clock of ``shared_limits=True`` windows: wall time, the one clock processes and hosts
 # share (keep hosts' clocks in sync, NTP). Replaced by tests, as ``_sleep`` is.
 _wall_clock: Callable[[], float] = time.time
@@ -111,12 +119,21 @@ class SharedRateLease:
             return
         self._done = True
         now = _wall_clock()
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            _settle_shared(self._scope, self._lease_id, actual_tokens, now)
-        else:
+        if _on_event_loop():
             worker.submit(_settle_shared, self._scope, self._lease_id, actual_tokens, now)
+        else:
+            _settle_shared(self._scope, self._lease_id, actual_tokens, now)
+
+
+def _on_event_loop() -> bool:
+    asyncio = sys.modules.get("asyncio")  # not imported: no event loop can be running
+    if asyncio is None:
+        return False
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _settle_shared(scope: str, lease_id: int, actual_tokens: int, now: float) -> None:

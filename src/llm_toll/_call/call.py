@@ -14,8 +14,7 @@ from opentelemetry import trace
 
 from llm_toll import _runtime
 from llm_toll._budget.periods import period_key
-from llm_toll._budget.records import CallRecord, Reservation
-from llm_toll._budget.writer import PendingWrite
+from llm_toll._budget.records import CallRecord, PendingWrite, Reservation
 from llm_toll._call import strict
 from llm_toll._call.gates import Admission
 from llm_toll._call.plan import Plan

@@ -9,11 +9,10 @@ concurrent reads of one budget shared, pauses with ``asyncio.sleep``.
 
 from __future__ import annotations
 
-import asyncio
 import weakref
 from collections.abc import Generator
 from datetime import datetime, timezone
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from opentelemetry.trace import Span
 
@@ -31,6 +30,9 @@ from llm_toll.store import BaseStore, StoreError
 from llm_toll.telemetry import metrics
 from llm_toll.telemetry import names as attr
 from llm_toll.telemetry.spans import budget_event_attributes, mark_error, start_call_span
+
+if TYPE_CHECKING:  # async callers have imported it; sync code never needs it
+    import asyncio
 
 T = TypeVar("T")
 Refusal = BudgetExceededError | LocalRateLimitError
@@ -175,6 +177,8 @@ _reads: weakref.WeakKeyDictionary[
 
 async def _shared_read(plan: Plan, now: datetime, scope: BudgetScope) -> int | None:
     """``read_spent`` in the worker; a burst of calls (``asyncio.gather``) makes one read."""
+    import asyncio
+
     key = (plan.project, scope.key or "", period_key(scope.spec.reset, now))
     loop = asyncio.get_running_loop()
     pending = _reads.setdefault(loop, {})

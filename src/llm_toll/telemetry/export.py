@@ -10,14 +10,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from opentelemetry.sdk.metrics.export import (
-    MetricExporter,
-    MetricReader,
-    PeriodicExportingMetricReader,
-)
-from opentelemetry.sdk.trace.export import SpanExporter
+if TYPE_CHECKING:  # the SDK and the exporters are imported when export is set up
+    from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 GRPC = "grpc"
 HTTP = "http/protobuf"
@@ -78,6 +75,8 @@ class ExportSettings:
         return HTTPSpanExporter(**arguments)
 
     def metric_reader(self) -> MetricReader:
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
         arguments = self._arguments("METRICS", "/v1/metrics")
         exporter: MetricExporter
         if self.protocol_for("METRICS") == GRPC:

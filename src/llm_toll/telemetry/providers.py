@@ -13,20 +13,21 @@ and no metrics at all. Accounting never depends on any of this.
 from __future__ import annotations
 
 import atexit
+import sys
 import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, cast
 
 from opentelemetry import metrics, trace
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from llm_toll._version import VERSION
 from llm_toll.telemetry.export import EXIT_FLUSH_TIMEOUT_MS, ExportSettings
+
+if TYPE_CHECKING:  # imported where used: a program with no SDK provider never loads the SDK
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
 SCOPE = "llm_toll"
 # How often the global providers are looked up again (the API's lookup reads the
@@ -64,6 +65,19 @@ _meter_provider_checked = _MeterCheck(False, -RECHECK_S)
 _on_reconfigure: list[Callable[[], None]] = []
 
 
+def _is_sdk_provider(provider: object, module_name: str, class_name: str) -> bool:
+    """Whether ``provider`` is the SDK's; the SDK is not imported to find out (an app with
+    an SDK provider has imported it already)."""
+    module = sys.modules.get(module_name)
+    return module is not None and isinstance(provider, getattr(module, class_name))
+
+
+def _version() -> str:
+    from llm_toll._version import VERSION  # reads package metadata: only when a tracer is made
+
+    return VERSION
+
+
 def setup_telemetry(
     *,
     endpoint: str | None = None,
@@ -88,6 +102,8 @@ def setup_telemetry(
     settings apply only to what llm_toll exports itself.
     """
     global _settings, _resource, _resolved, _meter_provider_checked
+    from opentelemetry.sdk.resources import Resource
+
     attributes = dict(resource_attributes or {})
     if service_name:
         attributes["service.name"] = service_name
@@ -130,6 +146,8 @@ def settings() -> ExportSettings:
 def _resource_get() -> Resource:
     global _resource
     if _resource is None:
+        from opentelemetry.sdk.resources import Resource
+
         _resource = Resource.create()  # OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES
     return _resource
 
@@ -144,6 +162,9 @@ def _attach_once(provider: TracerProvider) -> None:
 def _private_tracer_provider_get() -> TracerProvider:
     global _private_tracer_provider
     if _private_tracer_provider is None:
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
         # Shut down by _shutdown_private at exit, after llm_toll's worker ended its spans.
         provider = TracerProvider(resource=_resource_get(), shutdown_on_exit=False)
         provider.add_span_processor(BatchSpanProcessor(settings().span_exporter()))
@@ -167,13 +188,13 @@ def tracer() -> trace.Tracer:
         return resolved.tracer
     with _lock:
         chosen: trace.Tracer
-        if isinstance(current, TracerProvider):
-            _attach_once(current)
-            chosen = current.get_tracer(SCOPE, VERSION)
+        if _is_sdk_provider(current, "opentelemetry.sdk.trace", "TracerProvider"):
+            _attach_once(cast("TracerProvider", current))
+            chosen = current.get_tracer(SCOPE, _version())
         elif settings().traces:
             provider = _private_tracer_provider_get()
             _attach_once(provider)
-            chosen = provider.get_tracer(SCOPE, VERSION)
+            chosen = provider.get_tracer(SCOPE, _version())
         else:
             chosen = NO_TRACER
         _resolved = _Resolved(current, chosen, now)
@@ -185,9 +206,10 @@ def _app_has_meter_provider() -> bool:
     check = _meter_provider_checked
     now = time.monotonic()
     if now - check.checked_at >= RECHECK_S:
-        check = _meter_provider_checked = _MeterCheck(
-            isinstance(metrics.get_meter_provider(), MeterProvider), now
+        is_sdk = _is_sdk_provider(
+            metrics.get_meter_provider(), "opentelemetry.sdk.metrics", "MeterProvider"
         )
+        check = _meter_provider_checked = _MeterCheck(is_sdk, now)
     return check.is_sdk
 
 
@@ -208,15 +230,17 @@ def meter() -> metrics.Meter:
     """
     global _private_meter_provider
     if _app_has_meter_provider() or not settings().metrics:
-        return metrics.get_meter(SCOPE, VERSION)
+        return metrics.get_meter(SCOPE, _version())
     with _lock:
         if _private_meter_provider is None:
+            from opentelemetry.sdk.metrics import MeterProvider
+
             _private_meter_provider = MeterProvider(
                 metric_readers=[settings().metric_reader()],
                 resource=_resource_get(),
                 shutdown_on_exit=False,
             )
-        return _private_meter_provider.get_meter(SCOPE, VERSION)
+        return _private_meter_provider.get_meter(SCOPE, _version())
 
 
 def flush(timeout_millis: int = EXIT_FLUSH_TIMEOUT_MS) -> None:
