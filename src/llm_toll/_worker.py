@@ -123,12 +123,12 @@ class Worker:
 def _answer(
     loop: Any, setter: Callable[[Any], None], future: asyncio.Future[Any], value: Any
 ) -> None:
-    def settle() -> None:
+    def resolve() -> None:
         if not future.done():  # the awaiting task may have been cancelled
             setter(value)
 
     with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
-        loop.call_soon_threadsafe(settle)
+        loop.call_soon_threadsafe(resolve)
 
 
 worker = Worker()

@@ -119,15 +119,27 @@ def test_the_apps_providers_are_kept(tmp_path: Path, receiver: OTLPReceiver) -> 
 
 
 def test_a_dead_collector_neither_fails_nor_stalls_calls(tmp_path: Path) -> None:
+    """Export runs in background threads: no call waits for the Collector, none fails, and
+    nothing is lost. Every export attempt is recorded with the thread that made it."""
     endpoint = f"http://127.0.0.1:{closed_port()}"
-    result, elapsed = run(
-        tmp_path,
-        f"llm_toll.setup_telemetry(endpoint={endpoint!r}, timeout_s=1,"
-        " metric_export_interval_ms=200)",
-        calls=300,
-    )
+    setup = f"""
+    import threading
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    exporting_threads = set()
+    exported = threading.Event()
+    original_export = OTLPSpanExporter.export
+    def export(self, batch, *args, **kwargs):
+        exporting_threads.add(threading.get_ident())
+        exported.set()
+        return original_export(self, batch, *args, **kwargs)
+    OTLPSpanExporter.export = export
+    llm_toll.setup_telemetry(endpoint={endpoint!r}, timeout_s=1, metric_export_interval_ms=200)
+    EXTRA = lambda: {{"exported": exported.wait(60),
+                      "by_caller": threading.get_ident() in exporting_threads}}
+    """
+    result, _ = run(tmp_path, setup, calls=300)
     assert result["rows"] == 300  # nothing lost
-    # Export runs in background threads: no call waits for the Collector (whose exporter
-    # timeout is 1 s), and exit flushes within a bounded time.
-    assert result["slowest"] < 0.5, result
-    assert elapsed < 30
+    assert result["exported"]  # the spans were sent (to a port nobody listens on)...
+    assert not result["by_caller"]  # ...by a background thread, never by a call
+
+

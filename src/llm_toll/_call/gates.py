@@ -56,7 +56,7 @@ def admit(
 
     ``store`` overrides the process-wide store (integrations configured with their own).
     """
-    steps = _gates(plan, args, kwargs, datetime.now(timezone.utc), store)
+    steps = _gates(plan, args, kwargs, now=datetime.now(timezone.utc), store=store)
     try:
         step = next(steps)
         while True:
@@ -72,7 +72,7 @@ def admit(
 
 async def admit_async(plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Admission:
     """The same gates for an async call: no store I/O on the event loop."""
-    steps = _gates(plan, args, kwargs, datetime.now(timezone.utc), None)
+    steps = _gates(plan, args, kwargs, now=datetime.now(timezone.utc), store=None)
     try:
         step = next(steps)
         while True:
@@ -90,6 +90,7 @@ def _gates(
     plan: Plan,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
+    *,
     now: datetime,
     store: BaseStore | None,
 ) -> Generator[_Step, Any, Admission]:

@@ -115,7 +115,7 @@ def reserve(
         return None
     if reservation is not None:
         return reservation
-    return _refusal(store, plan, scopes, now, amount)
+    return _refusal(store, plan, scopes=scopes, now=now, amount=amount)
 
 
 class _ScopeTotals(NamedTuple):
@@ -125,7 +125,12 @@ class _ScopeTotals(NamedTuple):
 
 
 def _refusal(
-    store: BaseStore, plan: Plan, scopes: tuple[BudgetScope, ...], now: datetime, amount: int
+    store: BaseStore,
+    plan: Plan,
+    *,
+    scopes: tuple[BudgetScope, ...],
+    now: datetime,
+    amount: int,
 ) -> BudgetExceededError:
     """The error of a refused reservation, naming the scope that had no room for it (the
     project's, if a concurrent release made room meanwhile)."""

@@ -222,20 +222,14 @@ class PricingRegistry:
     def _checked_usage(self, model: str, usage: Usage) -> Usage | None:
         """The usage normalised by ``Usage.checked``, or None (with a warning) if it is bad."""
         try:
-            return Usage.checked(
-                usage.input_tokens,
-                usage.output_tokens,
-                usage.cache_read_input_tokens,
-                usage.cache_creation_input_tokens,
-                usage.reasoning_output_tokens,
-            )
+            return usage.checked_copy()
         except UsageError as exc:
             self._warn_once(
                 model,
                 "usage",
                 f"Cannot price a call to model {model!r}: its usage is inconsistent ({exc}). "
                 "Its cost is recorded as $0 and flagged llm_toll.price.known=false.",
-                UsageWarning,
+                category=UsageWarning,
                 stacklevel=4,
             )
             return None
@@ -245,6 +239,7 @@ class PricingRegistry:
         model: str,
         cause: str,
         message: str,
+        *,
         category: type[Warning] = PricingMatrixOutdatedWarning,
         stacklevel: int = 3,
     ) -> None:

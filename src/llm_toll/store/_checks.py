@@ -39,6 +39,7 @@ def check_call(
 
 
 def check_reserve(
+    *,
     budget_key: str | None,
     spec: BudgetSpec,
     amount_nanos: int,
@@ -75,7 +76,7 @@ def check_settlement(reservation: Reservation, call: CallRecord) -> None:
 
 
 def check_rate(
-    scope: str, rpm: int | None, tpm: int | None, tokens: int, now: float, name: str
+    scope: str, *, rpm: int | None, tpm: int | None, tokens: int, now: float, name: str
 ) -> None:
     """Refuse bad ``acquire_rate`` / ``settle_rate`` arguments."""
     if not isinstance(scope, str) or not scope:

@@ -26,7 +26,9 @@ class CompatMethods(BaseStore):
     def log_usage(
         self, project: str, model: str, input_tokens: int, output_tokens: int, cost: float
     ) -> None:
-        call = compat_call(project, model, input_tokens, output_tokens, cost)
+        call = compat_call(
+            project, model, input_tokens=input_tokens, output_tokens=output_tokens, cost=cost
+        )
         try:
             self.record_call(call)
         except StoreError as exc:
@@ -41,7 +43,9 @@ class CompatMethods(BaseStore):
         cost: float,
         max_budget: float,
     ) -> float:
-        call = compat_call(project, model, input_tokens, output_tokens, cost)
+        call = compat_call(
+            project, model, input_tokens=input_tokens, output_tokens=output_tokens, cost=cost
+        )
         limit = usd_to_nanos_checked(max_budget)
         if limit is None:
             warn(f"max_budget {max_budget!r} is not a non-negative amount; recorded unchecked")
@@ -64,7 +68,7 @@ class CompatMethods(BaseStore):
 
 
 def compat_call(
-    project: str, model: str, input_tokens: object, output_tokens: object, cost: object
+    project: str, model: str, *, input_tokens: object, output_tokens: object, cost: object
 ) -> CallRecord:
     """A CallRecord from llm-toll 0.13 arguments; bad values are warned about and zeroed."""
     try:

@@ -61,7 +61,7 @@ def acquire_rate_in(
 
 
 def settle_rate_in(
-    tx: Transaction, scope: str, lease_id: int, actual_tokens: int, now: float
+    tx: Transaction, scope: str, *, lease_id: int, actual_tokens: int, now: float
 ) -> None:
     """The body of ``settle_rate`` in an open write transaction: the estimate goes (if its
     row is still in the window), the actual tokens count from ``now``."""

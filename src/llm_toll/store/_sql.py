@@ -76,7 +76,9 @@ class SQLStore(ReportMethods, CompatMethods):
     def get_spent(
         self, project: str, reset: Reset | None, at: datetime, budget_key: str | None = None
     ) -> int:
-        return self._read_total(_totals.GET_SPENT, project, reset, at, budget_key)
+        return self._read_total(
+            _totals.GET_SPENT, project, reset=reset, at=at, budget_key=budget_key
+        )
 
     # -- strict budgets ------------------------------------------------------------------
 
@@ -91,7 +93,13 @@ class SQLStore(ReportMethods, CompatMethods):
         ttl_s: float,
         key_spec: BudgetSpec | None = None,
     ) -> Reservation | None:
-        key = check_reserve(budget_key, spec, amount_nanos, ttl_s, key_spec)
+        key = check_reserve(
+            budget_key=budget_key,
+            spec=spec,
+            amount_nanos=amount_nanos,
+            ttl_s=ttl_s,
+            key_spec=key_spec,
+        )
         with self._transaction("reserve budget", write=True, barrier=False) as tx:
             return reserve_in(
                 tx,
@@ -129,7 +137,9 @@ class SQLStore(ReportMethods, CompatMethods):
     def get_reserved(
         self, project: str, reset: Reset | None, at: datetime, budget_key: str | None = None
     ) -> int:
-        return self._read_total(_totals.GET_RESERVED, project, reset, at, budget_key)
+        return self._read_total(
+            _totals.GET_RESERVED, project, reset=reset, at=at, budget_key=budget_key
+        )
 
     # -- shared rate limits --------------------------------------------------------------
 
@@ -142,16 +152,18 @@ class SQLStore(ReportMethods, CompatMethods):
         estimated_tokens: int,
         now: float,
     ) -> RateAdmission:
-        check_rate(scope, rpm, tpm, estimated_tokens, now, "estimated_tokens")
+        check_rate(
+            scope, rpm=rpm, tpm=tpm, tokens=estimated_tokens, now=now, name="estimated_tokens"
+        )
         with self._transaction("check a shared rate limit", write=True, barrier=False) as tx:
             return acquire_rate_in(
                 tx, scope, rpm=rpm, tpm=tpm, estimated_tokens=estimated_tokens, now=now
             )
 
     def settle_rate(self, scope: str, lease_id: int, actual_tokens: int, now: float) -> None:
-        check_rate(scope, None, None, actual_tokens, now, "actual_tokens")
+        check_rate(scope, rpm=None, tpm=None, tokens=actual_tokens, now=now, name="actual_tokens")
         with self._transaction("settle a shared rate limit", write=True, barrier=False) as tx:
-            settle_rate_in(tx, scope, lease_id, actual_tokens, now)
+            settle_rate_in(tx, scope, lease_id=lease_id, actual_tokens=actual_tokens, now=now)
 
     # -- llm-toll 0.13 API (the rest comes from CompatMethods and ReportMethods) -----------
 
@@ -176,7 +188,7 @@ class SQLStore(ReportMethods, CompatMethods):
     # -- internals -------------------------------------------------------------------------
 
     def _read_total(
-        self, sql: str, project: str, reset: Reset | None, at: datetime, budget_key: str | None
+        self, sql: str, project: str, *, reset: Reset | None, at: datetime, budget_key: str | None
     ) -> int:
         period = period_key(reset, at)
         with self._transaction("read the budget", write=False) as tx:

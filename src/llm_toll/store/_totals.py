@@ -117,15 +117,22 @@ def record_in(
     """The writes of ``record_call`` in an open transaction: the ledger row, the project's
     totals, then the key's (the lock order of every write)."""
     now = time_param(utc_now())
-    state = _add(tx, _scope_write(call, PROJECT_KEY, budget, now, _ledger.row(call, time_param)))
+    ledger = _ledger.row(call, time_param)
+    state = _add(tx, _scope_write(call, key=PROJECT_KEY, budget=budget, now=now, ledger_row=ledger))
     key = tracked_key(call, key_budget)
     if key is not None:
-        state = replace(state, key_state=_add(tx, _scope_write(call, key, key_budget, now, None)))
+        state = replace(
+            state,
+            key_state=_add(
+                tx, _scope_write(call, key=key, budget=key_budget, now=now, ledger_row=None)
+            ),
+        )
     return state
 
 
 def _scope_write(
     call: CallRecord,
+    *,
     key: str,
     budget: BudgetSpec | None,
     now: object,
@@ -137,14 +144,16 @@ def _scope_write(
 
 def _add(tx: Transaction, write: ScopeWrite) -> BudgetState:
     spent, fired = tx.add_to_scope(write)
-    state, mask = budget_state(spent, fired, write.cost, write.limit, write.period)
+    state, mask = budget_state(
+        spent=spent, fired=fired, cost=write.cost, limit=write.limit, period=write.period
+    )
     if mask != fired:  # at most three times per period: the usual call writes nothing more
         tx.run(SET_THRESHOLDS_FIRED, (mask, write.project, write.key, write.period))
     return state
 
 
 def budget_state(
-    spent: int, fired: int, cost: int, limit: int | None, period: str
+    *, spent: int, fired: int, cost: int, limit: int | None, period: str
 ) -> tuple[BudgetState, int]:
     """The state reported after adding ``cost`` to a period total, and its new threshold mask.
 

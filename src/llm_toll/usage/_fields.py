@@ -64,6 +64,7 @@ def count(
 
 def checked_usage(
     where: str,
+    *,
     input_tokens: int,
     output_tokens: int,
     cache_read_input_tokens: int = 0,
@@ -76,9 +77,9 @@ def checked_usage(
         return Usage.from_counts(
             input_tokens,
             output_tokens,
-            cache_read_input_tokens,
-            cache_creation_input_tokens,
-            reasoning_output_tokens,
+            cache_read_input_tokens=cache_read_input_tokens,
+            cache_creation_input_tokens=cache_creation_input_tokens,
+            reasoning_output_tokens=reasoning_output_tokens,
         )
     except UsageError as exc:
         raise UsageError(f"{where}: {exc}") from None

@@ -36,6 +36,7 @@ class Usage:
         cls,
         input_tokens: object = 0,
         output_tokens: object = 0,
+        *,
         cache_read_input_tokens: object = 0,
         cache_creation_input_tokens: object = 0,
         reasoning_output_tokens: object = 0,
@@ -48,9 +49,22 @@ class Usage:
         return cls.from_counts(
             _count("input_tokens", input_tokens, required=True),
             _count("output_tokens", output_tokens, required=True),
-            _count("cache_read_input_tokens", cache_read_input_tokens),
-            _count("cache_creation_input_tokens", cache_creation_input_tokens),
-            _count("reasoning_output_tokens", reasoning_output_tokens),
+            cache_read_input_tokens=_count("cache_read_input_tokens", cache_read_input_tokens),
+            cache_creation_input_tokens=_count(
+                "cache_creation_input_tokens", cache_creation_input_tokens
+            ),
+            reasoning_output_tokens=_count("reasoning_output_tokens", reasoning_output_tokens),
+        )
+
+    def checked_copy(self) -> Usage:
+        """This usage as ``checked`` would build it: for a Usage made by hand, whose counts
+        were never checked (raises UsageError)."""
+        return Usage.checked(
+            self.input_tokens,
+            self.output_tokens,
+            cache_read_input_tokens=self.cache_read_input_tokens,
+            cache_creation_input_tokens=self.cache_creation_input_tokens,
+            reasoning_output_tokens=self.reasoning_output_tokens,
         )
 
     @classmethod
@@ -58,6 +72,7 @@ class Usage:
         cls,
         input_tokens: int,
         output_tokens: int,
+        *,
         cache_read_input_tokens: int = 0,
         cache_creation_input_tokens: int = 0,
         reasoning_output_tokens: int = 0,

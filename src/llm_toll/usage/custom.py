@@ -27,15 +27,7 @@ def coerce_custom_usage(value: object) -> ExtractedUsage | None:
     if value is None or isinstance(value, ExtractedUsage):
         return value
     if isinstance(value, Usage):  # built by hand, so its counts were never checked
-        return ExtractedUsage(
-            Usage.checked(
-                value.input_tokens,
-                value.output_tokens,
-                value.cache_read_input_tokens,
-                value.cache_creation_input_tokens,
-                value.reasoning_output_tokens,
-            )
-        )
+        return ExtractedUsage(value.checked_copy())
     if isinstance(value, tuple) and len(value) == 3:
         model, input_tokens, output_tokens = value
         return ExtractedUsage(Usage.checked(input_tokens, output_tokens), model=_model(model))

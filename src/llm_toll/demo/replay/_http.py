@@ -119,7 +119,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(script.status, _error_body(api, script.status, "scripted error"), script)
             return
         answer = replay._answer(
-            script, body, model, id_prefix, generates=builder is not openai_embeddings
+            script,
+            body,
+            model=model,
+            id_prefix=id_prefix,
+            generates=builder is not openai_embeddings,
         )
         payload, usage = builder(answer, body, stream)
         exchange.model = answer.model

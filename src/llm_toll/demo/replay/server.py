@@ -112,7 +112,7 @@ class ReplayServer:
             self.requests.append(exchange)
 
     def _answer(
-        self, script: Script, body: dict[str, Any], model: str, id_prefix: str, generates: bool
+        self, script: Script, body: dict[str, Any], *, model: str, id_prefix: str, generates: bool
     ) -> Answer:
         """The numbers of one answer; ``generates`` is False for embeddings (no output)."""
         with self._lock:
