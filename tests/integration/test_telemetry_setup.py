@@ -141,5 +141,3 @@ def test_a_dead_collector_neither_fails_nor_stalls_calls(tmp_path: Path) -> None
     assert result["rows"] == 300  # nothing lost
     assert result["exported"]  # the spans were sent (to a port nobody listens on)...
     assert not result["by_caller"]  # ...by a background thread, never by a call
-
-
