@@ -80,6 +80,28 @@ def test_look_alike_objects_of_other_libraries_are_read_by_shape() -> None:
     assert found.usage == Usage(input_tokens=3, output_tokens=2)
 
 
+def test_an_anthropic_message_look_alike_without_type_is_read_by_shape() -> None:
+    """As llm-toll 0.13 recognised it: stop_reason, content and a usage with input_tokens."""
+    message = SimpleNamespace(
+        id="msg-1",
+        model="claude-sonnet-4-20250514",
+        content=[{"type": "text", "text": "Hello!"}],
+        stop_reason="end_turn",
+        usage=SimpleNamespace(input_tokens=200, output_tokens=100),
+    )
+    assert extract_usage(message) == ExtractedUsage(
+        Usage(input_tokens=200, output_tokens=100),
+        model="claude-sonnet-4-20250514",
+        provider="anthropic",
+        operation="chat",
+        response_id="msg-1",
+    )
+    assert response_text(message) == "Hello!"
+    # Without stop_reason it is not recognised (an OpenAI Responses look-alike has the same usage).
+    del message.stop_reason
+    assert extract_usage(message) is None
+
+
 def test_response_text_of_each_kind() -> None:
     chat = {
         "object": "chat.completion",

@@ -111,7 +111,19 @@ def _kind_by_shape(response: object) -> _Kind | None:
         return GENERATE_CONTENT
     if get(response, "choices") is not None and get(response, "usage") is not None:
         return CHAT
+    if _has_message_fields(response):
+        return MESSAGE
     return None
+
+
+def _has_message_fields(response: object) -> bool:
+    """An Anthropic ``Message`` look-alike without ``type``, recognised as llm-toll 0.13 did:
+    ``stop_reason`` and ``content`` present, and a usage with ``input_tokens``."""
+    return (
+        hasattr(response, "stop_reason")
+        and hasattr(response, "content")
+        and get(get(response, "usage"), "input_tokens") is not None
+    )
 
 
 def _kind(response: object) -> _Kind | None:
