@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -48,6 +49,32 @@ def test_openai_chat_chunks() -> None:
         provider="openai",
         operation="chat",
         response_id="chatcmpl-9",
+    )
+
+
+def test_chat_chunk_look_alikes_without_object() -> None:
+    """Objects (or dicts) with ``choices`` and ``model`` but no ``object``: chat chunks."""
+
+    def chunk(content: str | None, usage: object = None) -> SimpleNamespace:
+        choices = (
+            [] if content is None else [SimpleNamespace(delta=SimpleNamespace(content=content))]
+        )
+        return SimpleNamespace(model="gpt-4o", choices=choices, usage=usage)
+
+    usage = SimpleNamespace(prompt_tokens=15, completion_tokens=10)
+    accumulator = feed(chunk("Hello"), chunk(" world"), chunk(None, usage))
+    assert accumulator.text == "Hello world"
+    assert accumulator.result() == ExtractedUsage(
+        Usage(input_tokens=15, output_tokens=10),
+        model="gpt-4o",
+        provider="openai",
+        operation="chat",
+    )
+    as_dicts = feed(
+        {"model": "gpt-4o", "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 2}}
+    )
+    assert as_dicts.result() == ExtractedUsage(
+        Usage(input_tokens=1, output_tokens=2), model="gpt-4o", provider="openai", operation="chat"
     )
 
 

@@ -5,6 +5,7 @@ raises. What it understands (SDK objects and their JSON dicts alike):
 
 - OpenAI chat ``ChatCompletionChunk`` and streamed legacy ``Completion`` chunks: text deltas,
   and the usage of the final chunk (sent only with ``stream_options={"include_usage": True}``);
+  look-alikes without ``object`` (a ``choices`` list and a ``model``) are read as chat chunks;
 - the ``chunk`` events of OpenAI's ``chat.completions.stream()`` helper (other helper
   events repeat what the chunks say and are ignored);
 - OpenAI Responses stream events (also from the ``responses.stream()`` helper):
@@ -281,6 +282,8 @@ def _by_shape(acc: StreamAccumulator, item: object) -> None:
         get(item, "candidates") is not None
     ):
         _gemini_chunk(acc, item)
+    elif isinstance(get(item, "choices"), list) and isinstance(get(item, "model"), str):
+        _chat_chunk(acc, item)  # a chat chunk without "object", as llm-toll 0.13 read it
 
 
 # (top-level package, class name) -> handler; other classes of these packages are events.
