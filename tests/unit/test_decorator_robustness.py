@@ -42,6 +42,16 @@ def test_broken_extract_usage_falls_back_to_detection(store: SQLiteStore, extrac
     assert (row["input_tokens"], row["output_tokens"]) == (30, 7)  # auto-detected instead
 
 
+def test_a_raising_extract_usage_is_warned_about_in_013_words(store: SQLiteStore) -> None:
+    @track_costs(project="robust-raise", extract_usage=boom)
+    def ask() -> dict[str, Any]:
+        return chat(30, 7)
+
+    # llm-toll 0.13's wording, which warning filters written for it match
+    with pytest.warns(UsageWarning, match="extract_usage callback raised an exception"):
+        ask()
+
+
 @pytest.mark.parametrize(
     "returned",
     [("my-model", 11, 4), {"input_tokens": 11, "output_tokens": 4, "model": "my-model"},

@@ -37,12 +37,19 @@ class CallResults:
         estimate from the text; None (with a warning) when there is nothing to go on."""
         if self.plan.extract_usage is not None:
             try:
-                custom = coerce_custom_usage(self.plan.extract_usage(response))
-            except Exception as exc:
-                self.warn("extract_usage", f"its extract_usage failed ({exc!r})")
+                returned = self.plan.extract_usage(response)
+            except Exception as exc:  # worded as llm-toll 0.13 did, for warning filters
+                self.warn(
+                    "extract_usage", f"its extract_usage callback raised an exception ({exc!r})"
+                )
             else:
-                if custom is not None:
-                    return custom
+                try:
+                    custom = coerce_custom_usage(returned)
+                except Exception as exc:
+                    self.warn("extract_usage", f"its extract_usage failed ({exc!r})")
+                else:
+                    if custom is not None:
+                        return custom
         try:
             found = extract_usage(response)
         except UsageError as exc:
