@@ -131,6 +131,11 @@ def test_bad_constructor_arguments_are_rejected(tmp_path: Path) -> None:
         SQLiteStore("")
     with pytest.raises(ValueError, match="busy_timeout_s"):
         SQLiteStore(tmp_path / "x.db", busy_timeout_s=-1)
+    for climbing in ("../../etc/passwd", "/tmp/../etc/passwd", tmp_path / ".." / "x.db"):
+        with pytest.raises(ValueError, match=r"must not contain '\.\.'"):
+            SQLiteStore(climbing)
+    with pytest.raises(ValueError, match=r"must not contain '\.\.'"):
+        create_store("sqlite:///../x.db")
 
 
 # -- O(1): the hot path never reads the ledger --------------------------------------------

@@ -57,6 +57,9 @@ class SQLiteStore(SQLStore):
     ) -> None:
         if db_path is not None and not os.fspath(db_path):
             raise ValueError("db_path is empty; pass None for the default database")
+        if db_path is not None and ".." in Path(db_path).parts:
+            # As in llm-toll 0.13: a path taken from settings cannot climb out of a directory.
+            raise ValueError(f"db_path must not contain '..' segments: {os.fspath(db_path)}")
         if not busy_timeout_s >= 0:
             raise ValueError(f"busy_timeout_s must be >= 0, got {busy_timeout_s!r}")
         path = default_db_path() if db_path is None else Path(db_path).expanduser()
