@@ -136,6 +136,7 @@ class RateLimiter:
         Maximum tokens per minute, or ``None`` for no limit.
     clock:
         Seconds as a float from a monotonic source; ``time.monotonic`` by default.
+        ``_clock``, llm-toll 0.13's name for it, is accepted too.
     """
 
     def __init__(
@@ -144,10 +145,13 @@ class RateLimiter:
         tpm: int | None = None,
         *,
         clock: Callable[[], float] | None = None,
+        _clock: Callable[[], float] | None = None,
     ) -> None:
+        if clock is not None and _clock is not None:
+            raise TypeError("pass clock or _clock (its llm-toll 0.13 name), not both")
         self._rpm = _check_limit("rpm", rpm)
         self._tpm = _check_limit("tpm", tpm)
-        self._clock = clock or time.monotonic
+        self._clock = clock or _clock or time.monotonic
         self._lock = threading.Lock()
         self._requests: deque[float] = deque()
         self._token_entries: deque[_TokenEntry] = deque()

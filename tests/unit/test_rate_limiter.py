@@ -61,6 +61,15 @@ def test_non_integer_limits_are_rejected(value: object) -> None:
         RateLimiter(rpm=value)  # type: ignore[arg-type]
 
 
+def test_the_013_name_of_the_clock_is_accepted(clock: FakeClock) -> None:
+    limiter = RateLimiter(rpm=1, _clock=clock)
+    limiter.record()
+    clock.advance(59.5)
+    assert refusal(limiter).retry_after == pytest.approx(0.5)
+    with pytest.raises(TypeError, match="not both"):
+        RateLimiter(rpm=1, clock=clock, _clock=clock)
+
+
 def test_negative_token_counts_are_rejected(clock: FakeClock) -> None:
     limiter = RateLimiter(tpm=100, clock=clock)
     with pytest.raises(ValueError, match="estimated_tokens"):
