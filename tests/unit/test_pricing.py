@@ -362,6 +362,28 @@ def test_a_hint_that_does_not_resolve_falls_back_to_the_model(registry: PricingR
     assert registry.price("claude-sonnet-4-0", usage, provider="acme.ai").cost_nanos == expected
 
 
+def test_a_provider_prefixed_name_is_priced_at_that_provider(registry: PricingRegistry) -> None:
+    """LiteLLM's and OpenRouter's names, e.g. ``openai/gpt-4o``, as 0.13's LiteLLM callback."""
+    usage = Usage(1_000, 100)
+    assert registry.price("openai/gpt-4o", usage) == registry.price(
+        "gpt-4o", usage, provider="openai"
+    )
+    assert registry.price("anthropic/claude-sonnet-4-0", usage).cost_nanos == genai_nanos(
+        "claude-sonnet-4-0", usage
+    )
+    assert registry.price("gemini/gemini-2.5-flash", usage).cost_nanos == genai_nanos(
+        "gemini-2.5-flash", usage, provider_id="google"
+    )
+    assert registry.has_model("openai/gpt-4o")
+    registry.register_model("gpt-4o", 1e-06, 0)  # an override of the model wins
+    assert registry.price("openai/gpt-4o", usage) == Price(1_000_000, True, "override")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PricingMatrixOutdatedWarning)
+        # Not a provider genai-prices knows, or not a model of that provider: unknown.
+        assert not registry.price("acme/gpt-4o-mini", usage).known
+        assert not registry.price("openai/claude-sonnet-4-0", usage).known
+
+
 # -- overrides ---------------------------------------------------------------------------------
 
 

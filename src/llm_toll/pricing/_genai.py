@@ -48,6 +48,17 @@ _GENAI_PROVIDER_IDS: dict[str, str] = {
     "mistral_ai": "mistral",
 }
 
+# Model-name prefixes (LiteLLM's spelling, ``gemini/gemini-2.5-pro``) that are not a
+# genai-prices provider id or a semantic-convention name already.
+_PREFIX_PROVIDER_IDS: dict[str, str] = {
+    "gemini": "google",
+    "vertex_ai": "google",
+    "bedrock": "aws",
+    "xai": "x-ai",
+    "together_ai": "together",
+    "fireworks_ai": "fireworks",
+}
+
 Snapshot = data_snapshot.DataSnapshot
 
 
@@ -83,6 +94,30 @@ def find_model(snapshot: Snapshot, model: str, provider: str | None) -> GenaiMod
             continue
         return GenaiModel(found_provider, info)
     return None
+
+
+def split_provider_prefix(snapshot: Snapshot, model: str) -> tuple[str, str] | None:
+    """``("openai", "gpt-4o")`` for ``openai/gpt-4o``: the genai-prices provider id and the
+    model, when the name starts with a provider genai-prices knows (as LiteLLM and
+    OpenRouter name models); None otherwise."""
+    prefix, _, rest = model.partition("/")
+    if not rest:
+        return None
+    provider_id = _PREFIX_PROVIDER_IDS.get(prefix) or genai_provider_id(prefix)
+    try:
+        snapshot.find_provider(None, provider_id, None)
+    except LookupError:
+        return None
+    return provider_id, rest
+
+
+def find_model_of(snapshot: Snapshot, provider_id: str, model: str) -> GenaiModel | None:
+    """``model`` of genai-prices provider ``provider_id`` only."""
+    try:
+        found_provider, info = snapshot.find_provider_model(model, None, provider_id, None)
+    except LookupError:
+        return None
+    return GenaiModel(found_provider, info)
 
 
 def to_genai_usage(usage: Usage) -> genai_prices.Usage:

@@ -5,7 +5,9 @@
 1. user overrides (``register_model``): the exact model name, then the longest registered name
    the model starts with at a ``-`` or ``/`` boundary (``gpt-4o`` prices ``gpt-4o-2024-08-06``);
 2. local models (``ollama/``, ``local/``, ``llama.cpp/``): free;
-3. genai-prices, at the price in force at the request time;
+3. genai-prices, at the price in force at the request time; a name prefixed by its provider
+   (``openai/gpt-4o``, as LiteLLM and OpenRouter write them) is priced as the model after
+   the prefix at that provider, as llm-toll 0.13's LiteLLM callback did;
 4. the fallback price, if ``set_fallback_pricing`` was called;
 5. otherwise the model is unknown: cost 0, ``known=False``, and one
    ``PricingMatrixOutdatedWarning`` per model name and registry.
@@ -211,9 +213,25 @@ class PricingRegistry:
         genai_model = genai().find_model(snapshot, model, provider)
         if genai_model is not None:
             return GenaiRoute(genai_model)
+        prefixed = self._resolve_provider_prefixed(snapshot, model)
+        if prefixed is not None:
+            return prefixed
         if self._fallback is not None:
             return LinearRoute(self._fallback, "fallback")
         return UNKNOWN_ROUTE
+
+    def _resolve_provider_prefixed(self, snapshot: Snapshot, model: str) -> Route | None:
+        """``openai/gpt-4o`` (LiteLLM's and OpenRouter's names): the model after a provider
+        prefix, at that provider; an override of the model wins. None if not such a name."""
+        split = genai().split_provider_prefix(snapshot, model)
+        if split is None:
+            return None
+        provider_id, rest = split
+        override = find_override(self._overrides, rest)
+        if override is not None:
+            return LinearRoute(override, "override")
+        genai_model = genai().find_model_of(snapshot, provider_id, rest)
+        return None if genai_model is None else GenaiRoute(genai_model)
 
     def _forget_routes(self) -> None:
         """Caller holds the lock."""
