@@ -9,15 +9,17 @@ from typing import Any
 
 import pytest
 
+import llm_toll
 from llm_toll import (
     BudgetExceededError,
     LocalRateLimitError,
     PricingMatrixOutdatedWarning,
+    _runtime,
     default_registry,
     track_costs,
 )
 from llm_toll._budget.money import usd_to_nanos
-from llm_toll.store import SQLiteStore
+from llm_toll.store import BaseStore, SQLiteStore
 from tests.support.otel import Telemetry
 from tests.unit.test_decorator_shapes import chat
 
@@ -28,6 +30,62 @@ def priced_model() -> str:
     name = "budget-test-model"
     default_registry.register_model(name, 0.001, 0.002)
     return name
+
+
+class Store013(BaseStore):
+    """A custom store written for llm-toll 0.13: its methods only, over a list."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, int, int, float]] = []
+        self.closed = False
+
+    def log_usage(
+        self, project: str, model: str, input_tokens: int, output_tokens: int, cost: float
+    ) -> None:
+        self.rows.append((project, model, input_tokens, output_tokens, cost))
+
+    def log_usage_if_within_budget(self, *args: Any, **kwargs: Any) -> float:
+        raise NotImplementedError
+
+    def get_total_cost(self, project: str) -> float:
+        return sum(row[4] for row in self.rows if row[0] == project)
+
+    def get_usage_logs(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        return []
+
+    get_usage_logs_filtered = get_all_project_summaries = get_model_summaries = get_usage_logs
+    get_project_summaries_for_model = get_daily_cost_trends = get_usage_logs
+    get_budget_utilization = get_usage_logs
+
+    def reset_budget(self, project: str) -> None:
+        self.rows = [row for row in self.rows if row[0] != project]
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_store_written_for_0_13_records_and_enforces_lifetime_budgets(
+    priced_model: str,
+) -> None:
+    store = Store013()
+    llm_toll.set_store(store)
+    try:
+
+        @track_costs(project="old-store", max_budget=2.5)
+        def ask() -> dict[str, Any]:
+            return chat(1000, 0, model=priced_model)  # $1.00 a call
+
+        ask(), ask(), ask()  # the third crosses the budget
+        with pytest.raises(BudgetExceededError):
+            ask()
+        _runtime.writer().force_flush()
+    finally:
+        llm_toll.set_store(None)
+    assert [row[:4] for row in store.rows] == [("old-store", priced_model, 1000, 0)] * 3
+    assert store.get_total_cost("old-store") == pytest.approx(3.0)
+    with store:
+        pass
+    assert store.closed
 
 
 def test_crossing_call_returns_and_later_calls_are_refused(

@@ -8,8 +8,10 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from llm_toll._budget.periods import Reset
+from llm_toll._budget.money import nanos_to_usd, usd_to_nanos
+from llm_toll._budget.periods import LIFETIME, Reset, threshold_mask, thresholds_crossed
 from llm_toll._budget.records import BudgetSpec, BudgetState, CallRecord, RateAdmission, Reservation
+from llm_toll.store.errors import StoreError
 
 
 class BaseStore(ABC):
@@ -39,8 +41,10 @@ class BaseStore(ABC):
             barrier()
 
     # -- hot path ------------------------------------------------------------------------
+    # Every store of this package implements both. They are not abstract so that a store
+    # written for llm-toll 0.13, which has only the 0.13 methods below, still loads and
+    # works: it is then used as 0.13 used it, with lifetime totals only.
 
-    @abstractmethod
     def record_call(
         self,
         call: CallRecord,
@@ -57,14 +61,41 @@ class BaseStore(ABC):
         ``call.budget_key`` is set, the same transaction also adds the cost to the lifetime
         and period totals of (project, key), tracks their thresholds, and reports them as
         the returned state's ``key_state``.
-        """
 
-    @abstractmethod
+        The default, for a store written for llm-toll 0.13: ``log_usage``, then the
+        project's lifetime total from ``get_total_cost`` (no periods, no keys).
+        """
+        usage = call.usage
+        self.log_usage(
+            call.project,
+            call.model,
+            usage.input_tokens,
+            usage.output_tokens,
+            nanos_to_usd(call.cost_nanos),
+        )
+        spent = usd_to_nanos(self.get_total_cost(call.project))
+        limit = None if budget is None else budget.limit_nanos
+        if limit is None:
+            return BudgetState(spent, None, LIFETIME)
+        before = spent - call.cost_nanos
+        crossed = thresholds_crossed(
+            spent, limit, threshold_mask(thresholds_crossed(before, limit, 0))
+        )
+        return BudgetState(spent, limit, LIFETIME, crossed, before < limit <= spent)
+
     def get_spent(
         self, project: str, reset: Reset | None, at: datetime, budget_key: str | None = None
     ) -> int:
         """Nano-USD spent by ``project`` (or by its ``budget_key``) in the period of ``reset``
-        that contains ``at``."""
+        that contains ``at``.
+
+        The default, for a store written for llm-toll 0.13: the project's lifetime total
+        from ``get_total_cost``, whatever ``reset`` (0.13 kept no periods); such a store has
+        no per-key totals (``StoreError``).
+        """
+        if budget_key is not None:
+            raise StoreError(f"{type(self).__name__} keeps no totals per budget key")
+        return usd_to_nanos(self.get_total_cost(project))
 
     # -- strict budgets: reservations -----------------------------------------------------
     # Not abstract, so that stores written for earlier versions still load; the decorator
