@@ -2,7 +2,9 @@
 
 Colours follow https://no-color.org/: none when ``NO_COLOR`` is set to a non-empty value.
 Unlike llm-toll 0.13, colours are also left out when the output is not a terminal (a file,
-a pipe, a log collector), so redirected output stays free of escape codes.
+a pipe, a log collector), so redirected output stays free of escape codes, unless
+``FORCE_COLOR`` (https://force-color.org/) or ``CLICOLOR_FORCE`` asks for them, as for a CI
+log that shows them; ``NO_COLOR`` still wins.
 """
 
 from __future__ import annotations
@@ -114,6 +116,8 @@ class CostReporter:
     def _colour_on(self) -> bool:
         if os.environ.get("NO_COLOR", ""):
             return False
+        if colour_forced():
+            return True
         isatty = getattr(self._stream(), "isatty", None)
         return bool(isatty is not None and isatty())
 
@@ -133,6 +137,14 @@ def reporter_from_env() -> CostReporter:
             stacklevel=2,
         )
     return CostReporter(enabled=value in _TRUE_VALUES)
+
+
+def colour_forced() -> bool:
+    """``FORCE_COLOR`` set to anything but empty, ``0`` or ``false``, or ``CLICOLOR_FORCE``
+    set to anything but empty or ``0``: colours even when the output is not a terminal."""
+    force = os.environ.get("FORCE_COLOR", "").strip().lower()
+    clicolor = os.environ.get("CLICOLOR_FORCE", "").strip()
+    return force not in ("", "0", "false") or clicolor not in ("", "0")
 
 
 def format_usd(nanos: int, *, grouping: bool = False) -> str:

@@ -23,8 +23,8 @@ class Terminal(io.StringIO):
 
 @pytest.fixture(autouse=True)
 def no_inherited_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("NO_COLOR", raising=False)
-    monkeypatch.delenv("LLM_TOLL_REPORT", raising=False)
+    for name in ("NO_COLOR", "FORCE_COLOR", "CLICOLOR_FORCE", "LLM_TOLL_REPORT"):
+        monkeypatch.delenv(name, raising=False)
 
 
 def test_call_line_keeps_the_013_format() -> None:
@@ -180,6 +180,36 @@ def test_an_empty_no_color_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
     out = Terminal()
     CostReporter(file=out).report_call("gpt-4o", 1, 1, 5.0)
     assert RED in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "coloured"),
+    [
+        ("FORCE_COLOR", "1", True),
+        ("FORCE_COLOR", "3", True),
+        ("FORCE_COLOR", "0", False),
+        ("FORCE_COLOR", "false", False),
+        ("FORCE_COLOR", "", False),
+        ("CLICOLOR_FORCE", "1", True),
+        ("CLICOLOR_FORCE", "0", False),
+    ],
+)
+def test_colours_can_be_forced_off_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, coloured: bool
+) -> None:
+    """For a CI log that renders colours, say; as llm-toll 0.13 printed them."""
+    monkeypatch.setenv(name, value)
+    out = io.StringIO()
+    CostReporter(file=out).report_call("gpt-4o", 1, 1, 0.005)
+    assert (f"{CYAN}gpt-4o{RESET}" in out.getvalue()) is coloured
+
+
+def test_no_color_wins_over_a_forced_colour(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.setenv("NO_COLOR", "1")
+    out = io.StringIO()
+    CostReporter(file=out).report_call("gpt-4o", 1, 1, 0.005)
+    assert "\033[" not in out.getvalue()
 
 
 # -- default stream and environment -----------------------------------------------------
