@@ -115,6 +115,7 @@ def test_summary_lists_projects_costliest_first(
 ) -> None:
     code, out, _ = run(capsys, "--db", str(db), "summary")
     assert code == 0
+    assert out.startswith("llm-toll Usage Summary\n")  # 0.13's title
     rows = [cells(row) for row in table_rows(out)]
     assert rows == [
         ["research", "2", "2,000,010", "30,010", "$6.9500", NOW.strftime("%Y-%m-%d %H:%M:%S")],
@@ -128,7 +129,7 @@ def test_summary_of_one_model_lists_its_projects(
 ) -> None:
     code, out, _ = run(capsys, "--db", str(db), "summary", "--model", "gpt-4o")
     assert code == 0
-    assert out.startswith("Usage of model: gpt-4o\n")
+    assert out.startswith("Usage for model: gpt-4o\n")  # 0.13's title
     assert [cells(row) for row in table_rows(out)] == [
         ["chatbot", "1", "1,234", "56", "$0.0123"],
         ["TOTAL", "1", "1,234", "56", "$0.0123"],
@@ -138,7 +139,7 @@ def test_summary_of_one_model_lists_its_projects(
 def test_models_of_one_project(capsys: pytest.CaptureFixture[str], db: Path) -> None:
     code, out, _ = run(capsys, "--db", str(db), "models", "--project", "chatbot")
     assert code == 0
-    assert out.startswith("Usage of project: chatbot\n")
+    assert out.startswith("Usage for project: chatbot\n")  # 0.13's title
     assert [row[0].strip() for row in table_rows(out)] == ["gpt-4o-mini", "gpt-4o", "TOTAL"]
 
 

@@ -43,7 +43,8 @@ def _show_summary(rows: list[Row], args: argparse.Namespace) -> str:
     if args.model is None:
         columns.append(Column("Last Used (UTC)", "last_used", time))
     total = totals(rows, "total_cost", _SUMMED, {"project": "TOTAL"})
-    title = f"Usage of model: {args.model}" if args.model else "llm-toll usage by project"
+    # The titles of llm-toll 0.13's --stats.
+    title = f"Usage for model: {args.model}" if args.model else "llm-toll Usage Summary"
     return f"{title}\n\n{render_table(columns, rows, total)}"
 
 
@@ -56,7 +57,7 @@ def _show_models(rows: list[Row], args: argparse.Namespace) -> str:
         return _nothing_for(args)
     columns = [Column("Model", "model"), _CALLS, _INPUT, _OUTPUT, _COST]
     total = totals(rows, "total_cost", _SUMMED, {"model": "TOTAL"})
-    title = f"Usage of project: {args.project}" if args.project else "llm-toll usage by model"
+    title = f"Usage for project: {args.project}" if args.project else "llm-toll usage by model"
     return f"{title}\n\n{render_table(columns, rows, total)}"
 
 
