@@ -153,6 +153,30 @@ async def test_cancelled_caller_does_not_lose_the_record(store: SQLiteStore) -> 
     assert (row["input_tokens"], row["output_tokens"]) == (21, 2)
 
 
+async def test_writes_in_flight_land_in_the_store_of_their_call(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    @track_costs(project="robust-switch")
+    async def ask() -> dict[str, Any]:
+        return chat(21, 2)
+
+    hold = threading.Event()
+    worker.submit(hold.wait)  # a busy worker: the call's write waits in its queue
+    other = SQLiteStore(tmp_path / "other.db")
+    try:
+        await ask()
+        llm_toll.set_store(other)  # while the write of the call is still queued
+        hold.set()
+        assert worker.drain(10)
+        assert other.get_usage_logs("robust-switch") == []
+        [row] = store.get_usage_logs("robust-switch")
+        assert (row["input_tokens"], row["output_tokens"]) == (21, 2)
+    finally:
+        hold.set()
+        llm_toll.set_store(store)
+        other.close()
+
+
 async def test_reads_after_an_async_call_see_it(store: SQLiteStore) -> None:
     @track_costs(project="robust-ryw")
     async def ask(n: int) -> dict[str, Any]:

@@ -101,10 +101,13 @@ class Call:
             period = period_key(scopes[0].spec.reset, call.started_at)
             key = scopes[-1].key
             held = _runtime.writer().view.hold(call.project, period, call.cost_nanos, key)
+        # The store in use now, though the write runs later: a set_store() in between
+        # does not move this call's record to another store.
+        store = _runtime.get_store()
         if worker.backlog < MAX_BACKLOG:
-            worker.submit(self._write, call, None, end_ns, held)
+            worker.submit(self._write, call, store, end_ns, held)
         else:
-            await worker.run(self._write, call, None, end_ns, held)
+            await worker.run(self._write, call, store, end_ns, held)
 
     def finish_with(self, found: ExtractedUsage, store: BaseStore | None = None) -> None:
         """Usage already known (integrations' callbacks): record it and end the span."""
