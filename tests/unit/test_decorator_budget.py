@@ -19,6 +19,7 @@ from llm_toll import (
     track_costs,
 )
 from llm_toll._budget.money import usd_to_nanos
+from llm_toll.exceptions import AccountingWarning
 from llm_toll.store import BaseStore, SQLiteStore
 from tests.support.otel import Telemetry
 from tests.unit.test_decorator_shapes import chat
@@ -38,16 +39,21 @@ class Store013(BaseStore):
     def __init__(self) -> None:
         self.rows: list[tuple[str, str, int, int, float]] = []
         self.closed = False
+        self.down = False
 
     def log_usage(
         self, project: str, model: str, input_tokens: int, output_tokens: int, cost: float
     ) -> None:
+        if self.down:
+            raise RuntimeError("the store is down")
         self.rows.append((project, model, input_tokens, output_tokens, cost))
 
     def log_usage_if_within_budget(self, *args: Any, **kwargs: Any) -> float:
         raise NotImplementedError
 
     def get_total_cost(self, project: str) -> float:
+        if self.down:
+            raise RuntimeError("the store is down")
         return sum(row[4] for row in self.rows if row[0] == project)
 
     def get_usage_logs(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
@@ -86,6 +92,29 @@ def test_a_store_written_for_0_13_records_and_enforces_lifetime_budgets(
     with store:
         pass
     assert store.closed
+
+
+def test_a_failing_store_written_for_0_13_breaks_no_call_and_loses_nothing(
+    priced_model: str,
+) -> None:
+    store = Store013()
+    store.down = True
+    llm_toll.set_store(store)
+    try:
+
+        @track_costs(project="old-broken", max_budget=2.5)
+        def ask() -> dict[str, Any]:
+            return chat(1000, 0, model=priced_model)
+
+        with pytest.warns(AccountingWarning):
+            assert ask()["model"] == priced_model
+        assert store.rows == []
+        store.down = False
+        assert _runtime.writer().force_flush()  # the record kept in memory is written now
+    finally:
+        store.down = False
+        llm_toll.set_store(None)
+    assert [row[:4] for row in store.rows] == [("old-broken", priced_model, 1000, 0)]
 
 
 def test_crossing_call_returns_and_later_calls_are_refused(

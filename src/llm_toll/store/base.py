@@ -66,14 +66,20 @@ class BaseStore(ABC):
         project's lifetime total from ``get_total_cost`` (no periods, no keys).
         """
         usage = call.usage
-        self.log_usage(
-            call.project,
-            call.model,
-            usage.input_tokens,
-            usage.output_tokens,
-            nanos_to_usd(call.cost_nanos),
-        )
-        spent = usd_to_nanos(self.get_total_cost(call.project))
+        try:
+            self.log_usage(
+                call.project,
+                call.model,
+                usage.input_tokens,
+                usage.output_tokens,
+                nanos_to_usd(call.cost_nanos),
+            )
+        except Exception as exc:  # nothing was logged: the caller keeps the record
+            raise StoreError(f"{type(self).__name__}.log_usage failed: {exc!r}") from exc
+        try:
+            spent = usd_to_nanos(self.get_total_cost(call.project))
+        except Exception:  # logged; only the total after it is unknown (no budget events)
+            return BudgetState(call.cost_nanos, None, LIFETIME)
         limit = None if budget is None else budget.limit_nanos
         if limit is None:
             return BudgetState(spent, None, LIFETIME)
@@ -95,7 +101,10 @@ class BaseStore(ABC):
         """
         if budget_key is not None:
             raise StoreError(f"{type(self).__name__} keeps no totals per budget key")
-        return usd_to_nanos(self.get_total_cost(project))
+        try:
+            return usd_to_nanos(self.get_total_cost(project))
+        except Exception as exc:
+            raise StoreError(f"{type(self).__name__}.get_total_cost failed: {exc!r}") from exc
 
     # -- strict budgets: reservations -----------------------------------------------------
     # Not abstract, so that stores written for earlier versions still load; the decorator
