@@ -24,6 +24,7 @@ ROWS = [
     ("sync_us", "sync call overhead, budget checked (µs)"),
     ("async_seq_us", "sequential async call (µs)"),
     ("async_gather_1000_us", "asyncio.gather of 1,000 calls, per call (µs)"),
+    ("loop_stall_200_ms", "longest event-loop stall, gather of 200 calls (ms)"),
     ("check_10_rows_us", "budget check, 10 rows of history (µs)"),
     ("check_1m_rows_us", "budget check, 1,000,000 rows of history (µs)"),
     ("sync_10_rows_us", "sync call overhead, 10 rows of history (µs)"),

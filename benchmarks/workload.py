@@ -69,6 +69,34 @@ def async_per_call_us(make: Callable[[], Any], calls: int, concurrent: bool) -> 
     return statistics.median(asyncio.run(run()) for _ in range(REPEATS))
 
 
+def longest_loop_stall_ms(make: Callable[[], Any], calls: int) -> float:
+    """Median over REPEATS runs of the longest time the event loop was held while
+    ``calls`` concurrent calls ran (a ticker that sleeps 1 ms measures the gaps)."""
+
+    async def run() -> float:
+        longest = 0.0
+        running = True
+
+        async def ticker() -> None:
+            nonlocal longest
+            last = time.perf_counter()
+            while running:
+                await asyncio.sleep(0.001)
+                now = time.perf_counter()
+                longest = max(longest, now - last)
+                last = now
+
+        gc.collect()
+        tick = asyncio.create_task(ticker())
+        await asyncio.sleep(0)
+        await asyncio.gather(*(make() for _ in range(calls)))
+        running = False
+        await tick
+        return longest * 1e3
+
+    return statistics.median(asyncio.run(run()) for _ in range(REPEATS))
+
+
 def fill_history(db_path: str, rows: int) -> None:
     """Append ``rows`` ledger rows directly, as months of past calls would have."""
     with sqlite3.connect(db_path) as conn:
@@ -124,6 +152,7 @@ def main() -> None:
     result["sync_us"] = per_call_us(tracked, calls) - result["sync_bare_us"]
     result["async_seq_us"] = async_per_call_us(atracked, calls // 2, concurrent=False)
     result["async_gather_1000_us"] = async_per_call_us(atracked, 1000, concurrent=True)
+    result["loop_stall_200_ms"] = longest_loop_stall_ms(atracked, 200)
 
     def check() -> float:
         return store.get_total_cost("bench")

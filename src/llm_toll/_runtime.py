@@ -12,12 +12,12 @@ import warnings
 from typing import TYPE_CHECKING
 
 from llm_toll._worker import worker
-from llm_toll.reporter import CostReporter, reporter_from_env
 from llm_toll.store import STORE_URL_ENV, BaseStore, create_store
 from llm_toll.telemetry import providers
 
 if TYPE_CHECKING:
     from llm_toll._budget.writer import CostSpanProcessor
+    from llm_toll.reporter import CostReporter
 
 _lock = threading.Lock()
 _store: BaseStore | None = None
@@ -65,6 +65,8 @@ def get_reporter() -> CostReporter:
         return reporter
     with _lock:
         if _reporter is None:
+            from llm_toll.reporter import reporter_from_env
+
             _reporter = reporter_from_env()
         return _reporter
 

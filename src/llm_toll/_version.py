@@ -1,10 +1,4 @@
-"""The installed version, read once from the package metadata."""
+"""The version: the one place it is written (the build reads it from here too), so that
+reading it costs no package-metadata lookup."""
 
-from __future__ import annotations
-
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    VERSION: str = version("llm-toll")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    VERSION = "0.0.0"
+VERSION = "1.0.0"

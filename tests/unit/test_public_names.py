@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import llm_toll
-from llm_toll.telemetry import names
+from llm_toll.telemetry import metrics, names
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -163,12 +163,17 @@ def test_readme_metrics_table_lists_exactly_the_instruments() -> None:
     assert readme_table_names("### Metrics") == METRICS
 
 
-def test_names_module_defines_the_pinned_names() -> None:
-    """Every name of the tables is one constant of ``telemetry.names`` (GenAI names come
-    from the semantic-conventions package): a renamed convention fails here."""
-    constants = {
-        value for key, value in vars(names).items() if key.isupper() and isinstance(value, str)
+def constants(module: object) -> set[str]:
+    return {
+        value for key, value in vars(module).items() if key.isupper() and isinstance(value, str)
     }
-    assert constants >= SPAN_ATTRIBUTES | METRICS
+
+
+def test_names_are_defined_once_in_code() -> None:
+    """Every name of the tables is a constant of ``telemetry.names`` (span attributes) or
+    ``telemetry.metrics`` (instruments); GenAI names come from the semantic-conventions
+    package, so a renamed convention fails here."""
+    assert constants(names) >= SPAN_ATTRIBUTES
+    assert {n for n in constants(metrics) if n.startswith(("gen_ai.", "llm_toll."))} == METRICS
     assert names.INPUT_TOKENS == "gen_ai.usage.input_tokens"
-    assert names.METRIC_TOKEN_USAGE == "gen_ai.client.token.usage"
+    assert metrics.METRIC_TOKEN_USAGE == "gen_ai.client.token.usage"

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from llm_toll._budget.periods import Reset
-from llm_toll.usage.base import Usage
+
+if TYPE_CHECKING:
+    from llm_toll.usage.base import Usage
 
 LimitKind = Literal["rpm", "tpm"]
 """A rate limit: requests per minute or tokens per minute."""

@@ -15,7 +15,6 @@ from opentelemetry import trace
 from llm_toll import _runtime
 from llm_toll._budget.periods import period_key
 from llm_toll._budget.records import CallRecord, PendingWrite, Reservation
-from llm_toll._call import strict
 from llm_toll._call.gates import Admission
 from llm_toll._call.plan import Plan
 from llm_toll._call.results import CallResults
@@ -23,7 +22,6 @@ from llm_toll._worker import worker
 from llm_toll.pricing import default_registry
 from llm_toll.pricing._routes import prices_loaded
 from llm_toll.store import BaseStore
-from llm_toll.telemetry import metrics
 from llm_toll.telemetry import names as attr
 from llm_toll.telemetry.spans import mark_error, start_call_span
 from llm_toll.usage import ExtractedUsage, StreamAccumulator
@@ -124,9 +122,11 @@ class Call:
 
     def fail(self, error: BaseException) -> None:
         """The wrapped function raised: nothing was priced; record the failure and end."""
+        from llm_toll.telemetry import metrics  # failures only: not imported by every program
+
         if self.lease is not None:
             self.lease.release()
-        strict.release(self._take_reservation())
+        self._release_reservation()
         mark_error(self.span, error)
         model = self.plan.model or UNKNOWN_MODEL
         try:
@@ -142,6 +142,13 @@ class Call:
         """The reservation, handed out once: whoever takes it settles or releases it."""
         reservation, self.reservation = self.reservation, None
         return reservation
+
+    def _release_reservation(self) -> None:
+        reservation = self._take_reservation()
+        if reservation is not None:
+            from llm_toll._call import strict  # strict budgets only
+
+            strict.release(reservation)
 
     def _record_of(self, found: ExtractedUsage | None) -> CallRecord | None:
         """Price what was found, and settle the rate-limit lease with the real token count."""
@@ -160,7 +167,7 @@ class Call:
         """Record the call through the writer, then end its span (at ``end_ns`` if given)."""
         try:
             if call is None:
-                strict.release(self._take_reservation())  # nothing recorded: give it back
+                self._release_reservation()  # nothing recorded: give it back
             else:
                 if self.request_model is None and self.span.is_recording():
                     # Unknown when the span started: the model priced is what was asked for.

@@ -20,14 +20,13 @@ from llm_toll import _runtime
 from llm_toll._budget.money import nanos_to_usd
 from llm_toll._budget.periods import period_key
 from llm_toll._budget.records import Reservation
-from llm_toll._call import admission, strict
+from llm_toll._call import admission
 from llm_toll._call.admission import Lease
 from llm_toll._call.plan import BudgetScope, Plan
 from llm_toll._warnings import warn_once
 from llm_toll._worker import worker
 from llm_toll.exceptions import AccountingWarning, BudgetExceededError, LocalRateLimitError
 from llm_toll.store import BaseStore, StoreError
-from llm_toll.telemetry import metrics
 from llm_toll.telemetry import names as attr
 from llm_toll.telemetry.spans import budget_event_attributes, mark_error, start_call_span
 
@@ -99,6 +98,8 @@ def _gates(
     scopes = plan.scopes(key)
     reservation: Reservation | None = None
     if plan.strict and scopes:
+        from llm_toll._call import strict  # strict budgets only: priced before the call
+
         amount = strict.worst_case_nanos(plan, args, kwargs, now)
         if amount is not None:
             reserved = yield _Reserve(plan, key, now, amount)
@@ -227,6 +228,8 @@ def refusal_span(plan: Plan, error: Refusal, key: str | None) -> Span:
 
 def end_refusal(plan: Plan, span: Span, error: Refusal) -> None:
     """Count the refusal and end its span (async callers do this in the worker)."""
+    from llm_toll.telemetry import metrics  # refusals only: not imported by every program
+
     metrics.record_rejection(
         plan.project, "budget" if isinstance(error, BudgetExceededError) else "ratelimit"
     )
@@ -277,6 +280,8 @@ class _Reserve(_Step):
         self.amount = amount
 
     def run(self) -> Reservation | BudgetExceededError | None:
+        from llm_toll._call import strict
+
         return strict.reserve(self.plan, self.key, self.now, self.amount)
 
 
@@ -317,9 +322,13 @@ class _Release(_Step):
         self.reservation = reservation
 
     def run(self) -> None:
+        from llm_toll._call import strict
+
         strict.release(self.reservation)
 
     async def run_async(self) -> None:
+        from llm_toll._call import strict
+
         worker.submit(strict.release, self.reservation)
 
 

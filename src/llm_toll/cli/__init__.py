@@ -21,7 +21,6 @@ from llm_toll.cli._parser import CommandLineError, build_parser, resolve_legacy
 from llm_toll.store import (
     STORE_URL_ENV,
     BaseStore,
-    SQLiteStore,
     StoreError,
     StoreWarning,
     create_store,
@@ -50,9 +49,10 @@ def open_store(target: str | None) -> BaseStore:
         store = create_store(target)
     except (ValueError, NotImplementedError) as exc:
         raise CommandFailure(f"cannot open the store {target!r}: {exc}") from exc
-    if isinstance(store, SQLiteStore) and not Path(store.db_path).exists():
+    db_path = getattr(store, "db_path", None)  # a store in a file: SQLite's
+    if isinstance(db_path, str) and not Path(db_path).exists():
         store.close()
-        raise CommandFailure(f"no database at {store.db_path} (nothing recorded there yet?)")
+        raise CommandFailure(f"no database at {db_path} (nothing recorded there yet?)")
     return store
 
 

@@ -7,16 +7,15 @@ from typing import TYPE_CHECKING, Any
 
 from llm_toll.store.base import BaseStore
 from llm_toll.store.errors import StoreError, StoreWarning
-from llm_toll.store.sqlite import SQLiteStore
 
-if TYPE_CHECKING:  # at run time through __getattr__: psycopg is optional
-    from llm_toll.store.postgres import PostgresStore as PostgresStore
+if TYPE_CHECKING:  # at run time through __getattr__, on first use (psycopg is optional)
+    from llm_toll.store.postgres import PostgresStore
+    from llm_toll.store.sqlite import SQLiteStore
+
+    UsageStore = SQLiteStore
 
 STORE_URL_ENV = "LLM_TOLL_STORE_URL"
 """The environment variable that names the store decorated calls use (a URL or a path)."""
-
-UsageStore = SQLiteStore
-"""The llm-toll 0.13 name of SQLiteStore."""
 
 __all__ = [
     "BaseStore",
@@ -38,10 +37,10 @@ def create_store(url: str | None = None, **kwargs: Any) -> BaseStore:
     with ``pip install 'llm-toll[postgres]'``).
     """
     if url is None:
-        return SQLiteStore(**kwargs)
+        return _sqlite_store()(**kwargs)
     scheme, separator, rest = url.partition("://")
     if not separator:
-        return SQLiteStore(url, **kwargs)
+        return _sqlite_store()(url, **kwargs)
     factory = _FACTORIES.get(scheme.lower())
     if factory is None:
         raise ValueError(
@@ -54,7 +53,7 @@ def _sqlite_from_url(url: str, rest: str, **kwargs: Any) -> BaseStore:
     # rest is "/<path>": an empty host, then the path, relative unless it starts with "/".
     if not rest.startswith("/") or len(rest) < 2:
         raise ValueError(f"a SQLite store URL looks like sqlite:///path/to/file.db; got {url!r}")
-    return SQLiteStore(rest[1:], **kwargs)
+    return _sqlite_store()(rest[1:], **kwargs)
 
 
 def _postgres_from_url(url: str, rest: str, **kwargs: Any) -> BaseStore:
@@ -65,12 +64,29 @@ def _postgres_from_url(url: str, rest: str, **kwargs: Any) -> BaseStore:
 
 
 def __getattr__(name: str) -> Any:
-    # `from llm_toll.store import PostgresStore` imports psycopg only when asked for.
-    if name == "PostgresStore":
-        from llm_toll.store.postgres import PostgresStore as PostgresStore
+    # The stores are imported when first asked for: SQLite's and the SQL they share cost an
+    # import that a program that only decorates functions pays at its first call, and
+    # PostgreSQL's needs psycopg, an optional dependency. Once imported, a name is a plain
+    # attribute of this module.
+    if name in ("SQLiteStore", "UsageStore"):  # UsageStore: llm-toll 0.13's name
+        value: Any = _sqlite_store()
+    elif name == "PostgresStore":
+        from llm_toll.store.postgres import PostgresStore
 
-        return PostgresStore
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = PostgresStore
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def _sqlite_store() -> type[SQLiteStore]:
+    cls: type[SQLiteStore] | None = globals().get("SQLiteStore")
+    if cls is None:
+        from llm_toll.store.sqlite import SQLiteStore
+
+        cls = globals()["SQLiteStore"] = SQLiteStore
+    return cls
 
 
 _FACTORIES: dict[str, Callable[..., BaseStore]] = {

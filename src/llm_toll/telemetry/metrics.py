@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 from opentelemetry.metrics import (
     CallbackOptions,
@@ -20,11 +20,25 @@ from opentelemetry.metrics import (
     ObservableGauge,
     Observation,
 )
+from opentelemetry.semconv._incubating.metrics import gen_ai_metrics
 
 from llm_toll._budget.money import nanos_to_usd
 from llm_toll._budget.records import BudgetSpec, BudgetState, CallRecord
 from llm_toll.telemetry import names as attr
 from llm_toll.telemetry.providers import meter, metrics_wanted, on_reconfigure
+
+# Instrument names: the GenAI ones from the semantic-conventions package.
+METRIC_TOKEN_USAGE: Final = gen_ai_metrics.GEN_AI_CLIENT_TOKEN_USAGE
+METRIC_DURATION: Final = gen_ai_metrics.GEN_AI_CLIENT_OPERATION_DURATION
+METRIC_OPERATION_COST: Final = "gen_ai.client.operation.cost"  # proposed GenAI convention
+METRIC_COST: Final = "llm_toll.cost"
+METRIC_BUDGET_LIMIT: Final = "llm_toll.budget.limit"
+METRIC_BUDGET_SPENT: Final = "llm_toll.budget.spent"
+METRIC_BUDGET_UTILIZATION: Final = "llm_toll.budget.utilization"
+METRIC_BUDGET_REJECTIONS: Final = "llm_toll.budget.rejections"
+METRIC_RATELIMIT_REJECTIONS: Final = "llm_toll.ratelimit.rejections"
+METRIC_UNPRICED_CALLS: Final = "llm_toll.calls.unpriced"
+
 
 # Bucket boundaries recommended by the GenAI semantic conventions.
 TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304,
@@ -52,58 +66,58 @@ class Instruments:
     def create(cls, meter: Meter) -> Instruments:
         return cls(
             token_usage=meter.create_histogram(
-                attr.METRIC_TOKEN_USAGE,
+                METRIC_TOKEN_USAGE,
                 unit="{token}",
                 description="Tokens used per LLM call, by token type.",
                 explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
             ),
             duration=meter.create_histogram(
-                attr.METRIC_DURATION,
+                METRIC_DURATION,
                 unit="s",
                 description="Duration of LLM calls.",
                 explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
             ),
             cost_histogram=meter.create_histogram(
-                attr.METRIC_OPERATION_COST,
+                METRIC_OPERATION_COST,
                 unit="USD",
                 description="Cost of one LLM call.",
                 explicit_bucket_boundaries_advisory=COST_BUCKETS,
             ),
             cost_counter=meter.create_counter(
-                attr.METRIC_COST, unit="USD", description="Money spent on LLM calls."
+                METRIC_COST, unit="USD", description="Money spent on LLM calls."
             ),
             # Observed at collection time from the latest state, so a call pays nothing for
             # them (synchronous gauges would cost three more measurements per call).
             budget_limit=meter.create_observable_gauge(
-                attr.METRIC_BUDGET_LIMIT,
+                METRIC_BUDGET_LIMIT,
                 callbacks=[_budget_observations(0)],
                 unit="USD",
                 description="Configured budget.",
             ),
             budget_spent=meter.create_observable_gauge(
-                attr.METRIC_BUDGET_SPENT,
+                METRIC_BUDGET_SPENT,
                 callbacks=[_budget_observations(1)],
                 unit="USD",
                 description="Spend in the current period.",
             ),
             budget_utilization=meter.create_observable_gauge(
-                attr.METRIC_BUDGET_UTILIZATION,
+                METRIC_BUDGET_UTILIZATION,
                 callbacks=[_budget_observations(2)],
                 unit="1",
                 description="Spent divided by limit.",
             ),
             budget_rejections=meter.create_counter(
-                attr.METRIC_BUDGET_REJECTIONS,
+                METRIC_BUDGET_REJECTIONS,
                 unit="{call}",
                 description="Calls refused because the budget was spent.",
             ),
             ratelimit_rejections=meter.create_counter(
-                attr.METRIC_RATELIMIT_REJECTIONS,
+                METRIC_RATELIMIT_REJECTIONS,
                 unit="{call}",
                 description="Calls refused by a local rate limit.",
             ),
             unpriced_calls=meter.create_counter(
-                attr.METRIC_UNPRICED_CALLS,
+                METRIC_UNPRICED_CALLS,
                 unit="{call}",
                 description="Calls whose model has no known price (recorded at $0).",
             ),

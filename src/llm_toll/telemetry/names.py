@@ -1,4 +1,5 @@
-"""Names of span attributes, events and metrics: one table for code, dashboards and docs.
+"""Names of span attributes and events: one table for code, dashboards and docs (the metrics'
+names are those of their instruments, in ``telemetry.metrics``).
 
 GenAI names come from the OpenTelemetry semantic-conventions package wherever it defines
 them; the cost attributes follow the proposed GenAI cost convention, which the package does
@@ -10,7 +11,6 @@ from __future__ import annotations
 from typing import Final
 
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
-from opentelemetry.semconv._incubating.metrics import gen_ai_metrics
 from opentelemetry.semconv.attributes import error_attributes
 
 from llm_toll._budget.periods import Reset
@@ -47,18 +47,6 @@ USAGE_ESTIMATED: Final = "llm_toll.usage.estimated"
 # Span events.
 EVENT_BUDGET_EXCEEDED: Final = "llm_toll.budget.exceeded"
 EVENT_BUDGET_THRESHOLD: Final = "llm_toll.budget.threshold"
-
-# Metrics.
-METRIC_TOKEN_USAGE: Final = gen_ai_metrics.GEN_AI_CLIENT_TOKEN_USAGE
-METRIC_DURATION: Final = gen_ai_metrics.GEN_AI_CLIENT_OPERATION_DURATION
-METRIC_OPERATION_COST: Final = "gen_ai.client.operation.cost"  # proposed GenAI convention
-METRIC_COST: Final = "llm_toll.cost"
-METRIC_BUDGET_LIMIT: Final = "llm_toll.budget.limit"
-METRIC_BUDGET_SPENT: Final = "llm_toll.budget.spent"
-METRIC_BUDGET_UTILIZATION: Final = "llm_toll.budget.utilization"
-METRIC_BUDGET_REJECTIONS: Final = "llm_toll.budget.rejections"
-METRIC_RATELIMIT_REJECTIONS: Final = "llm_toll.ratelimit.rejections"
-METRIC_UNPRICED_CALLS: Final = "llm_toll.calls.unpriced"
 
 DEFAULT_OPERATION: Final = "chat"
 CURRENCY: Final = "USD"

@@ -20,11 +20,12 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, NamedTuple, cast
 
-from opentelemetry import metrics, trace
+from opentelemetry import trace
 
 from llm_toll.telemetry.export import EXIT_FLUSH_TIMEOUT_MS, ExportSettings
 
 if TYPE_CHECKING:  # imported where used: a program with no SDK provider never loads the SDK
+    from opentelemetry.metrics import Meter
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
@@ -73,7 +74,7 @@ def _is_sdk_provider(provider: object, module_name: str, class_name: str) -> boo
 
 
 def _version() -> str:
-    from llm_toll._version import VERSION  # reads package metadata: only when a tracer is made
+    from llm_toll._version import VERSION
 
     return VERSION
 
@@ -206,6 +207,8 @@ def _app_has_meter_provider() -> bool:
     check = _meter_provider_checked
     now = time.monotonic()
     if now - check.checked_at >= RECHECK_S:
+        from opentelemetry import metrics  # looked up every RECHECK_S at the most
+
         is_sdk = _is_sdk_provider(
             metrics.get_meter_provider(), "opentelemetry.sdk.metrics", "MeterProvider"
         )
@@ -222,13 +225,15 @@ def metrics_wanted() -> bool:
     return _app_has_meter_provider() or settings().metrics
 
 
-def meter() -> metrics.Meter:
+def meter() -> Meter:
     """The meter for llm_toll's instruments.
 
     The app's MeterProvider when it set one (or later sets one: the API's proxy meter
     forwards); a private one exporting over OTLP when only llm_toll's settings ask for it.
     """
     global _private_meter_provider
+    from opentelemetry import metrics
+
     if _app_has_meter_provider() or not settings().metrics:
         return metrics.get_meter(SCOPE, _version())
     with _lock:
