@@ -15,6 +15,9 @@ import tempfile
 import venv
 from pathlib import Path
 
+from imports import RUNS
+from imports import measure as measure_imports
+
 HERE = Path(__file__).resolve().parent
 OLD_VERSION = "0.13.0"
 CACHE = Path(os.environ.get("LLM_TOLL_CACHE", Path.home() / ".cache" / "llm-toll"))
@@ -141,8 +144,29 @@ def throughput(old: Path) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+IMPORT_ROWS = [
+    ("import_us", "import llm_toll (ms, -X importtime)", 1e-3),
+    ("import_decorator_us", "from llm_toll import track_costs (ms, -X importtime)", 1e-3),
+    ("cli_help_ms", "llm-toll --help, wall time with start-up (ms)", 1.0),
+]
+
+
+def import_costs(old_py: Path) -> None:
+    """What importing costs, each library in its own interpreter (benchmarks/imports.py)."""
+    new = measure_imports(sys.executable, clean_env())
+    old = measure_imports(old_py, clean_env())
+    print()
+    print(f"import cost, median of {RUNS} fresh interpreters")
+    print(f"{'':52} {'llm_toll':>10} {'0.13.0':>10} {'ratio':>7}")
+    for key, label, scale in IMPORT_ROWS:
+        ratio = new[key] / old[key]
+        print(f"{label:52} {new[key] * scale:10.1f} {old[key] * scale:10.1f} {ratio:7.2f}")
+    sys.stdout.flush()
+
+
 def main() -> None:
     old_py = old_python()
+    import_costs(old_py)
     old = measure(old_py)
     new = measure(sys.executable)
     print(f"llm_toll {new['version']} vs llm-toll {old['version']}, same machine, same run")
