@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
+
+import pytest
 
 from tests.support.otlp import OTLPReceiver
 
@@ -38,10 +40,16 @@ print(json.dumps({"slowest": slowest, "rows": rows, **EXTRA()}))
 """
 
 
-def run(tmp_path: Path, setup: str, calls: int = 20, **env: str) -> tuple[dict[str, float], float]:
+def run(tmp_path: Path, setup: str, calls: int = 20, **env: str) -> dict[str, float]:
+    return run_with_stderr(tmp_path, setup, calls, **env)[0]
+
+
+def run_with_stderr(
+    tmp_path: Path, setup: str, calls: int = 20, **env: str
+) -> tuple[dict[str, float], str]:
+    """Run the workload in a fresh interpreter; its result and what it wrote to stderr."""
     script = textwrap.dedent(WORKLOAD).replace("SETUP", textwrap.dedent(setup))
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LLM_TOLL_"))}
-    started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-c", script.replace("CALLS", str(calls)), str(tmp_path / "l.db")],
         capture_output=True,
@@ -49,10 +57,9 @@ def run(tmp_path: Path, setup: str, calls: int = 20, **env: str) -> tuple[dict[s
         timeout=120,
         env={**clean, **env},
     )
-    elapsed = time.monotonic() - started
     assert done.returncode == 0, done.stderr
     result: dict[str, float] = json.loads(done.stdout)
-    return result, elapsed
+    return result, done.stderr
 
 
 def closed_port() -> int:
@@ -62,7 +69,7 @@ def closed_port() -> int:
 
 
 def test_explicit_setup_exports_spans_and_metrics(tmp_path: Path, receiver: OTLPReceiver) -> None:
-    result, _ = run(
+    result = run(
         tmp_path,
         f"llm_toll.setup_telemetry(endpoint={receiver.endpoint!r}, service_name='billing',"
         " resource_attributes={'deployment.environment': 'test'})",
@@ -76,7 +83,7 @@ def test_explicit_setup_exports_spans_and_metrics(tmp_path: Path, receiver: OTLP
 
 
 def test_standard_variables_alone_export(tmp_path: Path, receiver: OTLPReceiver) -> None:
-    result, _ = run(
+    result = run(
         tmp_path,
         "",
         OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=receiver.endpoint + "/v1/traces",
@@ -89,7 +96,7 @@ def test_standard_variables_alone_export(tmp_path: Path, receiver: OTLPReceiver)
 
 
 def test_sdk_disabled_exports_nothing(tmp_path: Path, receiver: OTLPReceiver) -> None:
-    result, _ = run(
+    result = run(
         tmp_path, "", OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_SDK_DISABLED="true"
     )
     assert result["rows"] == 20  # accounting is not telemetry
@@ -110,7 +117,7 @@ def test_the_apps_providers_are_kept(tmp_path: Path, receiver: OTLPReceiver) -> 
     EXTRA = lambda: {{"app_spans": len(app_exporter.get_finished_spans()),
                       "global_is_apps": trace.get_tracer_provider() is provider}}
     """
-    result, _ = run(tmp_path, setup)
+    result = run(tmp_path, setup)
     assert result["rows"] == 20
     # Our spans went through the app's provider and exporter, not a second one of ours.
     assert result["app_spans"] == 20
@@ -137,7 +144,25 @@ def test_a_dead_collector_neither_fails_nor_stalls_calls(tmp_path: Path) -> None
     EXTRA = lambda: {{"exported": exported.wait(60),
                       "by_caller": threading.get_ident() in exporting_threads}}
     """
-    result, _ = run(tmp_path, setup, calls=300)
+    result = run(tmp_path, setup, calls=300)
     assert result["rows"] == 300  # nothing lost
     assert result["exported"]  # the spans were sent (to a port nobody listens on)...
     assert not result["by_caller"]  # ...by a background thread, never by a call
+
+
+def test_grpc_without_its_extra_warns_and_never_fails_a_call(tmp_path: Path) -> None:
+    """OTLP over gRPC is the grpc extra: asked for by the environment without it, calls go
+    on and are recorded, with one warning that says what to install."""
+    hide_grpc = "import sys; sys.modules['opentelemetry.exporter.otlp.proto.grpc'] = None"
+    result, stderr = run_with_stderr(
+        tmp_path,
+        hide_grpc,
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:4317",
+        OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+    )
+    assert result["rows"] == 20
+    assert stderr.count("pip install 'llm-toll[grpc]'") == 1
+    # Asked for in code, by setup_telemetry(), it is an ImportError at once: the script fails.
+    explicit = hide_grpc + "; llm_toll.setup_telemetry(protocol='grpc')"
+    with pytest.raises(AssertionError, match=re.escape("pip install 'llm-toll[grpc]'")):
+        run(tmp_path, explicit)

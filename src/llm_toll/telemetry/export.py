@@ -7,9 +7,10 @@ else is left to the OpenTelemetry exporters, which read the standard variables t
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the SDK and the exporters are imported when export is set up
@@ -18,6 +19,7 @@ if TYPE_CHECKING:  # the SDK and the exporters are imported when export is set u
 
 GRPC = "grpc"
 HTTP = "http/protobuf"
+GRPC_NEEDS_EXTRA = "OTLP over gRPC needs the grpc extra: pip install 'llm-toll[grpc]'"
 # Without a timeout of its own, an exporter to a dead Collector retries for its full
 # default (10 s) when the app exits; a bounded flush at exit keeps shutdown prompt.
 EXIT_FLUSH_TIMEOUT_MS = 5000
@@ -41,6 +43,17 @@ class ExportSettings:
         if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
             return cls()
         return cls(traces=_requested("TRACES"), metrics=_requested("METRICS"))
+
+    def without_missing_exporters(self) -> ExportSettings:
+        """These settings with the signals whose exporter is not installed turned off (gRPC
+        is an extra; OTLP over HTTP is always there)."""
+        if grpc_installed():
+            return self
+        return replace(
+            self,
+            traces=self.traces and self.protocol_for("TRACES") != GRPC,
+            metrics=self.metrics and self.protocol_for("METRICS") != GRPC,
+        )
 
     def protocol_for(self, signal: str) -> str:
         return (
@@ -95,6 +108,13 @@ class ExportSettings:
         return PeriodicExportingMetricReader(
             exporter, export_interval_millis=self.metric_export_interval_ms
         )
+
+
+def grpc_installed() -> bool:
+    try:
+        return importlib.util.find_spec("opentelemetry.exporter.otlp.proto.grpc") is not None
+    except ModuleNotFoundError:
+        return False
 
 
 def _requested(signal: str) -> bool:

@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, NamedTuple, cast
 
 from opentelemetry import trace
 
-from llm_toll.telemetry.export import EXIT_FLUSH_TIMEOUT_MS, ExportSettings
+from llm_toll._warnings import warn_once
+from llm_toll.exceptions import TelemetryWarning
+from llm_toll.telemetry.export import EXIT_FLUSH_TIMEOUT_MS, GRPC_NEEDS_EXTRA, ExportSettings
 
 if TYPE_CHECKING:  # imported where used: a program with no SDK provider never loads the SDK
     from opentelemetry.metrics import Meter
@@ -108,17 +110,20 @@ def setup_telemetry(
     attributes = dict(resource_attributes or {})
     if service_name:
         attributes["service.name"] = service_name
+    asked = ExportSettings(
+        traces=traces,
+        metrics=metrics,
+        endpoint=endpoint,
+        protocol=protocol,
+        headers=dict(headers or {}),
+        timeout_s=timeout_s,
+        metric_export_interval_ms=metric_export_interval_ms,
+    )
+    if asked.without_missing_exporters() != asked:
+        raise ImportError(GRPC_NEEDS_EXTRA)
     with _lock:
         _shutdown_private()
-        _settings = ExportSettings(
-            traces=traces,
-            metrics=metrics,
-            endpoint=endpoint,
-            protocol=protocol,
-            headers=dict(headers or {}),
-            timeout_s=timeout_s,
-            metric_export_interval_ms=metric_export_interval_ms,
-        )
+        _settings = asked
         _resource = Resource.create(attributes)
         _resolved = None
         _meter_provider_checked = _MeterCheck(False, -RECHECK_S)
@@ -140,7 +145,15 @@ def set_processor_factory(factory: Callable[[], SpanProcessor]) -> None:
 def settings() -> ExportSettings:
     global _settings
     if _settings is None:
-        _settings = ExportSettings.from_environment()
+        asked = ExportSettings.from_environment()
+        _settings = asked.without_missing_exporters()
+        if _settings != asked:  # configured by the environment: a call must not fail for it
+            warn_once(
+                "export-grpc",
+                f"llm_toll: {GRPC_NEEDS_EXTRA}; what OTEL_EXPORTER_OTLP_PROTOCOL=grpc "
+                "asks to export over gRPC is not exported.",
+                TelemetryWarning,
+            )
     return _settings
 
 
