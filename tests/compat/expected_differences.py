@@ -29,8 +29,6 @@ COLOURS_ON_A_TERMINAL = (
 )
 NO_DASHBOARD = "the CLI's --dashboard and its web server (llm_toll.dashboard) are gone"
 
-# -- differences not yet listed in the README -----------------------------------------------
-
 PRIVATE_013_INTERNAL = (
     "tests a private llm-toll 0.13 internal: an underscore name, or a module llm_toll has not "
     "got (parsers, streaming, async_streaming, _postgres_store)"

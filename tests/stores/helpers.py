@@ -1,0 +1,62 @@
+"""What the store tests share: a call to record, the read API's keys, a controlled clock."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from llm_toll._budget.records import BudgetSpec, CallRecord
+from llm_toll.store import BaseStore
+from llm_toll.usage.base import Usage
+
+MONDAY = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
+
+LOG_KEYS = [
+    *("id", "project", "model", "input_tokens", "output_tokens", "cost", "created_at"),
+    *("provider", "operation", "cache_read_input_tokens", "cache_creation_input_tokens"),
+    *("reasoning_output_tokens", "price_known", "estimated", "budget_key", "response_id"),
+    *("duration_s", "cost_nanos"),
+]
+TOTALS_KEYS = ["total_cost", "total_input_tokens", "total_output_tokens", "call_count"]
+PROJECT_SUMMARY_KEYS = ["project", *TOTALS_KEYS, "last_used", "total_cost_nanos"]
+MODEL_SUMMARY_KEYS = ["model", *TOTALS_KEYS, "total_cost_nanos"]
+PROJECT_FOR_MODEL_KEYS = ["project", *TOTALS_KEYS, "total_cost_nanos"]
+DAILY_KEYS = [
+    *("date", "daily_cost", "daily_input_tokens", "daily_output_tokens", "call_count"),
+    "daily_cost_nanos",
+]
+BUDGET_KEYS = [
+    *("project", "period", "total_cost", "limit", "thresholds_fired", "last_reset_at"),
+    *("updated_at", "total_cost_nanos", "limit_nanos", "utilization", "budget_key"),
+]
+
+DAILY = BudgetSpec(1_000, "daily")
+TTL_S = 60.0
+T0 = 1_800_000_000.0  # seconds since the epoch: the tests' controlled clock
+
+
+def make_call(
+    cost_nanos: int = 1_000,
+    *,
+    project: str = "proj",
+    model: str = "gpt-4o",
+    at: datetime = MONDAY,
+    usage: Usage | None = None,
+    **fields: Any,
+) -> CallRecord:
+    return CallRecord(
+        project=project,
+        model=model,
+        usage=usage or Usage(input_tokens=10, output_tokens=5),
+        cost_nanos=cost_nanos,
+        started_at=at,
+        **fields,
+    )
+
+
+def all_logs(store: BaseStore, project: str = "proj") -> list[dict[str, Any]]:
+    return store.get_usage_logs_filtered(project=project, limit=0)
+
+
+def keyed(cost_nanos: int, key: str | None, **fields: Any) -> CallRecord:
+    return make_call(cost_nanos, budget_key=key, **fields)
