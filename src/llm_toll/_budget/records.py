@@ -34,8 +34,7 @@ class CallRecord:
     budget_key: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class PendingWrite:
+class PendingWrite(NamedTuple):
     """One finished call to write, with what its write updates."""
 
     call: CallRecord

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import ModuleType
 from typing import TYPE_CHECKING, NamedTuple, Protocol
@@ -65,10 +65,11 @@ class LinearRoute:
 @dataclass(frozen=True, slots=True)
 class GenaiRoute:
     model: GenaiModel
+    source: str = field(default_factory=lambda: str(genai().GENAI_PRICES_SOURCE))
 
     def price(self, usage: Usage, at: datetime | None) -> Price:
         when = at if at is not None else datetime.now(timezone.utc)
-        return Price(self.model.nanos(usage, when), True, genai().GENAI_PRICES_SOURCE)
+        return Price(self.model.nanos(usage, when), True, self.source)
 
 
 UNKNOWN_ROUTE = ConstantRoute(UNKNOWN_PRICE)

@@ -22,7 +22,7 @@ from llm_toll.store._rate_windows import acquire_rate_in, settle_rate_in
 from llm_toll.store._reports import ReportMethods
 from llm_toll.store._reservations import PROJECT_ROW, release_in, reserve_in
 from llm_toll.store._time import utc_now
-from llm_toll.store._totals import PROJECT_KEY, needs_transaction, record_in, scope_key
+from llm_toll.store._totals import PROJECT_KEY, record_in, scope_key
 from llm_toll.store._transaction import Transaction
 from llm_toll.store.errors import StoreError
 
@@ -67,7 +67,11 @@ class SQLStore(ReportMethods, CompatMethods):
         key_budget: BudgetSpec | None = None,
     ) -> BudgetState:
         check_call(call, budget, key_budget)
-        atomic = needs_transaction(call, budget, key_budget)
+        # More than one statement on a backend that writes a scope in one: thresholds to
+        # mark, or a budget key's totals too.
+        atomic = (budget is not None and budget.limit_nanos is not None) or (
+            key_budget is not None and bool(call.budget_key)
+        )
         with self._transaction("record a call", write=True, atomic=atomic, barrier=False) as tx:
             return record_in(
                 tx, call, budget=budget, key_budget=key_budget, time_param=self._time_param

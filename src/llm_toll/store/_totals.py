@@ -4,9 +4,9 @@ the hot path's write, which adds each call to them in the transaction that recor
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
-from typing import Final
+from typing import Final, NamedTuple
 
 from llm_toll._budget.periods import LIFETIME, period_key, threshold_mask, thresholds_crossed
 from llm_toll._budget.records import BudgetSpec, BudgetState, CallRecord
@@ -62,8 +62,7 @@ WHERE project = ?
 """
 
 
-@dataclass(frozen=True, slots=True)
-class ScopeWrite:
+class ScopeWrite(NamedTuple):
     """A call's cost added to one scope's totals: its lifetime total, and the period total
     of its budget when it has one."""
 
@@ -74,15 +73,12 @@ class ScopeWrite:
     """None: only the lifetime total, with no limit. Else the period row of its reset
     carries its limit (and thresholds when the limit is set)."""
     period: str
+    limit: int | None
     cost: int
     now: object
     """The time of the write, as the backend stores times."""
     ledger_row: tuple[object, ...] | None = None
     """The call's ledger row, written with the project's scope."""
-
-    @property
-    def limit(self) -> int | None:
-        return None if self.budget is None else self.budget.limit_nanos
 
 
 def scope_key(budget_key: str | None) -> str:
@@ -95,15 +91,6 @@ def tracked_key(call: CallRecord, key_budget: BudgetSpec | None) -> str | None:
     if key_budget is None or not call.budget_key:
         return None
     return call.budget_key
-
-
-def needs_transaction(
-    call: CallRecord, budget: BudgetSpec | None, key_budget: BudgetSpec | None
-) -> bool:
-    """Whether recording ``call`` may take more than one statement on a backend that writes
-    a scope in one: a budget key's totals, or thresholds to mark."""
-    limited = budget is not None and budget.limit_nanos is not None
-    return limited or tracked_key(call, key_budget) is not None
 
 
 def record_in(
@@ -138,8 +125,12 @@ def _scope_write(
     now: object,
     ledger_row: tuple[object, ...] | None,
 ) -> ScopeWrite:
-    period = LIFETIME if budget is None else period_key(budget.reset, call.started_at)
-    return ScopeWrite(call.project, key, budget, period, call.cost_nanos, now, ledger_row)
+    if budget is None:
+        return ScopeWrite(call.project, key, None, LIFETIME, None, call.cost_nanos, now, ledger_row)
+    period = period_key(budget.reset, call.started_at)
+    return ScopeWrite(
+        call.project, key, budget, period, budget.limit_nanos, call.cost_nanos, now, ledger_row
+    )
 
 
 def _add(tx: Transaction, write: ScopeWrite) -> BudgetState:

@@ -13,7 +13,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
@@ -93,8 +92,8 @@ class SQLiteStore(SQLStore):
         # Every write is BEGIN IMMEDIATE: SQLite writes one scope in several statements.
         return _Session(self, action, write=write, barrier=barrier)
 
-    def _time_param(self, at: datetime) -> object:
-        return iso_utc(at)  # timestamps are ISO-8601 text in SQLite
+    # Timestamps are ISO-8601 UTC text in SQLite.
+    _time_param = staticmethod(iso_utc)
 
     def _limit_param(self, limit: int) -> object:
         return limit  # LIMIT -1: every row

@@ -27,40 +27,58 @@ def responses_usage(where: str, usage: object) -> Usage:
     return _usage(where, usage, _RESPONSES_FIELDS)
 
 
-class _UsageFields(NamedTuple):
-    """Where one OpenAI API puts its counts: the same layout under other names."""
+class _Layout(NamedTuple):
+    """Where one OpenAI API puts its counts (the same layout under other names), and the
+    labels errors name them by, made once: reading usage runs on every call."""
 
     input: str
     output: str
     input_details: str
     output_details: str
+    input_label: str
+    output_label: str
+    read_label: str
+    write_label: str
+    reasoning_label: str
 
 
-_CHAT_FIELDS = _UsageFields(
+def _layout(input: str, output: str, input_details: str, output_details: str) -> _Layout:
+    return _Layout(
+        input,
+        output,
+        input_details,
+        output_details,
+        f"usage.{input}",
+        f"usage.{output}",
+        f"usage.{input_details}.cached_tokens",
+        f"usage.{input_details}.cache_write_tokens",
+        f"usage.{output_details}.reasoning_tokens",
+    )
+
+
+_CHAT_FIELDS = _layout(
     "prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details"
 )
-_RESPONSES_FIELDS = _UsageFields(
+_RESPONSES_FIELDS = _layout(
     "input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details"
 )
 
 
-def _usage(where: str, usage: object, fields: _UsageFields) -> Usage:
+def _usage(where: str, usage: object, layout: _Layout) -> Usage:
     usage = usage_object(where, usage)
-    inputs = get(usage, fields.input_details)
-    outputs = get(usage, fields.output_details)
-
-    def detail(parent: object, details: str, name: str) -> int:
-        return count(where, f"usage.{details}.{name}", get(parent, name))
-
+    inputs = get(usage, layout.input_details)
+    outputs = get(usage, layout.output_details)
     return checked_usage(
         where,
-        input_tokens=count(where, f"usage.{fields.input}", get(usage, fields.input), required=True),
-        output_tokens=count(
-            where, f"usage.{fields.output}", get(usage, fields.output), required=True
+        input_tokens=count(where, layout.input_label, get(usage, layout.input), required=True),
+        output_tokens=count(where, layout.output_label, get(usage, layout.output), required=True),
+        cache_read_input_tokens=count(where, layout.read_label, get(inputs, "cached_tokens")),
+        cache_creation_input_tokens=count(
+            where, layout.write_label, get(inputs, "cache_write_tokens")
         ),
-        cache_read_input_tokens=detail(inputs, fields.input_details, "cached_tokens"),
-        cache_creation_input_tokens=detail(inputs, fields.input_details, "cache_write_tokens"),
-        reasoning_output_tokens=detail(outputs, fields.output_details, "reasoning_tokens"),
+        reasoning_output_tokens=count(
+            where, layout.reasoning_label, get(outputs, "reasoning_tokens")
+        ),
     )
 
 
