@@ -22,22 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import (
-    Alertmanager,
-    Binaries,
-    Collector,
-    DemoRun,
-    Jaeger,
-    Prometheus,
-    Service,
-    Stack,
-    StackError,
-    build_binaries,
-    demo_env,
-    start_all,
-    stop_all,
-    tail,
-)
+from tests.e2e.binaries import Binaries, build_binaries
+from tests.e2e.harness import Service, StackError, start_all, stop_all, tail
+from tests.e2e.services import Alertmanager, Collector, Jaeger, Prometheus
+from tests.e2e.stack import DemoRun, Stack, demo_env
 from tests.e2e.webhook import WebhookReceiver
 
 DEMO_TIMEOUT_S = 120

@@ -25,20 +25,11 @@ import pytest
 
 from llm_toll import SQLiteStore
 from tests.e2e import workload_collector_kill as workload
-from tests.e2e.stack import (
-    REPO,
-    Alertmanager,
-    Binaries,
-    Collector,
-    DemoRun,
-    Prometheus,
-    SpanView,
-    Stack,
-    child_env,
-    demo_env,
-    eventually,
-    tail,
-)
+from tests.e2e.binaries import Binaries
+from tests.e2e.harness import REPO, child_env, eventually, tail
+from tests.e2e.jaeger_api import SpanView
+from tests.e2e.services import Alertmanager, Collector, Prometheus
+from tests.e2e.stack import DemoRun, Stack, demo_env
 
 # The tests' own deadlines bound everything below; the first (cold) build of the binaries
 # happens in fixture set-up, which this timeout does not count (func_only).
