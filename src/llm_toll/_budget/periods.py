@@ -24,17 +24,19 @@ def period_key(reset: Reset | None, at: datetime) -> str:
     """The UTC calendar period that ``at`` falls in, as a sortable key.
 
     Weeks are ISO weeks (Monday to Sunday), keyed by their Monday so keys sort by time.
+    Runs on every call, twice: formatted by hand (``strftime`` costs several times more).
     """
-    at = at.astimezone(timezone.utc)
     if reset is None:
         return LIFETIME
+    if at.tzinfo is not timezone.utc:
+        at = at.astimezone(timezone.utc)
     if reset == "daily":
-        return at.strftime("%Y-%m-%d")
+        return f"{at.year:04d}-{at.month:02d}-{at.day:02d}"
     if reset == "weekly":
         monday = at.date() - timedelta(days=at.weekday())
         return f"W{monday.isoformat()}"
     if reset == "monthly":
-        return at.strftime("%Y-%m")
+        return f"{at.year:04d}-{at.month:02d}"
     raise ValueError(f"unknown reset period {reset!r}")
 
 
