@@ -11,6 +11,7 @@ from langchain_core.outputs import Generation, LLMResult
 from openai.types.chat import ChatCompletion
 
 from llm_toll import BudgetExceededError, LangChainCallback, LiteLLMCallback, default_registry
+from llm_toll.exceptions import AccountingWarning
 from llm_toll.store import SQLiteStore
 
 
@@ -59,3 +60,18 @@ def test_callbacks_with_their_own_store(store: SQLiteStore, tmp_path: Any) -> No
     assert len(own.get_usage_logs("own-store")) == 1
     assert store.get_usage_logs("own-store") == []
     own.close()
+
+
+def test_a_store_that_cannot_be_read_warns_as_the_decorator_does(
+    store: SQLiteStore, tmp_path: Any
+) -> None:
+    """The callbacks run the decorator's own pre-call check: a budget the store cannot read
+    lets the call go on, with the decorator's AccountingWarning."""
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("a file where the database's directory should be")
+    broken = SQLiteStore(not_a_directory / "ledger.db")
+    handler = LangChainCallback(project="lc-broken", max_budget=1.0, store=broken)
+    manager = CallbackManager(handlers=[handler])  # type: ignore[list-item]  # duck-typed
+    with pytest.warns(AccountingWarning, match="could not read the budget of 'lc-broken'"):
+        [run] = manager.on_llm_start({"name": "fake"}, ["hello"], run_id=uuid4())
+    assert run is not None
