@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from llm_toll._budget.writer import CostSpanProcessor
+    from llm_toll._call.scope import instrument, run, uninstrument
     from llm_toll.decorator import set_reporter, set_store, track_costs
     from llm_toll.exceptions import (
         BudgetExceededError,
@@ -47,6 +48,9 @@ _WHERE = {
     "__version__": "llm_toll._version",
     "create_store": "llm_toll.store",
     "default_registry": "llm_toll.pricing",
+    "instrument": "llm_toll._call.scope",
+    "run": "llm_toll._call.scope",
+    "uninstrument": "llm_toll._call.scope",
     "set_reporter": "llm_toll.decorator",
     "set_store": "llm_toll.decorator",
     "setup_telemetry": "llm_toll.telemetry",
@@ -72,10 +76,13 @@ __all__ = [
     "__version__",
     "create_store",
     "default_registry",
+    "instrument",
+    "run",
     "set_reporter",
     "set_store",
     "setup_telemetry",
     "track_costs",
+    "uninstrument",
     "update_pricing",
 ]
 

@@ -13,6 +13,7 @@ from llm_toll._call import shapes
 from llm_toll._call.plan import Plan
 from llm_toll._runtime import set_reporter, set_store
 from llm_toll.rate_limiter import RateLimiter
+from llm_toll.store._checks import usd_to_nanos_checked
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,6 +41,7 @@ def track_costs(
     estimate: Callable[..., float] | None = None,
     wait: bool = False,
     shared_limits: bool = False,
+    max_run_cost: float | None = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -60,6 +62,7 @@ def track_costs(
     estimate: Callable[..., float] | None = None,
     wait: bool = False,
     shared_limits: bool = False,
+    max_run_cost: float | None = None,
 ) -> F | Callable[[F], F]:
     """Track the cost of every call of the decorated function and enforce its budget.
 
@@ -102,7 +105,53 @@ def track_costs(
         shared_limits: check ``rate_limit`` and ``tpm_limit`` in the store (one atomic
             transaction per call) rather than in this process, so every process (or host,
             on PostgreSQL) using the store honours one limit per project and function.
+        max_run_cost: USD. The cap of each call (each run): once the provider requests it
+            made have spent it, its next request is refused before it is sent.
     """
+    options = plan_options(
+        project=project,
+        model=model,
+        max_budget=max_budget,
+        reset=reset,
+        rate_limit=rate_limit,
+        tpm_limit=tpm_limit,
+        extract_usage=extract_usage,
+        budget_key=budget_key,
+        key_budget=key_budget,
+        key_in_metrics=key_in_metrics,
+        strict=strict,
+        estimate=estimate,
+        wait=wait,
+        shared_limits=shared_limits,
+        max_run_cost=max_run_cost,
+    )
+
+    def decorate(func: F) -> F:
+        return shapes.wrap(func, Plan(name=getattr(func, "__qualname__", repr(func)), **options))
+
+    return decorate if fn is None else decorate(fn)
+
+
+def plan_options(
+    *,
+    project: str = "default",
+    model: str | None = None,
+    max_budget: float | None = None,
+    reset: Reset | None = None,
+    rate_limit: int | None = None,
+    tpm_limit: int | None = None,
+    extract_usage: Callable[[Any], Any] | None = None,
+    budget_key: Callable[..., str | None] | None = None,
+    key_budget: float | None = None,
+    key_in_metrics: bool = False,
+    strict: bool = False,
+    estimate: Callable[..., float] | None = None,
+    wait: bool = False,
+    shared_limits: bool = False,
+    max_run_cost: float | None = None,
+) -> dict[str, Any]:
+    """The options of ``track_costs`` (and of ``llm_toll.run``) checked, as the fields of a
+    Plan; a ValueError names the option that is wrong."""
     if not isinstance(project, str) or not project:
         raise ValueError(f"project must be a non-empty string, got {project!r}")
     if max_budget is not None and (
@@ -141,6 +190,7 @@ def track_costs(
         raise ValueError("shared_limits=True shares rate limits; pass rate_limit= or tpm_limit=")
     if not isinstance(key_in_metrics, bool):
         raise ValueError(f"key_in_metrics must be True or False, got {key_in_metrics!r}")
+    run_cap = usd_option("max_run_cost", max_run_cost)
     limiter = (
         RateLimiter(rpm=rate_limit, tpm=tpm_limit)
         if rate_limit is not None or tpm_limit is not None
@@ -152,23 +202,29 @@ def track_costs(
         else None
     )
     key_spec = None if key_budget is None else BudgetSpec(usd_to_nanos(key_budget), reset)
+    return {
+        "project": project,
+        "model": model,
+        "budget": budget,
+        "limiter": limiter,
+        "extract_usage": extract_usage,
+        "budget_key": budget_key,
+        "key_budget": key_spec,
+        "key_in_metrics": key_in_metrics,
+        "strict": strict,
+        "estimate": estimate,
+        "wait": wait,
+        "shared_limits": shared_limits,
+        "max_run_cost_nanos": run_cap,
+    }
 
-    def decorate(func: F) -> F:
-        plan = Plan(
-            name=getattr(func, "__qualname__", repr(func)),
-            project=project,
-            model=model,
-            budget=budget,
-            limiter=limiter,
-            extract_usage=extract_usage,
-            budget_key=budget_key,
-            key_budget=key_spec,
-            key_in_metrics=key_in_metrics,
-            strict=strict,
-            estimate=estimate,
-            wait=wait,
-            shared_limits=shared_limits,
-        )
-        return shapes.wrap(func, plan)
 
-    return decorate if fn is None else decorate(fn)
+def usd_option(name: str, value: object) -> int | None:
+    """A USD amount option in nano-USD (None stays None); ValueError naming the option for
+    anything but a finite, non-negative number."""
+    if value is None:
+        return None
+    nanos = usd_to_nanos_checked(value)
+    if nanos is None:
+        raise ValueError(f"{name} must be a non-negative number of USD, got {value!r}")
+    return nanos

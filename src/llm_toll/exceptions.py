@@ -11,12 +11,16 @@ class BudgetExceededError(Exception):
 
     ``budget_key`` is set when the spent budget is that of one key of the project (a
     per-tenant budget, ``key_budget=``); ``max_budget`` is then the key's budget.
+    ``scope`` says which limit refused: ``"project"``, ``"key"`` or ``"run"`` (a run's cap,
+    ``max_run_cost=`` / ``run(max_cost=...)``: ``current_cost`` is then the run's spend and
+    ``max_budget`` its cap).
     """
 
     project: str | None
     current_cost: float | None
     max_budget: float | None
     budget_key: str | None
+    scope: str
 
     def __init__(
         self,
@@ -26,11 +30,13 @@ class BudgetExceededError(Exception):
         current_cost: float | None = None,
         max_budget: float | None = None,
         budget_key: str | None = None,
+        scope: str | None = None,
     ) -> None:
         self.project = project
         self.current_cost = current_cost
         self.max_budget = max_budget
         self.budget_key = budget_key
+        self.scope = scope or ("key" if budget_key is not None else "project")
         if message is None and None not in (project, current_cost, max_budget):
             scope = f"project '{project}'"
             if budget_key is not None:

@@ -135,7 +135,8 @@ def test_jaeger_has_every_call_with_tokens_cost_and_budget_events(
     expected = sum(row.calls for row in recorded.values()) + refusals.total()
 
     def ours(found: tuple[str, list[SpanView]]) -> list[SpanView]:
-        return [span for span in found[1] if span.scope == "llm_toll"]
+        """llm_toll's request spans (each call's run has an INTERNAL span too)."""
+        return [span for span in found[1] if span.scope == "llm_toll" and span.kind == "client"]
 
     api, spans = eventually(
         lambda: stack.jaeger.spans(
@@ -218,20 +219,42 @@ def test_jaeger_has_every_call_with_tokens_cost_and_budget_events(
     assert all(a["llm_toll.budget.spent"] >= 0.1 for a in exceeded)
 
     # Structure. The demo traces like an app running OpenTelemetry: a span per scenario
-    # ("demo <project>"), llm_toll's spans of that scenario under it, and the provider
-    # SDK's own spans (the anthropic SDK makes `anthropic.messages.create`) under
-    # llm_toll's, since llm_toll's span is current while the wrapped code runs.
+    # ("demo <project>"); under it, a run span (INTERNAL) per decorated call, which carries
+    # the run's totals; under the run, the spans of the requests its code made (the provider
+    # SDK's own spans, such as the anthropic SDK's `anthropic.messages.create`, sit between
+    # the run and the request that the SDK sends). A call refused before it ran has no run:
+    # its refusal span is right under the scenario's.
     by_id = {span.span_id: span for span in spans}
+    runs = [span for span in spans if span.scope == "llm_toll" and span.kind == "internal"]
+    for run in runs:
+        parent = by_id.get(run.parent_id) if run.parent_id else None
+        assert parent is not None and parent.name == f"demo {run.attributes['llm_toll.project']}"
+        assert "gen_ai.usage.cost.amount" not in run.attributes  # never counted twice
     for span in llm_spans:
+        chain = []
         parent = by_id.get(span.parent_id) if span.parent_id else None
-        assert parent is not None, f"llm_toll span without its parent: {span}"
+        while parent is not None and not parent.name.startswith("demo "):
+            chain.append(parent)
+            parent = by_id.get(parent.parent_id) if parent.parent_id else None
+        assert parent is not None, f"llm_toll span outside its scenario: {span}"
         assert parent.name == f"demo {span.attributes['llm_toll.project']}", parent
         assert parent.trace_id == span.trace_id
+        if span in priced:
+            assert any(s in runs for s in chain), f"a recorded request outside a run: {span}"
     sdk_spans = [span for span in spans if span.scope not in ("llm_toll", "llm_toll.demo")]
     assert sdk_spans, "no provider SDK span was exported under llm_toll's spans"
     for span in sdk_spans:
         parent = by_id.get(span.parent_id) if span.parent_id else None
         assert parent is not None and parent.scope == "llm_toll", span
+    # The runs' totals add up to the ledger, per project.
+    run_totals: dict[str, list[float]] = {}
+    for run in runs:
+        totals = run_totals.setdefault(run.attributes["llm_toll.project"], [0, 0.0])
+        totals[0] += run.attributes["llm_toll.run.requests"]
+        totals[1] += run.attributes["llm_toll.run.cost"]
+    for project, row in recorded.items():
+        assert run_totals[project][0] == row.calls, project
+        assert run_totals[project][1] == pytest.approx(row.cost_nanos / 1e9, abs=1e-6), project
 
 
 # --- 3. metrics in Prometheus ----------------------------------------------------------
@@ -403,7 +426,9 @@ def test_killing_the_collector_neither_fails_nor_stalls_the_app(
     durations: list[float] = result["durations"]
     assert len(durations) == calls
     half = result["half"]
-    assert accepted <= half  # only the first half could have reached the Collector
+    # Only the first half could have reached the Collector: two spans a call (its run's and
+    # its request's).
+    assert accepted <= 2 * half
     # The first call also sets up the exporters, the store and the prices.
     first, before, after = durations[0], durations[1:half], durations[half:]
     print(
@@ -465,13 +490,14 @@ def test_spans_reach_jaeger_over_otlp_grpc(stack: Stack, tmp_path: Path) -> None
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    _, spans = eventually(
+    _, found = eventually(
         lambda: stack.jaeger.spans(
             service, started - timedelta(minutes=1), datetime.now(timezone.utc)
         ),
-        lambda found: len(found[1]) >= 5,
+        lambda found: sum(span.kind == "client" for span in found[1]) >= 5,
         timeout=EXPORT_DEADLINE_S,
     )
+    spans = [span for span in found if span.kind == "client"]
     assert sorted(span.attributes["gen_ai.usage.input_tokens"] for span in spans) == [
         10, 11, 12, 13, 14
     ]  # fmt: skip

@@ -160,12 +160,15 @@ def test_openai_sync_generator(
                 if chunk.choices and chunk.choices[0].delta.content:
                     yield chunk.choices[0].delta.content
 
-    # The generator yields only text, so usage cannot be seen: it is estimated, with a warning.
-    with pytest.warns(UserWarning, match="did not report usage"):
-        text = "".join(stream())
+    # The generator yields only text, but the stream it reads was hooked: the usage the
+    # server reported is recorded, exactly, not estimated from the text.
+    text = "".join(stream())
     assert text
     [row] = store.get_usage_logs("oa-gen")
-    assert row["estimated"]
+    assert not row["estimated"]
+    sent = replay.last.tokens
+    assert sent is not None
+    assert (row["input_tokens"], row["output_tokens"]) == (sent.input_tokens, sent.output_tokens)
 
 
 # -- Anthropic ----------------------------------------------------------------------------

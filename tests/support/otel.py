@@ -18,6 +18,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 import llm_toll
 from llm_toll import _runtime
@@ -44,9 +45,26 @@ class Telemetry:
         worker.wait_idle()  # async calls end their spans in the worker thread
         return list(self.exporter.get_finished_spans())
 
+    def requests(self) -> list[ReadableSpan]:
+        """llm_toll's request spans (CLIENT): one per provider request, or refusal."""
+        return [
+            s
+            for s in self.spans()
+            if s.kind is SpanKind.CLIENT and "llm_toll.project" in (s.attributes or {})
+        ]
+
+    def runs(self) -> list[ReadableSpan]:
+        """llm_toll's run spans (INTERNAL): one per decorated call or ``run()`` block."""
+        return [
+            s
+            for s in self.spans()
+            if s.kind is SpanKind.INTERNAL and "llm_toll.project" in (s.attributes or {})
+        ]
+
     def span(self) -> ReadableSpan:
-        """The one span llm_toll made (SDKs with their own instrumentation add others)."""
-        spans = [s for s in self.spans() if "llm_toll.project" in (s.attributes or {})]
+        """The one request span llm_toll made (its run has a span of its own; SDKs with
+        their own instrumentation add others)."""
+        spans = self.requests()
         assert len(spans) == 1, [s.name for s in self.spans()]
         return spans[0]
 

@@ -12,6 +12,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 
 class OTLPReceiver(ThreadingHTTPServer):
@@ -23,6 +24,10 @@ class OTLPReceiver(ThreadingHTTPServer):
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def requests(self) -> list[Any]:
+        """The request spans (CLIENT) received; each call's run has an INTERNAL one too."""
+        return [span for span in self.spans() if span.kind == Span.SPAN_KIND_CLIENT]
 
     def spans(self) -> list[Any]:
         return [

@@ -140,7 +140,7 @@ def test_crossing_call_returns_and_later_calls_are_refused(
     assert refused.value.current_cost == pytest.approx(3.0)
     assert refused.value.max_budget == pytest.approx(2.5)
 
-    spans = telemetry.spans()
+    spans = telemetry.requests()
     assert len(spans) == 4
     events = [(s.name, e.name, dict(e.attributes or {})) for s in spans for e in s.events]
     exceeded = [e for e in events if e[1] == "llm_toll.budget.exceeded"]
@@ -224,7 +224,7 @@ def test_unknown_model_is_recorded_flagged_and_counted(
         ask()  # warned once per model, not per call
     rows = store.get_usage_logs("budget-unknown")
     assert [(r["input_tokens"], r["output_tokens"], r["cost"]) for r in rows] == [(10, 5, 0.0)] * 2
-    span = telemetry.spans()[0]
+    span = telemetry.requests()[0]
     assert span.attributes is not None and span.attributes["llm_toll.price.known"] is False
     assert (
         telemetry.sum_for(

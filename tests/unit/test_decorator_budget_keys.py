@@ -80,7 +80,7 @@ def test_one_key_is_refused_while_the_other_and_the_project_go_on(
         "alice",
     ]
 
-    spans = telemetry.spans()
+    spans = telemetry.requests()
     assert len(spans) == 4
     assert [(s.attributes or {}).get("llm_toll.budget.key") for s in spans] == [
         "alice",
@@ -173,7 +173,7 @@ def test_a_key_function_that_raises_warns_and_the_call_is_recorded_without_key(
     ask()  # warned once
     [row, _] = store.get_usage_logs("keys-broken")
     assert row["budget_key"] is None
-    spans = telemetry.spans()
+    spans = telemetry.requests()
     assert all("llm_toll.budget.key" not in (s.attributes or {}) for s in spans)
 
 

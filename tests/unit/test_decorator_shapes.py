@@ -141,7 +141,7 @@ def test_generator_function_settles_once(store: SQLiteStore, telemetry: Telemetr
     assert len(items) == 4
     [row] = logs(store, "shapes-gen")
     assert (row["input_tokens"], row["output_tokens"]) == (30, 3)
-    assert len(telemetry.spans()) == 1
+    assert len(telemetry.requests()) == 1
 
 
 async def test_async_generator_function_settles_once(store: SQLiteStore) -> None:
@@ -207,7 +207,7 @@ def test_stream_never_iterated_is_recorded_on_collection(
     assert worker.drain(10)  # the finaliser settles in the worker thread
     [row] = logs(store, "shapes-gc")
     assert row["estimated"] and row["input_tokens"] > 0
-    assert len(telemetry.spans()) == 1
+    assert len(telemetry.requests()) == 1
 
 
 async def test_coroutine_returning_async_stream(store: SQLiteStore) -> None:
@@ -268,9 +268,12 @@ def test_inner_spans_nest_under_the_call_span(store: SQLiteStore, telemetry: Tel
 
     ask()
     spans = {span.name: span for span in telemetry.spans()}
-    inner, outer = spans["http request"], spans["chat gpt-4o"]
-    assert inner.parent is not None and outer.context is not None
-    assert inner.parent.span_id == outer.context.span_id
+    # The function's own code runs in its run: its spans nest under the run's span, as the
+    # span of the request recorded from its return value does.
+    [run] = telemetry.runs()
+    inner, request = spans["http request"], spans["chat gpt-4o"]
+    assert inner.parent is not None and request.parent is not None and run.context is not None
+    assert inner.parent.span_id == run.context.span_id == request.parent.span_id
 
 
 def test_generator_send_and_return_value_pass_through(store: SQLiteStore) -> None:

@@ -62,9 +62,13 @@ trace.set_tracer_provider(provider)
 for i in range(20):
     ask(i)
 processors = provider._active_span_processor._span_processors
+spans = exporter.get_finished_spans()
+requests = [s for s in spans if s.kind.name == "CLIENT"]
 out = {
-    "exported": len(exporter.get_finished_spans()),
-    "names": sorted({s.name for s in exporter.get_finished_spans()}),
+    "exported": len(requests),
+    "runs": sorted({s.name for s in spans if s.kind.name == "INTERNAL"}),
+    "run_spans": len(spans) - len(requests),
+    "names": sorted({s.name for s in requests}),
     "cost_processors": sum(isinstance(p, CostSpanProcessor) for p in processors),
 }
 """,
@@ -105,6 +109,7 @@ def test_sampled_out_spans_are_not_exported_but_recorded(tmp_path: Path) -> None
 
 def test_app_provider_gets_our_spans_and_one_processor(tmp_path: Path) -> None:
     result = run_setup("app_tracer_provider", tmp_path)
-    assert result["exported"] == 20
+    assert result["exported"] == 20  # one span per request, under one per call (its run)
     assert result["names"] == ["chat gpt-4o"]
+    assert result["run_spans"] == 20 and result["runs"] == ["ask"]
     assert result["cost_processors"] == 1

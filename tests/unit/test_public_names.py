@@ -32,10 +32,13 @@ PUBLIC = [
     "__version__",
     "create_store",
     "default_registry",
+    "instrument",
+    "run",
     "set_reporter",
     "set_store",
     "setup_telemetry",
     "track_costs",
+    "uninstrument",
     "update_pricing",
 ]
 

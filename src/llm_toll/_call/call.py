@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -26,6 +26,9 @@ from llm_toll.telemetry import names as attr
 from llm_toll.telemetry.spans import mark_error, start_call_span
 from llm_toll.usage import ExtractedUsage, StreamAccumulator
 
+if TYPE_CHECKING:
+    from llm_toll._call.run import Run
+
 UNKNOWN_MODEL = "unknown"
 # Async records queued in the worker beyond which callers wait for their own.
 MAX_BACKLOG = 256
@@ -36,20 +39,38 @@ class Call:
 
     __slots__ = (
         "budget_key",
+        "ends_run",
         "lease",
         "plan",
         "request_model",
         "reservation",
         "results",
+        "run",
         "span",
         "started_at",
         "t0",
     )
 
     def __init__(
-        self, plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any], admission: Admission
+        self,
+        plan: Plan,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        admission: Admission,
+        *,
+        run: Run | None = None,
+        provider: str | None = None,
+        t0: float | None = None,
+        ends_run: bool = False,
     ) -> None:
+        """``run``: the run the call's cost counts in. ``t0``: when the call started
+        (``time.perf_counter``), when that was before this object was made: a run's
+        return value is read after the run, but its call began with the run."""
         self.plan = plan
+        self.run = run
+        self.ends_run = ends_run
+        if run is not None and not ends_run:
+            run.track()  # a hooked request: its run's span waits for its record
         self.started_at = admission.started_at
         self.budget_key = admission.budget_key
         self.lease = admission.lease
@@ -57,8 +78,14 @@ class Call:
         """A strict call's budget reservation, settled or released exactly once."""
         self.results = CallResults(plan, args, kwargs)
         self.request_model = plan.requested_model(kwargs)
-        self.span = start_call_span(plan.project, self.request_model)
-        self.t0 = time.perf_counter()
+        if t0 is None or run is None:
+            self.span = start_call_span(plan.project, self.request_model, provider=provider)
+            self.t0 = time.perf_counter()
+        else:
+            self.span = start_call_span(
+                plan.project, self.request_model, parent=run.span, start_ns=run.started_ns
+            )
+            self.t0 = t0
 
     def attach(self) -> object:
         """Make the span current, so spans started by the wrapped code nest under it."""
@@ -135,6 +162,7 @@ class Call:
             )
         finally:
             self.span.end()
+            self._done(error)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -153,6 +181,8 @@ class Call:
     def _record_of(self, found: ExtractedUsage | None) -> CallRecord | None:
         """Price what was found, and settle the rate-limit lease with the real token count."""
         call = None if found is None else self._price(found)
+        if call is not None and self.run is not None:
+            self.run.add(call.cost_nanos)
         if self.lease is not None:
             self.lease.settle(0 if call is None else call.usage.total_tokens)
         return call
@@ -184,6 +214,18 @@ class Call:
                 )
         finally:
             self.span.end(end_time=end_ns)
+            self._done(None)
+
+    def _done(self, error: BaseException | None) -> None:
+        """Tell the run: its request is recorded (or failed); its return value's call ends
+        the run."""
+        run = self.run
+        if run is None:
+            return
+        if self.ends_run:
+            run.end(error)
+        else:
+            run.untrack()
 
     def _price(self, found: ExtractedUsage) -> CallRecord:
         model = self.plan.model or found.model or self.request_model or UNKNOWN_MODEL

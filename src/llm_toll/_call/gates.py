@@ -1,4 +1,5 @@
-"""The one pre-call check: budgets, strict reservations and rate limits, before a call runs.
+"""The one pre-call check: budgets, run caps, strict reservations and rate limits, before a
+run starts and before each provider request of a run is sent.
 
 The check is written once, as a generator of *steps* (read a budget, reserve, acquire a
 rate limit, pause, refuse...). Sync calls and framework integrations run each step in the
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from opentelemetry.trace import Span
 
 from llm_toll import _runtime
-from llm_toll._budget.money import nanos_to_usd
+from llm_toll._budget.money import nanos_to_usd, usd_to_nanos
 from llm_toll._budget.periods import period_key
 from llm_toll._budget.records import Reservation
 from llm_toll._call import admission
@@ -32,6 +33,8 @@ from llm_toll.telemetry.spans import budget_event_attributes, mark_error, start_
 
 if TYPE_CHECKING:  # async callers have imported it; sync code never needs it
     import asyncio
+
+    from llm_toll._call.run import Run
 
 T = TypeVar("T")
 Refusal = BudgetExceededError | LocalRateLimitError
@@ -49,13 +52,20 @@ class Admission(NamedTuple):
 
 
 def admit(
-    plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any], store: BaseStore | None = None
+    plan: Plan,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    store: BaseStore | None = None,
+    run: Run | None = None,
 ) -> Admission:
     """Run the gates in the calling thread; raises the refusal when the call may not run.
 
     ``store`` overrides the process-wide store (integrations configured with their own).
+    ``run``: the gates of a provider request of that run (``kwargs`` is the request's
+    body), not of the start of a run.
     """
-    steps = _gates(plan, args, kwargs, now=datetime.now(timezone.utc), store=store)
+    now = datetime.now(timezone.utc)
+    steps = _gates(plan, args, kwargs, now=now, store=store, run=run)
     try:
         step = next(steps)
         while True:
@@ -69,9 +79,11 @@ def admit(
         return done.value  # type: ignore[no-any-return]
 
 
-async def admit_async(plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Admission:
-    """The same gates for an async call: no store I/O on the event loop."""
-    steps = _gates(plan, args, kwargs, now=datetime.now(timezone.utc), store=None)
+async def admit_async(
+    plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any], run: Run | None = None
+) -> Admission:
+    """The same gates for async code: no store I/O on the event loop."""
+    steps = _gates(plan, args, kwargs, now=datetime.now(timezone.utc), store=None, run=run)
     try:
         step = next(steps)
         while True:
@@ -92,15 +104,27 @@ def _gates(
     *,
     now: datetime,
     store: BaseStore | None,
+    run: Run | None,
 ) -> Generator[_Step, Any, Admission]:
     """The pre-call check, step by step; returns the admission or raises the refusal."""
-    key = plan.budget_key_of(args, kwargs)
+    lease: Lease | None = None
+    if run is None:  # a run starts: the key from its arguments
+        key = plan.budget_key_of(args, kwargs)
+    else:  # a request of a run: the run's key, the caps of the run and those around it
+        key = run.budget_key
+        capped = run.refusal()
+        if capped is not None:
+            yield _Refuse(plan, capped, key)
+            raise capped
+        reserved_by_run = run.start_request()
+        if reserved_by_run is not None:  # from here on, each request reserves its own
+            yield _Release(reserved_by_run)
     scopes = plan.scopes(key)
     reservation: Reservation | None = None
     if plan.strict and scopes:
         from llm_toll._call import strict  # strict budgets only: priced before the call
 
-        amount = strict.worst_case_nanos(plan, args, kwargs, now)
+        amount = strict.worst_case_nanos(plan, args, kwargs, now, whole_call=run is None)
         if amount is not None:
             reserved = yield _Reserve(plan, key, now, amount)
             if isinstance(reserved, BudgetExceededError):
@@ -116,8 +140,9 @@ def _gates(
             if refusal is not None:
                 yield _Refuse(plan, refusal, key)
                 raise refusal
-    lease: Lease | None = None
-    while plan.limiter is not None:
+    if run is not None:
+        lease = run.take_lease()  # a run's first request was admitted with the run
+    while lease is None and plan.limiter is not None:
         try:
             lease = yield _AcquireRate(plan, args, kwargs)
             break
@@ -216,13 +241,12 @@ def refusal_span(plan: Plan, error: Refusal, key: str | None) -> Span:
     if key is not None:
         span.set_attribute(attr.BUDGET_KEY, key)
     if isinstance(error, BudgetExceededError):
-        spec = plan.spec_of(error.budget_key)
-        assert spec is not None and spec.limit_nanos is not None
-        spent = round((error.current_cost or 0) * 1e9)
-        span.add_event(
-            attr.EVENT_BUDGET_EXCEEDED,
-            budget_event_attributes(plan.project, spec.limit_nanos, spent, error.budget_key),
-        )
+        limit = usd_to_nanos(error.max_budget or 0)
+        spent = usd_to_nanos(error.current_cost or 0)
+        event = budget_event_attributes(plan.project, limit, spent, error.budget_key)
+        if error.scope == "run":
+            event[attr.BUDGET_SCOPE] = "run"
+        span.add_event(attr.EVENT_BUDGET_EXCEEDED, event)
     return span
 
 

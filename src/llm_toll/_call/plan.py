@@ -42,6 +42,8 @@ class Plan:
     """Wait out a rate limit (``retry_after``, then try again) instead of raising."""
     shared_limits: bool = False
     """Check the rate limits in the store, shared by every process that uses it."""
+    max_run_cost_nanos: int | None = None
+    """Each run's cap (``max_run_cost=``): a request is refused once the run has spent it."""
 
     @property
     def rate_scope(self) -> str:

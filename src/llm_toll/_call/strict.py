@@ -41,12 +41,18 @@ def max_output_tokens(kwargs: dict[str, Any]) -> int | None:
 
 
 def worst_case_nanos(
-    plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any], at: datetime
+    plan: Plan,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    at: datetime,
+    *,
+    whole_call: bool = True,
 ) -> int | None:
-    """A strict call's worst-case cost: the user's ``estimate=``, else the prompt's estimated
-    tokens priced as input plus the output-token cap priced as output, at the requested
-    model's price. None (warned once per function and cause) when it cannot be known."""
-    if plan.estimate is not None:
+    """A strict call's worst-case cost: the user's ``estimate=`` (for a whole call, before it
+    runs), else the prompt's estimated tokens priced as input plus the output-token cap priced
+    as output, at the requested model's price (for a provider request, ``kwargs`` is its
+    body). None (warned once per function and cause) when it cannot be known."""
+    if plan.estimate is not None and whole_call:
         try:
             usd = plan.estimate(*args, **kwargs)
         except Exception as exc:

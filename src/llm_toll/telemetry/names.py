@@ -40,9 +40,15 @@ BUDGET_LIMIT: Final = "llm_toll.budget.limit"
 BUDGET_SPENT: Final = "llm_toll.budget.spent"
 BUDGET_PERIOD: Final = "llm_toll.budget.period"
 BUDGET_THRESHOLD: Final = "llm_toll.budget.threshold"
+BUDGET_SCOPE: Final = "llm_toll.budget.scope"
+"""On a ``llm_toll.budget.exceeded`` event of a run's cap: ``run``."""
 PRICE_KNOWN: Final = "llm_toll.price.known"
 PRICE_SOURCE: Final = "llm_toll.price.source"
 USAGE_ESTIMATED: Final = "llm_toll.usage.estimated"
+# On a run's span only: never gen_ai.usage.cost.*, which a per-trace sum would count twice.
+RUN_COST: Final = "llm_toll.run.cost"
+RUN_REQUESTS: Final = "llm_toll.run.requests"
+RUN_MAX_COST: Final = "llm_toll.run.max_cost"
 
 # Span events.
 EVENT_BUDGET_EXCEEDED: Final = "llm_toll.budget.exceeded"

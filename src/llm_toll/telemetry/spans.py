@@ -3,6 +3,8 @@ with usage, cost and budget state at its end, and the span of a refused call."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
@@ -11,18 +13,50 @@ from llm_toll._budget.records import BudgetSpec, BudgetState, CallRecord
 from llm_toll.telemetry import names as attr
 from llm_toll.telemetry.providers import NO_TRACER, tracer
 
+if TYPE_CHECKING:
+    from llm_toll._call.run import Run
 
-def start_call_span(project: str, request_model: str | None) -> Span:
-    """The CLIENT span of one call, started in the current context (so it has its parent);
-    ``INVALID_SPAN`` when nothing is configured to receive spans."""
+
+def start_call_span(
+    project: str,
+    request_model: str | None,
+    *,
+    provider: str | None = None,
+    parent: Span | None = None,
+    start_ns: int | None = None,
+) -> Span:
+    """The CLIENT span of one request, started in the current context (so it has its
+    parent) unless ``parent`` is given; ``INVALID_SPAN`` when nothing is configured to
+    receive spans."""
     chosen = tracer()
     if chosen is NO_TRACER:  # nothing configured: no span to build
         return trace.INVALID_SPAN
     attributes: dict[str, str] = {attr.OPERATION: attr.DEFAULT_OPERATION, attr.PROJECT: project}
     if request_model:
         attributes[attr.REQUEST_MODEL] = request_model
+    if provider:
+        attributes[attr.PROVIDER] = provider
     name = f"{attr.DEFAULT_OPERATION} {request_model}" if request_model else attr.DEFAULT_OPERATION
-    return chosen.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+    context = None if parent is None else trace.set_span_in_context(parent)
+    return chosen.start_span(
+        name, context, kind=SpanKind.CLIENT, attributes=attributes, start_time=start_ns
+    )
+
+
+def start_run_span(run: Run) -> Span:
+    """The INTERNAL span of a run, child of the current span; the run's totals are set on it
+    when it ends, under llm_toll's own names."""
+    chosen = tracer()
+    if chosen is NO_TRACER:
+        return trace.INVALID_SPAN
+    attributes: dict[str, str | float] = {attr.PROJECT: run.plan.project}
+    if run.max_cost_nanos is not None:
+        attributes[attr.RUN_MAX_COST] = nanos_to_usd(run.max_cost_nanos)
+    if run.budget_key is not None:
+        attributes[attr.BUDGET_KEY] = run.budget_key
+    return chosen.start_span(
+        run.name, kind=SpanKind.INTERNAL, attributes=attributes, start_time=run.started_ns
+    )
 
 
 def mark_error(span: Span, error: BaseException) -> None:

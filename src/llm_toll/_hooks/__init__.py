@@ -1,0 +1,165 @@
+"""Provider SDK hooks: openai, anthropic and google-genai, patched with wrapt where every
+request of each passes (as OpenTelemetry's own GenAI instrumentations patch).
+
+Hooks are installed once, when a function is decorated or a run starts (or explicitly, by
+``llm_toll.instrument()``), and only into SDKs that are imported: an SDK imported later is
+patched when it is imported (wrapt's post-import hooks). ``LLM_TOLL_HOOKS=off`` leaves every
+SDK untouched. A hooked request made outside any run costs one context-variable read.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from llm_toll._warnings import warn_once
+from llm_toll.exceptions import TelemetryWarning
+
+HOOKS_ENV = "LLM_TOLL_HOOKS"
+_OFF = frozenset({"0", "false", "no", "off"})
+
+# The priced endpoints of each Stainless SDK (paths end with them; Azure's have a prefix).
+_OPENAI_ENDPOINTS = ("/chat/completions", "/completions", "/embeddings", "/responses")
+_ANTHROPIC_ENDPOINTS = ("/v1/messages",)
+
+
+def _openai_targets() -> list[tuple[str, str, Callable[..., Any]]]:
+    from llm_toll._hooks._stainless import request_hooks
+
+    sync, async_ = request_hooks("openai", _OPENAI_ENDPOINTS)
+    return [
+        ("openai._base_client", "SyncAPIClient.request", sync),
+        ("openai._base_client", "AsyncAPIClient.request", async_),
+    ]
+
+
+def _anthropic_targets() -> list[tuple[str, str, Callable[..., Any]]]:
+    from llm_toll._hooks._stainless import request_hooks
+
+    sync, async_ = request_hooks("anthropic", _ANTHROPIC_ENDPOINTS)
+    return [
+        ("anthropic._base_client", "SyncAPIClient.request", sync),
+        ("anthropic._base_client", "AsyncAPIClient.request", async_),
+    ]
+
+
+def _google_genai_targets() -> list[tuple[str, str, Callable[..., Any]]]:
+    from llm_toll._hooks import _google_genai as genai
+
+    module = "google.genai._api_client"
+    return [
+        (module, "BaseApiClient.request", genai.request),
+        (module, "BaseApiClient.request_streamed", genai.request_streamed),
+        (module, "BaseApiClient.async_request", genai.async_request),
+        (module, "BaseApiClient.async_request_streamed", genai.async_request_streamed),
+    ]
+
+
+# The module whose import means the SDK is there -> what to patch in it.
+_SDKS: dict[str, Callable[[], list[tuple[str, str, Callable[..., Any]]]]] = {
+    "openai": _openai_targets,
+    "anthropic": _anthropic_targets,
+    "google.genai": _google_genai_targets,
+}
+
+_lock = threading.RLock()
+_enabled = False
+_registered = False
+_patched: dict[tuple[str, str], Any] = {}
+"""(module, attribute path) -> the object that owns the patched attribute."""
+
+
+def hooks_allowed() -> bool:
+    """False when ``LLM_TOLL_HOOKS`` turns the hooks off."""
+    return os.environ.get(HOOKS_ENV, "").strip().lower() not in _OFF
+
+
+def ensure_installed() -> bool:
+    """Install the hooks unless they are (or ``LLM_TOLL_HOOKS=off``); True when active.
+    Cheap once installed: called by every decoration and run."""
+    if _enabled:
+        return True
+    return install()
+
+
+def install() -> bool:
+    """Patch every SDK that is imported now and, through post-import hooks, those imported
+    later. Idempotent; False (and nothing patched) when ``LLM_TOLL_HOOKS`` turns it off."""
+    global _enabled, _registered
+    if not hooks_allowed():
+        warn_once(
+            "hooks-off",
+            f"llm_toll: {HOOKS_ENV} turns the provider SDK hooks off: requests are not "
+            "gated or recorded where they are made; decorated functions record their "
+            "return values.",
+            TelemetryWarning,
+        )
+        return False
+    import wrapt  # with the hooks: not part of ``import llm_toll``
+
+    with _lock:
+        _enabled = True
+        if not _registered:
+            for module in _SDKS:
+                wrapt.register_post_import_hook(_on_import, module)
+            _registered = True
+        else:  # hooks registered earlier fire for imports to come; patch what is here now
+            for module in _SDKS:
+                if module in sys.modules:
+                    _patch(module)
+    return True
+
+
+def uninstall() -> None:
+    """Take every patch off; SDKs imported from now on are left alone too."""
+    global _enabled
+    with _lock:
+        _enabled = False
+        for (module, path), owner in list(_patched.items()):
+            name = path.rsplit(".", 1)[-1]
+            wrapper = getattr(owner, name, None)
+            original = getattr(wrapper, "__wrapped__", None)
+            if original is not None:
+                setattr(owner, name, original)
+            del _patched[(module, path)]
+
+
+def _on_import(module: Any) -> None:
+    with _lock:
+        if _enabled:
+            _patch(module.__name__)
+
+
+def _patch(sdk: str) -> None:
+    """Patch one SDK (the caller holds the lock); a failure is a warning, never an error."""
+    import wrapt
+
+    try:
+        targets = _SDKS[sdk]()
+        for module_name, path, wrapper in targets:
+            if (module_name, path) in _patched:
+                continue
+            module = importlib.import_module(module_name)
+            owner_path, _, _ = path.rpartition(".")
+            owner: Any = module
+            for part in owner_path.split("."):
+                owner = getattr(owner, part)
+            wrapt.wrap_function_wrapper(module, path, wrapper)
+            _patched[(module_name, path)] = owner
+    except Exception as exc:  # an SDK version whose internals moved: say so, go on
+        warn_once(
+            f"hooks:{sdk}",
+            f"llm_toll could not hook {sdk} ({type(exc).__name__}: {exc}); its requests are "
+            "not gated or recorded where they are made.",
+            TelemetryWarning,
+        )
+
+
+def installed() -> list[str]:
+    """The patched methods, ``module:Class.method``, for diagnostics and tests."""
+    with _lock:
+        return sorted(f"{module}:{path}" for module, path in _patched)
