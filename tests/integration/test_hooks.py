@@ -1,0 +1,281 @@
+"""Every hooked method of the real openai, anthropic and google-genai clients, sync, async and
+streamed, inside a run: one ledger row per request, equal to what the server sent, priced
+as genai-prices prices it. The functions return nothing: what is recorded was seen where
+the request was made, not in a return value."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+import llm_toll
+from llm_toll.demo.replay import ReplayServer
+from llm_toll.store import SQLiteStore
+from tests.integration.test_decorated_providers import MESSAGES, genai_prices_nanos
+from tests.support.otel import Telemetry
+
+PROMPT = "Name three primary colours, briefly please."
+INCLUDE_USAGE = {"stream_options": {"include_usage": True}}
+GENAI_IDS = {"openai": "openai", "anthropic": "anthropic", "gcp.gemini": "google"}
+
+
+def assert_rows(store: SQLiteStore, project: str, replay: ReplayServer, provider: str) -> None:
+    """One ledger row per request the server answered, each as the server sent it."""
+    rows = sorted(store.get_usage_logs(project, limit=100), key=lambda row: row["id"])
+    answered = [exchange for exchange in replay.requests if exchange.tokens is not None]
+    assert len(rows) == len(answered) > 0, (rows, replay.requests)
+    for row, exchange in zip(rows, answered, strict=True):
+        sent = exchange.tokens
+        assert sent is not None
+        assert (row["input_tokens"], row["output_tokens"]) == (
+            sent.input_tokens,
+            sent.output_tokens,
+        )
+        assert not row["estimated"], row
+        assert row["provider"] == provider
+        assert row["cost_nanos"] == genai_prices_nanos(sent, row["model"], GENAI_IDS[provider])
+        assert row["cost_nanos"] > 0
+
+
+def in_run(project: str, body: Callable[[], Any]) -> None:
+    with llm_toll.run(project):
+        body()
+
+
+async def in_async_run(project: str, body: Callable[[], Awaitable[Any]]) -> None:
+    async with llm_toll.run(project):
+        await body()
+
+
+# -- OpenAI ---------------------------------------------------------------------------------
+
+
+def openai_sync_cases(client: Any) -> dict[str, Callable[[], Any]]:
+    chat = client.chat.completions
+
+    def chat_stream() -> None:
+        for _ in chat.create(model="gpt-4o", messages=MESSAGES, stream=True, **INCLUDE_USAGE):
+            pass
+
+    def chat_stream_helper() -> None:
+        with chat.stream(model="gpt-4o", messages=MESSAGES, **INCLUDE_USAGE) as stream:
+            stream.get_final_completion()
+
+    def responses_stream() -> None:
+        for _ in client.responses.create(model="gpt-4o-mini", input=PROMPT, stream=True):
+            pass
+
+    def responses_stream_helper() -> None:
+        with client.responses.stream(model="gpt-4o-mini", input=PROMPT) as stream:
+            stream.get_final_response()
+
+    def raw() -> None:
+        chat.with_raw_response.create(model="gpt-4o", messages=MESSAGES).parse()
+
+    def raw_stream() -> None:
+        response = chat.with_raw_response.create(
+            model="gpt-4o", messages=MESSAGES, stream=True, **INCLUDE_USAGE
+        )
+        for _ in response.parse():
+            pass
+
+    def low_level_post() -> None:
+        from openai.types.chat import ChatCompletion
+
+        client.post(
+            "/chat/completions",
+            body={"model": "gpt-4o", "messages": MESSAGES},
+            cast_to=ChatCompletion,
+        )
+
+    return {
+        "chat": lambda: chat.create(model="gpt-4o", messages=MESSAGES),
+        "chat_stream": chat_stream,
+        "chat_stream_helper": chat_stream_helper,
+        "responses": lambda: client.responses.create(model="gpt-4o-mini", input=PROMPT),
+        "responses_stream": responses_stream,
+        "responses_stream_helper": responses_stream_helper,
+        "completions": lambda: client.completions.create(
+            model="gpt-3.5-turbo-instruct", prompt=PROMPT
+        ),
+        "embeddings": lambda: client.embeddings.create(
+            model="text-embedding-3-small", input=PROMPT
+        ),
+        "with_raw_response": raw,
+        "with_raw_response_stream": raw_stream,
+        "client_post": low_level_post,
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "chat",
+        "chat_stream",
+        "chat_stream_helper",
+        "responses",
+        "responses_stream",
+        "responses_stream_helper",
+        "completions",
+        "embeddings",
+        "with_raw_response",
+        "with_raw_response_stream",
+        "client_post",
+    ],
+)
+def test_openai_sync(
+    case: str, store: SQLiteStore, replay: ReplayServer, openai_client: Any
+) -> None:
+    in_run(f"hook-oa-{case}", openai_sync_cases(openai_client)[case])
+    assert_rows(store, f"hook-oa-{case}", replay, "openai")
+
+
+def openai_async_cases(client: Any) -> dict[str, Callable[[], Awaitable[Any]]]:
+    chat = client.chat.completions
+
+    async def chat_stream() -> None:
+        stream = await chat.create(model="gpt-4o", messages=MESSAGES, stream=True, **INCLUDE_USAGE)
+        async for _ in stream:
+            pass
+
+    async def chat_stream_helper() -> None:
+        async with chat.stream(model="gpt-4o", messages=MESSAGES, **INCLUDE_USAGE) as stream:
+            await stream.get_final_completion()
+
+    async def responses_stream() -> None:
+        stream = await client.responses.create(model="gpt-4o-mini", input=PROMPT, stream=True)
+        async for _ in stream:
+            pass
+
+    async def raw_stream() -> None:
+        response = await chat.with_raw_response.create(
+            model="gpt-4o", messages=MESSAGES, stream=True, **INCLUDE_USAGE
+        )
+        async for _ in response.parse():
+            pass
+
+    return {
+        "chat": lambda: chat.create(model="gpt-4o", messages=MESSAGES),
+        "chat_stream": chat_stream,
+        "chat_stream_helper": chat_stream_helper,
+        "responses": lambda: client.responses.create(model="gpt-4o-mini", input=PROMPT),
+        "responses_stream": responses_stream,
+        "embeddings": lambda: client.embeddings.create(
+            model="text-embedding-3-small", input=PROMPT
+        ),
+        "with_raw_response_stream": raw_stream,
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "chat",
+        "chat_stream",
+        "chat_stream_helper",
+        "responses",
+        "responses_stream",
+        "embeddings",
+        "with_raw_response_stream",
+    ],
+)
+async def test_openai_async(
+    case: str, store: SQLiteStore, replay: ReplayServer, async_openai_client: Any
+) -> None:
+    await in_async_run(f"hook-aoa-{case}", openai_async_cases(async_openai_client)[case])
+    assert_rows(store, f"hook-aoa-{case}", replay, "openai")
+
+
+# -- Anthropic ------------------------------------------------------------------------------
+
+CLAUDE = {"model": "claude-sonnet-4-6", "max_tokens": 256, "messages": MESSAGES}
+
+
+def test_anthropic_sync(store: SQLiteStore, replay: ReplayServer, anthropic_client: Any) -> None:
+    def body() -> None:
+        anthropic_client.messages.create(**CLAUDE)
+        for _ in anthropic_client.messages.create(**CLAUDE, stream=True):
+            pass
+        with anthropic_client.messages.stream(**CLAUDE) as stream:
+            stream.get_final_message()
+        anthropic_client.beta.messages.create(**CLAUDE)
+        with anthropic_client.beta.messages.stream(**CLAUDE) as stream:
+            stream.get_final_message()
+
+    in_run("hook-an", body)
+    assert len(replay.requests) == 5
+    assert_rows(store, "hook-an", replay, "anthropic")
+
+
+async def test_anthropic_async(
+    store: SQLiteStore, replay: ReplayServer, async_anthropic_client: Any
+) -> None:
+    client = async_anthropic_client
+
+    async def body() -> None:
+        await client.messages.create(**CLAUDE)
+        async for _ in await client.messages.create(**CLAUDE, stream=True):
+            pass
+        async with client.messages.stream(**CLAUDE) as stream:
+            await stream.get_final_message()
+        await client.beta.messages.create(**CLAUDE)
+
+    await in_async_run("hook-aan", body)
+    assert len(replay.requests) == 4
+    assert_rows(store, "hook-aan", replay, "anthropic")
+
+
+# -- Gemini ---------------------------------------------------------------------------------
+
+
+async def test_gemini_sync_and_async(
+    store: SQLiteStore, replay: ReplayServer, gemini_client: Any
+) -> None:
+    models = gemini_client.models
+
+    def body() -> None:
+        models.generate_content(model="gemini-2.5-flash", contents=PROMPT)
+        for _ in models.generate_content_stream(model="gemini-2.5-flash", contents=PROMPT):
+            pass
+
+    in_run("hook-ge", body)
+    assert len(replay.requests) == 2
+    assert_rows(store, "hook-ge", replay, "gcp.gemini")
+    replay.reset()
+
+    async def async_body() -> None:
+        aio = gemini_client.aio.models
+        await aio.generate_content(model="gemini-2.5-flash", contents=PROMPT)
+        async for _ in await aio.generate_content_stream(model="gemini-2.5-flash", contents=PROMPT):
+            pass
+
+    await in_async_run("hook-age", async_body)
+    assert len(replay.requests) == 2
+    assert_rows(store, "hook-age", replay, "gcp.gemini")
+
+
+# -- spans ----------------------------------------------------------------------------------
+
+
+def test_request_spans_are_children_of_the_run_span(
+    store: SQLiteStore, replay: ReplayServer, openai_client: Any, telemetry: Telemetry
+) -> None:
+    with llm_toll.run("hook-spans", name="agent step"):
+        openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    [run] = telemetry.runs()
+    requests = telemetry.requests()
+    assert run.name == "agent step"
+    assert sorted(span.name for span in requests) == ["chat gpt-4o", "chat gpt-4o-mini"]
+    assert run.context is not None
+    for span in requests:
+        assert span.parent is not None and span.parent.span_id == run.context.span_id
+        assert span.attributes is not None
+        assert span.attributes["gen_ai.provider.name"] == "openai"
+    rows = store.get_usage_logs("hook-spans")
+    assert run.attributes is not None
+    assert run.attributes["llm_toll.run.requests"] == 2
+    assert run.attributes["llm_toll.run.cost"] == pytest.approx(sum(row["cost"] for row in rows))
+    assert "gen_ai.usage.cost.amount" not in run.attributes  # a per-trace sum counts it once
