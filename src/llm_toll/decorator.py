@@ -42,6 +42,7 @@ def track_costs(
     wait: bool = False,
     shared_limits: bool = False,
     max_run_cost: float | None = None,
+    clamp: bool = True,
 ) -> Callable[[F], F]: ...
 
 
@@ -63,6 +64,7 @@ def track_costs(
     wait: bool = False,
     shared_limits: bool = False,
     max_run_cost: float | None = None,
+    clamp: bool = True,
 ) -> F | Callable[[F], F]:
     """Track the cost of every call of the decorated function and enforce its budget.
 
@@ -91,12 +93,15 @@ def track_costs(
             ``budget_key``.
         key_in_metrics: put the budget key on the ``llm_toll.cost`` counter and the budget
             gauges (one series per key: mind the cardinality). Off by default.
-        strict: reserve each call's worst-case cost in the store before it runs, and refuse
-            the call when spent + reserved + that worst case would exceed ``max_budget``
-            (or ``key_budget``); the reservation is settled to the actual cost afterwards.
-            The worst case is ``estimate`` if given, else the prompt's estimated tokens
-            plus the request's output-token cap (``max_tokens`` & co.) at the model's price;
-            a call whose worst case is unknown gets the plain check, with a warning.
+        strict: never spend past ``max_budget``, ``key_budget`` or ``max_run_cost``, even
+            with many calls in flight: each provider request reserves its worst case in the
+            store before it is sent (its input bounded from the request's body, its output
+            by the request's cap, lowered to what the budget has left when needed) and
+            settles it to the real cost when it is recorded. A request whose worst case
+            cannot be bounded is refused. A call that makes no request llm_toll can see
+            reserves the worst case of its arguments (``estimate``, or the prompt and
+            ``max_tokens`` they hold) or, when that is unknown, gets the plain check with a
+            warning.
         estimate: ``callable(*args, **kwargs)`` of the call's arguments returning its
             worst-case cost in USD, for ``strict``.
         wait: when ``rate_limit`` or ``tpm_limit`` refuses a call, wait its
@@ -107,6 +112,9 @@ def track_costs(
             on PostgreSQL) using the store honours one limit per project and function.
         max_run_cost: USD. The cap of each call (each run): once the provider requests it
             made have spent it, its next request is refused before it is sent.
+        clamp: with ``strict``, lower a request's output cap (or set one, when it has
+            none) to what the budget has left. ``clamp=False`` refuses such requests
+            instead of changing them.
     """
     options = plan_options(
         project=project,
@@ -124,6 +132,7 @@ def track_costs(
         wait=wait,
         shared_limits=shared_limits,
         max_run_cost=max_run_cost,
+        clamp=clamp,
     )
 
     def decorate(func: F) -> F:
@@ -149,6 +158,7 @@ def plan_options(
     wait: bool = False,
     shared_limits: bool = False,
     max_run_cost: float | None = None,
+    clamp: bool = True,
 ) -> dict[str, Any]:
     """The options of ``track_costs`` (and of ``llm_toll.run``) checked, as the fields of a
     Plan; a ValueError names the option that is wrong."""
@@ -178,8 +188,14 @@ def plan_options(
         raise ValueError(f"estimate must be a callable of the call's arguments, got {estimate!r}")
     if estimate is not None and not strict:
         raise ValueError("estimate= is the worst case of strict=True budgets; pass strict=True")
-    if strict and max_budget is None and key_budget is None:
-        raise ValueError("strict=True needs max_budget= or key_budget= to reserve against")
+    if strict and max_budget is None and key_budget is None and max_run_cost is None:
+        raise ValueError(
+            "strict=True needs max_budget=, key_budget= or a run cap to reserve against"
+        )
+    if not isinstance(clamp, bool):
+        raise ValueError(f"clamp must be True or False, got {clamp!r}")
+    if not clamp and not strict:
+        raise ValueError("clamp= says how strict=True budgets bound a request; pass strict=True")
     if not isinstance(wait, bool):
         raise ValueError(f"wait must be True or False, got {wait!r}")
     if wait and rate_limit is None and tpm_limit is None:
@@ -216,6 +232,7 @@ def plan_options(
         "wait": wait,
         "shared_limits": shared_limits,
         "max_run_cost_nanos": run_cap,
+        "clamp": clamp,
     }
 
 

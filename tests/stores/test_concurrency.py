@@ -14,9 +14,12 @@ import pytest
 
 from llm_toll._budget.money import usd_to_nanos
 from llm_toll._budget.records import BudgetSpec
+from llm_toll._call.request_gate import DEFAULT_OUTPUT_CAP
+from llm_toll.demo.replay import ReplayServer
 from llm_toll.exceptions import BudgetExceededError, LocalRateLimitError
 from llm_toll.store import BaseStore
 from llm_toll.store._time import utc_now
+from tests.integration.test_decorated_providers import genai_prices_nanos
 from tests.stores.conftest import (
     StoreFactory,
     open_store,
@@ -191,6 +194,55 @@ def default_mode_calls(store: BaseStore, worker: str) -> list[Any]:
     return results
 
 
+# Strict budgets on real requests: the README's function, which takes only the user's text
+# and calls the real openai client (no model or cap in its arguments), against the loopback
+# server; each request reserves its own worst case. The budget is worth about 100 calls.
+REPLAY_URL_ENV = "LLM_TOLL_TEST_REPLAY_URL"
+QUESTION = (
+    "Please explain, in a few plain sentences that a curious child could follow, why the sky "
+    "looks blue during the day and turns red and orange around sunset, and what dust, "
+    "clouds or the height of the sun above the horizon have to do with the colours we see."
+)
+REQUEST_CALL_NANOS = 360_000  # about what one call costs at gpt-4o's price
+REQUEST_BUDGET_NANOS = 100 * REQUEST_CALL_NANOS
+REQUEST_TRIES = 25  # per thread: 800 tries for about 100 calls
+
+
+def strict_request_calls(store: BaseStore, worker: str) -> list[Any]:
+    """One thread's calls of a strict ``answer(question)`` until it is refused; returns
+    ("ok", answer) or ("refused", message) for each."""
+    import openai
+
+    import llm_toll
+    from llm_toll import _runtime
+
+    if _runtime._store is not store:
+        llm_toll.set_store(store)
+        llm_toll.set_reporter(llm_toll.CostReporter(enabled=False))
+    client = openai.OpenAI(
+        base_url=os.environ[REPLAY_URL_ENV] + "/v1", api_key="test", max_retries=0
+    )
+
+    @llm_toll.track_costs(
+        project="strict-requests", max_budget=REQUEST_BUDGET_NANOS / 1e9, strict=True
+    )
+    def answer(question: str) -> str:
+        reply = client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": question}]
+        )
+        return str(reply.choices[0].message.content)
+
+    results: list[Any] = []
+    with client:
+        for n in range(REQUEST_TRIES):
+            try:
+                results.append(("ok", answer(f"{QUESTION} ({worker}-{n})")))
+            except BudgetExceededError as refused:
+                results.append(("refused", str(refused)))
+                break
+    return results
+
+
 RATE_N = 37
 RATE_CALLS = 10  # per thread: 160 tries for 37 places
 
@@ -223,6 +275,7 @@ def shared_rate_calls(store: BaseStore, worker: str) -> list[Any]:
 
 
 WORKLOADS = {
+    "strict_request_calls": strict_request_calls,
     "shared_rate_calls": shared_rate_calls,
     "strict_calls": strict_calls,
     "default_mode_calls": default_mode_calls,
@@ -430,3 +483,38 @@ def test_concurrent_async_strict_calls_never_overspend(store_factory: StoreFacto
     finally:
         llm_toll.set_store(None)
         llm_toll.set_reporter(None)
+
+
+def test_strict_requests_of_many_processes_never_overspend_and_use_the_budget(
+    store_factory: StoreFactory, replay: ReplayServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """8 processes x 4 threads call the README's strict function until each is refused."""
+    monkeypatch.setenv(REPLAY_URL_ENV, replay.base_url)
+    outcomes = run_processes(store_factory, "strict_request_calls", processes=8)
+    refusals = [message for outcome, message in outcomes if outcome == "refused"]
+    assert len(refusals) == 8 * THREADS  # every thread ran until the budget was spent
+    assert all("Budget exceeded" in message for message in refusals), refusals[:3]
+    with store_factory() as store:
+        rows = store.get_usage_logs_filtered(project="strict-requests", limit=0)
+        spent = store.get_spent("strict-requests", None, utc_now())
+        reserved = store.get_reserved("strict-requests", None, utc_now())
+    answered = {str(e.response_id): e for e in replay.requests if e.tokens is not None}
+    assert len(answered) == len(replay.requests)  # every request sent was answered
+    assert sorted(str(row["response_id"]) for row in rows) == sorted(answered)  # each once
+    for row in rows:  # priced exactly as the server counted
+        tokens = answered[row["response_id"]].tokens
+        assert tokens is not None
+        assert (row["input_tokens"], row["output_tokens"]) == (
+            tokens.input_tokens,
+            tokens.output_tokens,
+        )
+        assert row["cost_nanos"] == genai_prices_nanos(tokens, "gpt-4o", "openai")
+    assert spent == sum(row["cost_nanos"] for row in rows)
+    assert spent <= REQUEST_BUDGET_NANOS  # never over the budget
+    assert spent >= 0.9 * REQUEST_BUDGET_NANOS  # and no needless refusals
+    assert reserved == 0
+    # The function sets no cap: every request was sent with the one its reservation paid
+    # for, lowered below the default as the budget ran out.
+    caps = [exchange.body["max_completion_tokens"] for exchange in replay.requests]
+    assert all(0 < cap <= DEFAULT_OUTPUT_CAP for cap in caps)
+    assert min(caps) < max(caps)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from llm_toll import BudgetExceededError, default_registry, track_costs
-from llm_toll._call.strict import max_output_tokens
+from llm_toll._call.request_bound import max_output_tokens
 from llm_toll.exceptions import UsageWarning
 from llm_toll.store import SQLiteStore
 from tests.support.otel import Telemetry

@@ -13,12 +13,14 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from llm_toll import _runtime
+from llm_toll._budget.money import nanos_to_usd
 from llm_toll._budget.periods import period_key
 from llm_toll._budget.records import CallRecord, PendingWrite, Reservation
 from llm_toll._call.gates import Admission
 from llm_toll._call.plan import Plan
 from llm_toll._call.results import CallResults
 from llm_toll._worker import worker
+from llm_toll.exceptions import BudgetExceededError
 from llm_toll.pricing import default_registry
 from llm_toll.pricing._routes import prices_loaded
 from llm_toll.store import BaseStore
@@ -40,6 +42,7 @@ class Call:
     __slots__ = (
         "budget_key",
         "ends_run",
+        "granted",
         "lease",
         "plan",
         "request_model",
@@ -76,6 +79,7 @@ class Call:
         self.lease = admission.lease
         self.reservation = admission.reservation
         """A strict call's budget reservation, settled or released exactly once."""
+        self.granted = admission.granted
         self.results = CallResults(plan, args, kwargs)
         self.request_model = plan.requested_model(kwargs)
         if t0 is None or run is None:
@@ -86,6 +90,30 @@ class Call:
                 plan.project, self.request_model, parent=run.span, start_ns=run.started_ns
             )
             self.t0 = t0
+        if provider is not None and self.span.is_recording():
+            self._describe_request(kwargs)
+
+    def _describe_request(self, body: dict[str, Any]) -> None:
+        """The request's output cap on its span; for a strict request, the one it is sent
+        with, whether llm_toll lowered it, and the worst case it reserved."""
+        from llm_toll._call.request_bound import max_output_tokens
+
+        requested = max_output_tokens(body)
+        granted = self.granted
+        if granted is None:
+            if requested is not None:
+                self.span.set_attribute(attr.REQUEST_MAX_TOKENS, requested)
+            return
+        if granted.output_cap is not None:
+            self.span.set_attribute(attr.REQUEST_MAX_TOKENS, granted.output_cap)
+        self.span.set_attributes(
+            {
+                attr.STRICT_RESERVED: nanos_to_usd(granted.amount_nanos),
+                attr.STRICT_CAP_LOWERED: granted.lowered,
+            }
+        )
+        if granted.lowered and requested is not None:
+            self.span.set_attribute(attr.STRICT_REQUESTED_MAX_TOKENS, requested)
 
     def attach(self) -> object:
         """Make the span current, so spans started by the wrapped code nest under it."""
@@ -142,7 +170,8 @@ class Call:
         self, stream: StreamAccumulator, error: BaseException | None, request_hint: str = ""
     ) -> None:
         """A stream ended (exhausted, closed, broken or collected): record what is known."""
-        found = self.results.of_stream(stream, request_hint)
+        cut = isinstance(error, BudgetExceededError)  # closed at its reservation
+        found = self.results.of_stream(stream, request_hint, cut=cut)
         if error is not None:
             mark_error(self.span, error)
         self._write(self._record_of(found))
@@ -222,6 +251,8 @@ class Call:
         run = self.run
         if run is None:
             return
+        if self.granted is not None:
+            run.unhold(self.granted.run_held)
         if self.ends_run:
             run.end(error)
         else:

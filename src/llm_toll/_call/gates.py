@@ -34,6 +34,7 @@ from llm_toll.telemetry.spans import budget_event_attributes, mark_error, start_
 if TYPE_CHECKING:  # async callers have imported it; sync code never needs it
     import asyncio
 
+    from llm_toll._call.request_gate import Granted, RequestGate
     from llm_toll._call.run import Run
 
 T = TypeVar("T")
@@ -49,6 +50,8 @@ class Admission(NamedTuple):
     """A strict call's budget reservation, settled or released exactly once."""
     lease: Lease | None
     """Its admission under the rate limits, settled or released exactly once."""
+    granted: Granted | None = None
+    """A strict provider request's grant: its output cap and what it holds."""
 
 
 def admit(
@@ -57,15 +60,17 @@ def admit(
     kwargs: dict[str, Any],
     store: BaseStore | None = None,
     run: Run | None = None,
+    generates: bool = True,
 ) -> Admission:
     """Run the gates in the calling thread; raises the refusal when the call may not run.
 
     ``store`` overrides the process-wide store (integrations configured with their own).
     ``run``: the gates of a provider request of that run (``kwargs`` is the request's
-    body), not of the start of a run.
+    body), not of the start of a run; ``generates``: False for a request without output
+    tokens (embeddings).
     """
     now = datetime.now(timezone.utc)
-    steps = _gates(plan, args, kwargs, now=now, store=store, run=run)
+    steps = _gates(plan, args, kwargs, now=now, store=store, run=run, generates=generates)
     try:
         step = next(steps)
         while True:
@@ -80,10 +85,15 @@ def admit(
 
 
 async def admit_async(
-    plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any], run: Run | None = None
+    plan: Plan,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    run: Run | None = None,
+    generates: bool = True,
 ) -> Admission:
     """The same gates for async code: no store I/O on the event loop."""
-    steps = _gates(plan, args, kwargs, now=datetime.now(timezone.utc), store=None, run=run)
+    now = datetime.now(timezone.utc)
+    steps = _gates(plan, args, kwargs, now=now, store=None, run=run, generates=generates)
     try:
         step = next(steps)
         while True:
@@ -105,40 +115,46 @@ def _gates(
     now: datetime,
     store: BaseStore | None,
     run: Run | None,
+    generates: bool = True,
 ) -> Generator[_Step, Any, Admission]:
     """The pre-call check, step by step; returns the admission or raises the refusal."""
     lease: Lease | None = None
+    model = plan.requested_model(kwargs)  # named on a refusal's span
     if run is None:  # a run starts: the key from its arguments
         key = plan.budget_key_of(args, kwargs)
     else:  # a request of a run: the run's key, the caps of the run and those around it
         key = run.budget_key
         capped = run.refusal()
         if capped is not None:
-            yield _Refuse(plan, capped, key)
+            yield _Refuse(plan, capped, key, model)
             raise capped
         reserved_by_run = run.start_request()
         if reserved_by_run is not None:  # from here on, each request reserves its own
             yield _Release(reserved_by_run)
     scopes = plan.scopes(key)
     reservation: Reservation | None = None
-    if plan.strict and scopes:
-        from llm_toll._call import strict  # strict budgets only: priced before the call
+    granted: Granted | None = None
+    if plan.strict and run is not None:  # a strict request: its own worst case, or refused
+        granted = yield from _strict_request(plan, key, now, kwargs, run, generates, model)
+        reservation = granted.reservation
+    elif plan.strict and scopes:  # a strict run starts: the worst case its arguments show
+        from llm_toll._call import strict
 
-        amount = strict.worst_case_nanos(plan, args, kwargs, now, whole_call=run is None)
+        amount = strict.worst_case_nanos(plan, args, kwargs, now, quiet=True)
         if amount is not None:
             reserved = yield _Reserve(plan, key, now, amount)
             if isinstance(reserved, BudgetExceededError):
-                yield _Refuse(plan, reserved, key)
+                yield _Refuse(plan, reserved, key, model)
                 raise reserved
             reservation = reserved  # None: the store could not reserve; check plainly
-    if reservation is None:
+    if reservation is None and granted is None:
         for scope in scopes:
             spent = None if store is not None else _recent_spent(plan, now, scope)
             if spent is None:
                 spent = yield _ReadSpent(plan, now, scope, store)
             refusal = _budget_refusal(plan, spent, scope)
             if refusal is not None:
-                yield _Refuse(plan, refusal, key)
+                yield _Refuse(plan, refusal, key, model)
                 raise refusal
     if run is not None:
         lease = run.take_lease()  # a run's first request was admitted with the run
@@ -152,9 +168,49 @@ def _gates(
                 continue
             if reservation is not None:
                 yield _Release(reservation)
-            yield _Refuse(plan, refusal, key)
+            if granted is not None and run is not None:
+                run.unhold(granted.run_held)
+            yield _Refuse(plan, refusal, key, model)
             raise
-    return Admission(now, key, reservation, lease)
+    return Admission(now, key, reservation, lease, granted)
+
+
+def _strict_request(
+    plan: Plan,
+    key: str | None,
+    now: datetime,
+    body: dict[str, Any],
+    run: Run,
+    generates: bool,
+    model: str | None,
+) -> Generator[_Step, Any, Granted]:
+    """A strict request's reservation of its worst case: attempted until granted, waiting
+    while requests in flight hold the room it needs; raises the refusal."""
+    from llm_toll._call import request_gate
+    from llm_toll._call.request_bound import request_bound
+
+    bound = request_bound(plan, body, generates=generates)
+    gate: RequestGate | None = None
+    refusal: BudgetExceededError | None
+    if isinstance(bound, str):
+        refusal = request_gate.unbounded(plan, bound)
+    else:
+        gate = request_gate.RequestGate(plan, key, now, bound, run)
+        refusal = gate.refusal()
+    while refusal is None and gate is not None:
+        outcome = yield _ReserveRequest(gate)
+        if isinstance(outcome, float):
+            if outcome > 0:
+                yield _Pause(outcome)
+            continue
+        if isinstance(outcome, BudgetExceededError):
+            refusal = outcome
+            break
+        granted: Granted = outcome
+        return granted
+    assert refusal is not None
+    yield _Refuse(plan, refusal, key, model)
+    raise refusal
 
 
 # -- budget reads -----------------------------------------------------------------------
@@ -231,12 +287,13 @@ def _budget_refusal(plan: Plan, spent: int | None, scope: BudgetScope) -> Refusa
 # -- refusals -------------------------------------------------------------------------------
 
 
-def refusal_span(plan: Plan, error: Refusal, key: str | None) -> Span:
+def refusal_span(plan: Plan, error: Refusal, key: str | None, model: str | None = None) -> Span:
     """The refused call's span, started in the caller's context (so it has its parent).
 
-    ``key`` is the call's budget key, if any, whichever budget refused it.
+    ``key`` is the call's budget key, if any, whichever budget refused it; ``model`` the
+    model it asked for.
     """
-    span = start_call_span(plan.project, plan.requested_model(None))
+    span = start_call_span(plan.project, model or plan.requested_model(None))
     mark_error(span, error)
     if key is not None:
         span.set_attribute(attr.BUDGET_KEY, key)
@@ -309,6 +366,16 @@ class _Reserve(_Step):
         return strict.reserve(self.plan, self.key, self.now, self.amount)
 
 
+class _ReserveRequest(_Step):
+    __slots__ = ("gate",)
+
+    def __init__(self, gate: RequestGate) -> None:
+        self.gate = gate
+
+    def run(self) -> Granted | BudgetExceededError | float:
+        return self.gate.attempt()
+
+
 class _AcquireRate(_Step):
     __slots__ = ("args", "kwargs", "plan")
 
@@ -357,17 +424,19 @@ class _Release(_Step):
 
 
 class _Refuse(_Step):
-    __slots__ = ("error", "key", "plan")
+    __slots__ = ("error", "key", "model", "plan")
 
-    def __init__(self, plan: Plan, error: Refusal, key: str | None) -> None:
+    def __init__(self, plan: Plan, error: Refusal, key: str | None, model: str | None) -> None:
         self.plan = plan
         self.error = error
         self.key = key
+        self.model = model
 
     def run(self) -> None:
-        end_refusal(self.plan, refusal_span(self.plan, self.error, self.key), self.error)
+        span = refusal_span(self.plan, self.error, self.key, self.model)
+        end_refusal(self.plan, span, self.error)
 
     async def run_async(self) -> None:
         # The span starts here, in the caller's context; its end goes to the worker.
-        span = refusal_span(self.plan, self.error, self.key)
+        span = refusal_span(self.plan, self.error, self.key, self.model)
         worker.submit(end_refusal, self.plan, span, self.error)

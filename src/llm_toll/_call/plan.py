@@ -44,6 +44,9 @@ class Plan:
     """Check the rate limits in the store, shared by every process that uses it."""
     max_run_cost_nanos: int | None = None
     """Each run's cap (``max_run_cost=``): a request is refused once the run has spent it."""
+    clamp: bool = True
+    """Strict requests: lower a request's output cap to what the budget has left (False:
+    refuse the request instead)."""
 
     @property
     def rate_scope(self) -> str:

@@ -53,7 +53,16 @@ class SyncStreamProxy(_StreamProxy):
             raise
         finally:
             call.detach(token)
-        self._self_meter.feed(item)
+        meter = self._self_meter
+        meter.feed(item)
+        if meter.limit is not None and (overrun := meter.overrun()) is not None:
+            try:
+                close = getattr(self.__wrapped__, "close", None)
+                if close is not None:
+                    close()
+            finally:
+                meter.finish(overrun)
+            raise overrun
         return item
 
     def close(self) -> None:
@@ -101,7 +110,19 @@ class AsyncStreamProxy(_StreamProxy):
             await self._self_meter.finish_async(error)
             raise
         call.detach(token)
-        self._self_meter.feed(item)
+        meter = self._self_meter
+        meter.feed(item)
+        if meter.limit is not None and (overrun := meter.overrun()) is not None:
+            stream = self.__wrapped__
+            try:
+                closer = getattr(stream, "aclose", None) or getattr(stream, "close", None)
+                if closer is not None:
+                    result = closer()
+                    if hasattr(result, "__await__"):
+                        await result
+            finally:
+                await meter.finish_async(overrun)
+            raise overrun
         return item
 
     async def aclose(self) -> None:

@@ -3,6 +3,7 @@ then an estimate from the text, flagged as such."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from llm_toll._call.plan import Plan
@@ -67,11 +68,14 @@ class CallResults:
         )
         return None
 
-    def of_stream(self, stream: StreamAccumulator, request_hint: str = "") -> ExtractedUsage:
+    def of_stream(
+        self, stream: StreamAccumulator, request_hint: str = "", *, cut: bool = False
+    ) -> ExtractedUsage:
         """The usage a finished stream reported, else an estimate from its text.
 
         ``request_hint`` is the prompt text when the wrapped function's arguments do not
-        show it (read from the SDK stream's own HTTP request).
+        show it (read from the SDK stream's own HTTP request). ``cut``: llm_toll closed the
+        stream at its reservation, before the provider could report usage (not warned).
         """
         try:
             found = stream.result()
@@ -80,12 +84,16 @@ class CallResults:
             found = None
         if found is not None:
             return found
-        self.warn(
-            "stream-no-usage",
-            "its stream did not report usage (for OpenAI pass "
-            "stream_options={'include_usage': True}); usage is estimated from the text",
-        )
-        return self.estimate(stream.text, stream.model, request_hint)
+        if not cut:
+            self.warn(
+                "stream-no-usage",
+                "its stream did not report usage (for OpenAI pass "
+                "stream_options={'include_usage': True}); usage is estimated from the text",
+            )
+        found = self.estimate(stream.text, stream.model, request_hint)
+        if found.usage.output_tokens < stream.text_pieces:  # each piece is a token at least
+            found = replace(found, usage=replace(found.usage, output_tokens=stream.text_pieces))
+        return found
 
     def estimate(
         self, completion: str, model: str | None, request_hint: str = ""

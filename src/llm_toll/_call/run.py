@@ -25,6 +25,9 @@ from llm_toll.telemetry import names as attr
 from llm_toll.telemetry.spans import mark_error, start_run_span
 
 _current: ContextVar[Run | None] = ContextVar("llm_toll_run", default=None)
+# Guards what strict requests hold under run caps: a check of the room and the hold that
+# takes it are one step, across every run of the chain.
+_holds = threading.Lock()
 _process_run: Run | None = None
 """The run of requests made outside any other (``instrument(project=...)``)."""
 
@@ -52,6 +55,7 @@ class Run:
         "admission",
         "args",
         "cost_nanos",
+        "held_nanos",
         "kwargs",
         "max_cost_nanos",
         "name",
@@ -85,6 +89,8 @@ class Run:
         self.max_cost_nanos = max_cost_nanos
         self.parent = _current.get()
         self.cost_nanos = 0
+        self.held_nanos = 0
+        """The worst cases of this run's strict requests in flight (and its inner runs')."""
         self.requests = 0
         """Hooked requests made in this run (refused ones included)."""
         self.recorded = 0
@@ -126,23 +132,79 @@ class Run:
 
     # -- requests -----------------------------------------------------------------------------
 
-    def refusal(self) -> BudgetExceededError | None:
+    def refusal(self, *, strict: bool = False) -> BudgetExceededError | None:
         """The refusal of a request because this run or an enclosing one has reached its
-        cap; None when every cap has room."""
+        cap; None when every cap has room. ``strict``: the run with the least room left
+        for a strict request's worst case (what its requests in flight hold counts)."""
+        if strict:
+            with _holds:
+                tightest = min(self._capped(), key=Run._room, default=None)
+            return None if tightest is None else tightest._cap_refusal()
+        for run in self._capped():
+            if run.max_cost_nanos is not None and run.cost_nanos >= run.max_cost_nanos:
+                return run._cap_refusal()
+        return None
+
+    def _capped(self) -> list[Run]:
+        """This run and the runs around it that have a cap."""
+        found: list[Run] = []
         run: Run | None = self
         while run is not None:
-            cap = run.max_cost_nanos
-            if cap is not None and run.cost_nanos >= cap:
-                return BudgetExceededError(
-                    f"Run cap reached for run '{run.name}' of project '{run.plan.project}': "
-                    f"${nanos_to_usd(run.cost_nanos):.6f} >= ${nanos_to_usd(cap):.6f}",
-                    project=run.plan.project,
-                    current_cost=nanos_to_usd(run.cost_nanos),
-                    max_budget=nanos_to_usd(cap),
-                    scope="run",
-                )
+            if run.max_cost_nanos is not None:
+                found.append(run)
             run = run.parent
-        return None
+        return found
+
+    def _room(self) -> int:
+        assert self.max_cost_nanos is not None
+        return self.max_cost_nanos - self.cost_nanos - self.held_nanos
+
+    def _cap_refusal(self) -> BudgetExceededError:
+        cap = self.max_cost_nanos or 0
+        held = ""
+        if self.held_nanos:
+            held = f" + ${nanos_to_usd(self.held_nanos):.6f} held by requests in flight"
+        return BudgetExceededError(
+            f"Run cap reached for run '{self.name}' of project '{self.plan.project}': "
+            f"${nanos_to_usd(self.cost_nanos):.6f} spent{held}, cap ${nanos_to_usd(cap):.6f}",
+            project=self.plan.project,
+            current_cost=nanos_to_usd(self.cost_nanos),
+            max_budget=nanos_to_usd(cap),
+            scope="run",
+        )
+
+    def caps_left(self) -> tuple[int, int] | None:
+        """What the tightest cap around this run leaves: (cap - cost, cap - cost - held),
+        the second net of what strict requests in flight hold; None without caps."""
+        with _holds:
+            capped = self._capped()
+            if not capped:
+                return None
+            left = min(run.max_cost_nanos - run.cost_nanos for run in capped)  # type: ignore[operator]
+            return left, min(run._room() for run in capped)
+
+    def hold(self, amount: int) -> bool:
+        """Hold ``amount`` for a strict request under every cap around this run, if each has
+        that much room left; False (nothing held) when one has not."""
+        with _holds:
+            capped = self._capped()
+            if any(run._room() < amount for run in capped):
+                return False
+            run: Run | None = self
+            while run is not None:
+                run.held_nanos += amount
+                run = run.parent
+            return True
+
+    def unhold(self, amount: int) -> None:
+        """A strict request's hold ends (it is recorded, failed or refused)."""
+        if not amount:
+            return
+        with _holds:
+            run: Run | None = self
+            while run is not None:
+                run.held_nanos -= amount
+                run = run.parent
 
     def start_request(self) -> Reservation | None:
         """Count a request made in this run; the first hands back the run's strict
@@ -177,6 +239,11 @@ class Run:
     def fallback_call(self) -> Call:
         """The run's return value as its one request, when it made no hooked request: a
         call admitted with the run, begun when the run began, whose end ends the run."""
+        plan = self.plan
+        if plan.strict and self.admission.reservation is None and plan.scopes(self.budget_key):
+            from llm_toll._call import strict  # say why it had no reservation
+
+            strict.worst_case_nanos(plan, self.args, self.kwargs, self.admission.started_at)
         return Call(
             self.plan, self.args, self.kwargs, self.admission, run=self, t0=self.t0, ends_run=True
         )

@@ -38,8 +38,10 @@ class RunScope:
             fields = plan_options(
                 project=project or "default",
                 budget_key=None if key is None else (lambda *a, **k: key),
+                max_run_cost=max_cost,
                 **options,
             )
+            fields["max_run_cost_nanos"] = None  # the cap of this run only, not of its plan
             self._own_plan = Plan(name=self._name, **fields)
         self._run: Run | None = None
         self._tokens: Any = None

@@ -9,6 +9,7 @@ import threading
 from llm_toll._call.call import Call
 from llm_toll._call.plan import Plan
 from llm_toll._worker import worker
+from llm_toll.exceptions import BudgetExceededError
 from llm_toll.usage import StreamAccumulator, UsageError, request_text
 from llm_toll.usage.custom import coerce_custom_usage
 
@@ -41,7 +42,7 @@ class StreamMeter:
     """Meters a stream chunk by chunk and finishes its call once: shared by both proxies
     and the generator wrappers."""
 
-    __slots__ = ("_done", "_lock", "accumulator", "call", "plan", "stream")
+    __slots__ = ("_done", "_lock", "accumulator", "call", "limit", "plan", "stream")
 
     def __init__(self, plan: Plan, call: Call | None = None, stream: object = None) -> None:
         self.plan = plan
@@ -49,6 +50,9 @@ class StreamMeter:
         """The call to finish; a generator's is known only at its end (None: nothing to
         record, its requests were hooked)."""
         self.stream = stream
+        granted = None if call is None else call.granted
+        self.limit = None if granted is None else granted.output_limit
+        """A strict request's output tokens paid for: a stream that shows more is cut."""
         self.accumulator = StreamAccumulator()
         self._done = False
         self._lock = threading.Lock()
@@ -72,6 +76,16 @@ class StreamMeter:
                 return
             if custom is not None:
                 self.accumulator.override(custom)
+
+    def overrun(self) -> BudgetExceededError | None:
+        """The error to cut the stream with, once it has carried more pieces of text than
+        its reservation pays for tokens (each piece is at least one token)."""
+        limit = self.limit
+        if limit is None or self.accumulator.text_pieces <= limit:
+            return None
+        from llm_toll._call.request_gate import stream_overrun
+
+        return stream_overrun(self.plan, limit)
 
     def claim(self) -> bool:
         """True exactly once: for the one caller that must finish the call."""

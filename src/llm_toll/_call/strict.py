@@ -1,4 +1,10 @@
-"""Strict budgets: a call's worst-case cost, reserved in the store before the call runs."""
+"""Strict budgets: a call's worst-case cost, reserved in the store before the call runs.
+
+Each provider request of a strict run reserves its own worst case (``request_bound``,
+``request_gate``). What is here is the reservation of a whole call from its arguments, made
+when a strict decorated function is called: it stands for the call when the function makes
+no request llm_toll can see, and is handed back at its first request otherwise.
+"""
 
 from __future__ import annotations
 
@@ -9,35 +15,17 @@ from llm_toll import _runtime
 from llm_toll._budget.money import nanos_to_usd
 from llm_toll._budget.records import BudgetSpec, Reservation
 from llm_toll._call.plan import BudgetScope, Plan
+from llm_toll._call.request_bound import max_output_tokens
 from llm_toll._warnings import warn_once
 from llm_toll.exceptions import AccountingWarning, BudgetExceededError, UsageWarning
 from llm_toll.pricing import default_registry
 from llm_toll.store import BaseStore, StoreError
 from llm_toll.store._checks import fits_limit, usd_to_nanos_checked
 from llm_toll.usage import Usage, estimate_tokens, request_text
-from llm_toll.usage._fields import get
 
 # How long a strict call's reservation holds when its process dies before settling it; a
 # later reservation of the same budget gives it back after that.
 RESERVATION_TTL_S = 900.0
-# Request arguments that cap a call's output tokens (OpenAI, Anthropic, Gemini), and the
-# nested Gemini configurations that may hold them.
-OUTPUT_LIMIT_KEYS = ("max_tokens", "max_completion_tokens", "max_output_tokens", "maxOutputTokens")
-CONFIG_KEYS = ("config", "generation_config", "generationConfig")
-
-
-def max_output_tokens(kwargs: dict[str, Any]) -> int | None:
-    """The largest output-token cap among the call's keyword arguments and its nested Gemini
-    ``config`` / ``generation_config`` (dicts or objects); None when there is none."""
-    sources: list[object] = [kwargs]
-    sources.extend(kwargs[name] for name in CONFIG_KEYS if kwargs.get(name) is not None)
-    found: list[int] = []
-    for source in sources:
-        for name in OUTPUT_LIMIT_KEYS:
-            value = get(source, name)
-            if type(value) is int and value >= 0:
-                found.append(value)
-    return max(found) if found else None
 
 
 def worst_case_nanos(
@@ -46,13 +34,14 @@ def worst_case_nanos(
     kwargs: dict[str, Any],
     at: datetime,
     *,
-    whole_call: bool = True,
+    quiet: bool = False,
 ) -> int | None:
-    """A strict call's worst-case cost: the user's ``estimate=`` (for a whole call, before it
-    runs), else the prompt's estimated tokens priced as input plus the output-token cap priced
-    as output, at the requested model's price (for a provider request, ``kwargs`` is its
-    body). None (warned once per function and cause) when it cannot be known."""
-    if plan.estimate is not None and whole_call:
+    """A strict call's worst-case cost, from its arguments before it runs: the user's
+    ``estimate=``, else the prompt's estimated tokens priced as input plus the output-token
+    cap priced as output, at the requested model's price. None (warned once per function and
+    cause) when it cannot be known; ``quiet``: not warned when the arguments do not say
+    (the call's provider requests reserve their own, which is warned when it makes none)."""
+    if plan.estimate is not None:
         try:
             usd = plan.estimate(*args, **kwargs)
         except Exception as exc:
@@ -72,17 +61,20 @@ def worst_case_nanos(
             "its worst-case cost is unknown: it needs a model (model= or a model argument) "
             "and an output cap (max_tokens, max_completion_tokens or max_output_tokens), "
             "or an estimate= function",
+            quiet,
         )
         return None
     usage = Usage(input_tokens=estimate_tokens(request_text(args, kwargs)), output_tokens=limit)
     price = default_registry.price(model, usage, at=at)
     if not price.known:
-        _warn(plan, "no-price", f"model {model!r} has no known price")
+        _warn(plan, "no-price", f"model {model!r} has no known price", quiet)
         return None
     return price.cost_nanos
 
 
-def _warn(plan: Plan, cause: str, problem: str) -> None:
+def _warn(plan: Plan, cause: str, problem: str, quiet: bool = False) -> None:
+    if quiet:
+        return
     warn_once(
         f"strict-{cause}:{plan.name}",
         f"llm_toll: a strict call of {plan.name}() in project '{plan.project}': {problem}; "
@@ -121,7 +113,7 @@ def reserve(
         return None
     if reservation is not None:
         return reservation
-    return _refusal(store, plan, scopes=scopes, now=now, amount=amount)
+    return store_refusal(store, plan, scopes=scopes, now=now, amount=amount)
 
 
 class _ScopeTotals(NamedTuple):
@@ -130,7 +122,7 @@ class _ScopeTotals(NamedTuple):
     reserved: int
 
 
-def _refusal(
+def store_refusal(
     store: BaseStore,
     plan: Plan,
     *,

@@ -22,9 +22,16 @@ from llm_toll.exceptions import TelemetryWarning
 HOOKS_ENV = "LLM_TOLL_HOOKS"
 _OFF = frozenset({"0", "false", "no", "off"})
 
-# The priced endpoints of each Stainless SDK (paths end with them; Azure's have a prefix).
-_OPENAI_ENDPOINTS = ("/chat/completions", "/completions", "/embeddings", "/responses")
-_ANTHROPIC_ENDPOINTS = ("/v1/messages",)
+# The priced endpoints of each Stainless SDK (paths end with them; Azure's have a prefix),
+# and where each request body holds its output-token cap (the first is set when it has
+# none; chat's legacy ``max_tokens`` is lowered only where the caller used it).
+_OPENAI_ENDPOINTS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "/chat/completions": (("max_completion_tokens",), ("max_tokens",)),
+    "/completions": (("max_tokens",),),
+    "/embeddings": (),
+    "/responses": (("max_output_tokens",),),
+}
+_ANTHROPIC_ENDPOINTS: dict[str, tuple[tuple[str, ...], ...]] = {"/v1/messages": (("max_tokens",),)}
 
 
 def _openai_targets() -> list[tuple[str, str, Callable[..., Any]]]:

@@ -13,12 +13,17 @@ from typing import Any
 from llm_toll._call.call import Call
 from llm_toll._call.run import current_run
 from llm_toll._call.streams import StreamMeter
-from llm_toll._hooks._request import ProviderRequest, send, send_async
+from llm_toll._hooks._request import Body, ProviderRequest, send, send_async
 from llm_toll._worker import worker
 
 _GENERATE = re.compile(r"models/([^/:]+):(?:generateContent|streamGenerateContent)$")
+_CAP_KEYS = (("generationConfig", "maxOutputTokens"),)
 
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
+
+
+def _body(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return kwargs.get("request_dict", args[2] if len(args) > 2 else None)
 
 
 def _describe(
@@ -26,12 +31,27 @@ def _describe(
 ) -> ProviderRequest | None:
     """``request(http_method, path, request_dict, http_options)``: a generate_content call?"""
     path = kwargs.get("path", args[1] if len(args) > 1 else "")
-    body = kwargs.get("request_dict", args[2] if len(args) > 2 else None)
+    body = _body(args, kwargs)
     found = _GENERATE.search(str(path).split("?", 1)[0])
     if found is None or not isinstance(body, dict):
         return None
     provider = "gcp.vertex_ai" if getattr(instance, "vertexai", False) else "gcp.gemini"
-    return ProviderRequest(provider, {**body, "model": found.group(1)})
+    return ProviderRequest(provider, {**body, "model": found.group(1)}, _CAP_KEYS)
+
+
+def _sender(
+    wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Callable[[Body | None], Any]:
+    """Sends the request, with ``request_dict`` replaced when a body is given."""
+
+    def send_it(body: Body | None) -> Any:
+        if body is None:
+            return wrapped(*args, **kwargs)
+        if "request_dict" in kwargs:
+            return wrapped(*args, **{**kwargs, "request_dict": body})
+        return wrapped(*args[:2], body, *args[3:], **kwargs)
+
+    return send_it
 
 
 def _json(response: Any) -> Any:
@@ -59,7 +79,7 @@ def request(
         call.finish(_json(response))
         return response
 
-    return send(run, described, lambda: wrapped(*args, **kwargs), read)
+    return send(run, described, _body(args, kwargs), _sender(wrapped, args, kwargs), read)
 
 
 def request_streamed(
@@ -72,7 +92,8 @@ def request_streamed(
     if described is None:
         return wrapped(*args, **kwargs)
     # A generator: the request is sent when it is first iterated, as the SDK's own is.
-    return send(run, described, lambda: wrapped(*args, **kwargs), _metered_chunks)
+    sent = _body(args, kwargs)
+    return send(run, described, sent, _sender(wrapped, args, kwargs), _metered_chunks)
 
 
 async def async_request(
@@ -89,7 +110,8 @@ async def async_request(
         await call.finish_async(_json(response))
         return response
 
-    return await send_async(run, described, lambda: wrapped(*args, **kwargs), read)
+    sent = _body(args, kwargs)
+    return await send_async(run, described, sent, _sender(wrapped, args, kwargs), read)
 
 
 async def async_request_streamed(
@@ -105,7 +127,8 @@ async def async_request_streamed(
     async def read(call: Call, chunks: Any) -> Any:
         return _metered_async_chunks(call, chunks)
 
-    return await send_async(run, described, lambda: wrapped(*args, **kwargs), read)
+    sent = _body(args, kwargs)
+    return await send_async(run, described, sent, _sender(wrapped, args, kwargs), read)
 
 
 def _metered_chunks(call: Call, chunks: Iterator[Any]) -> Iterator[Any]:
@@ -118,6 +141,12 @@ def _metered_chunks(call: Call, chunks: Iterator[Any]) -> Iterator[Any]:
         for chunk in chunks:
             seen = True
             meter.feed(_json(chunk))
+            overrun = meter.overrun()
+            if overrun is not None:
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    close()
+                raise overrun
             yield chunk
     except BaseException as raised:  # GeneratorExit: stopped early; what was seen counts
         error = None if isinstance(raised, GeneratorExit) else raised
@@ -137,6 +166,12 @@ async def _metered_async_chunks(call: Call, chunks: AsyncIterator[Any]) -> Async
         async for chunk in chunks:
             seen = True
             meter.feed(_json(chunk))
+            overrun = meter.overrun()
+            if overrun is not None:
+                close = getattr(chunks, "aclose", None)
+                if close is not None:
+                    await close()
+                raise overrun
             yield chunk
     except BaseException as raised:
         error = None if isinstance(raised, GeneratorExit) else raised

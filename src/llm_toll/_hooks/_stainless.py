@@ -5,8 +5,9 @@ and the low-level ``client.post()`` that LiteLLM calls) goes through its API cli
 
 from __future__ import annotations
 
+import copy
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import wrapt
@@ -15,14 +16,15 @@ from llm_toll._call.call import Call
 from llm_toll._call.proxies import AsyncStreamProxy, SyncStreamProxy
 from llm_toll._call.run import current_run
 from llm_toll._call.streams import is_async_stream, is_sync_stream
-from llm_toll._hooks._request import ProviderRequest, send, send_async
+from llm_toll._hooks._request import Body, CapKeys, ProviderRequest, send, send_async
 
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 
 
-def request_hooks(provider: str, endpoints: tuple[str, ...]) -> tuple[Wrapper, Wrapper]:
+def request_hooks(provider: str, endpoints: Mapping[str, CapKeys]) -> tuple[Wrapper, Wrapper]:
     """The wrappers of ``SyncAPIClient.request`` and ``AsyncAPIClient.request`` for one SDK;
-    ``endpoints``: the paths whose requests are priced (``/chat/completions``...)."""
+    ``endpoints``: the paths whose requests are priced (``/chat/completions``...), the first
+    that a path ends with names where its body holds the output cap."""
 
     def sync_request(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -34,11 +36,13 @@ def request_hooks(provider: str, endpoints: tuple[str, ...]) -> tuple[Wrapper, W
         if request is None:
             return wrapped(*args, **kwargs)
         streamed = bool(kwargs.get("stream"))
+
+        def send_it(body: Body | None) -> Any:
+            call_args, call_kwargs = _with_body(args, kwargs, body)
+            return wrapped(*call_args, **call_kwargs)
+
         return send(
-            run,
-            request,
-            lambda: wrapped(*args, **kwargs),
-            lambda call, result: _read(call, result, streamed),
+            run, request, request.body, send_it, lambda call, result: _read(call, result, streamed)
         )
 
     async def async_request(
@@ -51,28 +55,55 @@ def request_hooks(provider: str, endpoints: tuple[str, ...]) -> tuple[Wrapper, W
         if request is None:
             return await wrapped(*args, **kwargs)
         streamed = bool(kwargs.get("stream"))
-        return await send_async(
-            run,
-            request,
-            lambda: wrapped(*args, **kwargs),
-            lambda call, result: _read_async(call, result, streamed),
-        )
+
+        async def send_it(body: Body | None) -> Any:
+            call_args, call_kwargs = _with_body(args, kwargs, body)
+            return await wrapped(*call_args, **call_kwargs)
+
+        async def read(call: Call, result: Any) -> Any:
+            return await _read_async(call, result, streamed)
+
+        return await send_async(run, request, request.body, send_it, read)
 
     return sync_request, async_request
 
 
+def _options(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return kwargs.get("options", args[1] if len(args) > 1 else None)
+
+
 def _describe(
-    provider: str, endpoints: tuple[str, ...], args: tuple[Any, ...], kwargs: dict[str, Any]
+    provider: str, endpoints: Mapping[str, CapKeys], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> ProviderRequest | None:
-    """The request ``request(cast_to, options, ...)`` is about to send, if it is priced."""
-    options = kwargs.get("options", args[1] if len(args) > 1 else None)
+    """The request ``request(cast_to, options, ...)`` is about to send, if it is priced: its
+    body as sent (``extra_body`` merged over the arguments, as the SDK does)."""
+    options = _options(args, kwargs)
     body = getattr(options, "json_data", None)
     if not isinstance(body, dict) or str(getattr(options, "method", "")).lower() != "post":
         return None
     path = str(getattr(options, "url", "")).split("?", 1)[0].rstrip("/")
-    if not path.endswith(endpoints):
-        return None
-    return ProviderRequest(provider, body)
+    for endpoint, cap_keys in endpoints.items():
+        if path.endswith(endpoint):
+            extra = getattr(options, "extra_json", None)
+            if isinstance(extra, Mapping) and extra:
+                body = {**body, **extra}
+            return ProviderRequest(provider, body, cap_keys)
+    return None
+
+
+def _with_body(
+    args: tuple[Any, ...], kwargs: dict[str, Any], body: Body | None
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """``request()``'s arguments, with request options that send ``body`` in place of the
+    caller's (which are left as they were)."""
+    if body is None:
+        return args, kwargs
+    options = copy.copy(_options(args, kwargs))
+    options.json_data = body
+    options.extra_json = None  # merged into body
+    if "options" in kwargs:
+        return args, {**kwargs, "options": options}
+    return (args[0], options, *args[2:]), kwargs
 
 
 def _is_raw(result: Any) -> bool:

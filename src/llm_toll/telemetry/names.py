@@ -19,6 +19,7 @@ from llm_toll._budget.periods import Reset
 OPERATION: Final = gen_ai.GEN_AI_OPERATION_NAME
 PROVIDER: Final = gen_ai.GEN_AI_PROVIDER_NAME
 REQUEST_MODEL: Final = gen_ai.GEN_AI_REQUEST_MODEL
+REQUEST_MAX_TOKENS: Final = gen_ai.GEN_AI_REQUEST_MAX_TOKENS
 RESPONSE_MODEL: Final = gen_ai.GEN_AI_RESPONSE_MODEL
 RESPONSE_ID: Final = gen_ai.GEN_AI_RESPONSE_ID
 INPUT_TOKENS: Final = gen_ai.GEN_AI_USAGE_INPUT_TOKENS
@@ -49,6 +50,11 @@ USAGE_ESTIMATED: Final = "llm_toll.usage.estimated"
 RUN_COST: Final = "llm_toll.run.cost"
 RUN_REQUESTS: Final = "llm_toll.run.requests"
 RUN_MAX_COST: Final = "llm_toll.run.max_cost"
+# Strict requests: the worst case reserved (USD), whether llm_toll lowered (or set) the
+# request's output cap, and the cap the request asked for when it did.
+STRICT_RESERVED: Final = "llm_toll.strict.reserved"
+STRICT_CAP_LOWERED: Final = "llm_toll.strict.cap_lowered"
+STRICT_REQUESTED_MAX_TOKENS: Final = "llm_toll.strict.requested_max_tokens"
 
 # Span events.
 EVENT_BUDGET_EXCEEDED: Final = "llm_toll.budget.exceeded"

@@ -108,6 +108,12 @@ class StreamAccumulator:
         """The generated text seen so far (visible text; no thinking, no tool input)."""
         return "".join(self._parts)
 
+    @property
+    def text_pieces(self) -> int:
+        """How many items carried generated text: each carries at least one token, so this
+        is a lower bound of the output tokens so far."""
+        return len(self._parts)
+
     def add(self, item: object) -> None:
         """Look at one stream item. Never raises."""
         self.chunks += 1
@@ -141,8 +147,8 @@ class StreamAccumulator:
         if self._read is None:
             return None
         usage = self._read(self._usage, self._delta)
-        if not self._complete:
-            estimate = estimate_tokens(self.text)
+        if not self._complete:  # cut short: at least what its text shows
+            estimate = max(estimate_tokens(self.text), self.text_pieces)
             if estimate > usage.output_tokens:
                 usage = replace(usage, output_tokens=estimate)
         return ExtractedUsage(

@@ -52,6 +52,9 @@ class Script:
     """Streams: cut the connection after this many events. JSON: after half the body."""
     delay: float = 0.0
     """Seconds to wait before each stream event (or before a JSON answer)."""
+    ignore_cap: bool = False
+    """Answer in full whatever output cap the request sets (a provider that does not keep
+    to it); by default the answer is cut at the cap, as the providers do."""
 
 
 @dataclass
@@ -160,3 +163,34 @@ def prompt_text(body: dict[str, Any]) -> str:
         elif isinstance(value, dict):
             pending.extend(value.get(name) for name in reversed(_TEXT_FIELDS))
     return "\n".join(filter(None, found))
+
+
+# Where each provider's request body holds its output-token cap.
+_CAP_PATHS = (
+    ("max_completion_tokens",),
+    ("max_tokens",),
+    ("max_output_tokens",),
+    ("generationConfig", "maxOutputTokens"),
+)
+
+
+def output_cap(body: dict[str, Any]) -> int | None:
+    """The request's output-token cap (the lowest, if it sets several); None without one."""
+    found: list[int] = []
+    for path in _CAP_PATHS:
+        value: Any = body
+        for name in path:
+            value = value.get(name) if isinstance(value, dict) else None
+        if type(value) is int and value >= 0:
+            found.append(value)
+    return min(found) if found else None
+
+
+def truncate(text: str, tokens: int) -> str:
+    """The first ``tokens`` tokens of ``text`` (by the server's tokenizer)."""
+    if tokens <= 0:
+        return ""
+    for index, match in enumerate(TOKEN_PATTERN.finditer(text)):
+        if index == tokens - 1:
+            return text[: match.end()]
+    return text

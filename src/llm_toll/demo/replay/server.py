@@ -7,7 +7,15 @@ from collections import deque
 from types import TracebackType
 from typing import Any
 
-from llm_toll.demo.replay._answer import Answer, Exchange, Script, count_tokens, prompt_text
+from llm_toll.demo.replay._answer import (
+    Answer,
+    Exchange,
+    Script,
+    count_tokens,
+    output_cap,
+    prompt_text,
+    truncate,
+)
 from llm_toll.demo.replay._http import HTTPServer
 
 
@@ -129,6 +137,10 @@ class ReplayServer:
             script.cache_creation_tokens,
             script.reasoning_tokens,
         )
+        cap = output_cap(body)
+        if cap is not None and not script.ignore_cap:  # reasoning counts against it first
+            reasoning = min(reasoning, cap)
+            text = truncate(text, cap - reasoning)
         return Answer(
             model=script.model or model,
             text=text,
