@@ -164,8 +164,50 @@ def import_costs(old_py: Path) -> None:
     sys.stdout.flush()
 
 
+def measure_requests(python: Path | str, url: str) -> dict[str, float]:
+    done = subprocess.run(
+        [str(python), str(HERE / "requests.py")],
+        check=False,
+        capture_output=True,
+        text=True,
+        env={**clean_env(), "BENCH_REPLAY_URL": url},
+        cwd=HERE,
+    )
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr[-5000:])
+        raise RuntimeError(f"requests.py failed (exit {done.returncode})")
+    result: dict[str, float] = json.loads(done.stdout)
+    return result
+
+
+def request_overheads(old_py: Path) -> None:
+    """Real openai SDK requests to the loopback replay server: what llm_toll adds to one."""
+    from llm_toll.demo.replay import ReplayServer
+
+    with ReplayServer() as server:
+        new = measure_requests(sys.executable, server.base_url)
+        old = measure_requests(old_py, server.base_url)
+    sdk = new["sdk"]
+    print()
+    print("openai SDK requests to a loopback server, µs per request (median of rounds)")
+    print(f"{'':52} {'llm_toll':>10} {'0.13.0':>10} {'ratio':>7}")
+    print(f"{'the bare SDK call (no hooks)':52} {sdk:10.0f} {old['sdk']:10.0f} {'':>7}")
+    for key, label in (
+        ("outside_run", "hooked request outside any run, overhead"),
+        ("in_run", "hooked request inside a run, overhead"),
+    ):
+        print(f"{label:52} {new[key] - sdk:10.0f} {'—':>10} {'':>7}")
+    new_decorated = new["decorated"] - sdk
+    old_decorated = old["decorated"] - old["sdk"]
+    ratio = new_decorated / old_decorated if old_decorated > 0 else float("nan")
+    label = "decorated function making it, overhead"
+    print(f"{label:52} {new_decorated:10.0f} {old_decorated:10.0f} {ratio:7.2f}")
+    sys.stdout.flush()
+
+
 def main() -> None:
     old_py = old_python()
+    request_overheads(old_py)
     import_costs(old_py)
     old = measure(old_py)
     new = measure(sys.executable)

@@ -76,6 +76,9 @@ _ROUTES: dict[str, tuple[str, _Builder, str]] = {
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive and chunked streams, like the real APIs
+    # Headers and body go out in separate writes: without TCP_NODELAY, the client's delayed
+    # ACK holds the body back 40 ms on every keep-alive request.
+    disable_nagle_algorithm = True
     server: HTTPServer
     timeout = 30  # an idle keep-alive connection is dropped after this long
 
