@@ -82,6 +82,7 @@ SPAN_ATTRIBUTES = {
     "gen_ai.operation.name",
     "gen_ai.provider.name",
     "gen_ai.request.model",
+    "gen_ai.request.max_tokens",
     "gen_ai.response.model",
     "gen_ai.response.id",
     "gen_ai.usage.input_tokens",
@@ -99,6 +100,17 @@ SPAN_ATTRIBUTES = {
     "llm_toll.budget.period",
     "llm_toll.price.known",
     "llm_toll.usage.estimated",
+    "llm_toll.strict.reserved",
+    "llm_toll.strict.cap_lowered",
+    "llm_toll.strict.requested_max_tokens",
+    "error.type",
+}
+RUN_SPAN_ATTRIBUTES = {
+    "llm_toll.project",
+    "llm_toll.budget.key",
+    "llm_toll.run.max_cost",
+    "llm_toll.run.cost",
+    "llm_toll.run.requests",
     "error.type",
 }
 METRICS = {
@@ -162,6 +174,10 @@ def test_readme_span_table_lists_exactly_the_attributes() -> None:
     assert readme_table_names("### Span") == SPAN_ATTRIBUTES
 
 
+def test_readme_run_span_table_lists_exactly_the_attributes() -> None:
+    assert readme_table_names("### Run span") == RUN_SPAN_ATTRIBUTES
+
+
 def test_readme_metrics_table_lists_exactly_the_instruments() -> None:
     assert readme_table_names("### Metrics") == METRICS
 
@@ -176,7 +192,7 @@ def test_names_are_defined_once_in_code() -> None:
     """Every name of the tables is a constant of ``telemetry.names`` (span attributes) or
     ``telemetry.metrics`` (instruments); GenAI names come from the semantic-conventions
     package, so a renamed convention fails here."""
-    assert constants(names) >= SPAN_ATTRIBUTES
+    assert constants(names) >= SPAN_ATTRIBUTES | RUN_SPAN_ATTRIBUTES
     assert {n for n in constants(metrics) if n.startswith(("gen_ai.", "llm_toll."))} == METRICS
     assert names.INPUT_TOKENS == "gen_ai.usage.input_tokens"
     assert metrics.METRIC_TOKEN_USAGE == "gen_ai.client.token.usage"

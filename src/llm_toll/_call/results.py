@@ -91,9 +91,16 @@ class CallResults:
                 "stream_options={'include_usage': True}); usage is estimated from the text",
             )
         found = self.estimate(stream.text, stream.model, request_hint)
-        if found.usage.output_tokens < stream.text_pieces:  # each piece is a token at least
-            found = replace(found, usage=replace(found.usage, output_tokens=stream.text_pieces))
-        return found
+        usage = found.usage
+        if usage.output_tokens < stream.text_pieces:  # each piece is a token at least
+            usage = replace(usage, output_tokens=stream.text_pieces)
+        return replace(  # what the stream did say
+            found,
+            usage=usage,
+            provider=found.provider or stream.provider,
+            operation=found.operation or stream.operation,
+            response_id=found.response_id or stream.response_id,
+        )
 
     def estimate(
         self, completion: str, model: str | None, request_hint: str = ""
