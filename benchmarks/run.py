@@ -1,7 +1,8 @@
 """`make bench`: llm_toll against llm-toll 0.13.0, measured in the same run on this machine.
 
 llm-toll 0.13.0 is installed once into its own virtualenv under ~/.cache/llm-toll/ (it
-shares the import name ``llm_toll``, so it cannot live in this project's venv).
+shares the import name ``llm_toll``, so it cannot live in this project's venv), by
+``tests/support/v013_venv.py``, which the mixed-fleet tests use too.
 """
 
 from __future__ import annotations
@@ -12,16 +13,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import venv
 from pathlib import Path
 
 from imports import RUNS
 from imports import measure as measure_imports
 
 HERE = Path(__file__).resolve().parent
-OLD_VERSION = "0.13.0"
-CACHE = Path(os.environ.get("LLM_TOLL_CACHE", Path.home() / ".cache" / "llm-toll"))
-OLD_VENV = CACHE / f"llm-toll-{OLD_VERSION}-venv"
+sys.path.insert(0, str(HERE.parent))  # the checkout, for tests.support
+
+from tests.support.v013_venv import clean_env, old_python, try_psycopg2  # noqa: E402
 
 ROWS = [
     ("sync_us", "sync call overhead, budget checked (µs)"),
@@ -34,40 +34,6 @@ ROWS = [
     ("sync_1m_rows_us", "sync call overhead, 1,000,000 rows of history (µs)"),
     ("sync_otel_us", "sync call overhead, with OTel SDK span + metrics (µs)"),
 ]
-
-
-def old_python() -> Path:
-    python = OLD_VENV / "bin" / "python"
-    marker = OLD_VENV / ".ready"
-    if not marker.exists():
-        print(f"installing llm-toll=={OLD_VERSION} into {OLD_VENV} (once)", file=sys.stderr)
-        venv.create(OLD_VENV, with_pip=True, clear=True)
-        subprocess.run(
-            [python, "-m", "pip", "install", "--quiet", f"llm-toll=={OLD_VERSION}", "openai"],
-            check=True,
-        )
-        marker.touch()
-    try_psycopg2(python)
-    return python
-
-
-def try_psycopg2(python: Path) -> bool:
-    """0.13's optional PostgreSQL store needs psycopg2; install it once if it can be."""
-    marker = OLD_VENV / ".psycopg2-tried"
-    if not marker.exists():
-        marker.touch()
-        subprocess.run(
-            [python, "-m", "pip", "install", "--quiet", "psycopg2-binary"],
-            check=False,
-            capture_output=True,
-        )
-    return subprocess.run([python, "-c", "import psycopg2"], capture_output=True).returncode == 0
-
-
-def clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LLM_TOLL_"))}
-    env.pop("PYTHONPATH", None)
-    return env
 
 
 def measure(python: Path | str) -> dict[str, float]:
