@@ -282,6 +282,15 @@ def test_reset_of_a_project_without_cost_changes_nothing(
     assert (code, out) == (0, "Project 'nobody' has no recorded cost; nothing to reset.\n")
 
 
+def test_migrate_on_a_current_database_has_nothing_to_do(
+    capsys: pytest.CaptureFixture[str], db: Path
+) -> None:
+    # A file of llm-toll 0.13: tests/stores/test_v013_sharing.py.
+    names = sorted(db.parent.iterdir())
+    assert run(capsys, "--db", str(db), "migrate") == (0, "The schema is up to date.\n", "")
+    assert sorted(db.parent.iterdir()) == names  # no backup: nothing was changed
+
+
 # -- llm-toll 0.13 flags --------------------------------------------------------------------
 
 
@@ -403,5 +412,6 @@ def test_usage_errors_exit_with_2(
 def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "--help")
     assert code == 0
-    assert all(name in out for name in ("summary", "models", "logs", "budgets", "trends", "reset"))
+    commands = ("summary", "models", "logs", "budgets", "trends", "reset", "migrate")
+    assert all(name in out for name in commands)
     assert run(capsys, "--version") == (0, f"llm-toll {VERSION}\n", "")

@@ -355,11 +355,13 @@ def test_a_database_of_llm_toll_0_13_is_carried_over(db_path: Path) -> None:
             (200_000_000, 200, "2025-01-02T10:00:00+00:00"),
             (100_000_000, 100, "2025-01-01T10:00:00+00:00"),
         ]
-        store.log_usage("old", "gpt-4", 1, 1, 0.05)
+        with pytest.warns(StoreWarning, match="now shares it with 0.13"):
+            store.log_usage("old", "gpt-4", 1, 1, 0.05)
         assert store.get_total_cost("old") == 0.25
+    # Shared, not migrated away: 0.13's tables and index stay, its running total follows.
     tables = {name for (name,) in raw(db_path, "SELECT name FROM sqlite_master")}
-    assert "budgets" not in tables
-    assert "usage_logs_project_created_at" in tables
+    assert {"budgets", "idx_usage_logs_project_created", "budget_totals"} <= tables
+    assert raw(db_path, "SELECT total_cost FROM budgets") == [(0.25,)]
 
 
 # -- processes ------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llm_toll.cli._tables import Column, Row, count, percent, render_table, time, totals, usd
-from llm_toll.store import BaseStore
+from llm_toll.store import BaseStore, StoreError
 
 _CALLS = Column("Calls", "call_count", count, right=True)
 _INPUT = Column("Input Tokens", "total_input_tokens", count, right=True)
@@ -132,6 +132,22 @@ def _show_reset(result: Row, args: argparse.Namespace) -> str:
     return f"Budget reset for project '{result['project']}' (was {usd(result['previous_cost'])})."
 
 
+def _do_migrate(store: BaseStore, args: argparse.Namespace) -> Row:
+    upgrade = getattr(store, "upgrade_schema", None)
+    if upgrade is None:
+        raise StoreError(f"{type(store).__name__} has no schema to upgrade")
+    return {"backup": upgrade()}
+
+
+def _show_migrate(result: Row, args: argparse.Namespace) -> str:
+    if result["backup"] is None:
+        return "The schema is up to date."
+    return (
+        "The llm-toll 0.13 database is now shared with llm_toll: 0.13 processes keep "
+        f"recording and enforcing the same budgets. A copy from before: {result['backup']}"
+    )
+
+
 _EXPORT_FIELDS = ("project", "model", "input_tokens", "output_tokens", "cost", "created_at")
 
 
@@ -163,5 +179,6 @@ COMMANDS: dict[str, Command] = {
     "budgets": Command(_fetch_budgets, _show_budgets),
     "trends": Command(_fetch_trends, _show_trends),
     "reset": Command(_do_reset, _show_reset),
+    "migrate": Command(_do_migrate, _show_migrate),
     "export": Command(_fetch_export, _show_export),
 }

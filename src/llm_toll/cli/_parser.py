@@ -109,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     reset = command("reset", "zero the running budget totals of a project (history is kept)")
     reset.add_argument("project", help="project name")
 
+    command(
+        "migrate",
+        "bring the database's schema up to date now, as the first write would; an llm-toll "
+        "0.13 database is copied beside itself, then shared with 0.13 (which keeps working)",
+    )
+
     export = command("export", "every call as CSV (or JSON with --json)")
     export.add_argument("--project", help="only calls of this project")
     export.add_argument("--model", help="only calls to this model")

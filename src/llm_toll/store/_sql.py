@@ -169,6 +169,14 @@ class SQLStore(ReportMethods, CompatMethods):
         with self._transaction("settle a shared rate limit", write=True, barrier=False) as tx:
             settle_rate_in(tx, scope, lease_id=lease_id, actual_tokens=actual_tokens, now=now)
 
+    # -- the schema ------------------------------------------------------------------------
+
+    def upgrade_schema(self) -> str | None:
+        """Bring the database's schema up to date now, as its first write would; returns
+        the path of a backup made for it, if any."""
+        with self._transaction("upgrade the schema", write=True):
+            return None
+
     # -- llm-toll 0.13 API (the rest comes from CompatMethods and ReportMethods) -----------
 
     def reset_budget(self, project: str) -> None:

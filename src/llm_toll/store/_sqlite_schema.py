@@ -2,56 +2,57 @@
 
 Each step is a version number and the statements that bring the schema from the previous
 version to it. Steps are never edited once released: a change is a new step at the end.
+
+A file of llm-toll 0.13 is left as it is until llm_toll first writes to it; it is then
+shared with 0.13 (``_sqlite_v013``): its first step differs, the others are the same.
 """
 
 from __future__ import annotations
 
-import math
+import enum
 import sqlite3
+from collections.abc import Callable
 
-from llm_toll._budget.money import usd_to_nanos
+from llm_toll.store import _sqlite_v013 as v013
 from llm_toll.store.errors import SchemaError
 
 Step = tuple[int, tuple[str, ...]]
 
+# One row per call, never updated: the exact ledger.
+_LEDGER_V1 = """CREATE TABLE usage_logs (
+    id                          INTEGER PRIMARY KEY,
+    project                     TEXT    NOT NULL,
+    model                       TEXT    NOT NULL,
+    provider                    TEXT,
+    operation                   TEXT    NOT NULL,
+    input_tokens                INTEGER NOT NULL,
+    output_tokens               INTEGER NOT NULL,
+    cache_read_input_tokens     INTEGER NOT NULL DEFAULT 0,
+    cache_creation_input_tokens INTEGER NOT NULL DEFAULT 0,
+    reasoning_output_tokens     INTEGER NOT NULL DEFAULT 0,
+    cost_nanos                  INTEGER NOT NULL,
+    price_known                 INTEGER NOT NULL DEFAULT 1,
+    estimated                   INTEGER NOT NULL DEFAULT 0,
+    budget_key                  TEXT,
+    response_id                 TEXT,
+    duration_s                  REAL,
+    created_at                  TEXT    NOT NULL
+)"""
+_LEDGER_INDEX_V1 = "CREATE INDEX usage_logs_project_created_at ON usage_logs (project, created_at)"
+# Running totals per (project, period), so budget checks never sum the ledger.
+_TOTALS_V1 = """CREATE TABLE budget_totals (
+    project          TEXT    NOT NULL,
+    period           TEXT    NOT NULL,
+    spent_nanos      INTEGER NOT NULL DEFAULT 0,
+    limit_nanos      INTEGER,
+    thresholds_fired INTEGER NOT NULL DEFAULT 0,
+    updated_at       TEXT    NOT NULL,
+    last_reset_at    TEXT,
+    PRIMARY KEY (project, period)
+) WITHOUT ROWID"""
+
 MIGRATIONS: tuple[Step, ...] = (
-    (
-        1,
-        (
-            # One row per call, never updated: the exact ledger.
-            """CREATE TABLE usage_logs (
-                id                          INTEGER PRIMARY KEY,
-                project                     TEXT    NOT NULL,
-                model                       TEXT    NOT NULL,
-                provider                    TEXT,
-                operation                   TEXT    NOT NULL,
-                input_tokens                INTEGER NOT NULL,
-                output_tokens               INTEGER NOT NULL,
-                cache_read_input_tokens     INTEGER NOT NULL DEFAULT 0,
-                cache_creation_input_tokens INTEGER NOT NULL DEFAULT 0,
-                reasoning_output_tokens     INTEGER NOT NULL DEFAULT 0,
-                cost_nanos                  INTEGER NOT NULL,
-                price_known                 INTEGER NOT NULL DEFAULT 1,
-                estimated                   INTEGER NOT NULL DEFAULT 0,
-                budget_key                  TEXT,
-                response_id                 TEXT,
-                duration_s                  REAL,
-                created_at                  TEXT    NOT NULL
-            )""",
-            "CREATE INDEX usage_logs_project_created_at ON usage_logs (project, created_at)",
-            # Running totals per (project, period), so budget checks never sum the ledger.
-            """CREATE TABLE budget_totals (
-                project          TEXT    NOT NULL,
-                period           TEXT    NOT NULL,
-                spent_nanos      INTEGER NOT NULL DEFAULT 0,
-                limit_nanos      INTEGER,
-                thresholds_fired INTEGER NOT NULL DEFAULT 0,
-                updated_at       TEXT    NOT NULL,
-                last_reset_at    TEXT,
-                PRIMARY KEY (project, period)
-            ) WITHOUT ROWID""",
-        ),
-    ),
+    (1, (_LEDGER_V1, _LEDGER_INDEX_V1, _TOTALS_V1)),
     (
         2,
         (
@@ -119,92 +120,77 @@ MIGRATIONS: tuple[Step, ...] = (
 
 LATEST_VERSION = MIGRATIONS[-1][0]
 
-# llm-toll 0.13 kept `usage_logs` (cost REAL) and `budgets` (total_cost REAL) without a
-# schema_version table, in the same default file. Its data is carried over into version 1.
-_LEGACY_V013_SET_ASIDE = (
-    "DROP INDEX IF EXISTS idx_usage_logs_project_created",
-    "ALTER TABLE usage_logs RENAME TO legacy_v013_usage_logs",
-)
-_LEGACY_V013_IMPORT = (
-    """INSERT INTO usage_logs (id, project, model, operation, input_tokens, output_tokens,
-                               cost_nanos, created_at)
-       SELECT id, project, model, 'chat', input_tokens, output_tokens,
-              llm_toll_usd_to_nanos(cost), created_at
-       FROM legacy_v013_usage_logs""",
-    """INSERT INTO budget_totals (project, period, spent_nanos, updated_at, last_reset_at)
-       SELECT project, 'all', llm_toll_usd_to_nanos(total_cost), updated_at, last_reset_at
-       FROM budgets""",
-    "DROP TABLE legacy_v013_usage_logs",
-    "DROP TABLE budgets",
-)
+_SHARED_STEP_1 = (*v013.EXTEND_LEDGER, _TOTALS_V1)
+"""Step 1 in a file shared with llm-toll 0.13: its ``usage_logs`` extended (its index on
+(project, created_at) serves as llm_toll's), then the running totals."""
 
 
-def migrate(conn: sqlite3.Connection) -> None:
-    """Bring the schema of ``conn`` (autocommit mode) to LATEST_VERSION.
+class Layout(enum.Enum):
+    """What a file holds, once ``migrate`` has seen it."""
 
-    Safe when several processes open a fresh file at once: the version is re-read under
-    ``BEGIN IMMEDIATE``, so exactly one of them applies each step.
+    NATIVE = "llm_toll's tables"
+    SHARED = "llm_toll's tables, sharing llm-toll 0.13's ledger and budgets"
+    V013 = "llm-toll 0.13's tables only, left unchanged"
+
+
+def migrate(conn: sqlite3.Connection, *, backup: Callable[[], object] | None = None) -> Layout:
+    """Bring the schema of ``conn`` (autocommit mode) to LATEST_VERSION; its layout.
+
+    A file of llm-toll 0.13 is changed only when ``backup`` is given (by a write): it is
+    then copied by ``backup``, under the write lock, and shared with 0.13 in the same
+    transaction. Safe when several processes open a file at once: the version is re-read
+    under ``BEGIN IMMEDIATE``, so exactly one of them applies each step.
     """
-    if _version(conn) == LATEST_VERSION:
-        return  # the usual case: no write lock taken
+    version = _version(conn)
+    if version == LATEST_VERSION:  # the usual case: no write lock taken
+        return Layout.SHARED if v013.is_shared(conn) else Layout.NATIVE
+    if version == 0 and backup is None and v013.is_v013_file(conn):
+        return Layout.V013  # read as it is: not even a lock taken
     conn.execute("BEGIN IMMEDIATE")
     try:
-        _migrate_locked(conn)
+        layout = _migrate_locked(conn, backup)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+    return layout
 
 
-def _migrate_locked(conn: sqlite3.Connection) -> None:
-    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+def _migrate_locked(conn: sqlite3.Connection, backup: Callable[[], object] | None) -> Layout:
     current = _version(conn)
     if current > LATEST_VERSION:
         raise SchemaError(
             f"schema version {current} was written by a newer llm_toll "
             f"(this one knows up to {LATEST_VERSION}); upgrade llm_toll"
         )
-    legacy = current == 0 and _is_legacy_v013(conn)
-    if legacy:
-        _run(conn, _LEGACY_V013_SET_ASIDE)
+    sharing = current == 0 and v013.is_v013_file(conn)
+    if sharing:
+        if backup is None:
+            return Layout.V013  # 0.13 created it while this process waited for the lock
+        backup()  # under the write lock: exactly the file before the change
     for version, statements in MIGRATIONS:
         if version > current:
-            _run(conn, statements)
-    if legacy:
-        conn.create_function("llm_toll_usd_to_nanos", 1, _legacy_usd_to_nanos)
-        _run(conn, _LEGACY_V013_IMPORT)
+            _run(conn, _SHARED_STEP_1 if sharing and version == 1 else statements)
+    if sharing:
+        _run(conn, (v013.SEED_TOTALS, *v013.TRIGGERS))
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
     conn.execute("DELETE FROM schema_version")
     conn.execute("INSERT INTO schema_version (version) VALUES (?)", (LATEST_VERSION,))
+    return Layout.SHARED if v013.is_shared(conn) else Layout.NATIVE
 
 
 def _version(conn: sqlite3.Connection) -> int:
     exists = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+        "SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = 'schema_version'"
     ).fetchone()
     if exists is None:
         return 0
-    row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    row = conn.execute("SELECT MAX(version) FROM main.schema_version").fetchone()
     return int(row[0] or 0)
-
-
-def _is_legacy_v013(conn: sqlite3.Connection) -> bool:
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(usage_logs)")}
-    if not columns:
-        return False
-    if "cost" in columns and "cost_nanos" not in columns:
-        return True
-    raise SchemaError(f"unknown usage_logs table without a schema version: columns {columns}")
 
 
 def _run(conn: sqlite3.Connection, statements: tuple[str, ...]) -> None:
     # One execute per statement: executescript() would COMMIT the open transaction.
     for statement in statements:
         conn.execute(statement)
-
-
-def _legacy_usd_to_nanos(value: float | int | None) -> int:
-    # 0.13 stored whatever float it was given; a NaN or infinite cost carries no money.
-    if value is None or not math.isfinite(value):
-        return 0
-    return usd_to_nanos(value)

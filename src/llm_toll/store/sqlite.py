@@ -3,6 +3,9 @@
 One connection per process, guarded by a lock and opened on first use. Writes are
 ``BEGIN IMMEDIATE`` transactions, so a check and its write are atomic across processes; WAL
 mode lets readers run alongside the single writer.
+
+A file of llm-toll 0.13 is read as it is, and shared with 0.13 on the first write
+(``_sqlite_v013``), so 0.13 processes using it keep working.
 """
 
 from __future__ import annotations
@@ -16,16 +19,24 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
+from llm_toll._budget.money import nanos_to_usd
 from llm_toll._budget.periods import LIFETIME
 from llm_toll.store import _ledger, _totals
+from llm_toll.store import _sqlite_v013 as v013
+from llm_toll.store._compat import warn
 from llm_toll.store._reports import ReportSQL
 from llm_toll.store._sql import SQLStore, keep_inherited
-from llm_toll.store._sqlite_schema import migrate
+from llm_toll.store._sqlite_files import backup_copy, create_private_file
+from llm_toll.store._sqlite_schema import Layout, migrate
 from llm_toll.store._time import iso_utc
 from llm_toll.store._totals import ScopeWrite
 from llm_toll.store._transaction import Rows
 from llm_toll.store.errors import SchemaError, StoreError
 from llm_toll.store.errors import StoreWarning as StoreWarning  # an older import path
+
+V013_BACKUP_LABEL = "llm-toll-0.13-backup"
+"""A file of llm-toll 0.13 is copied to ``<file>.llm-toll-0.13-backup-<UTC time>`` before
+llm_toll first changes it."""
 
 DB_PATH_ENV = "LLM_TOLL_DB"
 DEFAULT_DB_NAME = ".llm_toll.db"
@@ -67,6 +78,9 @@ class SQLiteStore(SQLStore):
         self._busy_timeout_s = float(busy_timeout_s)
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        self._shared_with_v013 = False  # the ledger insert fills 0.13's cost column too
+        self._v013_cookie: int | None = None  # reading 0.13's own file through TEMP views
+        self._v013_backup: str | None = None
         super().__init__()
 
     @property
@@ -81,6 +95,13 @@ class SQLiteStore(SQLStore):
             conn, self._conn = self._conn, None
             if conn is not None:
                 conn.close()
+
+    def upgrade_schema(self) -> str | None:
+        """Bring the file's schema up to date now, as its first write would: a file of
+        llm-toll 0.13 is shared with 0.13. Returns the path of the copy made before this
+        store changed a 0.13 file, if it did."""
+        super().upgrade_schema()
+        return self._v013_backup
 
     # -- internals -------------------------------------------------------------------------
 
@@ -113,7 +134,7 @@ class SQLiteStore(SQLStore):
                 f"newer (for INSERT ... RETURNING); this Python has {sqlite3.sqlite_version}",
             )
         try:
-            _create_private_file(Path(self._db_path))
+            create_private_file(Path(self._db_path))
             conn = sqlite3.connect(
                 self._db_path,
                 timeout=self._busy_timeout_s,
@@ -128,13 +149,42 @@ class SQLiteStore(SQLStore):
             conn.execute(f"PRAGMA page_size={_PAGE_SIZE}")
             _enable_wal(conn, self._busy_timeout_s)
             conn.execute("PRAGMA synchronous=NORMAL")
-            migrate(conn)
+            self._follow_layout(conn, migrate(conn))
         except BaseException as exc:
             conn.close()
             if isinstance(exc, (sqlite3.Error, SchemaError)):
                 raise self._error("prepare", exc) from exc
             raise
         return conn
+
+    def _follow_layout(self, conn: sqlite3.Connection, layout: Layout) -> None:
+        self._shared_with_v013 = layout is Layout.SHARED
+        self._v013_cookie = v013.open_views(conn) if layout is Layout.V013 else None
+
+    def _keep_up_with_v013(self, conn: sqlite3.Connection, *, write: bool) -> None:
+        """On a file of 0.13 read through views: before a write, share it (after a backup);
+        before a read, notice when another process has shared it."""
+        if not write and v013.schema_cookie(conn) == self._v013_cookie:
+            return  # still 0.13's own file: the views show it
+        backups = self._v013_backup
+        try:
+            v013.drop_views(conn)
+            self._follow_layout(conn, migrate(conn, backup=self._backup if write else None))
+        except BaseException:
+            # Neither the views nor the file's layout can be trusted: open anew next time.
+            self._conn = None
+            conn.close()
+            raise
+        if self._v013_backup != backups:  # this store shared the file just now
+            with contextlib.suppress(Warning):  # a notice, never an error, whatever the filters
+                warn(
+                    f"{self._db_path} was written by llm-toll 0.13; llm_toll now shares it "
+                    "with 0.13 (0.13 processes keep recording and enforcing the same "
+                    f"budgets). A copy from before: {self._v013_backup}"
+                )
+
+    def _backup(self) -> None:
+        self._v013_backup = backup_copy(self._db_path, V013_BACKUP_LABEL)
 
     def _error(self, action: str, cause: object) -> StoreError:
         return StoreError(
@@ -175,11 +225,13 @@ class _Session:
         store._lock.acquire()
         try:
             conn = self._conn = store._connection()
+            if store._v013_cookie is not None:
+                store._keep_up_with_v013(conn, write=self._write)
             if self._write:
                 conn.execute("BEGIN IMMEDIATE")
         except BaseException as exc:
             store._lock.release()
-            if isinstance(exc, sqlite3.Error):
+            if isinstance(exc, (sqlite3.Error, SchemaError)):
                 raise store._error(self._action, exc) from exc
             raise
         return self
@@ -222,7 +274,10 @@ class _Session:
         """Statement by statement: each is a primary-key upsert in this process's file."""
         conn = self._conn
         if write.ledger_row is not None:
-            conn.execute(_ledger.INSERT, write.ledger_row)
+            if self._store._shared_with_v013:
+                conn.execute(v013.LEDGER_INSERT, (*write.ledger_row, nanos_to_usd(write.cost)))
+            else:
+                conn.execute(_ledger.INSERT, write.ledger_row)
         lifetime = (write.project, write.key, LIFETIME, write.cost, write.now)
         if write.budget is None:
             (spent,) = conn.execute(_totals.ADD_TO_TOTAL, lifetime).fetchone()
@@ -268,20 +323,3 @@ def _rollback(conn: sqlite3.Connection) -> None:
     if conn.in_transaction:
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
-
-
-def _create_private_file(path: Path) -> None:
-    """Create the database file owner-only before SQLite opens it.
-
-    SQLite gives the -wal and -shm files the permissions of the database file.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    try:
-        if hasattr(os, "fchmod"):
-            os.fchmod(fd, 0o600)  # exactly 0600, whatever the umask
-    finally:
-        os.close(fd)

@@ -1,0 +1,429 @@
+"""A SQLite file shared with the real llm-toll 0.13.0, run from a virtualenv of its own.
+
+A fleet upgrades one process at a time: while 0.13 processes still use the file, reading it
+changes nothing, and once llm_toll writes, both libraries record into it and enforce the
+same budgets (``store/_sqlite_v013.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llm_toll import BudgetExceededError, set_store, track_costs
+from llm_toll._budget.periods import period_key
+from llm_toll._budget.records import BudgetSpec
+from llm_toll.cli import main as cli
+from llm_toll.store import SQLiteStore, StoreWarning, _ledger
+from llm_toll.store._sqlite_v013 import ADDED_COLUMNS, V013_LEDGER_COLUMNS
+from llm_toll.store._time import utc_now
+from llm_toll.store.sqlite import V013_BACKUP_LABEL
+from tests.stores.helpers import make_call
+from tests.support import fleet_worker
+from tests.support.v013_venv import clean_env, old_python
+
+WORKER = Path(fleet_worker.__file__).resolve()
+SHARING_NOTICE = "llm_toll now shares it with 0.13"
+TIMEOUT_S = 300
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def v013(db: Path, code: str) -> str:
+    """Run ``code`` under the real llm-toll 0.13.0, with ``store`` its SQLiteStore on ``db``;
+    its stdout. A warning of 0.13 (it reports a failed write so) fails the test."""
+    script = f"from llm_toll.store import SQLiteStore\nstore = SQLiteStore({str(db)!r})\n{code}\n"
+    done = subprocess.run(
+        [str(old_python()), "-W", "error", "-c", script + "store.close()\n"],
+        cwd=db.parent,  # not the checkout: 0.13 is imported, not this project's src
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 0, f"llm-toll 0.13 failed:\n{done.stderr}"
+    return done.stdout
+
+
+def v013_total(db: Path, project: str) -> float:
+    """The lifetime total 0.13's budget check reads."""
+    return float(v013(db, f"print(repr(store.get_total_cost({project!r})))"))
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def dump(db: Path) -> list[str]:
+    """The file's schema and rows, as SQL."""
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return list(conn.iterdump())
+
+
+def raw(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def columns(db: Path, table: str) -> set[str]:
+    return {row[1] for row in raw(db, f"PRAGMA table_info({table})")}
+
+
+def backups(db: Path) -> list[Path]:
+    return sorted(db.parent.glob(f"{db.name}.{V013_BACKUP_LABEL}-*"))
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    """A file llm-toll 0.13 created and wrote: two projects, one of them reset once."""
+    path = tmp_path / "ledger.db"
+    v013(
+        path,
+        """
+store.log_usage('chat', 'gpt-4o', 100, 20, 0.25)
+store.log_usage('chat', 'gpt-4o-mini', 10, 2, 0.125)
+store.log_usage('batch', 'gpt-4o', 1000, 200, 1.5)
+store.reset_budget('batch')
+store.log_usage('batch', 'gpt-4o', 100, 20, 0.5)
+""",
+    )
+    return path
+
+
+def share(db: Path) -> None:
+    """llm_toll's first write, which shares the file with 0.13."""
+    with SQLiteStore(db) as store, pytest.warns(StoreWarning, match=SHARING_NOTICE):
+        backup = store.upgrade_schema()
+    assert backup is not None
+
+
+# -- reading never changes the file ---------------------------------------------------------
+
+
+def test_reading_a_0_13_file_changes_none_of_its_bytes(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before, files = digest(db), sorted(os.listdir(db.parent))
+    for command in ("summary", "models", "logs", "budgets", "trends", "export"):
+        assert cli(["--db", str(db), command]) == 0
+        assert cli(["--db", str(db), "--json", command]) == 0
+    assert cli(["--db", str(db), "--stats"]) == 0
+    out = capsys.readouterr().out
+    assert "chat" in out and "$0.3750" in out
+    store = SQLiteStore(db)
+    try:
+        now = utc_now()
+        assert store.get_total_cost("chat") == 0.375
+        assert store.get_spent("batch", None, now) == 500_000_000  # since its reset
+        assert store.get_spent("chat", "daily", now) == 375_000_000
+        assert store.get_reserved("chat", "daily", now) == 0
+        assert len(store.get_usage_logs("batch", limit=-1)) == 2
+
+        # A decorated call refused before it is made reads the budget, and only reads it.
+        @track_costs(project="chat", max_budget=0.3)
+        def call() -> str:
+            raise AssertionError("refused before it runs")
+
+        set_store(store)
+        with pytest.raises(BudgetExceededError):
+            call()
+    finally:
+        set_store(None)
+        store.close()
+    assert digest(db) == before
+    assert sorted(os.listdir(db.parent)) == files  # no backup, no WAL left behind
+
+
+# -- the first write shares the file --------------------------------------------------------
+
+
+def test_the_first_write_shares_the_file_after_a_backup(db: Path) -> None:
+    before = dump(db)
+    v013_tables = {name for (name,) in raw(db, "SELECT name FROM sqlite_master")}
+    with SQLiteStore(db) as store:
+        with pytest.warns(StoreWarning, match=SHARING_NOTICE) as notices:
+            store.log_usage("chat", "gpt-4o", 1, 1, 0.05)
+        assert store.get_total_cost("chat") == 0.425
+    [backup] = backups(db)
+    assert str(backup) in str(notices[0].message)
+    assert dump(backup) == before  # the file as 0.13 left it
+    assert backup.stat().st_mode & 0o777 == 0o600
+    # 0.13's tables, columns and index are all kept.
+    assert v013_tables <= {name for (name,) in raw(db, "SELECT name FROM sqlite_master")}
+    assert set(V013_LEDGER_COLUMNS) <= columns(db, "usage_logs")
+    assert columns(db, "budgets") == {"project", "total_cost", "last_reset_at", "updated_at"}
+    # 0.13 reads llm_toll's call in its budget check, and keeps writing.
+    assert v013_total(db, "chat") == pytest.approx(0.425, abs=1e-12)
+    v013(db, "store.log_usage('chat', 'gpt-4o', 1, 1, 0.125)")
+    with SQLiteStore(db) as store:
+        assert store.get_total_cost("chat") == 0.55
+        assert store.get_spent("batch", None, utc_now()) == 500_000_000
+        assert [row["cost_nanos"] for row in store.get_usage_logs("chat")] == [
+            125_000_000,
+            50_000_000,
+            125_000_000,
+            250_000_000,
+        ]
+        assert store.upgrade_schema() is None  # shared once only
+    assert len(backups(db)) == 1
+
+
+def test_reads_through_views_and_after_sharing_agree(db: Path) -> None:
+    def everything(store: SQLiteStore) -> list[Any]:
+        now = utc_now()
+        return [
+            store.get_all_project_summaries(),
+            store.get_model_summaries(),
+            store.get_model_summaries("chat"),
+            store.get_project_summaries_for_model("gpt-4o"),
+            store.get_usage_logs_filtered(limit=0),
+            store.get_daily_cost_trends(),
+            [
+                (r["project"], r["period"], r["total_cost_nanos"])
+                for r in store.get_budget_utilization()
+            ],
+            [
+                store.get_spent(p, r, now)
+                for p in ("chat", "batch")
+                for r in (None, "daily", "weekly", "monthly")
+            ],
+        ]
+
+    with SQLiteStore(db) as store:
+        through_views = everything(store)
+    share(db)
+    with SQLiteStore(db) as store:
+        assert everything(store) == through_views
+
+
+def test_a_reader_follows_another_process_sharing_the_file(db: Path) -> None:
+    now = utc_now()
+    spec = BudgetSpec(10_000_000_000, "daily")
+    with SQLiteStore(db) as reader:
+        assert reader.get_reserved("chat", "daily", now) == 0  # read through the views
+        with SQLiteStore(db) as writer, pytest.warns(StoreWarning, match=SHARING_NOTICE):
+            held = writer.reserve(
+                "chat", budget_key=None, spec=spec, at=now, amount_nanos=7, ttl_s=60.0
+            )
+        assert held is not None
+        assert reader.get_reserved("chat", "daily", now) == 7
+        state = reader.settle_reservation(held, make_call(5, project="chat", at=now))
+        assert state.spent_nanos == 375_000_005
+        assert reader.get_reserved("chat", "daily", now) == 0
+    assert v013_total(db, "chat") == pytest.approx(0.375000005, abs=1e-12)
+
+
+def test_a_budget_reset_on_either_side_resets_the_other(db: Path) -> None:
+    share(db)
+    now = utc_now()
+    with SQLiteStore(db) as store:
+        store.record_call(make_call(1_000, project="chat", at=now), BudgetSpec(None, "daily"))
+        store.reset_budget("chat")
+        assert store.get_spent("chat", "daily", now) == 0
+    assert v013_total(db, "chat") == 0.0
+    v013(db, "store.log_usage('chat', 'gpt-4o', 1, 1, 0.5)\nstore.reset_budget('batch')")
+    with SQLiteStore(db) as store:
+        assert store.get_spent("chat", None, now) == 500_000_000
+        assert store.get_spent("chat", "daily", now) == 500_000_000
+        assert [store.get_spent("batch", r, now) for r in (None, "daily", "monthly")] == [0, 0, 0]
+        assert len(store.get_usage_logs("chat", limit=-1)) == 4  # the history is kept
+
+
+def test_0_13_rows_count_in_every_period_they_fall_in(db: Path) -> None:
+    share(db)
+    days = ["2026-03-01", "2026-03-02", "2026-03-08", "2026-12-31", "2027-01-01", "2028-02-29"]
+    for day in days:
+        # The statement 0.13's log_usage runs, at a chosen time (0.13 writes the present).
+        raw_insert = (
+            "INSERT INTO usage_logs (project, model, input_tokens, output_tokens, cost, "
+            "created_at) VALUES (?, 'gpt-4o', 1, 1, 0.001, ?)"
+        )
+        with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as conn:
+            conn.execute(raw_insert, (f"on-{day}", f"{day}T23:59:59.999999+00:00"))
+    for day in days:
+        at = datetime.fromisoformat(f"{day}T23:59:59.999999+00:00")
+        rows = raw(
+            db, "SELECT period, spent_nanos FROM budget_totals WHERE project = ?", (f"on-{day}",)
+        )
+        expected = {period_key(reset, at) for reset in (None, "daily", "weekly", "monthly")}
+        assert dict(rows) == dict.fromkeys(expected, 1_000_000)
+
+
+def test_a_0_13_cost_that_is_no_amount_counts_nothing_and_is_flagged(db: Path) -> None:
+    share(db)
+    v013(db, "store.log_usage('odd', 'm', 1, 1, -0.5)\nstore.log_usage('odd', 'm', 1, 1, 1e300)")
+    v013(db, "store.log_usage('odd', 'm', 1, 1, 0.25)")
+    with SQLiteStore(db) as store:
+        assert store.get_spent("odd", None, utc_now()) == 250_000_000
+        rows = store.get_usage_logs("odd")
+        assert [(r["cost_nanos"], r["price_known"]) for r in rows] == [
+            (250_000_000, True),
+            (0, False),
+            (0, False),
+        ]
+
+
+def test_every_ledger_column_is_added_to_0_13s_table() -> None:
+    added = {name for name, _, _ in ADDED_COLUMNS}
+    assert added | (set(V013_LEDGER_COLUMNS) - {"id", "cost"}) == set(_ledger.COLUMNS)
+    assert not added & set(V013_LEDGER_COLUMNS)
+
+
+def test_the_migrate_command_shares_the_file_once(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(["--db", str(db), "migrate"]) == 0
+    [backup] = backups(db)
+    assert str(backup) in capsys.readouterr().out
+    assert cli(["--db", str(db), "migrate"]) == 0
+    assert capsys.readouterr().out == "The schema is up to date.\n"
+    assert len(backups(db)) == 1
+
+
+# -- a process killed while it shares the file ----------------------------------------------
+
+KILLED_WHILE_SHARING = """
+import sys
+from llm_toll.store import SQLiteStore, _sqlite_schema, _sqlite_v013
+
+real_run = _sqlite_schema._run
+
+
+def run(conn, statements):
+    real_run(conn, statements)
+    if _sqlite_v013.SEED_TOTALS in statements:  # half-way: the file is not shared yet
+        print("sharing", flush=True)
+        sys.stdin.readline()  # held in the transaction until killed
+
+
+_sqlite_schema._run = run
+SQLiteStore(sys.argv[1]).upgrade_schema()
+"""
+
+
+def test_a_process_killed_while_sharing_leaves_the_file_to_0_13_and_a_backup(db: Path) -> None:
+    before = dump(db)
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WHILE_SHARING, str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == "sharing\n"
+        [backup] = backups(db)  # complete: it has its final name
+        assert dump(backup) == before
+        child.send_signal(signal.SIGKILL)
+        assert child.wait(timeout=TIMEOUT_S) == -signal.SIGKILL
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    # Nothing of the transaction remains: the file is 0.13's, and 0.13 keeps using it.
+    assert "schema_version" not in {name for (name,) in raw(db, "SELECT name FROM sqlite_master")}
+    assert columns(db, "usage_logs") == set(V013_LEDGER_COLUMNS)
+    v013(db, "store.log_usage('chat', 'gpt-4o', 1, 1, 0.125)")
+    assert v013_total(db, "chat") == 0.5
+    # The next write shares it, after a backup of its own.
+    with SQLiteStore(db) as store:
+        with pytest.warns(StoreWarning, match=SHARING_NOTICE):
+            store.log_usage("chat", "gpt-4o", 1, 1, 0.25)
+        assert store.get_total_cost("chat") == 0.75
+    assert len(backups(db)) == 2
+    with SQLiteStore(backup) as copy:  # the backup is a whole 0.13 file
+        assert copy.get_total_cost("chat") == 0.375
+
+
+# -- a mixed fleet, writing at once -----------------------------------------------------------
+
+CALLS = 100
+PROJECT = "fleet"
+
+
+@contextlib.contextmanager
+def workers(db: Path, pythons: list[Path], calls: int, max_budget: float) -> Iterator[list[Any]]:
+    """Fleet workers (``tests/support/fleet_worker.py``) on ``db``, started together; their
+    reports. Every worker is stopped, whatever happens."""
+    env = {**clean_env(), "LLM_TOLL_STORE_URL": str(db)}
+    procs = [
+        subprocess.Popen(
+            [str(python), str(WORKER), PROJECT, str(calls), repr(max_budget)],
+            cwd=db.parent,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=(db.parent / f"worker-{index}.stderr").open("w"),
+            text=True,
+        )
+        for index, python in enumerate(pythons)
+    ]
+    try:
+        pipes = [(proc.stdin, proc.stdout) for proc in procs]
+        for index, (_, out) in enumerate(pipes):
+            assert out is not None
+            assert out.readline() == "ready\n", (db.parent / f"worker-{index}.stderr").read_text()
+        for into, _ in pipes:
+            assert into is not None
+            into.write("go\n")
+            into.flush()
+        reports = [json.loads(out.readline()) for _, out in pipes if out is not None]
+        assert [proc.wait(timeout=TIMEOUT_S) for proc in procs] == [0] * len(procs)
+        yield reports
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def test_a_mixed_fleet_records_every_call_and_enforces_one_budget(tmp_path: Path) -> None:
+    db = tmp_path / "fleet.db"
+    v013(db, f"store.log_usage({PROJECT!r}, 'fleet-model', 1000, 500, 0.002)")  # 0.13's file
+    old, new = old_python(), Path(sys.executable)
+    fleet = [old, new, old, new]
+    with workers(db, fleet, CALLS, max_budget=1_000.0) as reports:
+        pass
+    assert [(r["returned"], r["refused"]) for r in reports] == [(CALLS, 0)] * len(fleet)
+    # No write failed: 0.13 warns of a failed write, llm_toll of a record it kept. The one
+    # notice is that of the llm_toll process that shared the file.
+    given = [message for r in reports for message in r["warnings"]]
+    assert len(given) == 1 and SHARING_NOTICE in given[0], given
+
+    calls = 1 + CALLS * len(fleet)
+    count, total, odd = raw(
+        db,
+        "SELECT COUNT(*), SUM(cost_nanos), SUM(cost_nanos <> ?) FROM usage_logs",
+        (fleet_worker.CALL_NANOS,),
+    )[0]
+    assert (count, total, odd) == (calls, calls * fleet_worker.CALL_NANOS, 0)
+    with SQLiteStore(db) as store:
+        assert store.get_spent(PROJECT, None, utc_now()) == total
+    assert v013_total(db, PROJECT) == pytest.approx(total / 1e9, abs=1e-9)
+
+    # Both libraries enforce that total: each refuses a call under a budget just below it,
+    # and makes one just above it.
+    spent = total / 1e9
+    for budget, outcome in ((spent - 0.001, (0, 1)), (spent + 1.0, (1, 0))):
+        for python in (old, new):
+            with workers(db, [python], 1, max_budget=budget) as [report]:
+                assert (report["returned"], report["refused"]) == outcome
+                assert report["warnings"] == []
+    with SQLiteStore(db) as store:
+        assert store.get_spent(PROJECT, None, utc_now()) == total + 2 * fleet_worker.CALL_NANOS
+    assert v013_total(db, PROJECT) == pytest.approx(total / 1e9 + 0.004, abs=1e-9)
