@@ -1,8 +1,10 @@
-"""A SQLite file shared with the real llm-toll 0.13.0, run from a virtualenv of its own.
+"""A database shared with the real llm-toll 0.13.0, run from a virtualenv of its own.
 
-A fleet upgrades one process at a time: while 0.13 processes still use the file, reading it
-changes nothing, and once llm_toll writes, both libraries record into it and enforce the
-same budgets (``store/_sqlite_v013.py``).
+A fleet upgrades one process at a time: while 0.13 processes still use a database, both
+libraries record into it and enforce the same budgets. A SQLite file is not changed by a
+read, and is shared with 0.13 on llm_toll's first write (``store/_sqlite_v013.py``); a
+PostgreSQL database is used the way 0.13 uses it, and never changed
+(``store/_postgres_v013.py``).
 """
 
 from __future__ import annotations
@@ -26,10 +28,13 @@ from llm_toll import BudgetExceededError, set_store, track_costs
 from llm_toll._budget.periods import period_key
 from llm_toll._budget.records import BudgetSpec
 from llm_toll.cli import main as cli
-from llm_toll.store import SQLiteStore, StoreWarning, _ledger
-from llm_toll.store._sqlite_v013 import ADDED_COLUMNS, V013_LEDGER_COLUMNS
+from llm_toll.store import SQLiteStore, StoreError, StoreWarning, _ledger
+from llm_toll.store import _postgres_v013 as pg_v013
+from llm_toll.store import _sqlite_v013 as sqlite_v013
+from llm_toll.store._sqlite_v013 import V013_LEDGER_COLUMNS
 from llm_toll.store._time import utc_now
 from llm_toll.store.sqlite import V013_BACKUP_LABEL
+from tests.stores.conftest import PostgresServer, StoreFactory, open_store
 from tests.stores.helpers import make_call
 from tests.support import fleet_worker
 from tests.support.v013_venv import clean_env, old_python
@@ -42,13 +47,14 @@ TIMEOUT_S = 300
 # -- helpers --------------------------------------------------------------------------------
 
 
-def v013(db: Path, code: str) -> str:
-    """Run ``code`` under the real llm-toll 0.13.0, with ``store`` its SQLiteStore on ``db``;
-    its stdout. A warning of 0.13 (it reports a failed write so) fails the test."""
-    script = f"from llm_toll.store import SQLiteStore\nstore = SQLiteStore({str(db)!r})\n{code}\n"
+def v013(url: str | Path, code: str, *, cwd: Path | None = None) -> str:
+    """Run ``code`` under the real llm-toll 0.13.0, with ``store`` its store on ``url`` (a
+    SQLite file or a PostgreSQL DSN); its stdout. A warning of 0.13 (it reports a failed
+    write so) fails the test."""
+    script = f"from llm_toll.store import create_store\nstore = create_store({str(url)!r})\n"
     done = subprocess.run(
-        [str(old_python()), "-W", "error", "-c", script + "store.close()\n"],
-        cwd=db.parent,  # not the checkout: 0.13 is imported, not this project's src
+        [str(old_python()), "-W", "error", "-c", f"{script}{code}\nstore.close()\n"],
+        cwd=cwd or Path(url).parent,  # not the checkout, whose src is not 0.13
         env=clean_env(),
         capture_output=True,
         text=True,
@@ -59,9 +65,9 @@ def v013(db: Path, code: str) -> str:
     return done.stdout
 
 
-def v013_total(db: Path, project: str) -> float:
+def v013_total(url: str | Path, project: str, *, cwd: Path | None = None) -> float:
     """The lifetime total 0.13's budget check reads."""
-    return float(v013(db, f"print(repr(store.get_total_cost({project!r})))"))
+    return float(v013(url, f"print(repr(store.get_total_cost({project!r})))", cwd=cwd))
 
 
 def digest(path: Path) -> str:
@@ -87,21 +93,33 @@ def backups(db: Path) -> list[Path]:
     return sorted(db.parent.glob(f"{db.name}.{V013_BACKUP_LABEL}-*"))
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    """A file llm-toll 0.13 created and wrote: two projects, one of them reset once."""
-    path = tmp_path / "ledger.db"
-    v013(
-        path,
-        """
+V013_HISTORY = """
 store.log_usage('chat', 'gpt-4o', 100, 20, 0.25)
 store.log_usage('chat', 'gpt-4o-mini', 10, 2, 0.125)
 store.log_usage('batch', 'gpt-4o', 1000, 200, 1.5)
 store.reset_budget('batch')
 store.log_usage('batch', 'gpt-4o', 100, 20, 0.5)
-""",
-    )
+"""
+"""What 0.13 wrote before llm_toll came: two projects, one of them reset once."""
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    """A SQLite file of llm-toll 0.13, with V013_HISTORY."""
+    path = tmp_path / "ledger.db"
+    v013(path, V013_HISTORY)
     return path
+
+
+@pytest.fixture
+def pg(postgres_server: PostgresServer, tmp_path: Path) -> Iterator[str]:
+    """A PostgreSQL database of llm-toll 0.13 (its psycopg2 store), with V013_HISTORY."""
+    dsn = postgres_server.create_database()
+    try:
+        v013(dsn, V013_HISTORY, cwd=tmp_path)
+        yield dsn
+    finally:
+        postgres_server.drop_database(dsn)
 
 
 def share(db: Path) -> None:
@@ -277,10 +295,11 @@ def test_a_0_13_cost_that_is_no_amount_counts_nothing_and_is_flagged(db: Path) -
         ]
 
 
-def test_every_ledger_column_is_added_to_0_13s_table() -> None:
-    added = {name for name, _, _ in ADDED_COLUMNS}
-    assert added | (set(V013_LEDGER_COLUMNS) - {"id", "cost"}) == set(_ledger.COLUMNS)
-    assert not added & set(V013_LEDGER_COLUMNS)
+@pytest.mark.parametrize("as_written", [sqlite_v013.AS_WRITTEN_BY_V013, pg_v013.AS_WRITTEN_BY_V013])
+def test_rows_0_13_wrote_read_as_every_ledger_column(as_written: dict[str, str]) -> None:
+    v013_own = set(V013_LEDGER_COLUMNS) - {"id", "cost"}
+    assert set(as_written) | v013_own == set(_ledger.COLUMNS)
+    assert not set(as_written) & v013_own
 
 
 def test_the_migrate_command_shares_the_file_once(
@@ -357,18 +376,21 @@ PROJECT = "fleet"
 
 
 @contextlib.contextmanager
-def workers(db: Path, pythons: list[Path], calls: int, max_budget: float) -> Iterator[list[Any]]:
-    """Fleet workers (``tests/support/fleet_worker.py``) on ``db``, started together; their
-    reports. Every worker is stopped, whatever happens."""
-    env = {**clean_env(), "LLM_TOLL_STORE_URL": str(db)}
+def workers(
+    fleet: StoreFactory, pythons: list[Path], *, calls: int, max_budget: float
+) -> Iterator[list[Any]]:
+    """Fleet workers (``tests/support/fleet_worker.py``) on the database of ``fleet``,
+    started together; their reports. Every worker is stopped, whatever happens."""
+    scratch = fleet.scratch
+    env = {**clean_env(), "LLM_TOLL_STORE_URL": fleet.location}
     procs = [
         subprocess.Popen(
             [str(python), str(WORKER), PROJECT, str(calls), repr(max_budget)],
-            cwd=db.parent,
+            cwd=scratch,
             env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=(db.parent / f"worker-{index}.stderr").open("w"),
+            stderr=(scratch / f"worker-{index}.stderr").open("w"),
             text=True,
         )
         for index, python in enumerate(pythons)
@@ -377,7 +399,7 @@ def workers(db: Path, pythons: list[Path], calls: int, max_budget: float) -> Ite
         pipes = [(proc.stdin, proc.stdout) for proc in procs]
         for index, (_, out) in enumerate(pipes):
             assert out is not None
-            assert out.readline() == "ready\n", (db.parent / f"worker-{index}.stderr").read_text()
+            assert out.readline() == "ready\n", (scratch / f"worker-{index}.stderr").read_text()
         for into, _ in pipes:
             assert into is not None
             into.write("go\n")
@@ -392,38 +414,126 @@ def workers(db: Path, pythons: list[Path], calls: int, max_budget: float) -> Ite
                 proc.wait()
 
 
-def test_a_mixed_fleet_records_every_call_and_enforces_one_budget(tmp_path: Path) -> None:
-    db = tmp_path / "fleet.db"
-    v013(db, f"store.log_usage({PROJECT!r}, 'fleet-model', 1000, 500, 0.002)")  # 0.13's file
+def test_a_mixed_fleet_records_every_call_and_enforces_one_budget(
+    store_factory: StoreFactory,
+) -> None:
+    fleet, scratch = store_factory, store_factory.scratch
+
+    def v013_spent() -> float:
+        return v013_total(fleet.location, PROJECT, cwd=scratch)
+
+    def ledger() -> list[int]:
+        with fleet() as store:
+            return [row["cost_nanos"] for row in store.get_usage_logs(PROJECT, limit=-1)]
+
+    # A database 0.13 created and uses.
+    v013(
+        fleet.location,
+        f"store.log_usage({PROJECT!r}, 'fleet-model', 1000, 500, 0.002)",
+        cwd=scratch,
+    )
     old, new = old_python(), Path(sys.executable)
-    fleet = [old, new, old, new]
-    with workers(db, fleet, CALLS, max_budget=1_000.0) as reports:
+    with workers(fleet, [old, new, old, new], calls=CALLS, max_budget=1_000.0) as reports:
         pass
-    assert [(r["returned"], r["refused"]) for r in reports] == [(CALLS, 0)] * len(fleet)
+    assert [(r["returned"], r["refused"]) for r in reports] == [(CALLS, 0)] * 4
     # No write failed: 0.13 warns of a failed write, llm_toll of a record it kept. The one
-    # notice is that of the llm_toll process that shared the file.
+    # notice on SQLite is that of the llm_toll process that shared the file.
     given = [message for r in reports for message in r["warnings"]]
-    assert len(given) == 1 and SHARING_NOTICE in given[0], given
+    notices = 1 if fleet.backend == "sqlite" else 0
+    assert len(given) == notices and all(SHARING_NOTICE in m for m in given), given
 
-    calls = 1 + CALLS * len(fleet)
-    count, total, odd = raw(
-        db,
-        "SELECT COUNT(*), SUM(cost_nanos), SUM(cost_nanos <> ?) FROM usage_logs",
-        (fleet_worker.CALL_NANOS,),
-    )[0]
-    assert (count, total, odd) == (calls, calls * fleet_worker.CALL_NANOS, 0)
-    with SQLiteStore(db) as store:
+    # Every call, once, and both budget checks read the ledger's total.
+    assert ledger() == [fleet_worker.CALL_NANOS] * (1 + 4 * CALLS)
+    total = sum(ledger())
+    with fleet() as store:
         assert store.get_spent(PROJECT, None, utc_now()) == total
-    assert v013_total(db, PROJECT) == pytest.approx(total / 1e9, abs=1e-9)
+    assert v013_spent() == pytest.approx(total / 1e9, abs=1e-9)
 
-    # Both libraries enforce that total: each refuses a call under a budget just below it,
-    # and makes one just above it.
-    spent = total / 1e9
-    for budget, outcome in ((spent - 0.001, (0, 1)), (spent + 1.0, (1, 0))):
+    # Both libraries enforce it: each refuses a call under a budget just below it, and
+    # makes one under a budget above it.
+    for budget, outcome in ((total / 1e9 - 0.001, (0, 1)), (total / 1e9 + 1.0, (1, 0))):
         for python in (old, new):
-            with workers(db, [python], 1, max_budget=budget) as [report]:
-                assert (report["returned"], report["refused"]) == outcome
-                assert report["warnings"] == []
-    with SQLiteStore(db) as store:
-        assert store.get_spent(PROJECT, None, utc_now()) == total + 2 * fleet_worker.CALL_NANOS
-    assert v013_total(db, PROJECT) == pytest.approx(total / 1e9 + 0.004, abs=1e-9)
+            with workers(fleet, [python], calls=1, max_budget=budget) as [report]:
+                assert (report["returned"], report["refused"], report["warnings"]) == (
+                    *outcome,
+                    [],
+                )
+    total += 2 * fleet_worker.CALL_NANOS
+    assert sum(ledger()) == total
+    with fleet() as store:
+        assert store.get_spent(PROJECT, None, utc_now()) == total
+    assert v013_spent() == pytest.approx(total / 1e9, abs=1e-9)
+
+
+# -- PostgreSQL: 0.13's tables, used the way 0.13 uses them -----------------------------------
+
+SCHEMA = """
+SELECT c.relname, c.relkind, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE n.nspname = 'public'
+UNION ALL SELECT tgname, 't', NULL, NULL, NULL FROM pg_trigger WHERE NOT tgisinternal
+UNION ALL SELECT p.proname, 'f', NULL, NULL, NULL
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'
+ORDER BY 1, 3
+"""
+
+
+def rows_of(dsn: str) -> list[Any]:
+    return [
+        PostgresServer.run(dsn, "SELECT * FROM usage_logs ORDER BY id"),
+        PostgresServer.run(dsn, "SELECT * FROM budgets ORDER BY project"),
+    ]
+
+
+def test_a_0_13_postgres_database_is_shared_and_never_changed(
+    pg: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    schema, rows = PostgresServer.run(pg, SCHEMA), rows_of(pg)
+    for command in ("summary", "models", "logs", "budgets", "trends", "export"):
+        assert cli(["--store-url", pg, command]) == 0
+    assert "$0.3750" in capsys.readouterr().out
+    now = utc_now()
+    with open_store("postgres", pg) as store:
+        assert store.get_total_cost("chat") == 0.375
+        assert [store.get_spent("batch", r, now) for r in (None, "daily", "monthly")] == [
+            500_000_000
+        ] * 3  # since its reset
+        assert [r["cost_nanos"] for r in store.get_usage_logs("chat")] == [125_000_000, 250_000_000]
+    assert rows_of(pg) == rows  # reading changed no row
+
+    with open_store("postgres", pg) as store:
+        # 0.13's 375_000_000 today were half the limit already: this call crosses 80 %.
+        state = store.record_call(
+            make_call(225_000_000, project="chat", at=now), BudgetSpec(750_000_000, "daily")
+        )
+        assert (state.spent_nanos, state.crossed_thresholds) == (600_000_000, (80,))
+        store.reset_budget("batch")
+    assert v013_total(pg, "chat", cwd=tmp_path) == pytest.approx(0.6, abs=1e-12)
+    assert v013_total(pg, "batch", cwd=tmp_path) == 0.0
+    v013(pg, "store.log_usage('batch', 'gpt-4o', 1, 1, 0.25)", cwd=tmp_path)
+    with open_store("postgres", pg) as store:
+        assert [store.get_spent("batch", r, now) for r in (None, "daily", "weekly")] == [
+            250_000_000
+        ] * 3
+        assert store.get_total_cost("chat") == 0.6
+    assert PostgresServer.run(pg, SCHEMA) == schema  # no table, column, trigger or function
+
+    assert cli(["--store-url", pg, "migrate"]) == 1
+    assert "llm-toll 0.13's tables" in capsys.readouterr().err
+
+
+def test_what_needs_llm_tolls_own_tables_is_declined_on_0_13s(pg: str) -> None:
+    now = utc_now()
+    spec = BudgetSpec(10_000_000_000, "daily")
+    with open_store("postgres", pg) as store:
+        with pytest.raises(NotImplementedError, match="strict reservations"):
+            store.reserve("chat", budget_key=None, spec=spec, at=now, amount_nanos=1, ttl_s=60.0)
+        with pytest.raises(NotImplementedError, match="shared rate limits"):
+            store.acquire_rate("s", rpm=1, tpm=None, estimated_tokens=0, now=1.0)
+        with pytest.raises(StoreError, match="budget key"):
+            store.get_spent("chat", None, now, budget_key="tenant")
+        assert store.get_reserved("chat", "daily", now) == 0
+        # A call with a budget key is recorded for its project all the same.
+        store.record_call(make_call(5, project="chat", at=now, budget_key="tenant"), None, spec)
+        assert store.get_spent("chat", None, now) == 375_000_005

@@ -113,8 +113,10 @@ MIGRATION_LOCK = 0x6C6C_6D5F_746F_6C6C
 _OUR_TABLES = ("usage_logs", "budget_totals", "reservations", "rate_events")
 
 
-def migrate(conn: psycopg.Connection[Any]) -> None:
-    """Bring the schema of ``conn`` (an autocommit connection) to LATEST_VERSION.
+def migrate(conn: psycopg.Connection[Any]) -> bool:
+    """Bring the schema of ``conn`` (an autocommit connection) to LATEST_VERSION, unless the
+    database holds llm-toll 0.13's tables: then it is left as it is (``_postgres_v013``), and
+    the answer is True.
 
     Safe when several processes open a fresh database at once: the version is re-read under
     a transaction-level advisory lock, so exactly one of them applies each step, and the
@@ -122,14 +124,17 @@ def migrate(conn: psycopg.Connection[Any]) -> None:
     """
     if not conn.autocommit:
         raise ValueError("migrate() needs an autocommit connection")
-    if _version(conn) == LATEST_VERSION:
-        return  # the usual case: no lock taken
+    version = _version(conn)
+    if version == LATEST_VERSION:
+        return False  # the usual case: no lock taken
+    if version == 0 and _is_v013_database(conn):
+        return True
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-        _migrate_locked(conn)
+        return _migrate_locked(conn)
 
 
-def _migrate_locked(conn: psycopg.Connection[Any]) -> None:
+def _migrate_locked(conn: psycopg.Connection[Any]) -> bool:
     current = _version(conn)
     if current > LATEST_VERSION:
         raise SchemaError(
@@ -137,8 +142,10 @@ def _migrate_locked(conn: psycopg.Connection[Any]) -> None:
             f"(this one knows up to {LATEST_VERSION}); upgrade llm_toll"
         )
     if current == LATEST_VERSION:
-        return  # applied by another process while this one waited for the lock
+        return False  # applied by another process while this one waited for the lock
     if current == 0:
+        if _is_v013_database(conn):
+            return True  # created by 0.13 while this process waited for the lock
         foreign = [name for name in _OUR_TABLES if _table_exists(conn, name)]
         if foreign:
             raise SchemaError(
@@ -152,6 +159,7 @@ def _migrate_locked(conn: psycopg.Connection[Any]) -> None:
                 conn.execute(statement)
     conn.execute("DELETE FROM schema_version")
     conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (LATEST_VERSION,))
+    return False
 
 
 def _version(conn: psycopg.Connection[Any]) -> int:
@@ -159,6 +167,18 @@ def _version(conn: psycopg.Connection[Any]) -> int:
         return 0
     row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
     return int(row[0] or 0) if row is not None else 0
+
+
+def _is_v013_database(conn: psycopg.Connection[Any]) -> bool:
+    """Whether the schema holds llm-toll 0.13's ``usage_logs`` (with ``cost``) and
+    ``budgets``, and no llm_toll schema version."""
+    row = conn.execute(
+        """SELECT count(*) FROM information_schema.columns
+           WHERE table_schema = current_schema()
+             AND ((table_name = 'usage_logs' AND column_name = 'cost')
+                  OR (table_name = 'budgets' AND column_name = 'total_cost'))""",
+    ).fetchone()
+    return bool(row and row[0] == 2)
 
 
 def _table_exists(conn: psycopg.Connection[Any], name: str) -> bool:

@@ -35,29 +35,39 @@ class ReportSQL:
     project_summaries_for_model: str
     daily_trends: str
     budget_totals: str
+    ledger: str
+    """What the queries read as ``usage_logs``: the table, or a query that shows another
+    table as it (llm-toll 0.13's, see ``_postgres_v013``)."""
 
     @classmethod
-    def for_backend(cls, utc_day_of_created_at: str) -> ReportSQL:
+    def for_backend(
+        cls,
+        utc_day_of_created_at: str,
+        *,
+        ledger: str = "usage_logs",
+        totals: str = "budget_totals",
+    ) -> ReportSQL:
         return cls(
             project_summaries=f"""
                 SELECT project, {_TOTALS}, MAX(created_at) AS last_used
-                FROM usage_logs GROUP BY project ORDER BY total_cost_nanos DESC, project""",
+                FROM {ledger} GROUP BY project ORDER BY total_cost_nanos DESC, project""",
             model_summaries=f"""
-                SELECT model, {_TOTALS} FROM usage_logs {{where}}
+                SELECT model, {_TOTALS} FROM {ledger} {{where}}
                 GROUP BY model ORDER BY total_cost_nanos DESC, model""",
             project_summaries_for_model=f"""
-                SELECT project, {_TOTALS} FROM usage_logs WHERE model = ?
+                SELECT project, {_TOTALS} FROM {ledger} WHERE model = ?
                 GROUP BY project ORDER BY total_cost_nanos DESC, project""",
             daily_trends=f"""
                 SELECT {utc_day_of_created_at} AS date, SUM(cost_nanos) AS daily_cost_nanos,
                        SUM(input_tokens) AS daily_input_tokens,
                        SUM(output_tokens) AS daily_output_tokens, COUNT(*) AS call_count
-                FROM usage_logs WHERE created_at >= ? GROUP BY 1 ORDER BY 1""",
-            budget_totals="""
+                FROM {ledger} WHERE created_at >= ? GROUP BY 1 ORDER BY 1""",
+            budget_totals=f"""
                 SELECT project, period, spent_nanos AS total_cost_nanos, limit_nanos,
                        thresholds_fired, last_reset_at, updated_at, budget_key
-                FROM budget_totals
+                FROM {totals}
                 ORDER BY spent_nanos DESC, project, budget_key, period""",
+            ledger=ledger,
         )
 
 
@@ -65,6 +75,10 @@ class ReportMethods(BaseStore):
     """``get_usage_logs`` ... ``get_budget_utilization`` for a store that can run a query."""
 
     _sql: ClassVar[ReportSQL]
+
+    def _queries(self) -> ReportSQL:
+        """The read queries of this store: ``_sql``, unless its database needs others."""
+        return self._sql
 
     @abstractmethod
     def _report(self, action: str, sql: str, params: Sequence[object] = ()) -> list[dict[str, Any]]:
@@ -88,10 +102,10 @@ class ReportMethods(BaseStore):
         return self._usage_logs(project, model, limit if limit > 0 else -1)
 
     def get_all_project_summaries(self) -> list[dict[str, Any]]:
-        return self._report("read project summaries", self._sql.project_summaries)
+        return self._report("read project summaries", self._queries().project_summaries)
 
     def get_model_summaries(self, project: str | None = None) -> list[dict[str, Any]]:
-        sql = self._sql.model_summaries
+        sql = self._queries().model_summaries
         if project is None:
             return self._report("read model summaries", sql.format(where=""))
         where = "WHERE project = ?"
@@ -99,15 +113,16 @@ class ReportMethods(BaseStore):
 
     def get_project_summaries_for_model(self, model: str) -> list[dict[str, Any]]:
         return self._report(
-            "read project summaries", self._sql.project_summaries_for_model, (model,)
+            "read project summaries", self._queries().project_summaries_for_model, (model,)
         )
 
     def get_daily_cost_trends(self, days: int = 30) -> list[dict[str, Any]]:
         cutoff = self._time_param(utc_now() - timedelta(days=days))
-        return self._report("read daily cost trends", self._sql.daily_trends, (cutoff,))
+        return self._report("read daily cost trends", self._queries().daily_trends, (cutoff,))
 
     def get_budget_utilization(self) -> list[dict[str, Any]]:
-        return add_utilization(self._report("read budget utilization", self._sql.budget_totals))
+        sql = self._queries().budget_totals
+        return add_utilization(self._report("read budget utilization", sql))
 
     def _usage_logs(
         self, project: str | None, model: str | None, limit: int
@@ -122,7 +137,7 @@ class ReportMethods(BaseStore):
             params.append(model)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = (
-            f"SELECT {_LOG_COLUMNS} FROM usage_logs {where} "
+            f"SELECT {_LOG_COLUMNS} FROM {self._queries().ledger} {where} "
             "ORDER BY created_at DESC, id DESC LIMIT ?"
         )
         return self._report("read usage logs", sql, (*params, self._limit_param(limit)))

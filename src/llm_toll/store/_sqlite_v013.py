@@ -71,24 +71,37 @@ def _kinds(*kinds: str) -> str:
 
 _DAY_OF_ROW = "substr({table}.created_at, 1, 10)"  # 0.13 writes UTC ISO 8601 times
 
-ADDED_COLUMNS: Final = (
-    # (name, its definition added to 0.13's table, its value in a row 0.13 wrote)
-    ("provider", "TEXT", "NULL"),
-    ("operation", "TEXT NOT NULL DEFAULT 'chat'", "'chat'"),
-    ("cache_read_input_tokens", "INTEGER NOT NULL DEFAULT 0", "0"),
-    ("cache_creation_input_tokens", "INTEGER NOT NULL DEFAULT 0", "0"),
-    ("reasoning_output_tokens", "INTEGER NOT NULL DEFAULT 0", "0"),
-    # NULL in a row 0.13 inserts, until the trigger below sets it.
-    ("cost_nanos", "INTEGER", _nanos("cost")),
-    ("price_known", "INTEGER NOT NULL DEFAULT 1", _cost_ok("cost")),
-    ("estimated", "INTEGER NOT NULL DEFAULT 0", "0"),
-    ("budget_key", "TEXT", "NULL"),
-    ("response_id", "TEXT", "NULL"),
-    ("duration_s", "REAL", "NULL"),
+_STEP_1_COLUMNS: Final = (
+    ("provider", "TEXT"),
+    ("operation", "TEXT NOT NULL DEFAULT 'chat'"),
+    ("cache_read_input_tokens", "INTEGER NOT NULL DEFAULT 0"),
+    ("cache_creation_input_tokens", "INTEGER NOT NULL DEFAULT 0"),
+    ("reasoning_output_tokens", "INTEGER NOT NULL DEFAULT 0"),
+    ("cost_nanos", "INTEGER"),  # NULL in a row 0.13 inserts, until the trigger below sets it
+    ("price_known", "INTEGER NOT NULL DEFAULT 1"),
+    ("estimated", "INTEGER NOT NULL DEFAULT 0"),
+    ("budget_key", "TEXT"),
+    ("response_id", "TEXT"),
+    ("duration_s", "REAL"),
 )
-"""llm_toll's ledger columns that 0.13's ``usage_logs`` lacks."""
+"""The ledger columns of schema step 1 that 0.13's ``usage_logs`` lacks, added to it when
+the file is shared. Part of a released step, so never edited: a later ledger column comes
+with its own step, which adds it to shared files too."""
 
-_AS_WRITTEN_BY_V013 = {name: value for name, _, value in ADDED_COLUMNS}
+AS_WRITTEN_BY_V013: Final = {
+    "provider": "NULL",
+    "operation": "'chat'",
+    "cache_read_input_tokens": "0",
+    "cache_creation_input_tokens": "0",
+    "reasoning_output_tokens": "0",
+    "cost_nanos": _nanos("cost"),
+    "price_known": _cost_ok("cost"),
+    "estimated": "0",
+    "budget_key": "NULL",
+    "response_id": "NULL",
+    "duration_s": "NULL",
+}
+"""Every ledger column that 0.13's ``usage_logs`` lacks, as a row 0.13 wrote reads (SQL)."""
 
 LEDGER_INSERT: Final = (
     f"INSERT INTO usage_logs ({', '.join(_ledger.COLUMNS)}, cost) "
@@ -129,7 +142,7 @@ TOTALS_COLUMNS: Final = (
 # -- sharing the file ------------------------------------------------------------------------
 
 EXTEND_LEDGER: Final = (
-    *(f"ALTER TABLE usage_logs ADD COLUMN {name} {spec}" for name, spec, _ in ADDED_COLUMNS),
+    *(f"ALTER TABLE usage_logs ADD COLUMN {name} {spec}" for name, spec in _STEP_1_COLUMNS),
     f"UPDATE usage_logs SET cost_nanos = {_nanos('cost')}, price_known = {_cost_ok('cost')}",
 )
 """0.13's ``usage_logs`` made llm_toll's ledger too: its columns added, its rows priced."""
@@ -185,7 +198,7 @@ TRIGGERS: Final = (
 _LEDGER_VIEW = (
     "CREATE TEMP VIEW usage_logs AS SELECT id, "
     + ", ".join(
-        name if name in V013_LEDGER_COLUMNS else f"{_AS_WRITTEN_BY_V013[name]} AS {name}"
+        name if name in V013_LEDGER_COLUMNS else f"{AS_WRITTEN_BY_V013[name]} AS {name}"
         for name in _ledger.COLUMNS
     )
     + ", cost FROM main.usage_logs"

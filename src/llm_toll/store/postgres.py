@@ -6,6 +6,9 @@ trip. A scope's running totals and the call's ledger row are written by one stat
 trip; with a limit, whose thresholds it may have to mark as fired, or with a budget key
 whose totals are updated too, the statements run in one explicit transaction.
 
+A database that holds llm-toll 0.13's tables is used as 0.13 uses it, and never changed
+(``_postgres_v013``), so 0.13 processes sharing it keep working.
+
 Concurrency: the running totals are upserted with ``INSERT ... ON CONFLICT DO UPDATE``, which
 takes the row lock of (project, key, period) until the transaction commits, so concurrent
 calls to one scope are serialised on that row, including the scope's very first call. Every
@@ -25,7 +28,7 @@ from typing import Any, Final
 from llm_toll._budget.periods import LIFETIME
 from llm_toll.store import _ledger, _totals
 from llm_toll.store._reports import ReportSQL
-from llm_toll.store._sql import SQLStore, keep_inherited
+from llm_toll.store._sql import keep_inherited
 from llm_toll.store._time import as_utc
 from llm_toll.store._totals import ScopeWrite
 from llm_toll.store._transaction import Rows
@@ -37,6 +40,7 @@ try:
 
     from llm_toll.store._pool import Connection, Connections, describe
     from llm_toll.store._postgres_schema import migrate
+    from llm_toll.store._postgres_v013 import OnV013Tables
 except ImportError as exc:  # pragma: no cover - exercised without the extra installed
     raise ImportError(
         "the PostgreSQL store needs psycopg 3 and psycopg-pool: pip install 'llm-toll[postgres]'"
@@ -65,7 +69,7 @@ _PERIOD_BUDGET: Final = {
 }
 
 
-class PostgresStore(SQLStore):
+class PostgresStore(OnV013Tables):
     """Budget store in a PostgreSQL database, for many processes on many hosts.
 
     ``dsn`` is a libpq connection string or URL (``postgresql://user@host:5432/db``). The
@@ -110,6 +114,7 @@ class PostgresStore(SQLStore):
             connect_kwargs["connect_timeout"] = max(2, math.ceil(connect_timeout_s))
         if "application_name" not in params:
             connect_kwargs["application_name"] = "llm_toll"
+        self._v013_tables: bool | None = None  # known once the database is first reached
         self._connections = Connections(
             dsn,
             connect_kwargs=connect_kwargs,
@@ -117,7 +122,7 @@ class PostgresStore(SQLStore):
             pool_min=pool_min,
             pool_max=pool_max,
             pool_timeout_s=float(pool_timeout_s),
-            prepare=migrate,
+            prepare=self._prepare,
             error=self._error,
         )
         super().__init__()
@@ -133,6 +138,9 @@ class PostgresStore(SQLStore):
     def close(self) -> None:
         """Close the pool; the store opens a new one if it is used again."""
         self._connections.close()
+
+    def _prepare(self, conn: Connection) -> None:
+        self._v013_tables = migrate(conn)
 
     # -- internals -------------------------------------------------------------------------
 
