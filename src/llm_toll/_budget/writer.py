@@ -10,21 +10,31 @@ loop, so this write never runs on it.
 Accounting does not depend on tracing: a call whose span was dropped by the app's sampler
 (or made with no SDK at all) is recorded the same way.
 
-If the store cannot be written (locked past its timeout, disk full...), the record is kept
-in memory and written with the next call or on ``force_flush``/exit: nothing is lost, and
-the app is told once per cause.
+If the store cannot be written (locked past its timeout, read-only, disk full, down...), the
+record goes to the store's spill journal (``journal.py``), on disk before the call returns,
+and is written to the store, exactly once, by the first write that finds the store working
+again: in this process, or in the next one that uses the store. A store without a journal
+(one written for llm-toll 0.13), or a journal that cannot be written, keeps the record in
+memory until then or exit. The app is told once per cause, and at exit where records wait.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import sys
 import threading
+import time
+import weakref
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.trace import Span
 
+from llm_toll._budget.journal import ReplayStopped, SpillJournal
 from llm_toll._budget.money import nanos_to_usd
 from llm_toll._budget.records import BudgetState, CallRecord, PendingWrite
 from llm_toll._budget.view import BudgetView
@@ -35,8 +45,14 @@ from llm_toll.store import BaseStore, StoreError
 from llm_toll.telemetry import metrics
 from llm_toll.telemetry.spans import annotate_call
 
-# Records kept in memory while the store is failing, before the oldest are dropped.
+if TYPE_CHECKING:
+    from llm_toll.store._sql import SQLStore
+
+# Records kept in memory (a store without a journal, or a journal that cannot be written),
+# before the oldest are dropped.
 MAX_SPOOLED = 1_000_000
+# The longest pause between tries of a store that refused the records kept for it.
+MAX_RETRY_PAUSE_S = 5.0
 
 
 def _apply(store: BaseStore, write: PendingWrite) -> BudgetState:
@@ -60,6 +76,9 @@ class CostSpanProcessor(SpanProcessor):
         self._reporter = reporter
         self._spool: deque[tuple[BaseStore, PendingWrite]] = deque()
         self._spool_lock = threading.Lock()
+        self._spills: weakref.WeakKeyDictionary[BaseStore, _Spill] = weakref.WeakKeyDictionary()
+        self._catch_up_lock = threading.Lock()
+        self._exit_registered = False
         self.view = BudgetView()
 
     # -- the write ------------------------------------------------------------------------
@@ -112,9 +131,10 @@ class CostSpanProcessor(SpanProcessor):
 
     def _write(self, store: BaseStore, write: PendingWrite, held: int | None) -> BudgetState | None:
         state = None
+        spill = self._spills.get(store) or self._first_sight(store)
         try:
-            if self._spool and not self._drain():
-                self._keep(store, write)
+            if (spill.pending or self._spool) and not self._catch_up(store, spill):
+                self._spill(store, spill, write, None)  # the store still refuses: no wait
                 return None
             state = _apply(store, write)
         except ValueError as exc:  # a record no store can hold; callers validate first
@@ -124,13 +144,8 @@ class CostSpanProcessor(SpanProcessor):
                 with contextlib.suppress(Exception):
                     store.release_reservation(write.reservation)
         except StoreError as exc:
-            self._keep(store, write)
-            warn_once(
-                f"store-write:{type(exc.__cause__).__name__}",
-                f"llm_toll could not record a call ({exc}); it is kept in memory and will "
-                "be written when the store is writable again.",
-                AccountingWarning,
-            )
+            spill.refused()
+            self._spill(store, spill, write, exc)
         finally:
             if state is not None:  # the new total first, so the cost is never missed
                 self._remember(write.call, state)
@@ -146,7 +161,55 @@ class CostSpanProcessor(SpanProcessor):
                 call.project, key_state.period, key_state.spent_nanos, call.budget_key
             )
 
-    def _keep(self, store: BaseStore, write: PendingWrite) -> None:
+    # -- records the store refused --------------------------------------------------------
+
+    def _first_sight(self, store: BaseStore) -> _Spill:
+        """The first write to ``store`` in this process: records an earlier process left
+        in its journal are written before this one."""
+        from llm_toll.store._sql import SQLStore
+
+        journal = SpillJournal(store.location) if isinstance(store, SQLStore) else None
+        spill = _Spill(journal, pending=journal is not None and journal.has_records())
+        self._spills[store] = spill
+        return spill
+
+    def _spill(
+        self, store: BaseStore, spill: _Spill, write: PendingWrite, error: StoreError | None
+    ) -> None:
+        """Keep a record the store refused: in the store's journal, else in memory."""
+        self._at_exit_once()
+        cause = "" if error is None else f" ({error})"
+        journal = spill.journal
+        if journal is not None:
+            try:
+                journal.append([write])
+            except OSError as journal_error:
+                warn_once(
+                    f"journal-unwritable:{journal.path}",
+                    f"llm_toll could not record a call{cause}, nor keep it in the spill "
+                    f"journal {journal.path} ({journal_error}): it is kept in memory only, and "
+                    "lost if the process ends before the store takes writes again.",
+                    AccountingWarning,
+                )
+            else:
+                spill.pending = True
+                warn_once(
+                    f"spilled:{journal.path}",
+                    f"llm_toll could not record a call in {journal.location}{cause}; it is "
+                    f"kept in the spill journal {journal.path} and will be written to the "
+                    "store as soon as it takes writes again, by this process or the next one "
+                    "that uses this store.",
+                    AccountingWarning,
+                )
+                return
+        else:
+            cause_name = "store" if error is None else type(error.__cause__).__name__
+            warn_once(
+                f"store-write:{cause_name}",
+                f"llm_toll could not record a call{cause}; it is kept in memory and will be "
+                "written when the store is writable again.",
+                AccountingWarning,
+            )
         with self._spool_lock:
             if len(self._spool) >= MAX_SPOOLED:
                 self._spool.popleft()
@@ -154,8 +217,40 @@ class CostSpanProcessor(SpanProcessor):
                           "unwritten record was dropped.", AccountingWarning)  # fmt: skip
             self._spool.append((store, write))
 
+    def _catch_up(self, store: BaseStore, spill: _Spill, *, now: bool = False) -> bool:
+        """Write what earlier writes could not, oldest first; False while the store still
+        refuses. One thread at a time: the others go on with their own write. ``now``:
+        even while backing off from the store's last refusal."""
+        if not now and time.monotonic() < spill.retry_at:  # refused a moment ago
+            return False
+        if not self._catch_up_lock.acquire(blocking=False):
+            return True
+        try:
+            if self._spool and not self._drain():
+                return spill.refused()
+            journal = spill.journal
+            if spill.pending and journal is not None:
+                try:
+                    replayed = journal.replay(cast("SQLStore", store))
+                except ReplayStopped:
+                    return spill.refused()
+                if not replayed.busy:
+                    spill.pending = False
+                spill.refusals = 0
+                if replayed.damaged:
+                    warn_once(
+                        f"journal-damaged:{journal.path}",
+                        f"llm_toll skipped {replayed.damaged} damaged record(s) of the spill "
+                        f"journal {journal.path}: lines cut short by a crash while they were "
+                        "written, before their calls returned.",
+                        AccountingWarning,
+                    )
+            return True
+        finally:
+            self._catch_up_lock.release()
+
     def _drain(self) -> bool:
-        """Write spooled records in order; False if the store still fails."""
+        """Write records kept in memory, in order; False if the store still fails."""
         with self._spool_lock:
             while self._spool:
                 store, write = self._spool[0]
@@ -169,8 +264,53 @@ class CostSpanProcessor(SpanProcessor):
 
     @property
     def pending(self) -> int:
-        """Records waiting in memory for the store to become writable."""
-        return len(self._spool)
+        """Records not in their store yet: kept in memory or in a spill journal."""
+        in_journals = sum(
+            spill.journal.count() for spill in list(self._spills.values()) if spill.journal
+        )
+        return len(self._spool) + in_journals
+
+    def _at_exit_once(self) -> None:
+        if not self._exit_registered:
+            self._exit_registered = True
+            # Registered at the first refusal: later than the worker's own exit drain, so it
+            # runs first (atexit is LIFO) and drains the worker itself.
+            atexit.register(self._at_exit)
+
+    def _at_exit(self) -> None:
+        """Write what can be written; say where the rest waits."""
+        from llm_toll._worker import EXIT_DRAIN_TIMEOUT_S, worker
+
+        worker.drain(EXIT_DRAIN_TIMEOUT_S)
+        self.force_flush()
+        if self._spool:  # a journal may take what memory holds by now
+            self._move_to_journals()
+        for spill in list(self._spills.values()):
+            left = spill.journal.count() if spill.journal is not None and spill.pending else 0
+            if left and spill.journal is not None:
+                print(
+                    f"llm_toll: {left} record(s) for {spill.journal.location} wait in the spill "
+                    f"journal {spill.journal.path}; the next process that writes to that "
+                    "store records them.",
+                    file=sys.stderr,
+                )
+        if self._spool:
+            print(f"llm_toll: {len(self._spool)} record(s) could not be written anywhere and "
+                  "are lost.", file=sys.stderr)  # fmt: skip
+
+    def _move_to_journals(self) -> None:
+        with self._spool_lock:
+            kept: deque[tuple[BaseStore, PendingWrite]] = deque()
+            for store, write in self._spool:
+                spill = self._spills.get(store)
+                try:
+                    if spill is None or spill.journal is None:
+                        raise OSError("no journal")
+                    spill.journal.append([write])
+                    spill.pending = True
+                except OSError:
+                    kept.append((store, write))
+            self._spool = kept
 
     # -- SpanProcessor --------------------------------------------------------------------
 
@@ -179,7 +319,30 @@ class CostSpanProcessor(SpanProcessor):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Write records the store refused earlier; True when none is left waiting."""
-        return not self._spool or self._drain()
+        done = True
+        for store, spill in list(self._spills.items()):
+            if spill.pending or self._spool:
+                done = self._catch_up(store, spill, now=True) and not spill.pending and done
+        return done and not self._spool
 
     def shutdown(self) -> None:
         self.force_flush()
+
+
+@dataclass(slots=True)
+class _Spill:
+    """Where the records a store refuses wait, and whether any may be waiting."""
+
+    journal: SpillJournal | None
+    pending: bool
+    refusals: int = 0
+    """Catch-ups the store refused in a row."""
+    retry_at: float = 0.0
+    """``time.monotonic()`` before which records go to the journal without trying the store:
+    a store that refuses (locked, down) is not waited on by every call."""
+
+    def refused(self) -> bool:
+        """Back off, up to 5 s, before the next try; False (for the caller to return)."""
+        self.refusals += 1
+        self.retry_at = time.monotonic() + min(0.1 * 2**self.refusals, MAX_RETRY_PAUSE_S)
+        return False

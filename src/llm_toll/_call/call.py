@@ -32,8 +32,6 @@ if TYPE_CHECKING:
     from llm_toll._call.run import Run
 
 UNKNOWN_MODEL = "unknown"
-# Async records queued in the worker beyond which callers wait for their own.
-MAX_BACKLOG = 256
 
 
 class Call:
@@ -133,19 +131,24 @@ class Call:
         self._write(self._record_of(self.results.of_response(response)))
 
     async def finish_async(self, response: Any) -> None:
-        """The same for an async call, without making the caller wait for the store.
+        """The same for an async call, with the store's work off the event loop.
 
         Usage and price are worked out here (CPU only); the store write and the span's end
-        go to the worker thread. Until the write lands, the call's cost is held in the
-        budget view, so the next call's check already counts it; and the store's read
-        methods wait for such writes, so a caller reads its own writes. When the worker
-        falls behind, callers wait for their own write, which bounds the backlog.
+        run in the worker thread, and the caller gets its result once the record is durable
+        (in the store, or in its spill journal): a process killed right after an
+        ``asyncio.gather`` returned has lost none of its calls. While writes wait in the
+        worker, their cost is held in the budget view, so concurrent calls' checks count it.
         """
         found = self.results.of_response(response)
-        if prices_loaded():
-            call = self._record_of(found)
-        else:  # the first call loads genai-prices' data, too slow for the event loop
-            call = await worker.run(self._record_of, found)
+        # The store in use now, though the write runs later: a set_store() in between
+        # does not move this call's record to another store.
+        store = _runtime.get_store()
+        if not prices_loaded():
+            # The first call loads genai-prices' data, too slow for the event loop. Priced
+            # and written in one job, which runs even if the caller is cancelled meanwhile.
+            await worker.run(self.finish_with, found, store)
+            return
+        call = self._record_of(found)
         end_ns = time.time_ns()
         held = None
         scopes = self.plan.scopes(self.budget_key)
@@ -154,13 +157,7 @@ class Call:
             period = period_key(scopes[0].spec.reset, call.started_at)
             key = scopes[-1].key
             held = _runtime.writer().view.hold(call.project, period, call.cost_nanos, key)
-        # The store in use now, though the write runs later: a set_store() in between
-        # does not move this call's record to another store.
-        store = _runtime.get_store()
-        if worker.backlog < MAX_BACKLOG:
-            worker.submit(self._write, call, store, end_ns, held)
-        else:
-            await worker.run(self._write, call, store, end_ns, held)
+        await worker.run(self._write, call, store, end_ns, held)
 
     def finish_with(self, found: ExtractedUsage, store: BaseStore | None = None) -> None:
         """Usage already known (integrations' callbacks): record it and end the span."""

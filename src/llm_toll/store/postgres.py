@@ -127,6 +127,10 @@ class PostgresStore(SQLStore):
         """The database as shown in messages: ``postgresql://user@host:port/db``, no password."""
         return self._display
 
+    @property
+    def location(self) -> str:
+        return self._display
+
     def __enter__(self) -> PostgresStore:
         return self
 

@@ -73,6 +73,10 @@ class SQLiteStore(SQLStore):
     def db_path(self) -> str:
         return self._db_path
 
+    @property
+    def location(self) -> str:
+        return self._db_path
+
     def __enter__(self) -> SQLiteStore:
         return self
 
