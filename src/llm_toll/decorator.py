@@ -10,7 +10,7 @@ from llm_toll._budget.money import usd_to_nanos
 from llm_toll._budget.periods import Reset, validate_reset
 from llm_toll._budget.records import BudgetSpec
 from llm_toll._call import shapes
-from llm_toll._call.plan import Plan
+from llm_toll._call.plan import STORE_ERROR_POLICIES, Plan, StoreErrorPolicy
 from llm_toll._runtime import set_reporter, set_store
 from llm_toll.rate_limiter import RateLimiter
 from llm_toll.store._checks import usd_to_nanos_checked
@@ -43,6 +43,7 @@ def track_costs(
     shared_limits: bool = False,
     max_run_cost: float | None = None,
     clamp: bool = True,
+    on_store_error: StoreErrorPolicy | None = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -65,6 +66,7 @@ def track_costs(
     shared_limits: bool = False,
     max_run_cost: float | None = None,
     clamp: bool = True,
+    on_store_error: StoreErrorPolicy | None = None,
 ) -> F | Callable[[F], F]:
     """Track the cost of every call of the decorated function and enforce its budget.
 
@@ -115,6 +117,11 @@ def track_costs(
         clamp: with ``strict``, lower a request's output cap (or set one, when it has
             none) to what the budget has left. ``clamp=False`` refuses such requests
             instead of changing them.
+        on_store_error: when the budget store cannot be read (or, with ``strict``, cannot
+            reserve) before a call: ``"allow"`` lets the call go ahead without the check,
+            with an ``AccountingWarning``; ``"refuse"`` raises ``BudgetExceededError``
+            (``scope="store"``, the reason in its message) before anything is sent. The
+            default is ``"allow"``, and ``"refuse"`` with ``strict``.
     """
     options = plan_options(
         project=project,
@@ -133,6 +140,7 @@ def track_costs(
         shared_limits=shared_limits,
         max_run_cost=max_run_cost,
         clamp=clamp,
+        on_store_error=on_store_error,
     )
 
     def decorate(func: F) -> F:
@@ -159,6 +167,7 @@ def plan_options(
     shared_limits: bool = False,
     max_run_cost: float | None = None,
     clamp: bool = True,
+    on_store_error: StoreErrorPolicy | None = None,
 ) -> dict[str, Any]:
     """The options of ``track_costs`` (and of ``llm_toll.run``) checked, as the fields of a
     Plan; a ValueError names the option that is wrong."""
@@ -207,6 +216,7 @@ def plan_options(
     if not isinstance(key_in_metrics, bool):
         raise ValueError(f"key_in_metrics must be True or False, got {key_in_metrics!r}")
     run_cap = usd_option("max_run_cost", max_run_cost)
+    policy = store_error_option(on_store_error, strict=strict)
     limiter = (
         RateLimiter(rpm=rate_limit, tpm=tpm_limit)
         if rate_limit is not None or tpm_limit is not None
@@ -233,7 +243,19 @@ def plan_options(
         "shared_limits": shared_limits,
         "max_run_cost_nanos": run_cap,
         "clamp": clamp,
+        "on_store_error": policy,
     }
+
+
+def store_error_option(value: object, *, strict: bool = False) -> StoreErrorPolicy:
+    """``on_store_error`` checked; None is the default: ``"refuse"`` for strict budgets
+    (which never fall back to an unchecked call unless told to), else ``"allow"``."""
+    if value is None:
+        return "refuse" if strict else "allow"
+    for policy in STORE_ERROR_POLICIES:
+        if value == policy and isinstance(value, str):
+            return policy
+    raise ValueError(f"on_store_error must be 'allow' or 'refuse', got {value!r}")
 
 
 def usd_option(name: str, value: object) -> int | None:

@@ -8,7 +8,7 @@ from llm_toll._budget.money import usd_to_nanos
 from llm_toll._budget.records import BudgetSpec
 from llm_toll._call.call import Call
 from llm_toll._call.gates import Admission, admit
-from llm_toll._call.plan import Plan
+from llm_toll._call.plan import Plan, StoreErrorPolicy
 from llm_toll._runtime import set_reporter
 from llm_toll.reporter import CostReporter
 from llm_toll.store import BaseStore
@@ -16,7 +16,11 @@ from llm_toll.usage import ExtractedUsage
 
 
 class BudgetedCallback:
-    """A framework callback with a project, an optional budget and an optional store."""
+    """A framework callback with a project, an optional budget and an optional store.
+
+    ``on_store_error`` is the decorator's: when the store cannot be read before a call,
+    ``"allow"`` it unchecked (with an ``AccountingWarning``) or ``"refuse"`` it.
+    """
 
     def __init__(
         self,
@@ -25,9 +29,15 @@ class BudgetedCallback:
         max_budget: float | None = None,
         store: BaseStore | None = None,
         reporter: CostReporter | None = None,
+        on_store_error: StoreErrorPolicy = "allow",
     ) -> None:
+        from llm_toll.decorator import store_error_option
+
+        policy = store_error_option(on_store_error)
         budget = None if max_budget is None else BudgetSpec(usd_to_nanos(max_budget))
-        self._plan = Plan(name=type(self).__name__, project=project, budget=budget)
+        self._plan = Plan(
+            name=type(self).__name__, project=project, budget=budget, on_store_error=policy
+        )
         self._store = store
         if reporter is not None:
             set_reporter(reporter)

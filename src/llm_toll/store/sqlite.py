@@ -18,6 +18,7 @@ from types import TracebackType
 
 from llm_toll._budget.periods import LIFETIME
 from llm_toll.store import _ledger, _totals
+from llm_toll.store._breaker import Breaker
 from llm_toll.store._reports import ReportSQL
 from llm_toll.store._sql import SQLStore, keep_inherited
 from llm_toll.store._sqlite_schema import migrate
@@ -45,7 +46,9 @@ class SQLiteStore(SQLStore):
     """Budget store in one SQLite file (default ``$LLM_TOLL_DB`` or ``~/.llm_toll.db``).
 
     The file is created readable by its owner only. ``busy_timeout_s`` is how long a write
-    waits for another process's transaction before giving up with ``StoreError``.
+    waits for another process's transaction before giving up with ``StoreError``. A file
+    that cannot be opened is tried again with back-off (``_breaker``), not at every call; a
+    locked one is waited for, as long as the busy timeout.
     """
 
     def __init__(
@@ -67,6 +70,7 @@ class SQLiteStore(SQLStore):
         self._busy_timeout_s = float(busy_timeout_s)
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        self._breaker = Breaker()
         super().__init__()
 
     @property
@@ -102,10 +106,13 @@ class SQLiteStore(SQLStore):
     def _limit_param(self, limit: int) -> object:
         return limit  # LIMIT -1: every row
 
-    def _connection(self) -> sqlite3.Connection:
+    def _connection(self, action: str) -> sqlite3.Connection:
         """The process's connection, opened on first use. The caller holds ``_lock``."""
         conn = self._conn
         if conn is None:
+            reason = self._breaker.check()
+            if reason is not None:
+                raise self._error(action, reason)
             conn = self._conn = self._open()
         return conn
 
@@ -125,6 +132,7 @@ class SQLiteStore(SQLStore):
                 check_same_thread=False,
             )
         except (OSError, sqlite3.Error) as exc:
+            self._breaker.failed(str(exc))
             raise self._error("open", exc) from exc
         try:
             # Applies to a new file only. Each commit writes its few touched pages to the WAL;
@@ -135,9 +143,12 @@ class SQLiteStore(SQLStore):
             migrate(conn)
         except BaseException as exc:
             conn.close()
+            if isinstance(exc, sqlite3.Error) and not _is_busy(exc):
+                self._breaker.failed(str(exc))  # corrupt, unreadable: down; locked: not
             if isinstance(exc, (sqlite3.Error, SchemaError)):
                 raise self._error("prepare", exc) from exc
             raise
+        self._breaker.succeeded()
         return conn
 
     def _error(self, action: str, cause: object) -> StoreError:
@@ -152,6 +163,7 @@ class SQLiteStore(SQLStore):
             keep_inherited(self._conn)
         self._conn = None
         self._lock = threading.Lock()
+        self._breaker = Breaker()
 
 
 class _Session:
@@ -178,7 +190,7 @@ class _Session:
             store.wait_for_writes()
         store._lock.acquire()
         try:
-            conn = self._conn = store._connection()
+            conn = self._conn = store._connection(self._action)
             if self._write:
                 conn.execute("BEGIN IMMEDIATE")
         except BaseException as exc:
@@ -260,7 +272,7 @@ def _enable_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
         pause = min(pause * 2, 0.05)
 
 
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
+def _is_busy(exc: sqlite3.Error) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
     if code is None:
         return "database is locked" in str(exc)
