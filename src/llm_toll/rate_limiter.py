@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
 from llm_toll._budget.records import LimitKind
+from llm_toll._options import count_option
 from llm_toll.exceptions import LocalRateLimitError
 
 WINDOW_SECONDS = 60.0
@@ -149,8 +150,8 @@ class RateLimiter:
     ) -> None:
         if clock is not None and _clock is not None:
             raise TypeError("pass clock or _clock (its llm-toll 0.13 name), not both")
-        self._rpm = _check_limit("rpm", rpm)
-        self._tpm = _check_limit("tpm", tpm)
+        self._rpm = count_option("rpm", rpm)
+        self._tpm = count_option("tpm", tpm)
         self._clock = clock or _clock or time.monotonic
         self._lock = threading.Lock()
         self._requests: deque[float] = deque()
@@ -262,14 +263,6 @@ class RateLimiter:
         return LocalRateLimitError(
             limit_type=refusal.limit_type, limit_value=limit, retry_after=refusal.retry_after
         )
-
-
-def _check_limit(name: str, value: int | None) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
-    return value
 
 
 def _check_count(name: str, value: int) -> None:
