@@ -57,7 +57,7 @@ def seconds_option(
     if _absent(name, value, required):
         return None
     seconds = _finite_number(value)
-    lowest = 0.0 if allow_zero else math.ulp(0.0)
+    lowest = 0.0 if allow_zero else math.ulp(0.0)  # the smallest float above 0
     if seconds is not None and lowest <= seconds <= MAX_SECONDS:
         return seconds
     bound = ">= 0" if allow_zero else "> 0"
