@@ -349,3 +349,45 @@ def test_record_counts_tokens_for_tpm(clock: FakeClock) -> None:
     assert (info.value.limit_type, info.value.retry_after) == ("tpm", 45.0)
     clock.advance(45)
     limiter.check()
+
+
+# -- a clock that steps ---------------------------------------------------------------------
+# time.monotonic never steps back; a clock= the caller passes may. Entries made "after" the
+# clock's new time count as made then: no one is asked to wait more than the window.
+
+
+def test_after_the_clock_steps_back_the_wait_is_at_most_the_window(clock: FakeClock) -> None:
+    limiter = RateLimiter(rpm=2, tpm=100, clock=clock)
+    limiter.acquire(30).settle(40)
+    clock.advance(10)
+    limiter.acquire(50)
+    clock.advance(-3600)  # an hour back
+    error = refusal(limiter)
+    assert error.limit_type == "rpm"
+    assert error.retry_after == 60.0  # not 3,660 s or more
+    clock.advance(60)
+    limiter.acquire(10)  # both entries left the window one window after the step
+
+
+def test_the_window_stays_in_order_after_the_clock_steps_back(clock: FakeClock) -> None:
+    limiter = RateLimiter(rpm=3, clock=clock)
+    limiter.acquire()  # at 1000
+    clock.advance(30)
+    limiter.acquire()  # at 1030
+    clock.advance(-20)  # back to 1010: the entry of 1030 counts as made at 1010
+    limiter.acquire()  # at 1010
+    assert refusal(limiter).retry_after == 50.0  # the entry of 1000 leaves first
+    clock.advance(50)
+    limiter.acquire()  # at 1060: the two of 1010 are left, and leave first
+    assert refusal(limiter).retry_after == 10.0
+
+
+def test_tokens_from_before_a_step_back_leave_one_window_after_it(clock: FakeClock) -> None:
+    limiter = RateLimiter(tpm=100, clock=clock)
+    clock.advance(3600)
+    limiter.acquire(90)
+    clock.advance(-3600)
+    error = refusal(limiter, 20)
+    assert (error.limit_type, error.retry_after) == ("tpm", 60.0)
+    clock.advance(60)
+    limiter.acquire(20)

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 from llm_toll._budget.periods import LIFETIME
+from llm_toll._options import seconds_option
 from llm_toll.store import _ledger, _totals
 from llm_toll.store._breaker import Breaker
 from llm_toll.store._reports import ReportSQL
@@ -62,8 +63,7 @@ class SQLiteStore(SQLStore):
         if db_path is not None and ".." in Path(db_path).parts:
             # As in llm-toll 0.13: a path taken from settings cannot climb out of a directory.
             raise ValueError(f"db_path must not contain '..' segments: {os.fspath(db_path)}")
-        if not busy_timeout_s >= 0:
-            raise ValueError(f"busy_timeout_s must be >= 0, got {busy_timeout_s!r}")
+        seconds_option("busy_timeout_s", busy_timeout_s, allow_zero=True, required=True)
         path = default_db_path() if db_path is None else Path(db_path).expanduser()
         # Absolute now, so a later chdir() cannot move the database.
         self._db_path = str(path.absolute())

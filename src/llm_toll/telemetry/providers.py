@@ -97,8 +97,10 @@ def setup_telemetry(
 
     Arguments left out fall back to the standard variables (``OTEL_EXPORTER_OTLP_*``,
     ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_METRIC_EXPORT_INTERVAL``).
-    ``protocol`` is ``"grpc"`` or ``"http/protobuf"`` (the default). Without any call to
-    this function, the same variables decide on their own.
+    ``protocol`` is ``"grpc"`` or ``"http/protobuf"`` (the default). ``timeout_s`` (a
+    finite number of seconds > 0) and ``metric_export_interval_ms`` (a positive integer)
+    are checked here: ValueError names a wrong one. Without any call to this function, the
+    same variables decide on their own.
 
     Providers the app has set are never replaced: if it has an SDK TracerProvider or
     MeterProvider, llm_toll's spans or metrics keep going through the app's, and these
@@ -107,6 +109,10 @@ def setup_telemetry(
     global _settings, _resource, _resolved, _meter_provider_checked
     from opentelemetry.sdk.resources import Resource
 
+    from llm_toll._options import count_option, seconds_option
+
+    timeout_s = seconds_option("timeout_s", timeout_s)
+    metric_export_interval_ms = count_option("metric_export_interval_ms", metric_export_interval_ms)
     attributes = dict(resource_attributes or {})
     if service_name:
         attributes["service.name"] = service_name
