@@ -251,4 +251,3 @@ def store_error_option(value: object, *, strict: bool = False) -> StoreErrorPoli
         if value == policy and isinstance(value, str):
             return policy
     raise ValueError(f"on_store_error must be 'allow' or 'refuse', got {value!r}")
-

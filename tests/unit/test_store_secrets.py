@@ -66,8 +66,8 @@ def process_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     try:
         yield default_db
     finally:
-        # Records kept for a store that never came back must not hold up later tests'.
-        _runtime.writer()._spool.clear()
+        # Records kept in memory for a store that never comes back: not reported at exit.
+        _runtime.writer()._spills.clear()
         llm_toll.set_store(None)
         llm_toll.set_reporter(None)
 

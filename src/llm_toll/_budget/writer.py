@@ -28,7 +28,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
@@ -74,10 +74,7 @@ class CostSpanProcessor(SpanProcessor):
     ) -> None:
         self._store = store
         self._reporter = reporter
-        self._spool: deque[tuple[BaseStore, PendingWrite]] = deque()
-        self._spool_lock = threading.Lock()
         self._spills: weakref.WeakKeyDictionary[BaseStore, _Spill] = weakref.WeakKeyDictionary()
-        self._catch_up_lock = threading.Lock()
         self._exit_registered = False
         self.view = BudgetView()
 
@@ -133,7 +130,7 @@ class CostSpanProcessor(SpanProcessor):
         state = None
         spill = self._spills.get(store) or self._first_sight(store)
         try:
-            if (spill.pending or self._spool) and not self._catch_up(store, spill):
+            if spill.waiting and not self._catch_up(store, spill):
                 self._spill(store, spill, write, None)  # the store still refuses: no wait
                 return None
             state = _apply(store, write)
@@ -210,12 +207,7 @@ class CostSpanProcessor(SpanProcessor):
                 "written when the store is writable again.",
                 AccountingWarning,
             )
-        with self._spool_lock:
-            if len(self._spool) >= MAX_SPOOLED:
-                self._spool.popleft()
-                warn_once("spool-full", "llm_toll's in-memory spool is full: the oldest "
-                          "unwritten record was dropped.", AccountingWarning)  # fmt: skip
-            self._spool.append((store, write))
+        spill.keep_in_memory(store, write)
 
     def _catch_up(self, store: BaseStore, spill: _Spill, *, now: bool = False) -> bool:
         """Write what earlier writes could not, oldest first; False while the store still
@@ -223,10 +215,10 @@ class CostSpanProcessor(SpanProcessor):
         even while backing off from the store's last refusal."""
         if not now and time.monotonic() < spill.retry_at:  # refused a moment ago
             return False
-        if not self._catch_up_lock.acquire(blocking=False):
+        if not spill.lock.acquire(blocking=False):
             return True
         try:
-            if self._spool and not self._drain():
+            if spill.memory and not self._drain(store, spill):
                 return spill.refused()
             journal = spill.journal
             if spill.pending and journal is not None:
@@ -247,19 +239,18 @@ class CostSpanProcessor(SpanProcessor):
                     )
             return True
         finally:
-            self._catch_up_lock.release()
+            spill.lock.release()
 
-    def _drain(self) -> bool:
-        """Write records kept in memory, in order; False if the store still fails."""
-        with self._spool_lock:
-            while self._spool:
-                store, write = self._spool[0]
-                try:
-                    state = _apply(store, write)
-                except StoreError:
-                    return False
-                self._spool.popleft()
-                self._remember(write.call, state)
+    def _drain(self, store: BaseStore, spill: _Spill) -> bool:
+        """Write the store's records kept in memory, in order; False if it still fails."""
+        memory = spill.memory
+        while memory:
+            try:
+                state = _apply(store, memory[0])
+            except StoreError:
+                return False
+            self._remember(memory.popleft().call, state)
+        spill.owner = None
         return True
 
     @property
@@ -268,7 +259,8 @@ class CostSpanProcessor(SpanProcessor):
         in_journals = sum(
             spill.journal.count() for spill in list(self._spills.values()) if spill.journal
         )
-        return len(self._spool) + in_journals
+        in_memory = sum(len(spill.memory) for spill in list(self._spills.values()))
+        return in_memory + in_journals
 
     def _at_exit_once(self) -> None:
         if not self._exit_registered:
@@ -283,34 +275,26 @@ class CostSpanProcessor(SpanProcessor):
 
         worker.drain(EXIT_DRAIN_TIMEOUT_S)
         self.force_flush()
-        if self._spool:  # a journal may take what memory holds by now
-            self._move_to_journals()
+        lost = 0
         for spill in list(self._spills.values()):
-            left = spill.journal.count() if spill.journal is not None and spill.pending else 0
-            if left and spill.journal is not None:
+            journal = spill.journal
+            if journal is not None and spill.memory:  # it may take what memory holds now
+                with contextlib.suppress(OSError):
+                    journal.append(list(spill.memory))
+                    spill.memory.clear()
+                    spill.pending = True
+            lost += len(spill.memory)
+            left = journal.count() if journal is not None and spill.pending else 0
+            if left and journal is not None:
                 print(
-                    f"llm_toll: {left} record(s) for {spill.journal.location} wait in the spill "
-                    f"journal {spill.journal.path}; the next process that writes to that "
-                    "store records them.",
+                    f"llm_toll: {left} record(s) for {journal.location} wait in the spill "
+                    f"journal {journal.path}; the next process that writes to that store "
+                    "records them.",
                     file=sys.stderr,
                 )
-        if self._spool:
-            print(f"llm_toll: {len(self._spool)} record(s) could not be written anywhere and "
-                  "are lost.", file=sys.stderr)  # fmt: skip
-
-    def _move_to_journals(self) -> None:
-        with self._spool_lock:
-            kept: deque[tuple[BaseStore, PendingWrite]] = deque()
-            for store, write in self._spool:
-                spill = self._spills.get(store)
-                try:
-                    if spill is None or spill.journal is None:
-                        raise OSError("no journal")
-                    spill.journal.append([write])
-                    spill.pending = True
-                except OSError:
-                    kept.append((store, write))
-            self._spool = kept
+        if lost:
+            print(f"llm_toll: {lost} record(s) could not be written anywhere and are lost.",
+                  file=sys.stderr)  # fmt: skip
 
     # -- SpanProcessor --------------------------------------------------------------------
 
@@ -321,9 +305,10 @@ class CostSpanProcessor(SpanProcessor):
         """Write records the store refused earlier; True when none is left waiting."""
         done = True
         for store, spill in list(self._spills.items()):
-            if spill.pending or self._spool:
-                done = self._catch_up(store, spill, now=True) and not spill.pending and done
-        return done and not self._spool
+            if spill.waiting:
+                self._catch_up(store, spill, now=True)
+                done = done and not spill.waiting
+        return done
 
     def shutdown(self) -> None:
         self.force_flush()
@@ -335,11 +320,30 @@ class _Spill:
 
     journal: SpillJournal | None
     pending: bool
+    """The journal may hold records."""
+    memory: deque[PendingWrite] = field(default_factory=deque)
+    """Records neither the store nor the journal took."""
+    owner: BaseStore | None = None
+    """The store itself while ``memory`` holds its records: kept alive until they are in."""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    """Held by the one thread catching up."""
     refusals: int = 0
     """Catch-ups the store refused in a row."""
     retry_at: float = 0.0
     """``time.monotonic()`` before which records go to the journal without trying the store:
     a store that refuses (locked, down) is not waited on by every call."""
+
+    @property
+    def waiting(self) -> bool:
+        return self.pending or bool(self.memory)
+
+    def keep_in_memory(self, store: BaseStore, write: PendingWrite) -> None:
+        if len(self.memory) >= MAX_SPOOLED:
+            self.memory.popleft()
+            warn_once("spool-full", "llm_toll's in-memory spool is full: the oldest "
+                      "unwritten record was dropped.", AccountingWarning)  # fmt: skip
+        self.memory.append(write)
+        self.owner = store
 
     def refused(self) -> bool:
         """Back off, up to 5 s, before the next try; False (for the caller to return)."""
