@@ -167,8 +167,7 @@ class CostSpanProcessor(SpanProcessor):
 
         journal = SpillJournal(store.location) if isinstance(store, SQLStore) else None
         spill = _Spill(journal, pending=journal is not None and journal.has_records())
-        self._spills[store] = spill
-        return spill
+        return self._spills.setdefault(store, spill)  # one per store, whoever came first
 
     def _spill(
         self, store: BaseStore, spill: _Spill, write: PendingWrite, error: StoreError | None
