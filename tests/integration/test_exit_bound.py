@@ -1,0 +1,119 @@
+"""Exit with llm_toll's own OTLP export pointed at an endpoint that is down, hanging or
+slow, over HTTP and gRPC: one line says what was not delivered, no traceback reaches
+stderr, and every call is in the ledger.
+
+Each case runs in a fresh interpreter whose exporters have an hour of timeout
+(``OTEL_EXPORTER_OTLP_TIMEOUT``): an exit that waited for them would run into the hang
+guard instead of passing, so the bound is llm_toll's own. How long exit takes is measured
+by ``make bench`` (benchmarks/exit.py), not asserted here.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from llm_toll import SQLiteStore
+from tests.support.endpoints import HANG_GUARD_S, BlackHole, SlowOTLP, closed_port
+
+SYNC, ASYNC = 6, 6
+SPANS = 2 * (SYNC + ASYNC)  # each call's run span and its request span
+WORKLOAD = f"""
+import asyncio, sys
+from llm_toll import CostReporter, SQLiteStore, set_reporter, set_store, track_costs
+
+set_store(SQLiteStore(sys.argv[1]))
+set_reporter(CostReporter(enabled=False))
+
+def response(i):
+    return {{"object": "chat.completion", "model": "gpt-4o", "id": f"c{{i}}", "choices": [],
+            "usage": {{"prompt_tokens": 100 + i, "completion_tokens": 5}}}}
+
+@track_costs(project="exit", max_budget=100.0)
+def ask(i):
+    return response(i)
+
+@track_costs(project="exit", max_budget=100.0)
+async def ask_async(i):
+    return response(i)
+
+async def gather():
+    await asyncio.gather(*(ask_async(i) for i in range({SYNC}, {SYNC + ASYNC})))
+
+for i in range({SYNC}):
+    ask(i)
+asyncio.run(gather())  # and exit at once: async writes may still be queued
+"""
+
+PROTOCOLS = ["http/protobuf", pytest.param("grpc", id="grpc")]
+
+
+@contextmanager
+def endpoint(behaviour: str, protocol: str) -> Iterator[tuple[int, Callable[[], bool]]]:
+    """A port behaving as asked, and whether a client reached it."""
+    if behaviour == "down":
+        yield closed_port(), lambda: True
+        return
+    server = BlackHole() if behaviour == "hanging" else SlowOTLP(protocol)
+    try:
+        yield server.port, server.reached.is_set
+    finally:
+        server.close()
+
+
+def run_workload(tmp_path: Path, url: str, protocol: str) -> str:
+    """Run the workload to its exit; what it wrote on stderr."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LLM_TOLL_"))}
+    env.update(
+        OTEL_EXPORTER_OTLP_ENDPOINT=url,
+        OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
+        OTEL_EXPORTER_OTLP_TIMEOUT="3600",  # seconds, for the Python exporters
+        OTEL_SERVICE_NAME="exit-test",
+    )
+    script = textwrap.dedent(WORKLOAD)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path / "ledger.db")],
+            capture_output=True,
+            text=True,
+            timeout=HANG_GUARD_S,
+            env=env,
+        )
+    except subprocess.TimeoutExpired as hung:
+        pytest.fail(f"still running after {hung.timeout} s: exit waited for the endpoint")
+    assert done.returncode == 0, done.stderr
+    return done.stderr
+
+
+def recorded_ids(db: Path) -> list[str]:
+    with SQLiteStore(db) as store:
+        return sorted(row["response_id"] for row in store.get_usage_logs("exit", limit=-1))
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize(
+    ("behaviour", "reason"),
+    [
+        ("down", "connection refused"),
+        ("hanging", "no answer in time"),
+        ("slow", "no answer in time"),
+    ],
+)
+def test_exit_says_what_was_dropped_and_records_every_call(
+    tmp_path: Path, behaviour: str, reason: str, protocol: str
+) -> None:
+    with endpoint(behaviour, protocol) as (port, reached):
+        url = f"http://127.0.0.1:{port}"
+        stderr = run_workload(tmp_path, url, protocol)
+        assert reached()  # the export was attempted, and the process exited regardless
+
+    expected = f"llm_toll: {SPANS} spans and 1 metric export not delivered to {url} ({reason})"
+    assert stderr.splitlines() == [expected]  # that line only: no OpenTelemetry traceback
+    assert recorded_ids(tmp_path / "ledger.db") == sorted(f"c{i}" for i in range(SYNC + ASYNC))
