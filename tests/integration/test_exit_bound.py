@@ -5,7 +5,8 @@ stderr, and every call is in the ledger.
 Each case runs in a fresh interpreter whose exporters have an hour of timeout
 (``OTEL_EXPORTER_OTLP_TIMEOUT``): an exit that waited for them would run into the hang
 guard instead of passing, so the bound is llm_toll's own. How long exit takes is measured
-by ``make bench`` (benchmarks/exit.py), not asserted here.
+by ``make bench`` (benchmarks/exit_time.py), not asserted here. The program is
+tests/support/exit_workload.py.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,36 +21,11 @@ from pathlib import Path
 import pytest
 
 from llm_toll import SQLiteStore
+from tests.support import exit_workload
 from tests.support.endpoints import HANG_GUARD_S, BlackHole, SlowOTLP, closed_port
+from tests.support.exit_workload import ASYNC, PROJECT, SYNC
 
-SYNC, ASYNC = 6, 6
 SPANS = 2 * (SYNC + ASYNC)  # each call's run span and its request span
-WORKLOAD = f"""
-import asyncio, sys
-from llm_toll import CostReporter, SQLiteStore, set_reporter, set_store, track_costs
-
-set_store(SQLiteStore(sys.argv[1]))
-set_reporter(CostReporter(enabled=False))
-
-def response(i):
-    return {{"object": "chat.completion", "model": "gpt-4o", "id": f"c{{i}}", "choices": [],
-            "usage": {{"prompt_tokens": 100 + i, "completion_tokens": 5}}}}
-
-@track_costs(project="exit", max_budget=100.0)
-def ask(i):
-    return response(i)
-
-@track_costs(project="exit", max_budget=100.0)
-async def ask_async(i):
-    return response(i)
-
-async def gather():
-    await asyncio.gather(*(ask_async(i) for i in range({SYNC}, {SYNC + ASYNC})))
-
-for i in range({SYNC}):
-    ask(i)
-asyncio.run(gather())  # and exit at once: async writes may still be queued
-"""
 
 PROTOCOLS = ["http/protobuf", pytest.param("grpc", id="grpc")]
 
@@ -77,10 +52,9 @@ def run_workload(tmp_path: Path, url: str, protocol: str) -> str:
         OTEL_EXPORTER_OTLP_TIMEOUT="3600",  # seconds, for the Python exporters
         OTEL_SERVICE_NAME="exit-test",
     )
-    script = textwrap.dedent(WORKLOAD)
     try:
         done = subprocess.run(
-            [sys.executable, "-c", script, str(tmp_path / "ledger.db")],
+            [sys.executable, exit_workload.__file__, str(tmp_path / "ledger.db")],
             capture_output=True,
             text=True,
             timeout=HANG_GUARD_S,
@@ -89,12 +63,13 @@ def run_workload(tmp_path: Path, url: str, protocol: str) -> str:
     except subprocess.TimeoutExpired as hung:
         pytest.fail(f"still running after {hung.timeout} s: exit waited for the endpoint")
     assert done.returncode == 0, done.stderr
+    assert done.stdout == f"{exit_workload.DONE}\n"
     return done.stderr
 
 
 def recorded_ids(db: Path) -> list[str]:
     with SQLiteStore(db) as store:
-        return sorted(row["response_id"] for row in store.get_usage_logs("exit", limit=-1))
+        return sorted(row["response_id"] for row in store.get_usage_logs(PROJECT, limit=-1))
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 # What llm_toll's own telemetry may add to the process's exit: its spans and metrics are
 # delivered in parallel until then, and whatever is left is dropped and counted.
-EXIT_BUDGET_S = 1.5
+EXIT_BUDGET_S = 1.0
 
 
 class Bounded:
