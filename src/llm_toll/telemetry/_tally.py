@@ -3,8 +3,10 @@ one line that says so when they shut down."""
 
 from __future__ import annotations
 
+import os
 import re
 import threading
+import weakref
 from collections.abc import Iterable
 from typing import NamedTuple
 
@@ -64,6 +66,10 @@ class Tally:
         self.unit = unit
         self.destination = destination
         self._final_export = final_export
+        self._start_afresh()
+        _tallies.add(self)
+
+    def _start_afresh(self) -> None:
         self._lock = threading.Lock()
         self._handed = self._delivered = self._failed = 0
         self._reason: str | None = None
@@ -102,6 +108,19 @@ class Tally:
     @property
     def reason(self) -> str:
         return self._reason or NO_ANSWER
+
+
+_tallies: weakref.WeakSet[Tally] = weakref.WeakSet()
+
+
+def _start_afresh_in_child() -> None:
+    # A forked child's batch processors drop the spans queued in the parent: the child
+    # answers for its own telemetry only (and must not inherit a lock held in the parent).
+    for tally in list(_tallies):
+        tally._start_afresh()
+
+
+os.register_at_fork(after_in_child=_start_afresh_in_child)
 
 
 def undelivered_line(tallies: Iterable[Tally]) -> str | None:
