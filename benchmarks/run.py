@@ -15,6 +15,7 @@ import tempfile
 import venv
 from pathlib import Path
 
+from exit_time import exit_times
 from imports import RUNS
 from imports import measure as measure_imports
 
@@ -239,6 +240,7 @@ def main() -> None:
     old_py = old_python()
     request_overheads(old_py)
     import_costs(old_py)
+    exit_times(clean_env())
     old = measure(old_py)
     new = measure(sys.executable)
     print(f"llm_toll {new['version']} vs llm-toll {old['version']}, same machine, same run")
