@@ -28,7 +28,7 @@ from opentelemetry.trace import Span
 from llm_toll._budget.money import nanos_to_usd
 from llm_toll._budget.records import BudgetState, CallRecord, PendingWrite
 from llm_toll._budget.view import BudgetView
-from llm_toll._warnings import warn_once
+from llm_toll._warnings import warn_once, warned_instead
 from llm_toll.exceptions import AccountingWarning, TelemetryWarning
 from llm_toll.reporter import CostReporter
 from llm_toll.store import BaseStore, StoreError
@@ -102,12 +102,13 @@ class CostSpanProcessor(SpanProcessor):
             warn_once("metrics", f"llm_toll could not record metrics: {exc!r}", TelemetryWarning)
         reporter = self._reporter()
         if reporter.enabled:
-            reporter.report_call(
-                call.model,
-                call.usage.input_tokens,
-                call.usage.output_tokens,
-                nanos_to_usd(call.cost_nanos),
-            )
+            with warned_instead("reporter", "print a call's cost", TelemetryWarning):
+                reporter.report_call(
+                    call.model,
+                    call.usage.input_tokens,
+                    call.usage.output_tokens,
+                    nanos_to_usd(call.cost_nanos),
+                )
         return state
 
     def _write(self, store: BaseStore, write: PendingWrite, held: int | None) -> BudgetState | None:
