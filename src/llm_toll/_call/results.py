@@ -116,16 +116,17 @@ class CallResults:
             found = stream.result()
         except Exception as exc:
             raise_if_warning(exc)
-            self.warn("stream-usage", f"its stream reported unusable usage ({shown(exc)})")
-            found = None
-        if found is not None:
-            return found
-        if not cut:
-            self.warn(
-                "stream-no-usage",
-                "its stream did not report usage (for OpenAI pass "
-                "stream_options={'include_usage': True}); usage is estimated from the text",
-            )
+            reason = exc if isinstance(exc, UsageError) else shown(exc)
+            self.warn("stream-usage", f"its stream reported unusable usage ({reason})")
+        else:
+            if found is not None:
+                return found
+            if not cut:
+                self.warn(
+                    "stream-no-usage",
+                    "its stream did not report usage (for OpenAI pass "
+                    "stream_options={'include_usage': True}); usage is estimated from the text",
+                )
         found = self.estimate(stream.text, stream.model, request_hint())
         usage = found.usage
         if usage.output_tokens < stream.text_pieces:  # each piece is a token at least
