@@ -165,13 +165,15 @@ def test_a_cost_beyond_what_a_record_holds_is_clamped_and_flagged(store: SQLiteS
 
 
 class RaisingProcessor(SpanProcessor):
-    """An app's span processor that raises for the spans of one project."""
+    """An app's span processor that raises for the spans of one project, while armed."""
 
     def __init__(self, project: str) -> None:
         self.project = project
+        self.added = False
+        self.armed = False
 
     def _mine(self, span: ReadableSpan) -> bool:
-        return (span.attributes or {}).get("llm_toll.project") == self.project
+        return self.armed and (span.attributes or {}).get("llm_toll.project") == self.project
 
     def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
         if self._mine(span) and span.kind is trace.SpanKind.INTERNAL:
@@ -182,14 +184,23 @@ class RaisingProcessor(SpanProcessor):
             raise RuntimeError("the app's processor failed at end")
 
 
-@pytest.fixture(scope="module")
-def raising_project() -> str:
-    """A project whose spans an app's span processor fails on (added once to the session's
-    provider: it only fails for this project)."""
-    provider = trace.get_tracer_provider()
-    assert isinstance(provider, TracerProvider)
-    provider.add_span_processor(RaisingProcessor("paid-telemetry"))
-    return "paid-telemetry"
+_RAISING = RaisingProcessor("paid-telemetry")
+
+
+@pytest.fixture
+def raising_project() -> Iterator[str]:
+    """A project whose spans an app's span processor fails on. The processor is added to
+    the session's provider once, and fails only while a test has it armed."""
+    if not _RAISING.added:
+        provider = trace.get_tracer_provider()
+        assert isinstance(provider, TracerProvider)
+        provider.add_span_processor(_RAISING)
+        _RAISING.added = True
+    _RAISING.armed = True
+    try:
+        yield _RAISING.project
+    finally:
+        _RAISING.armed = False
 
 
 def test_a_span_processor_that_raises_does_not_break_a_call(
