@@ -3,10 +3,9 @@ the guard that turns a failure after a paid call into such a warning."""
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import warnings
-from collections.abc import Iterator
+from types import TracebackType
 
 _seen: set[tuple[type[Warning], str]] = set()
 _lock = threading.Lock()
@@ -35,16 +34,33 @@ def raise_if_warning(exc: Exception) -> None:
         raise exc
 
 
-@contextlib.contextmanager
-def warned_instead(cause: str, what: str, category: type[Warning]) -> Iterator[None]:
-    """Run the block; an exception in it is a warning (once per cause and type of
-    exception), never an exception in the app's call. ``what``: "record a call"..."""
-    try:
-        yield
-    except Exception as exc:
-        raise_if_warning(exc)
-        warn_once(f"{cause}:{type(exc).__name__}", f"llm_toll could not {what} ({shown(exc)}).",
-                  category, stacklevel=4)  # fmt: skip
+class Guard:
+    """Guards a block after a paid call: an exception in it is a warning of ``category``
+    (once per cause and type of exception), never an exception in the app's call; a
+    warning the app's filters turned into an error goes on up. Holds no state of a call,
+    so one guard serves every call, in every thread.
+
+    ``what`` completes "llm_toll could not ...": "record a call", "end a span"...
+    """
+
+    __slots__ = ("category", "cause", "what")
+
+    def __init__(self, cause: str, what: str, category: type[Warning]) -> None:
+        self.cause = cause
+        self.what = what
+        self.category = category
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        if not isinstance(exc, Exception) or isinstance(exc, Warning):
+            return False
+        warn_once(f"{self.cause}:{type(exc).__name__}",
+                  f"llm_toll could not {self.what} ({shown(exc)}).", self.category)  # fmt: skip
+        return True
 
 
 def shown(value: object) -> str:

@@ -28,7 +28,7 @@ from opentelemetry.trace import Span
 from llm_toll._budget.money import nanos_to_usd
 from llm_toll._budget.records import BudgetState, CallRecord, PendingWrite
 from llm_toll._budget.view import BudgetView
-from llm_toll._warnings import warn_once, warned_instead
+from llm_toll._warnings import Guard, warn_once
 from llm_toll.exceptions import AccountingWarning, TelemetryWarning
 from llm_toll.reporter import CostReporter
 from llm_toll.store import BaseStore, StoreError
@@ -37,6 +37,7 @@ from llm_toll.telemetry.spans import annotate_call
 
 # Records kept in memory while the store is failing, before the oldest are dropped.
 MAX_SPOOLED = 1_000_000
+_REPORTING = Guard("reporter", "print a call's cost", TelemetryWarning)
 
 
 def _apply(store: BaseStore, write: PendingWrite) -> BudgetState:
@@ -102,7 +103,7 @@ class CostSpanProcessor(SpanProcessor):
             warn_once("metrics", f"llm_toll could not record metrics: {exc!r}", TelemetryWarning)
         reporter = self._reporter()
         if reporter.enabled:
-            with warned_instead("reporter", "print a call's cost", TelemetryWarning):
+            with _REPORTING:
                 reporter.report_call(
                     call.model,
                     call.usage.input_tokens,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
@@ -21,7 +20,7 @@ from llm_toll._budget.records import CallRecord, PendingWrite, Reservation
 from llm_toll._call.gates import Admission
 from llm_toll._call.plan import Plan
 from llm_toll._call.results import CallResults
-from llm_toll._warnings import warn_once, warned_instead
+from llm_toll._warnings import Guard, warn_once
 from llm_toll._worker import worker
 from llm_toll.exceptions import AccountingWarning, BudgetExceededError, TelemetryWarning
 from llm_toll.pricing import default_registry
@@ -35,6 +34,9 @@ if TYPE_CHECKING:
     from llm_toll._call.run import Run
 
 UNKNOWN_MODEL = "unknown"
+# The one guard of recording a call; a failed call's metrics have theirs.
+_RECORDING = Guard("record", "record a call", AccountingWarning)
+_FAILURE_METRICS = Guard("metrics", "record metrics", TelemetryWarning)
 # Async records queued in the worker beyond which callers wait for their own.
 MAX_BACKLOG = 256
 
@@ -151,7 +153,7 @@ class Call:
             call = await worker.run(self._record_of, found)
         end_ns = time.time_ns()
         held = store = None
-        with _recording_guard():
+        with _RECORDING:
             held = self._hold(call)
             # The store in use now, though the write runs later: a set_store() in between
             # does not move this call's record to another store.
@@ -199,7 +201,7 @@ class Call:
             self._release_reservation()
             mark_error(self.span, error)
             model = self.plan.model or UNKNOWN_MODEL
-            with warned_instead("metrics", "record metrics", TelemetryWarning):
+            with _FAILURE_METRICS:
                 metrics.record_failure(
                     attr.DEFAULT_OPERATION,
                     model,
@@ -245,7 +247,7 @@ class Call:
         Never raises: the one guard of recording a call. The writer keeps a record the store
         refuses; any other failure here is an ``AccountingWarning``."""
         try:
-            with _recording_guard():
+            with _RECORDING:
                 self._record(call, store, held)
         finally:
             end_span(self.span, end_ns)
@@ -312,7 +314,3 @@ class Call:
             response_id=found.response_id,
             budget_key=self.budget_key,
         )
-
-
-def _recording_guard() -> AbstractContextManager[None]:
-    return warned_instead("record", "record a call", AccountingWarning)

@@ -8,7 +8,6 @@ that cannot be started is the invalid span, which records nothing.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
 from opentelemetry import trace
@@ -16,13 +15,17 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from llm_toll._budget.money import nanos_to_usd
 from llm_toll._budget.records import BudgetSpec, BudgetState, CallRecord
-from llm_toll._warnings import warned_instead
+from llm_toll._warnings import Guard
 from llm_toll.exceptions import TelemetryWarning
 from llm_toll.telemetry import names as attr
 from llm_toll.telemetry.providers import NO_TRACER, tracer
 
 if TYPE_CHECKING:
     from llm_toll._call.run import Run
+
+_STARTING = Guard("span-start", "start a span", TelemetryWarning)
+_MARKING = Guard("span-mark", "mark a span failed", TelemetryWarning)
+_ENDING = Guard("span-end", "end a span", TelemetryWarning)
 
 
 def start_call_span(
@@ -46,7 +49,7 @@ def start_call_span(
         attributes[attr.PROVIDER] = provider
     name = f"{attr.DEFAULT_OPERATION} {request_model}" if request_model else attr.DEFAULT_OPERATION
     context = None if parent is None else trace.set_span_in_context(parent)
-    with _guard("start"):
+    with _STARTING:
         return chosen.start_span(
             name, context, kind=SpanKind.CLIENT, attributes=attributes, start_time=start_ns
         )
@@ -64,7 +67,7 @@ def start_run_span(run: Run) -> Span:
         attributes[attr.RUN_MAX_COST] = nanos_to_usd(run.max_cost_nanos)
     if run.budget_key is not None:
         attributes[attr.BUDGET_KEY] = run.budget_key
-    with _guard("start"):
+    with _STARTING:
         return chosen.start_span(
             run.name, kind=SpanKind.INTERNAL, attributes=attributes, start_time=run.started_ns
         )
@@ -74,19 +77,15 @@ def start_run_span(run: Run) -> Span:
 def mark_error(span: Span, error: BaseException) -> None:
     """Status ERROR and ``error.type``: the exception's type only, never its message."""
     error_type = type(error).__name__
-    with _guard("mark"):
+    with _MARKING:
         span.set_status(Status(StatusCode.ERROR, error_type))
         span.set_attribute(attr.ERROR_TYPE, error_type)
 
 
 def end_span(span: Span, end_ns: int | None = None) -> None:
     """End ``span`` (at ``end_ns``, if given); the span processors run now."""
-    with _guard("end"):
+    with _ENDING:
         span.end(end_time=end_ns)
-
-
-def _guard(action: str) -> AbstractContextManager[None]:
-    return warned_instead(f"span-{action}", f"{action} a span", TelemetryWarning)
 
 
 def annotate_call(
