@@ -78,7 +78,7 @@ def _called(run: Callable[[], Any]) -> tuple[Any, list[warnings.WarningMessage]]
         warnings.simplefilter("always")
         try:
             outcome: Any = run()
-        except BaseException as error:
+        except Exception as error:  # anything else (KeyboardInterrupt...) stops the test
             outcome = error
         finally:
             worker.wait_idle()
