@@ -38,7 +38,7 @@ from llm_toll._budget.journal import ReplayStopped, SpillJournal
 from llm_toll._budget.money import nanos_to_usd
 from llm_toll._budget.records import BudgetState, CallRecord, PendingWrite
 from llm_toll._budget.view import BudgetView
-from llm_toll._warnings import warn_once
+from llm_toll._warnings import Guard, warn_once
 from llm_toll.exceptions import AccountingWarning, TelemetryWarning
 from llm_toll.reporter import CostReporter
 from llm_toll.store import BaseStore, StoreError
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 MAX_SPOOLED = 1_000_000
 # The longest pause between tries of a store that refused the records kept for it.
 MAX_RETRY_PAUSE_S = 5.0
+_REPORTING = Guard("reporter", "print a call's cost", TelemetryWarning)
 
 
 def _apply(store: BaseStore, write: PendingWrite) -> BudgetState:
@@ -118,12 +119,13 @@ class CostSpanProcessor(SpanProcessor):
             warn_once("metrics", f"llm_toll could not record metrics: {exc!r}", TelemetryWarning)
         reporter = self._reporter()
         if reporter.enabled:
-            reporter.report_call(
-                call.model,
-                call.usage.input_tokens,
-                call.usage.output_tokens,
-                nanos_to_usd(call.cost_nanos),
-            )
+            with _REPORTING:
+                reporter.report_call(
+                    call.model,
+                    call.usage.input_tokens,
+                    call.usage.output_tokens,
+                    nanos_to_usd(call.cost_nanos),
+                )
         return state
 
     def _write(self, store: BaseStore, write: PendingWrite, held: int | None) -> BudgetState | None:
