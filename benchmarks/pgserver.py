@@ -81,9 +81,10 @@ class PostgresServer:
         return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{dbname}"
 
     def start(self) -> None:
+        """Start the server: on a free port the first time, on the same one after stop()."""
         import psycopg
 
-        self.port = free_port()
+        self.port = self.port or free_port()
         self.process = subprocess.Popen(
             [
                 str(self.bin_dir / "postgres"),
@@ -120,7 +121,8 @@ class PostgresServer:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.dsn(name)
 
-    def remove(self) -> None:
+    def stop(self) -> None:
+        """Fast shutdown (clients are disconnected); start() brings it back, same data."""
         process, self.process = self.process, None
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGINT)
@@ -130,4 +132,7 @@ class PostgresServer:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+    def remove(self) -> None:
+        self.stop()
         shutil.rmtree(self.root, ignore_errors=True)

@@ -15,6 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from exit_time import exit_times
 from imports import RUNS
 from imports import measure as measure_imports
 
@@ -171,10 +172,41 @@ def request_overheads(old_py: Path) -> None:
     sys.stdout.flush()
 
 
+STORE_DOWN_ROWS = [
+    ("down_allow_s", "three calls, on_store_error='allow' (the default)"),
+    ("down_allow_first_s", "  of which the first, which finds it down"),
+    ("down_refuse_s", "three more, on_store_error='refuse'"),
+    ("back_after_s", "restarted: calls reach the store again after"),
+    ("first_call_back_s", "  the first of them (the recheck)"),
+]
+
+
+def store_down() -> None:
+    """Decorated calls with the PostgreSQL store stopped, then started again."""
+    done = subprocess.run(
+        [sys.executable, str(HERE / "store_down.py")],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        cwd=HERE,
+    )
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr[-5000:])
+        raise RuntimeError(f"store_down.py failed (exit {done.returncode})")
+    result = json.loads(done.stdout)
+    print()
+    print("PostgreSQL store stopped, then started again (pool_timeout_s 30 s), seconds")
+    for key, label in STORE_DOWN_ROWS:
+        print(f"{label:52} {result[key]:10.3f}")
+    sys.stdout.flush()
+
+
 def main() -> None:
     old_py = old_python()
     request_overheads(old_py)
     import_costs(old_py)
+    exit_times(clean_env())
     old = measure(old_py)
     new = measure(sys.executable)
     print(f"llm_toll {new['version']} vs llm-toll {old['version']}, same machine, same run")
@@ -189,6 +221,7 @@ def main() -> None:
     growth_old = old["check_1m_rows_us"] / old["check_10_rows_us"]
     print(f"budget check 1M rows / 10 rows: llm_toll {growth_new:.2f}, 0.13.0 {growth_old:.2f}")
     sys.stdout.flush()
+    store_down()
     throughput(old_py)
 
 

@@ -22,6 +22,18 @@ if TYPE_CHECKING:
 API_KEY = "test"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def spill_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Spill journals of the session (and of the processes it starts) in a directory of
+    its own, never the user's."""
+    from llm_toll._budget.journal import SPILL_DIR_ENV
+
+    directory = tmp_path_factory.mktemp("spill")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(SPILL_DIR_ENV, str(directory))
+        yield directory
+
+
 @pytest.fixture(scope="session")
 def replay_server() -> Iterator[ReplayServer]:
     """One server for the whole session; tests use :func:`replay`, which resets it."""

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 import threading
-import warnings
 from typing import TYPE_CHECKING
 
 from llm_toll._worker import worker
-from llm_toll.store import STORE_URL_ENV, BaseStore, create_store
+from llm_toll.store import STORE_URL_ENV, BaseStore, check_store_url, create_store
 from llm_toll.telemetry import providers
 
 if TYPE_CHECKING:
@@ -23,6 +22,7 @@ _lock = threading.Lock()
 _store: BaseStore | None = None
 _reporter: CostReporter | None = None
 _writer: CostSpanProcessor | None = None
+_checked_url: str | None = None  # the last LLM_TOLL_STORE_URL found usable
 
 
 def get_store() -> BaseStore:
@@ -32,19 +32,40 @@ def get_store() -> BaseStore:
         return store
     with _lock:
         if _store is None:
-            url = os.environ.get(STORE_URL_ENV) or None
-            try:
-                store = create_store(url)
-            except Exception as exc:
-                warnings.warn(
-                    f"llm_toll could not open the store {STORE_URL_ENV}={url!r} ({exc}); "
-                    "falling back to the local SQLite store.",
-                    stacklevel=2,
-                )
-                store = create_store(None)
+            store = _store_from_environment()
             store.set_write_barrier(worker.wait_idle)
             _store = store
         return _store
+
+
+def _store_from_environment() -> BaseStore:
+    url = os.environ.get(STORE_URL_ENV) or None
+    try:
+        return create_store(url)
+    except (ValueError, ImportError) as exc:
+        # Never another database than the one asked for (a fleet meant to share one budget
+        # would get one per host): calls go on as with a store that is down, warned.
+        # Decorating already refused such a URL (check_store_environment); this is a URL
+        # set after that.
+        from llm_toll.store._unusable import UnusableStore
+
+        return UnusableStore(f"llm_toll cannot use its store: {exc}")
+
+
+def check_store_environment() -> None:
+    """Raise ValueError when ``LLM_TOLL_STORE_URL`` names no store this process can use,
+    before anything is sent (when a function is decorated, a run or callback is made), unless
+    a store is in use already. Nothing is opened: its form and scheme are checked, and a
+    PostgreSQL connection string parsed."""
+    global _checked_url
+    url = os.environ.get(STORE_URL_ENV) or None
+    if url is None or url == _checked_url or _store is not None:
+        return
+    try:
+        check_store_url(url)
+    except ValueError as exc:
+        raise ValueError(f"{STORE_URL_ENV}: {exc}") from None
+    _checked_url = url
 
 
 def set_store(store: BaseStore | None) -> None:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
-from llm_toll._budget.money import usd_to_nanos
 from llm_toll._budget.periods import Reset, validate_reset
 from llm_toll._budget.records import BudgetSpec
 from llm_toll._call import shapes
-from llm_toll._call.plan import Plan
-from llm_toll._runtime import set_reporter, set_store
+from llm_toll._call.plan import STORE_ERROR_POLICIES, Plan, StoreErrorPolicy
+from llm_toll._options import count_option, text_option, usd_option
+from llm_toll._runtime import check_store_environment, set_reporter, set_store
 from llm_toll.rate_limiter import RateLimiter
-from llm_toll.store._checks import usd_to_nanos_checked
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,6 +41,7 @@ def track_costs(
     shared_limits: bool = False,
     max_run_cost: float | None = None,
     clamp: bool = True,
+    on_store_error: StoreErrorPolicy | None = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -65,6 +64,7 @@ def track_costs(
     shared_limits: bool = False,
     max_run_cost: float | None = None,
     clamp: bool = True,
+    on_store_error: StoreErrorPolicy | None = None,
 ) -> F | Callable[[F], F]:
     """Track the cost of every call of the decorated function and enforce its budget.
 
@@ -72,9 +72,15 @@ def track_costs(
     functions that return an SDK stream. Each call becomes an OpenTelemetry span with
     GenAI usage and cost attributes, and is recorded in the budget store.
 
+    Every option is checked here, when the function is decorated: a wrong one (a budget
+    that is negative, not finite or more than the store holds, a ``model`` that is not a
+    non-empty string...) raises ``ValueError`` naming it, and so does a
+    ``LLM_TOLL_STORE_URL`` that names no usable store.
+
     Args:
         project: the budget scope calls are recorded under.
-        model: the model name to price with, instead of the one the response reports.
+        model: the model name to price with, instead of the one the response reports (a
+            non-empty string).
         max_budget: USD. Once the spend of the current period reaches it, calls are
             refused with ``BudgetExceededError`` before they run. The call that crosses the
             limit is recorded and returns its result.
@@ -115,6 +121,11 @@ def track_costs(
         clamp: with ``strict``, lower a request's output cap (or set one, when it has
             none) to what the budget has left. ``clamp=False`` refuses such requests
             instead of changing them.
+        on_store_error: when the budget store cannot be read (or, with ``strict``, cannot
+            reserve) before a call: ``"allow"`` lets the call go ahead without the check,
+            with an ``AccountingWarning``; ``"refuse"`` raises ``BudgetExceededError``
+            (``scope="store"``, the reason in its message) before anything is sent. The
+            default is ``"allow"``, and ``"refuse"`` with ``strict``.
     """
     options = plan_options(
         project=project,
@@ -133,7 +144,9 @@ def track_costs(
         shared_limits=shared_limits,
         max_run_cost=max_run_cost,
         clamp=clamp,
+        on_store_error=on_store_error,
     )
+    check_store_environment()
 
     def decorate(func: F) -> F:
         return shapes.wrap(func, Plan(name=getattr(func, "__qualname__", repr(func)), **options))
@@ -159,29 +172,25 @@ def plan_options(
     shared_limits: bool = False,
     max_run_cost: float | None = None,
     clamp: bool = True,
+    on_store_error: StoreErrorPolicy | None = None,
 ) -> dict[str, Any]:
-    """The options of ``track_costs`` (and of ``llm_toll.run``) checked, as the fields of a
-    Plan; a ValueError names the option that is wrong."""
-    if not isinstance(project, str) or not project:
-        raise ValueError(f"project must be a non-empty string, got {project!r}")
-    if max_budget is not None and (
-        isinstance(max_budget, bool) or not isinstance(max_budget, (int, float)) or max_budget < 0
-    ):
-        raise ValueError(f"max_budget must be a non-negative number of USD, got {max_budget!r}")
+    """The options of ``track_costs`` (and of ``llm_toll.run``, ``instrument`` and the
+    framework callbacks) checked, as the fields of a Plan; a ValueError names the option
+    that is wrong (``llm_toll._options``: one check per kind of value)."""
+    text_option("project", project, required=True)
+    text_option("model", model)
+    limit = usd_option("max_budget", max_budget)
+    key_limit = usd_option("key_budget", key_budget)
+    run_cap = usd_option("max_run_cost", max_run_cost)
+    count_option("rate_limit", rate_limit)
+    count_option("tpm_limit", tpm_limit)
     validate_reset(reset)
     if budget_key is not None and not callable(budget_key):
         raise ValueError(
             f"budget_key must be a callable of the call's arguments, got {budget_key!r}"
         )
-    if key_budget is not None:
-        if (
-            isinstance(key_budget, bool)
-            or not isinstance(key_budget, (int, float))
-            or not 0 <= key_budget < math.inf
-        ):
-            raise ValueError(f"key_budget must be a non-negative number of USD, got {key_budget!r}")
-        if budget_key is None:
-            raise ValueError("key_budget needs budget_key= to tell which key a call belongs to")
+    if key_budget is not None and budget_key is None:
+        raise ValueError("key_budget needs budget_key= to tell which key a call belongs to")
     if not isinstance(strict, bool):
         raise ValueError(f"strict must be True or False, got {strict!r}")
     if estimate is not None and not callable(estimate):
@@ -206,18 +215,14 @@ def plan_options(
         raise ValueError("shared_limits=True shares rate limits; pass rate_limit= or tpm_limit=")
     if not isinstance(key_in_metrics, bool):
         raise ValueError(f"key_in_metrics must be True or False, got {key_in_metrics!r}")
-    run_cap = usd_option("max_run_cost", max_run_cost)
+    policy = store_error_option(on_store_error, strict=strict)
     limiter = (
         RateLimiter(rpm=rate_limit, tpm=tpm_limit)
         if rate_limit is not None or tpm_limit is not None
         else None
     )
-    budget = (
-        BudgetSpec(None if max_budget is None else usd_to_nanos(max_budget), reset)
-        if max_budget is not None or reset is not None
-        else None
-    )
-    key_spec = None if key_budget is None else BudgetSpec(usd_to_nanos(key_budget), reset)
+    budget = BudgetSpec(limit, reset) if max_budget is not None or reset is not None else None
+    key_spec = None if key_limit is None else BudgetSpec(key_limit, reset)
     return {
         "project": project,
         "model": model,
@@ -233,15 +238,16 @@ def plan_options(
         "shared_limits": shared_limits,
         "max_run_cost_nanos": run_cap,
         "clamp": clamp,
+        "on_store_error": policy,
     }
 
 
-def usd_option(name: str, value: object) -> int | None:
-    """A USD amount option in nano-USD (None stays None); ValueError naming the option for
-    anything but a finite, non-negative number."""
+def store_error_option(value: object, *, strict: bool = False) -> StoreErrorPolicy:
+    """``on_store_error`` checked; None is the default: ``"refuse"`` for strict budgets
+    (which never fall back to an unchecked call unless told to), else ``"allow"``."""
     if value is None:
-        return None
-    nanos = usd_to_nanos_checked(value)
-    if nanos is None:
-        raise ValueError(f"{name} must be a non-negative number of USD, got {value!r}")
-    return nanos
+        return "refuse" if strict else "allow"
+    for policy in STORE_ERROR_POLICIES:
+        if value == policy and isinstance(value, str):
+            return policy
+    raise ValueError(f"on_store_error must be 'allow' or 'refuse', got {value!r}")

@@ -13,7 +13,8 @@ class BudgetExceededError(Exception):
     per-tenant budget, ``key_budget=``); ``max_budget`` is then the key's budget.
     ``scope`` says which limit refused: ``"project"``, ``"key"`` or ``"run"`` (a run's cap,
     ``max_run_cost=`` / ``run(max_cost=...)``: ``current_cost`` is then the run's spend and
-    ``max_budget`` its cap).
+    ``max_budget`` its cap), or ``"store"``: the budget could not be checked because the
+    store is down, and the call's ``on_store_error="refuse"`` (the message says why).
     """
 
     project: str | None

@@ -3,6 +3,10 @@
 An entry made at time ``t`` counts while ``now < t + 60`` and is gone at ``t + 60`` exactly,
 so a ``retry_after`` of ``r`` seconds means: a retry ``r`` seconds later is admitted (unless
 other callers take the room first).
+
+No time from the future is trusted: an entry made after ``now`` (a clock that stepped back,
+or, in a store's shared windows, another host's clock that runs ahead) counts as made at
+``now``, so no one is ever asked to wait more than the window.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
 from llm_toll._budget.records import LimitKind
+from llm_toll._options import count_option
 from llm_toll.exceptions import LocalRateLimitError
 
 WINDOW_SECONDS = 60.0
@@ -60,7 +65,9 @@ def window_refusal(
     if not refusals:
         return None
     limit_type, retry_after = max(refusals, key=lambda refusal: refusal.retry_after)
-    return RateRefusal(limit_type, max(0.0, retry_after))
+    # Within the window whatever the entries' times: the callers count entries from the
+    # future as made now, and this holds even if one did not.
+    return RateRefusal(limit_type, min(max(0.0, retry_after), WINDOW_SECONDS))
 
 
 def _seconds_until_freed(held: Iterable[tuple[float, int]], tokens: int, now: float) -> float:
@@ -136,7 +143,8 @@ class RateLimiter:
         Maximum tokens per minute, or ``None`` for no limit.
     clock:
         Seconds as a float from a monotonic source; ``time.monotonic`` by default.
-        ``_clock``, llm-toll 0.13's name for it, is accepted too.
+        ``_clock``, llm-toll 0.13's name for it, is accepted too. Should a clock step
+        back, entries made after its new time count as made then (see the module's notes).
     """
 
     def __init__(
@@ -149,8 +157,8 @@ class RateLimiter:
     ) -> None:
         if clock is not None and _clock is not None:
             raise TypeError("pass clock or _clock (its llm-toll 0.13 name), not both")
-        self._rpm = _check_limit("rpm", rpm)
-        self._tpm = _check_limit("tpm", tpm)
+        self._rpm = count_option("rpm", rpm)
+        self._tpm = count_option("tpm", tpm)
         self._clock = clock or _clock or time.monotonic
         self._lock = threading.Lock()
         self._requests: deque[float] = deque()
@@ -244,6 +252,23 @@ class RateLimiter:
             expired = entries.popleft()
             self._token_sum -= expired.tokens
             expired.tokens = 0
+        if (requests and requests[-1] > now) or (entries and entries[-1].at > now):
+            self._restamp_future(now)
+
+    def _restamp_future(self, now: float) -> None:
+        """Entries made after ``now`` (the clock stepped back) count as made now: they leave
+        the window one window from now, not one window plus the step. Entries are in time
+        order, so those are the newest, and the order holds."""
+        requests = self._requests
+        future = 0
+        while requests and requests[-1] > now:
+            requests.pop()
+            future += 1
+        requests.extend([now] * future)
+        for entry in reversed(self._token_entries):
+            if entry.at <= now:
+                break
+            entry.at = now
 
     def _refusal(self, now: float, estimated_tokens: int) -> LocalRateLimitError | None:
         """The error for a request of ``estimated_tokens`` now, or None if it fits."""
@@ -262,14 +287,6 @@ class RateLimiter:
         return LocalRateLimitError(
             limit_type=refusal.limit_type, limit_value=limit, retry_after=refusal.retry_after
         )
-
-
-def _check_limit(name: str, value: int | None) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
-    return value
 
 
 def _check_count(name: str, value: int) -> None:

@@ -4,7 +4,9 @@ It exports over OTLP/HTTP to a Collector with ``setup_telemetry`` and makes ``--
 decorated calls (plain-dict OpenAI chat responses, so no network besides the export). At
 half-way it creates ``--halfway`` and waits for ``--resume`` to appear: meanwhile the test
 kills the Collector. Then it makes the other half, against a dead Collector, and writes
-each call's duration to ``--out`` (JSON) before exiting normally (exit flush included).
+each call's duration, and whether the span exporter ever ran in the calling thread, to
+``--out`` (JSON) before exiting normally (the bounded exit flush included, whose line on
+stderr says what was not delivered).
 
 The token counts of call ``i`` and the price of ``MODEL`` are given here, so that the test
 knows to the nano-USD what the store must hold.
@@ -15,9 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
 from llm_toll import SQLiteStore, default_registry, set_store, setup_telemetry, track_costs
 
@@ -42,6 +47,19 @@ def expected_nanos(calls: int) -> int:
     )
 
 
+def record_exporting_threads() -> set[int]:
+    """The idents of the threads the OTLP span exporter runs in, from now on."""
+    threads: set[int] = set()
+    export = OTLPSpanExporter.export
+
+    def recorded(self: OTLPSpanExporter, *args: Any, **kwargs: Any) -> Any:
+        threads.add(threading.get_ident())
+        return export(self, *args, **kwargs)
+
+    OTLPSpanExporter.export = recorded  # type: ignore[method-assign]
+    return threads
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--db", required=True)
@@ -53,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
 
+    exporting_threads = record_exporting_threads()
     setup_telemetry(
         endpoint=args.endpoint,
         service_name=args.service_name,
@@ -101,7 +120,13 @@ def main(argv: list[str] | None = None) -> int:
             return 4
         time.sleep(PACE_S)
 
-    args.out.write_text(json.dumps({"durations": durations, "half": half}))
+    result = {
+        "durations": durations,
+        "half": half,
+        "exported": bool(exporting_threads),
+        "exported_by_caller": threading.get_ident() in exporting_threads,
+    }
+    args.out.write_text(json.dumps(result))
     return 0  # the exit flush (to a dead Collector) happens after this
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import textwrap
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.endpoints import closed_port
 from tests.support.otlp import OTLPReceiver
 
 WORKLOAD = """
@@ -60,12 +60,6 @@ def run_with_stderr(
     assert done.returncode == 0, done.stderr
     result: dict[str, float] = json.loads(done.stdout)
     return result, done.stderr
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_explicit_setup_exports_spans_and_metrics(tmp_path: Path, receiver: OTLPReceiver) -> None:

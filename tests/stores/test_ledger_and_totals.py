@@ -139,19 +139,20 @@ def test_periods_roll_over_and_keep_history(
 
 
 def test_the_period_is_that_of_started_at_in_utc(store: BaseStore) -> None:
-    # Monday 1 March 2027, 00:30 in UTC+02:00, is Sunday 28 February in UTC: the day, the
-    # ISO week and the month all differ from the local ones.
-    started_at = datetime(2027, 3, 1, 0, 30, tzinfo=timezone(timedelta(hours=2)))
+    # Monday 1 December 2025, 00:30 in UTC+02:00, is Sunday 30 November in UTC: the day, the
+    # ISO week and the month all differ from the local ones. (In the past: a call stamped
+    # in the future is recorded at the time of its write, see test_clocks.py.)
+    started_at = datetime(2025, 12, 1, 0, 30, tzinfo=timezone(timedelta(hours=2)))
     periods = {
         reset: store.record_call(make_call(10, at=started_at), BudgetSpec(100, reset)).period
         for reset in ("daily", "weekly", "monthly")
     }
-    assert periods == {"daily": "2027-02-28", "weekly": "W2027-02-22", "monthly": "2027-02"}
-    utc_evening = datetime(2027, 2, 28, 23, 0, tzinfo=timezone.utc)
+    assert periods == {"daily": "2025-11-30", "weekly": "W2025-11-24", "monthly": "2025-11"}
+    utc_evening = datetime(2025, 11, 30, 23, 0, tzinfo=timezone.utc)
     assert store.get_spent("proj", "daily", utc_evening) == 10
     assert store.get_spent("proj", "daily", started_at) == 10  # read back through UTC too
-    assert store.get_spent("proj", "daily", datetime(2027, 3, 1, 12, tzinfo=timezone.utc)) == 0
-    assert {row["created_at"] for row in all_logs(store)} == {"2027-02-28T22:30:00.000000+00:00"}
+    assert store.get_spent("proj", "daily", datetime(2025, 12, 1, 12, tzinfo=timezone.utc)) == 0
+    assert {row["created_at"] for row in all_logs(store)} == {"2025-11-30T22:30:00.000000+00:00"}
 
 
 def test_thresholds_fire_once_per_period(store: BaseStore) -> None:

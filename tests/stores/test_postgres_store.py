@@ -21,11 +21,9 @@ from tests.stores.conftest import (
     PostgresServer,
     free_port,
     open_store,
-    start_postgres_server,
 )
 from tests.stores.helpers import (
     MONDAY,
-    all_logs,
     make_call,
 )
 
@@ -140,31 +138,6 @@ def test_postgres_store_closed_while_a_call_runs(pg_store: BaseStore) -> None:
         pg_store.close()
         assert tx.run("SELECT 1") == [(1,)]  # it finishes on its connection
     assert pg_store.record_call(make_call(10)).spent_nanos == 11  # opened again on demand
-
-
-@pytest.mark.postgres
-def test_postgres_server_down_then_back() -> None:
-    server = start_postgres_server()  # a server of its own, to stop and start again
-    try:
-        dsn = server.create_database()
-        with open_store("postgres", dsn, pool_timeout_s=0.5, connect_timeout_s=2) as store:
-            assert store.record_call(make_call(1)).spent_nanos == 1
-            server.stop()
-            with pytest.raises(StoreError) as failure:
-                store.record_call(make_call(10))
-            message = str(failure.value)
-            assert "could not record a call" in message
-            assert "no database connection was free within 0.5 s" in message
-            assert "the server does not accept connections" in message
-            with pytest.warns(StoreWarning, match="could not read the budget"):
-                assert store.get_total_cost("proj") == 0.0
-            with pytest.warns(StoreWarning, match="could not read usage logs"):
-                assert store.get_usage_logs("proj") == []
-            server.start()  # same port, same data
-            assert store.record_call(make_call(100)).spent_nanos == 101
-            assert len(all_logs(store)) == 2  # the failed call left nothing
-    finally:
-        server.remove()
 
 
 def test_postgres_pool_exhaustion_is_a_store_error(pg_dsn: str) -> None:

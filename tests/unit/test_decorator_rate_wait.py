@@ -190,6 +190,21 @@ def test_shared_limits_wait_and_settle_tokens(store: SQLiteStore, clock: FakeClo
     assert len(store.get_usage_logs("shared-tpm", limit=100)) == 2
 
 
+def test_after_the_wall_clock_steps_back_an_hour_a_shared_limit_waits_a_minute(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
+    @track_costs(project="shared-step", rate_limit=1, wait=True, shared_limits=True)
+    def ask() -> dict[str, Any]:
+        return chat(10, 1)
+
+    clock.now += 3600.0
+    ask()
+    clock.now -= 3600.0  # NTP steps the wall clock back an hour
+    ask()  # waits until the first call leaves the window: one window, not 3,660 s
+    assert clock.sleeps == [pytest.approx(60.0)]
+    assert len(store.get_usage_logs("shared-step", limit=100)) == 2
+
+
 async def test_shared_limits_in_async_code_wait_off_the_loop(
     store: SQLiteStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,7 +13,6 @@ import pytest
 
 import llm_toll
 from llm_toll import _runtime, track_costs
-from llm_toll._call.call import MAX_BACKLOG
 from llm_toll._worker import worker
 from llm_toll.exceptions import AccountingWarning, UsageWarning
 from llm_toll.store import SQLiteStore
@@ -115,14 +114,15 @@ def test_locked_database_keeps_records_until_writable(tmp_path: Path) -> None:
         ask(0)  # creates the schema
         blocker = sqlite3.connect(db_path, isolation_level=None)
         blocker.execute("BEGIN EXCLUSIVE")
-        with pytest.warns(AccountingWarning, match="kept in memory"):
+        with pytest.warns(AccountingWarning, match="kept in the spill journal"):
             assert ask(1)["usage"]["prompt_tokens"] == 11  # the app is not broken
         ask(2)
         assert _runtime.writer().pending == 2
         blocker.execute("ROLLBACK")
         blocker.close()
-        ask(3)  # the next write drains the spool first, in order
+        assert _runtime.writer().force_flush()  # the journal is written to the store now
         assert _runtime.writer().pending == 0
+        ask(3)
         rows = store.get_usage_logs("robust-locked")
         assert sorted(r["input_tokens"] for r in rows) == [10, 11, 12, 13]
     finally:
@@ -131,46 +131,57 @@ def test_locked_database_keeps_records_until_writable(tmp_path: Path) -> None:
         store.close()
 
 
+async def handed_over(backlog: int) -> None:
+    """Until one more job waits in the (blocked) worker: the call's write. The worker's
+    queue has no event to await, so each turn of the loop looks once."""
+    while worker.backlog == backlog:  # noqa: ASYNC110
+        await asyncio.sleep(0)
+
+
 async def test_cancelled_caller_does_not_lose_the_record(store: SQLiteStore) -> None:
     @track_costs(project="robust-cancel")
-    async def ask() -> dict[str, Any]:
-        return chat(21, 2)
+    async def ask(tokens: int) -> dict[str, Any]:
+        return chat(tokens, 2)
 
-    # A busy worker with a full backlog: the caller has to wait for its own write...
+    await ask(20)  # prices loaded: the next call's one job in the worker is its write
     hold = threading.Event()
-    for _ in range(MAX_BACKLOG):
-        worker.submit(hold.wait)
-    task = asyncio.create_task(ask())
-    await asyncio.sleep(0)  # the task runs the call and waits for its settlement
-    assert not task.done()
-    # ...and is cancelled while waiting: the write still happens.
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    hold.set()
+    worker.submit(hold.wait)  # a busy worker: the call's write waits in its queue
+    try:
+        before = worker.backlog
+        task = asyncio.create_task(ask(21))
+        await handed_over(before)
+        assert not task.done()  # the caller waits for its record to be durable...
+        task.cancel()  # ...and is cancelled while waiting: the write still happens
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        hold.set()
     assert worker.drain(10)
-    [row] = store.get_usage_logs("robust-cancel")
-    assert (row["input_tokens"], row["output_tokens"]) == (21, 2)
+    rows = store.get_usage_logs("robust-cancel")
+    assert sorted((r["input_tokens"], r["output_tokens"]) for r in rows) == [(20, 2), (21, 2)]
 
 
 async def test_writes_in_flight_land_in_the_store_of_their_call(
     store: SQLiteStore, tmp_path: Path
 ) -> None:
     @track_costs(project="robust-switch")
-    async def ask() -> dict[str, Any]:
-        return chat(21, 2)
+    async def ask(tokens: int) -> dict[str, Any]:
+        return chat(tokens, 2)
 
+    await ask(20)  # prices loaded: the next call's one job in the worker is its write
     hold = threading.Event()
     worker.submit(hold.wait)  # a busy worker: the call's write waits in its queue
     other = SQLiteStore(tmp_path / "other.db")
     try:
-        await ask()
+        before = worker.backlog
+        task = asyncio.create_task(ask(21))
+        await handed_over(before)
         llm_toll.set_store(other)  # while the write of the call is still queued
         hold.set()
-        assert worker.drain(10)
+        await task
         assert other.get_usage_logs("robust-switch") == []
-        [row] = store.get_usage_logs("robust-switch")
-        assert (row["input_tokens"], row["output_tokens"]) == (21, 2)
+        rows = store.get_usage_logs("robust-switch")
+        assert sorted(r["input_tokens"] for r in rows) == [20, 21]
     finally:
         hold.set()
         llm_toll.set_store(store)

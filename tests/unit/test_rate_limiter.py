@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
+from collections import deque
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -281,13 +282,24 @@ def test_sixteen_threads_cannot_slip_past_the_tpm_limit(clock: FakeClock) -> Non
     assert _hammer(limiter, 7, threads=16, attempts=200) == 1000 // 7
 
 
+class Unscannable(deque[Any]):
+    """A window that fails the test if anything walks through it."""
+
+    def __iter__(self) -> Iterator[Any]:  # a generator: fails when walked, not when started
+        raise AssertionError("a check walked through the whole window")
+        yield
+
+
 def test_checks_do_not_rescan_the_window(clock: FakeClock) -> None:
-    """20,000 requests in one window: a sum over the window per check would take minutes."""
+    """20,000 requests in one window, each checked against running sums: no check walks
+    the window (a sum over it per check would make checks O(n))."""
     limiter = RateLimiter(rpm=10**9, tpm=10**12, clock=clock)
-    started = time.perf_counter()
+    limiter._requests = Unscannable()
+    limiter._token_entries = Unscannable()
     for _ in range(20_000):
         limiter.acquire(5).settle(7)
-    assert time.perf_counter() - started < 2.0
+    assert limiter._token_sum == 7 * 20_000
+    assert len(limiter._requests) == 20_000
 
 
 # -- llm-toll 0.13 API ----------------------------------------------------------------------
@@ -337,3 +349,45 @@ def test_record_counts_tokens_for_tpm(clock: FakeClock) -> None:
     assert (info.value.limit_type, info.value.retry_after) == ("tpm", 45.0)
     clock.advance(45)
     limiter.check()
+
+
+# -- a clock that steps ---------------------------------------------------------------------
+# time.monotonic never steps back; a clock= the caller passes may. Entries made "after" the
+# clock's new time count as made then: no one is asked to wait more than the window.
+
+
+def test_after_the_clock_steps_back_the_wait_is_at_most_the_window(clock: FakeClock) -> None:
+    limiter = RateLimiter(rpm=2, tpm=100, clock=clock)
+    limiter.acquire(30).settle(40)
+    clock.advance(10)
+    limiter.acquire(50)
+    clock.advance(-3600)  # an hour back
+    error = refusal(limiter)
+    assert error.limit_type == "rpm"
+    assert error.retry_after == 60.0  # not 3,660 s or more
+    clock.advance(60)
+    limiter.acquire(10)  # both entries left the window one window after the step
+
+
+def test_the_window_stays_in_order_after_the_clock_steps_back(clock: FakeClock) -> None:
+    limiter = RateLimiter(rpm=3, clock=clock)
+    limiter.acquire()  # at 1000
+    clock.advance(30)
+    limiter.acquire()  # at 1030
+    clock.advance(-20)  # back to 1010: the entry of 1030 counts as made at 1010
+    limiter.acquire()  # at 1010
+    assert refusal(limiter).retry_after == 50.0  # the entry of 1000 leaves first
+    clock.advance(50)
+    limiter.acquire()  # at 1060: the two of 1010 are left, and leave first
+    assert refusal(limiter).retry_after == 10.0
+
+
+def test_tokens_from_before_a_step_back_leave_one_window_after_it(clock: FakeClock) -> None:
+    limiter = RateLimiter(tpm=100, clock=clock)
+    clock.advance(3600)
+    limiter.acquire(90)
+    clock.advance(-3600)
+    error = refusal(limiter, 20)
+    assert (error.limit_type, error.retry_after) == ("tpm", 60.0)
+    clock.advance(60)
+    limiter.acquire(20)

@@ -5,6 +5,10 @@ from __future__ import annotations
 from decimal import ROUND_HALF_EVEN, Decimal
 
 NANOS_PER_USD = 1_000_000_000
+MAX_CALL_COST_NANOS = 10**15
+"""The most one call's record may cost, $1,000,000: far above any real call (10**8 tokens
+at the dearest prices cost tens of thousands of dollars), and low enough that thousands of
+such calls still fit a store's 64-bit running total. A dearer price is clamped to it."""
 _ONE_NANO = Decimal(1).scaleb(-9)
 
 

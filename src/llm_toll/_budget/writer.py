@@ -10,33 +10,50 @@ loop, so this write never runs on it.
 Accounting does not depend on tracing: a call whose span was dropped by the app's sampler
 (or made with no SDK at all) is recorded the same way.
 
-If the store cannot be written (locked past its timeout, disk full...), the record is kept
-in memory and written with the next call or on ``force_flush``/exit: nothing is lost, and
-the app is told once per cause.
+If the store cannot be written (locked past its timeout, read-only, disk full, down...), the
+record goes to the store's spill journal (``journal.py``), on disk before the call returns,
+and is written to the store, exactly once, by the first write that finds the store working
+again: in this process, or in the next one that uses the store. A store without a journal
+(one written for llm-toll 0.13), or a journal that cannot be written, keeps the record in
+memory until then or exit. The app is told once per cause, and at exit where records wait.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import sys
 import threading
+import time
+import weakref
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, cast
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.trace import Span
 
+from llm_toll._budget.journal import ReplayStopped, SpillJournal
 from llm_toll._budget.money import nanos_to_usd
 from llm_toll._budget.records import BudgetState, CallRecord, PendingWrite
 from llm_toll._budget.view import BudgetView
-from llm_toll._warnings import warn_once
+from llm_toll._warnings import Guard, warn_once
 from llm_toll.exceptions import AccountingWarning, TelemetryWarning
 from llm_toll.reporter import CostReporter
 from llm_toll.store import BaseStore, StoreError
 from llm_toll.telemetry import metrics
 from llm_toll.telemetry.spans import annotate_call
 
-# Records kept in memory while the store is failing, before the oldest are dropped.
+if TYPE_CHECKING:
+    from llm_toll.store._sql import SQLStore
+
+# Records kept in memory (a store without a journal, or a journal that cannot be written),
+# before the oldest are dropped.
 MAX_SPOOLED = 1_000_000
+# The longest pause between tries of a store that refused the records kept for it.
+MAX_RETRY_PAUSE_S = 5.0
+_REPORTING = Guard("reporter", "print a call's cost", TelemetryWarning)
 
 
 def _apply(store: BaseStore, write: PendingWrite) -> BudgetState:
@@ -58,8 +75,8 @@ class CostSpanProcessor(SpanProcessor):
     ) -> None:
         self._store = store
         self._reporter = reporter
-        self._spool: deque[tuple[BaseStore, PendingWrite]] = deque()
-        self._spool_lock = threading.Lock()
+        self._spills: weakref.WeakKeyDictionary[BaseStore, _Spill] = weakref.WeakKeyDictionary()
+        self._exit_registered = False
         self.view = BudgetView()
 
     # -- the write ------------------------------------------------------------------------
@@ -102,19 +119,21 @@ class CostSpanProcessor(SpanProcessor):
             warn_once("metrics", f"llm_toll could not record metrics: {exc!r}", TelemetryWarning)
         reporter = self._reporter()
         if reporter.enabled:
-            reporter.report_call(
-                call.model,
-                call.usage.input_tokens,
-                call.usage.output_tokens,
-                nanos_to_usd(call.cost_nanos),
-            )
+            with _REPORTING:
+                reporter.report_call(
+                    call.model,
+                    call.usage.input_tokens,
+                    call.usage.output_tokens,
+                    nanos_to_usd(call.cost_nanos),
+                )
         return state
 
     def _write(self, store: BaseStore, write: PendingWrite, held: int | None) -> BudgetState | None:
         state = None
+        spill = self._spills.get(store) or self._first_sight(store)
         try:
-            if self._spool and not self._drain():
-                self._keep(store, write)
+            if spill.waiting and not self._catch_up(store, spill):
+                self._spill(store, spill, write, None)  # the store still refuses: no wait
                 return None
             state = _apply(store, write)
         except ValueError as exc:  # a record no store can hold; callers validate first
@@ -124,13 +143,8 @@ class CostSpanProcessor(SpanProcessor):
                 with contextlib.suppress(Exception):
                     store.release_reservation(write.reservation)
         except StoreError as exc:
-            self._keep(store, write)
-            warn_once(
-                f"store-write:{type(exc.__cause__).__name__}",
-                f"llm_toll could not record a call ({exc}); it is kept in memory and will "
-                "be written when the store is writable again.",
-                AccountingWarning,
-            )
+            spill.refused()
+            self._spill(store, spill, write, exc)
         finally:
             if state is not None:  # the new total first, so the cost is never missed
                 self._remember(write.call, state)
@@ -146,31 +160,142 @@ class CostSpanProcessor(SpanProcessor):
                 call.project, key_state.period, key_state.spent_nanos, call.budget_key
             )
 
-    def _keep(self, store: BaseStore, write: PendingWrite) -> None:
-        with self._spool_lock:
-            if len(self._spool) >= MAX_SPOOLED:
-                self._spool.popleft()
-                warn_once("spool-full", "llm_toll's in-memory spool is full: the oldest "
-                          "unwritten record was dropped.", AccountingWarning)  # fmt: skip
-            self._spool.append((store, write))
+    # -- records the store refused --------------------------------------------------------
 
-    def _drain(self) -> bool:
-        """Write spooled records in order; False if the store still fails."""
-        with self._spool_lock:
-            while self._spool:
-                store, write = self._spool[0]
+    def _first_sight(self, store: BaseStore) -> _Spill:
+        """The first write to ``store`` in this process: records an earlier process left
+        in its journal are written before this one."""
+        from llm_toll.store._sql import SQLStore
+
+        journal = SpillJournal(store.location) if isinstance(store, SQLStore) else None
+        spill = _Spill(journal, pending=journal is not None and journal.has_records())
+        return self._spills.setdefault(store, spill)  # one per store, whoever came first
+
+    def _spill(
+        self, store: BaseStore, spill: _Spill, write: PendingWrite, error: StoreError | None
+    ) -> None:
+        """Keep a record the store refused: in the store's journal, else in memory."""
+        self._at_exit_once()
+        cause = "" if error is None else f" ({error})"
+        journal = spill.journal
+        if journal is not None:
+            try:
+                journal.append([write])
+            except OSError as journal_error:
+                warn_once(
+                    f"journal-unwritable:{journal.path}",
+                    f"llm_toll could not record a call{cause}, nor keep it in the spill "
+                    f"journal {journal.path} ({journal_error}): it is kept in memory only, and "
+                    "lost if the process ends before the store takes writes again.",
+                    AccountingWarning,
+                )
+            else:
+                spill.pending = True
+                warn_once(
+                    f"spilled:{journal.path}",
+                    f"llm_toll could not record a call in {journal.location}{cause}; it is "
+                    f"kept in the spill journal {journal.path} and will be written to the "
+                    "store as soon as it takes writes again, by this process or the next one "
+                    "that uses this store.",
+                    AccountingWarning,
+                )
+                return
+        else:
+            cause_name = "store" if error is None else type(error.__cause__).__name__
+            warn_once(
+                f"store-write:{cause_name}",
+                f"llm_toll could not record a call{cause}; it is kept in memory and will be "
+                "written when the store is writable again.",
+                AccountingWarning,
+            )
+        spill.keep_in_memory(store, write)
+
+    def _catch_up(self, store: BaseStore, spill: _Spill, *, now: bool = False) -> bool:
+        """Write what earlier writes could not, oldest first; False while the store still
+        refuses. One thread at a time: the others go on with their own write. ``now``:
+        even while backing off from the store's last refusal."""
+        if not now and time.monotonic() < spill.retry_at:  # refused a moment ago
+            return False
+        if not spill.lock.acquire(blocking=False):
+            return True
+        try:
+            if spill.memory and not self._drain(store, spill):
+                return spill.refused()
+            journal = spill.journal
+            if spill.pending and journal is not None:
                 try:
-                    state = _apply(store, write)
-                except StoreError:
-                    return False
-                self._spool.popleft()
-                self._remember(write.call, state)
+                    replayed = journal.replay(cast("SQLStore", store))
+                except ReplayStopped:
+                    return spill.refused()
+                if not replayed.busy:
+                    spill.pending = False
+                spill.refusals = 0
+                if replayed.damaged:
+                    warn_once(
+                        f"journal-damaged:{journal.path}",
+                        f"llm_toll skipped {replayed.damaged} damaged record(s) of the spill "
+                        f"journal {journal.path}: lines cut short by a crash while they were "
+                        "written, before their calls returned.",
+                        AccountingWarning,
+                    )
+            return True
+        finally:
+            spill.lock.release()
+
+    def _drain(self, store: BaseStore, spill: _Spill) -> bool:
+        """Write the store's records kept in memory, in order; False if it still fails."""
+        memory = spill.memory
+        while memory:
+            try:
+                state = _apply(store, memory[0])
+            except StoreError:
+                return False
+            self._remember(memory.popleft().call, state)
+        spill.owner = None
         return True
 
     @property
     def pending(self) -> int:
-        """Records waiting in memory for the store to become writable."""
-        return len(self._spool)
+        """Records not in their store yet: kept in memory or in a spill journal."""
+        in_journals = sum(
+            spill.journal.count() for spill in list(self._spills.values()) if spill.journal
+        )
+        in_memory = sum(len(spill.memory) for spill in list(self._spills.values()))
+        return in_memory + in_journals
+
+    def _at_exit_once(self) -> None:
+        if not self._exit_registered:
+            self._exit_registered = True
+            # Registered at the first refusal: later than the worker's own exit drain, so it
+            # runs first (atexit is LIFO) and drains the worker itself.
+            atexit.register(self._at_exit)
+
+    def _at_exit(self) -> None:
+        """Write what can be written; say where the rest waits."""
+        from llm_toll._worker import EXIT_DRAIN_TIMEOUT_S, worker
+
+        worker.drain(EXIT_DRAIN_TIMEOUT_S)
+        self.force_flush()
+        lost = 0
+        for spill in list(self._spills.values()):
+            journal = spill.journal
+            if journal is not None and spill.memory:  # it may take what memory holds now
+                with contextlib.suppress(OSError):
+                    journal.append(list(spill.memory))
+                    spill.memory.clear()
+                    spill.pending = True
+            lost += len(spill.memory)
+            left = journal.count() if journal is not None and spill.pending else 0
+            if left and journal is not None:
+                print(
+                    f"llm_toll: {left} record(s) for {journal.location} wait in the spill "
+                    f"journal {journal.path}; the next process that writes to that store "
+                    "records them.",
+                    file=sys.stderr,
+                )
+        if lost:
+            print(f"llm_toll: {lost} record(s) could not be written anywhere and are lost.",
+                  file=sys.stderr)  # fmt: skip
 
     # -- SpanProcessor --------------------------------------------------------------------
 
@@ -179,7 +304,50 @@ class CostSpanProcessor(SpanProcessor):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Write records the store refused earlier; True when none is left waiting."""
-        return not self._spool or self._drain()
+        done = True
+        for store, spill in list(self._spills.items()):
+            if spill.waiting:
+                self._catch_up(store, spill, now=True)
+                done = done and not spill.waiting
+        return done
 
     def shutdown(self) -> None:
         self.force_flush()
+
+
+@dataclass(slots=True)
+class _Spill:
+    """Where the records a store refuses wait, and whether any may be waiting."""
+
+    journal: SpillJournal | None
+    pending: bool
+    """The journal may hold records."""
+    memory: deque[PendingWrite] = field(default_factory=deque)
+    """Records neither the store nor the journal took."""
+    owner: BaseStore | None = None
+    """The store itself while ``memory`` holds its records: kept alive until they are in."""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    """Held by the one thread catching up."""
+    refusals: int = 0
+    """Catch-ups the store refused in a row."""
+    retry_at: float = 0.0
+    """``time.monotonic()`` before which records go to the journal without trying the store:
+    a store that refuses (locked, down) is not waited on by every call."""
+
+    @property
+    def waiting(self) -> bool:
+        return self.pending or bool(self.memory)
+
+    def keep_in_memory(self, store: BaseStore, write: PendingWrite) -> None:
+        if len(self.memory) >= MAX_SPOOLED:
+            self.memory.popleft()
+            warn_once("spool-full", "llm_toll's in-memory spool is full: the oldest "
+                      "unwritten record was dropped.", AccountingWarning)  # fmt: skip
+        self.memory.append(write)
+        self.owner = store
+
+    def refused(self) -> bool:
+        """Back off, up to 5 s, before the next try; False (for the caller to return)."""
+        self.refusals += 1
+        self.retry_at = time.monotonic() + min(0.1 * 2**self.refusals, MAX_RETRY_PAUSE_S)
+        return False

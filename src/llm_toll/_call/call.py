@@ -7,33 +7,36 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from llm_toll import _runtime
-from llm_toll._budget.money import nanos_to_usd
+from llm_toll._budget.money import MAX_CALL_COST_NANOS, nanos_to_usd
 from llm_toll._budget.periods import period_key
 from llm_toll._budget.records import CallRecord, PendingWrite, Reservation
 from llm_toll._call.gates import Admission
 from llm_toll._call.plan import Plan
 from llm_toll._call.results import CallResults
+from llm_toll._warnings import Guard, warn_once
 from llm_toll._worker import worker
-from llm_toll.exceptions import BudgetExceededError
+from llm_toll.exceptions import AccountingWarning, BudgetExceededError, TelemetryWarning
 from llm_toll.pricing import default_registry
 from llm_toll.pricing._routes import prices_loaded
 from llm_toll.store import BaseStore
 from llm_toll.telemetry import names as attr
-from llm_toll.telemetry.spans import mark_error, start_call_span
+from llm_toll.telemetry.spans import end_span, mark_error, start_call_span
 from llm_toll.usage import ExtractedUsage, StreamAccumulator
 
 if TYPE_CHECKING:
     from llm_toll._call.run import Run
 
 UNKNOWN_MODEL = "unknown"
-# Async records queued in the worker beyond which callers wait for their own.
-MAX_BACKLOG = 256
+# The one guard of recording a call; a failed call's metrics have theirs.
+_RECORDING = Guard("record", "record a call", AccountingWarning)
+_FAILURE_METRICS = Guard("metrics", "record metrics", TelemetryWarning)
 
 
 class Call:
@@ -80,7 +83,7 @@ class Call:
         self.reservation = admission.reservation
         """A strict call's budget reservation, settled or released exactly once."""
         self.granted = admission.granted
-        self.results = CallResults(plan, args, kwargs)
+        self.results = CallResults(plan, args, kwargs, answered=provider is not None)
         self.request_model = plan.requested_model(kwargs)
         if t0 is None or run is None:
             self.span = start_call_span(plan.project, self.request_model, provider=provider)
@@ -133,43 +136,54 @@ class Call:
         self._write(self._record_of(self.results.of_response(response)))
 
     async def finish_async(self, response: Any) -> None:
-        """The same for an async call, without making the caller wait for the store.
+        """The same for an async call, with the store's work off the event loop.
 
         Usage and price are worked out here (CPU only); the store write and the span's end
-        go to the worker thread. Until the write lands, the call's cost is held in the
-        budget view, so the next call's check already counts it; and the store's read
-        methods wait for such writes, so a caller reads its own writes. When the worker
-        falls behind, callers wait for their own write, which bounds the backlog.
+        run in the worker thread, and the caller gets its result once the record is durable
+        (in the store, or in its spill journal): a process killed right after an
+        ``asyncio.gather`` returned has lost none of its calls. While writes wait in the
+        worker, their cost is held in the budget view, so concurrent calls' checks count it.
         """
         found = self.results.of_response(response)
-        if prices_loaded():
-            call = self._record_of(found)
-        else:  # the first call loads genai-prices' data, too slow for the event loop
-            call = await worker.run(self._record_of, found)
+        store = None
+        with _RECORDING:
+            # The store in use now, though the write runs later: a set_store() in between
+            # does not move this call's record to another store.
+            store = _runtime.get_store()
+        if not prices_loaded():
+            # The first call loads genai-prices' data, too slow for the event loop. Priced
+            # and written in one job, which runs even if the caller is cancelled meanwhile.
+            await worker.run(self.finish_with, found, store)
+            return
+        call = self._record_of(found)
         end_ns = time.time_ns()
         held = None
+        with _RECORDING:
+            held = self._hold(call)
+        await worker.run(self._write, call, store, end_ns, held)
+
+    def _hold(self, call: CallRecord | None) -> int | None:
+        """Hold an async call's cost in the budget view until its write lands; the ticket."""
         scopes = self.plan.scopes(self.budget_key)
-        if call is not None and scopes:
-            # The scopes of a call share one reset, so one period.
-            period = period_key(scopes[0].spec.reset, call.started_at)
-            key = scopes[-1].key
-            held = _runtime.writer().view.hold(call.project, period, call.cost_nanos, key)
-        # The store in use now, though the write runs later: a set_store() in between
-        # does not move this call's record to another store.
-        store = _runtime.get_store()
-        if worker.backlog < MAX_BACKLOG:
-            worker.submit(self._write, call, store, end_ns, held)
-        else:
-            await worker.run(self._write, call, store, end_ns, held)
+        if call is None or not scopes:
+            return None
+        # The scopes of a call share one reset, so one period.
+        period = period_key(scopes[0].spec.reset, call.started_at)
+        key = scopes[-1].key
+        return _runtime.writer().view.hold(call.project, period, call.cost_nanos, key)
 
     def finish_with(self, found: ExtractedUsage, store: BaseStore | None = None) -> None:
         """Usage already known (integrations' callbacks): record it and end the span."""
         self._write(self._record_of(found), store)
 
     def finish_stream(
-        self, stream: StreamAccumulator, error: BaseException | None, request_hint: str = ""
+        self,
+        stream: StreamAccumulator,
+        error: BaseException | None,
+        request_hint: Callable[[], str] = lambda: "",
     ) -> None:
-        """A stream ended (exhausted, closed, broken or collected): record what is known."""
+        """A stream ended (exhausted, closed, broken or collected): record what is known.
+        ``request_hint`` reads the prompt text from elsewhere when usage must be estimated."""
         cut = isinstance(error, BudgetExceededError)  # closed at its reservation
         found = self.results.of_stream(stream, request_hint, cut=cut)
         if error is not None:
@@ -180,17 +194,21 @@ class Call:
         """The wrapped function raised: nothing was priced; record the failure and end."""
         from llm_toll.telemetry import metrics  # failures only: not imported by every program
 
-        if self.lease is not None:
-            self.lease.release()
-        self._release_reservation()
-        mark_error(self.span, error)
-        model = self.plan.model or UNKNOWN_MODEL
         try:
-            metrics.record_failure(
-                attr.DEFAULT_OPERATION, model, time.perf_counter() - self.t0, type(error).__name__
-            )
+            if self.lease is not None:
+                self.lease.release()
+            self._release_reservation()
+            mark_error(self.span, error)
+            model = self.plan.model or UNKNOWN_MODEL
+            with _FAILURE_METRICS:
+                metrics.record_failure(
+                    attr.DEFAULT_OPERATION,
+                    model,
+                    time.perf_counter() - self.t0,
+                    type(error).__name__,
+                )
         finally:
-            self.span.end()
+            end_span(self.span)
             self._done(error)
 
     # -- internals -------------------------------------------------------------------------
@@ -223,27 +241,34 @@ class Call:
         end_ns: int | None = None,
         held: int | None = None,
     ) -> None:
-        """Record the call through the writer, then end its span (at ``end_ns`` if given)."""
+        """Record the call through the writer, then end its span (at ``end_ns`` if given).
+
+        Never raises: the one guard of recording a call. The writer keeps a record the store
+        refuses; any other failure here is an ``AccountingWarning``."""
         try:
-            if call is None:
-                self._release_reservation()  # nothing recorded: give it back
-            else:
-                if self.request_model is None and self.span.is_recording():
-                    # Unknown when the span started: the model priced is what was asked for.
-                    self.span.set_attribute(attr.REQUEST_MODEL, call.model)
-                plan = self.plan
-                write = PendingWrite(
-                    call,
-                    plan.budget,
-                    plan.key_budget if call.budget_key else None,
-                    self._take_reservation(),
-                )
-                _runtime.writer().record(
-                    self.span, write, store=store, held=held, key_in_metrics=plan.key_in_metrics
-                )
+            with _RECORDING:
+                self._record(call, store, held)
         finally:
-            self.span.end(end_time=end_ns)
+            end_span(self.span, end_ns)
             self._done(None)
+
+    def _record(self, call: CallRecord | None, store: BaseStore | None, held: int | None) -> None:
+        if call is None:
+            self._release_reservation()  # nothing recorded: give it back
+            return
+        if self.request_model is None and self.span.is_recording():
+            # Unknown when the span started: the model priced is what was asked for.
+            self.span.set_attribute(attr.REQUEST_MODEL, call.model)
+        plan = self.plan
+        write = PendingWrite(
+            call,
+            plan.budget,
+            plan.key_budget if call.budget_key else None,
+            self._take_reservation(),
+        )
+        _runtime.writer().record(
+            self.span, write, store=store, held=held, key_in_metrics=plan.key_in_metrics
+        )
 
     def _done(self, error: BaseException | None) -> None:
         """Tell the run: its request is recorded (or failed); its return value's call ends
@@ -262,16 +287,28 @@ class Call:
         model = self.plan.model or found.model or self.request_model or UNKNOWN_MODEL
         started_at = self.started_at
         price = default_registry.price(model, found.usage, provider=found.provider, at=started_at)
+        cost, known = price.cost_nanos, price.known
+        if cost > MAX_CALL_COST_NANOS:
+            plan = self.plan
+            warn_once(
+                f"cost-clamped:{plan.name}",
+                f"llm_toll: a call of {plan.name}() in project '{plan.project}' to model "
+                f"{model!r} was priced above ${nanos_to_usd(MAX_CALL_COST_NANOS):,.0f}, more "
+                "than one call's record may hold; it is recorded at that amount and flagged "
+                "llm_toll.price.known=false.",
+                AccountingWarning,
+            )
+            cost, known = MAX_CALL_COST_NANOS, False
         return CallRecord(
             project=self.plan.project,
             model=model,
             usage=found.usage,
-            cost_nanos=price.cost_nanos,
+            cost_nanos=cost,
             started_at=started_at,
             duration_s=time.perf_counter() - self.t0,
             provider=found.provider,
             operation=found.operation or attr.DEFAULT_OPERATION,
-            price_known=price.known,
+            price_known=known,
             estimated=found.estimated,
             response_id=found.response_id,
             budget_key=self.budget_key,

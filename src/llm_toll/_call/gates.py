@@ -142,16 +142,31 @@ def _gates(
 
         amount = strict.worst_case_nanos(plan, args, kwargs, now, quiet=True)
         if amount is not None:
-            reserved = yield _Reserve(plan, key, now, amount)
+            try:
+                reserved = yield _Reserve(plan, key, now, amount)
+            except StoreError as down:
+                refused = store_unavailable(plan, down, "reserve budget for")
+                if refused is not None:
+                    yield _Refuse(plan, refused, key, model)
+                    raise refused from None
+                scopes = ()  # allowed unchecked: the store that failed is not read again
+                reserved = None
             if isinstance(reserved, BudgetExceededError):
                 yield _Refuse(plan, reserved, key, model)
                 raise reserved
-            reservation = reserved  # None: the store could not reserve; check plainly
+            reservation = reserved  # None: the store cannot reserve; check plainly
     if reservation is None and granted is None:
         for scope in scopes:
             spent = None if store is not None else _recent_spent(plan, now, scope)
             if spent is None:
-                spent = yield _ReadSpent(plan, now, scope, store)
+                try:
+                    spent = yield _ReadSpent(plan, now, scope, store)
+                except StoreError as down:
+                    refused = store_unavailable(plan, down, "read the budget of")
+                    if refused is not None:
+                        yield _Refuse(plan, refused, key, model)
+                        raise refused from None
+                    break  # allowed without a budget check
             refusal = _budget_refusal(plan, spent, scope)
             if refusal is not None:
                 yield _Refuse(plan, refusal, key, model)
@@ -228,22 +243,13 @@ def _recent_spent(plan: Plan, now: datetime, scope: BudgetScope) -> int | None:
 
 def read_spent(
     plan: Plan, now: datetime, scope: BudgetScope, store: BaseStore | None = None
-) -> int | None:
-    """The spend of a budget from the store, plus async calls' cost not yet written; None
-    (warned once) when the store cannot answer: the call then goes ahead unchecked."""
+) -> int:
+    """The spend of a budget from the store, plus async calls' cost not yet written;
+    ``StoreError`` when the store cannot answer (see :func:`store_unavailable`)."""
     reset = scope.spec.reset
-    try:
-        spent = (store or _runtime.get_store()).get_spent(
-            plan.project, reset, now, budget_key=scope.key
-        )
-    except StoreError as exc:
-        warn_once(
-            f"store-read:{plan.project}",
-            f"llm_toll could not read the budget of '{plan.project}' ({exc}); the call is "
-            "allowed without a budget check.",
-            AccountingWarning,
-        )
-        return None
+    spent = (store or _runtime.get_store()).get_spent(
+        plan.project, reset, now, budget_key=scope.key
+    )
     if store is not None:  # not the process's store: its totals are not in the view
         return spent
     period = period_key(reset, now)
@@ -252,13 +258,35 @@ def read_spent(
     return spent + view.held(plan.project, period, scope.key or "")
 
 
+def store_unavailable(
+    plan: Plan, error: StoreError, action: str = "read the budget of"
+) -> BudgetExceededError | None:
+    """What a call does when the budget store cannot be used before it, as
+    ``on_store_error`` says: the refusal to raise (``"refuse"``), or None: it goes ahead
+    without the check, warned once per project and ``action`` (``"allow"``)."""
+    if plan.on_store_error == "refuse":
+        return BudgetExceededError(
+            f"llm_toll refused a call of project '{plan.project}' before it was sent: the "
+            f"budget store cannot be used ({error}), and on_store_error='refuse'",
+            project=plan.project,
+            scope="store",
+        )
+    warn_once(
+        f"store-{action}:{plan.project}",
+        f"llm_toll could not {action} '{plan.project}' ({error}); the call is allowed "
+        "without a budget check.",
+        AccountingWarning,
+    )
+    return None
+
+
 # Budget reads under way, per event loop and budget scope: concurrent callers share one.
 _reads: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[tuple[str, str, str], asyncio.Future[int | None]]
+    asyncio.AbstractEventLoop, dict[tuple[str, str, str], asyncio.Future[int]]
 ] = weakref.WeakKeyDictionary()
 
 
-async def _shared_read(plan: Plan, now: datetime, scope: BudgetScope) -> int | None:
+async def _shared_read(plan: Plan, now: datetime, scope: BudgetScope) -> int:
     """``read_spent`` in the worker; a burst of calls (``asyncio.gather``) makes one read."""
     import asyncio
 
@@ -297,7 +325,7 @@ def refusal_span(plan: Plan, error: Refusal, key: str | None, model: str | None 
     mark_error(span, error)
     if key is not None:
         span.set_attribute(attr.BUDGET_KEY, key)
-    if isinstance(error, BudgetExceededError):
+    if isinstance(error, BudgetExceededError) and error.scope != "store":
         limit = usd_to_nanos(error.max_budget or 0)
         spent = usd_to_nanos(error.current_cost or 0)
         event = budget_event_attributes(plan.project, limit, spent, error.budget_key)
@@ -344,10 +372,10 @@ class _ReadSpent(_Step):
         self.scope = scope
         self.store = store
 
-    def run(self) -> int | None:
+    def run(self) -> int:
         return read_spent(self.plan, self.now, self.scope, self.store)
 
-    async def run_async(self) -> int | None:
+    async def run_async(self) -> int:
         return await _shared_read(self.plan, self.now, self.scope)
 
 

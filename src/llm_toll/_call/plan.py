@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from llm_toll._budget.records import BudgetSpec
 from llm_toll._warnings import warn_once
 from llm_toll.exceptions import UsageWarning
 from llm_toll.rate_limiter import RateLimiter
+
+StoreErrorPolicy = Literal["allow", "refuse"]
+"""What a call does when the budget store cannot be used before it: go ahead unchecked
+(with an AccountingWarning), or be refused (BudgetExceededError)."""
+STORE_ERROR_POLICIES: tuple[StoreErrorPolicy, ...] = ("allow", "refuse")
 
 
 class BudgetScope(NamedTuple):
@@ -47,6 +52,8 @@ class Plan:
     clamp: bool = True
     """Strict requests: lower a request's output cap to what the budget has left (False:
     refuse the request instead)."""
+    on_store_error: StoreErrorPolicy = "allow"
+    """When the store cannot be read or reserve before a call (``gates.store_unavailable``)."""
 
     @property
     def rate_scope(self) -> str:

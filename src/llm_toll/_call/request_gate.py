@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from llm_toll import _runtime
 from llm_toll._budget.records import BudgetSpec, Reservation
+from llm_toll._call.gates import store_unavailable
 from llm_toll._call.plan import Plan
 from llm_toll._call.request_bound import RequestBound
 from llm_toll._call.strict import RESERVATION_TTL_S, store_refusal
@@ -174,12 +175,20 @@ class RequestGate:
         if self.plan.budget is not None or (self.key is not None and self.plan.key_budget):
             try:
                 reservation = self._reserve(amount)
-            except (StoreError, NotImplementedError) as exc:
+                after = None if reservation is not None else self._after_full_store()
+            except NotImplementedError as exc:
                 self._unhold(held)
                 return unbounded(self.plan, f"the budget store could not reserve it ({exc})")
-            if reservation is None:
-                self._unhold(held)
-                return self._after_full_store()
+            except StoreError as exc:  # down: refused, or sent unreserved, as the plan says
+                refused = store_unavailable(self.plan, exc, "reserve budget for")
+                if refused is not None:
+                    self._unhold(held)
+                    return refused
+                amount = 0
+            else:
+                if after is not None:
+                    self._unhold(held)
+                    return after
         output_cap = self.cap if self.bound.generates else None
         return Granted(reservation, output_cap, self.bound.cap, amount, held, self.bound.choices)
 
@@ -199,7 +208,8 @@ class RequestGate:
 
     def _after_full_store(self) -> BudgetExceededError | float:
         """The store had no room for the worst case: lower the cap to what the budgets have
-        left and try again at once, or wait for requests in flight, or refuse."""
+        left and try again at once, or wait for requests in flight, or refuse. ``StoreError``
+        when the store cannot be read."""
         store = _runtime.get_store()
         scopes = self.plan.scopes(self.key)
         lefts: list[int] = []
@@ -209,13 +219,8 @@ class RequestGate:
             if limit is None:
                 continue
             reset = scope.spec.reset
-            try:
-                spent = store.get_spent(self.plan.project, reset, self.now, budget_key=scope.key)
-                reserved = store.get_reserved(
-                    self.plan.project, reset, self.now, budget_key=scope.key
-                )
-            except StoreError as exc:
-                return unbounded(self.plan, f"the budget store could not be read ({exc})")
+            spent = store.get_spent(self.plan.project, reset, self.now, budget_key=scope.key)
+            reserved = store.get_reserved(self.plan.project, reset, self.now, budget_key=scope.key)
             lefts.append(limit - spent)
             frees.append(limit - spent - reserved)
         fit = self._fit(min(lefts, default=0))

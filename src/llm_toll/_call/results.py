@@ -3,11 +3,12 @@ then an estimate from the text, flagged as such."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from llm_toll._call.plan import Plan
-from llm_toll._warnings import warn_once
+from llm_toll._warnings import raise_if_warning, shown, warn_once
 from llm_toll.exceptions import UsageWarning
 from llm_toll.usage import (
     ExtractedUsage,
@@ -26,28 +27,54 @@ class CallResults:
     """Reads the usage of one call's result, with the call's arguments at hand for an
     estimate of its prompt."""
 
-    __slots__ = ("args", "kwargs", "plan")
+    __slots__ = ("answered", "args", "kwargs", "plan")
 
-    def __init__(self, plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self, plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any], *, answered: bool = False
+    ) -> None:
         self.plan = plan
         self.args = args
         self.kwargs = kwargs
+        self.answered = answered
+        """The result is a provider's answer to a request a hook saw sent: a call, whatever
+        it looks like (a result that is no LLM response is recorded, estimated)."""
 
     def of_response(self, response: Any) -> ExtractedUsage | None:
         """The usage of a plain result: the user's extractor, then auto-detection, then an
-        estimate from the text; None (with a warning) when there is nothing to go on."""
+        estimate from the text; None (with a warning) when the result is no LLM response,
+        nothing failed reading it and no hook saw it answer a request.
+
+        Never raises (but for a warning the app's filters turn into an error): this is the
+        one guard of reading a result. A result whose reading raises (a proxy, a lazy SDK
+        field) is recorded with usage estimated from what can be read.
+        """
+        try:
+            return self._of_response(response)
+        except Exception as exc:
+            raise_if_warning(exc)
+            self.warn(
+                "unreadable",
+                f"reading its result raised {type(exc).__name__}; usage is estimated",
+            )
+            return self.estimate(response_text(response), None)
+
+    def _of_response(self, response: Any) -> ExtractedUsage | None:
+        extractor_failed = False
         if self.plan.extract_usage is not None:
             try:
                 returned = self.plan.extract_usage(response)
             except Exception as exc:  # worded as llm-toll 0.13 did, for warning filters
+                extractor_failed = True
                 self.warn(
-                    "extract_usage", f"its extract_usage callback raised an exception ({exc!r})"
+                    "extract_usage",
+                    f"its extract_usage callback raised an exception ({shown(exc)})",
                 )
             else:
                 try:
                     custom = coerce_custom_usage(returned)
                 except Exception as exc:
-                    self.warn("extract_usage", f"its extract_usage failed ({exc!r})")
+                    extractor_failed = True
+                    self.warn("extract_usage", f"its extract_usage failed ({shown(exc)})")
                 else:
                     if custom is not None:
                         return custom
@@ -61,6 +88,9 @@ class CallResults:
         if isinstance(response, str):
             self.warn("text-result", "it returned text without usage; usage is estimated")
             return self.estimate(response, None)
+        if extractor_failed or self.answered:  # a call all the same
+            self.warn("unrecognised", "its result is no LLM response; usage is estimated")
+            return self.estimate(response_text(response), None)
         self.warn(
             "no-usage",
             f"no token usage was found in its {type(response).__name__} result, so the call "
@@ -69,28 +99,35 @@ class CallResults:
         return None
 
     def of_stream(
-        self, stream: StreamAccumulator, request_hint: str = "", *, cut: bool = False
+        self,
+        stream: StreamAccumulator,
+        request_hint: Callable[[], str] = lambda: "",
+        *,
+        cut: bool = False,
     ) -> ExtractedUsage:
         """The usage a finished stream reported, else an estimate from its text.
 
-        ``request_hint`` is the prompt text when the wrapped function's arguments do not
-        show it (read from the SDK stream's own HTTP request). ``cut``: llm_toll closed the
-        stream at its reservation, before the provider could report usage (not warned).
+        ``request_hint`` gives the prompt text when the wrapped function's arguments do not
+        show it (read from the SDK stream's own HTTP request); called only for an estimate.
+        ``cut``: llm_toll closed the stream at its reservation, before the provider could
+        report usage (not warned). Never raises, as :meth:`of_response`.
         """
         try:
             found = stream.result()
-        except UsageError as exc:
-            self.warn("stream-usage", f"its stream reported unusable usage ({exc})")
-            found = None
-        if found is not None:
-            return found
-        if not cut:
-            self.warn(
-                "stream-no-usage",
-                "its stream did not report usage (for OpenAI pass "
-                "stream_options={'include_usage': True}); usage is estimated from the text",
-            )
-        found = self.estimate(stream.text, stream.model, request_hint)
+        except Exception as exc:
+            raise_if_warning(exc)
+            reason = exc if isinstance(exc, UsageError) else shown(exc)
+            self.warn("stream-usage", f"its stream reported unusable usage ({reason})")
+        else:
+            if found is not None:
+                return found
+            if not cut:
+                self.warn(
+                    "stream-no-usage",
+                    "its stream did not report usage (for OpenAI pass "
+                    "stream_options={'include_usage': True}); usage is estimated from the text",
+                )
+        found = self.estimate(stream.text, stream.model, request_hint())
         usage = found.usage
         if usage.output_tokens < stream.text_pieces:  # each piece is a token at least
             usage = replace(usage, output_tokens=stream.text_pieces)

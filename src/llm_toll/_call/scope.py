@@ -26,13 +26,13 @@ class RunScope:
     def __init__(
         self, project: str | None, *, max_cost: float | None, name: str | None, **options: Any
     ) -> None:
-        from llm_toll.decorator import plan_options, usd_option
+        from llm_toll._options import text_option, usd_option
+        from llm_toll._runtime import check_store_environment
+        from llm_toll.decorator import plan_options
 
         self._cap = usd_option("max_cost", max_cost)
         self._name = name or DEFAULT_RUN_NAME
-        key = options.pop("budget_key", None)
-        if key is not None and (not isinstance(key, str) or not key):
-            raise ValueError(f"budget_key must be a non-empty str, got {key!r}")
+        key = text_option("budget_key", options.pop("budget_key", None))
         self._own_plan: Plan | None = None
         if project is not None or options or key is not None:
             fields = plan_options(
@@ -43,6 +43,7 @@ class RunScope:
             )
             fields["max_run_cost_nanos"] = None  # the cap of this run only, not of its plan
             self._own_plan = Plan(name=self._name, **fields)
+        check_store_environment()
         self._run: Run | None = None
         self._tokens: Any = None
 
@@ -133,9 +134,11 @@ def instrument(
     too, under that project and its budgets, with no decorator at all. Returns False when
     ``LLM_TOLL_HOOKS`` turns the hooks off.
     """
+    tracked = project is not None or bool(options) or max_cost is not None
+    # The options are checked (a ValueError) before the SDKs are touched.
+    scope = RunScope(project, max_cost=max_cost, name="llm_toll.instrument", **options)
     active = _hooks.install()
-    if project is not None or options or max_cost is not None:
-        scope = RunScope(project, max_cost=max_cost, name="llm_toll.instrument", **options)
+    if tracked:
         plan = scope._own_plan or Plan(name="llm_toll.instrument", project="default")
         key = plan.budget_key_of((), {})
         admission = Admission(datetime.now(timezone.utc), key, None, None)

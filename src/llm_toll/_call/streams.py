@@ -10,13 +10,14 @@ from llm_toll._call.call import Call
 from llm_toll._call.plan import Plan
 from llm_toll._worker import worker
 from llm_toll.exceptions import BudgetExceededError
-from llm_toll.usage import StreamAccumulator, UsageError, request_text
+from llm_toll.usage import StreamAccumulator, request_text
 from llm_toll.usage.custom import coerce_custom_usage
 
 
 def is_sync_stream(value: object) -> bool:
+    # Asked of the class, as is_async_stream does: an instance's attributes may raise.
     kind = type(value)
-    return hasattr(kind, "__next__") and hasattr(value, "close")
+    return hasattr(kind, "__next__") and hasattr(kind, "close")
 
 
 def is_async_stream(value: object) -> bool:
@@ -26,14 +27,13 @@ def is_async_stream(value: object) -> bool:
 
 def sdk_request_text(stream: object) -> str:
     """The prompt of the HTTP request behind an SDK stream (OpenAI's and Anthropic's keep
-    it as ``stream.response.request``), for estimating input tokens when usage is missing."""
-    request = getattr(getattr(stream, "response", None), "request", None)
-    content = getattr(request, "content", None)
-    if not isinstance(content, bytes) or not content:
-        return ""
+    it as ``stream.response.request``), for estimating input tokens when usage is missing.
+    Never raises: "" when there is none, or it cannot be read."""
     try:
-        body = json.loads(content)
-    except ValueError:
+        request = getattr(getattr(stream, "response", None), "request", None)
+        content = getattr(request, "content", None)
+        body = json.loads(content) if isinstance(content, bytes) and content else None
+    except Exception:
         return ""
     return request_text((), body) if isinstance(body, dict) else ""
 
@@ -58,13 +58,11 @@ class StreamMeter:
         self._lock = threading.Lock()
 
     def _finish(self, error: BaseException | None) -> None:
-        try:
-            reported = self.accumulator.result() is not None
-        except UsageError:
-            reported = False
-        hint = "" if reported else sdk_request_text(self.stream)
         if self.call is not None:
-            self.call.finish_stream(self.accumulator, error, hint)
+            self.call.finish_stream(self.accumulator, error, self._request_text)
+
+    def _request_text(self) -> str:
+        return sdk_request_text(self.stream)
 
     def feed(self, item: object) -> None:
         self.accumulator.add(item)

@@ -87,8 +87,9 @@ def reserve(
     plan: Plan, key: str | None, now: datetime, amount: int
 ) -> Reservation | BudgetExceededError | None:
     """Reserve ``amount`` in the store for one strict call (blocking: async callers run it
-    in the worker). The refusal to raise when it does not fit; None when the store cannot
-    reserve (warned once; the caller falls back to the plain check)."""
+    in the worker). The refusal to raise when it does not fit; None when the store has no
+    reservations (a store written for llm-toll 0.13: warned once; the caller falls back to
+    the plain check). ``StoreError`` when the store cannot be used: the gates decide."""
     scopes = plan.scopes(key)
     spec = plan.budget if plan.budget is not None else BudgetSpec(None, scopes[0].spec.reset)
     key_spec = plan.key_budget if key is not None else None
@@ -103,7 +104,7 @@ def reserve(
             ttl_s=RESERVATION_TTL_S,
             key_spec=key_spec,
         )
-    except (StoreError, NotImplementedError) as exc:
+    except NotImplementedError as exc:
         warn_once(
             f"store-reserve:{plan.project}",
             f"llm_toll could not reserve budget for '{plan.project}' ({exc}); strict calls "

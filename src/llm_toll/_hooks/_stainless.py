@@ -117,7 +117,7 @@ def _read(call: Call, result: Any, streamed: bool) -> Any:
     if _is_raw(result):
         if streamed:  # parsed by the caller into the stream: metered from there
             return _RawResponse(result, call, SyncStreamProxy)
-        call.finish(result.parse())  # the SDK keeps what it parsed: the caller gets it too
+        call.finish(_parsed(result))
         return result
     call.finish(result)
     return result
@@ -129,13 +129,28 @@ async def _read_async(call: Call, result: Any, streamed: bool) -> Any:
     if _is_raw(result):
         if streamed:
             return _RawResponse(result, call, AsyncStreamProxy)
-        parsed = result.parse()
-        if inspect.isawaitable(parsed):
-            parsed = await parsed
-        await call.finish_async(parsed)
+        await call.finish_async(await _parsed_async(result))
         return result
     await call.finish_async(result)
     return result
+
+
+def _parsed(raw: Any) -> Any:
+    """What the SDK parses a raw response into (it keeps it: the caller's ``parse()`` gets
+    it too); the raw response itself when it cannot be parsed, which is then recorded with
+    estimated usage, and whose ``parse()`` raises the SDK's error where the caller calls it."""
+    try:
+        return raw.parse()
+    except Exception:
+        return raw
+
+
+async def _parsed_async(raw: Any) -> Any:
+    try:
+        parsed = raw.parse()
+        return (await parsed) if inspect.isawaitable(parsed) else parsed
+    except Exception:
+        return raw
 
 
 class _RawResponse(wrapt.ObjectProxy[Any]):

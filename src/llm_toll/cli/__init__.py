@@ -25,6 +25,7 @@ from llm_toll.store import (
     StoreWarning,
     create_store,
 )
+from llm_toll.store._secrets import redact_url
 
 
 class CommandFailure(Exception):
@@ -47,8 +48,9 @@ def open_store(target: str | None) -> BaseStore:
     an empty one, which would hide a mistyped path)."""
     try:
         store = create_store(target)
-    except (ValueError, NotImplementedError) as exc:
-        raise CommandFailure(f"cannot open the store {target!r}: {exc}") from exc
+    except (ValueError, ImportError, NotImplementedError) as exc:
+        shown = None if target is None else redact_url(target)
+        raise CommandFailure(f"cannot open the store {shown!r}: {exc}") from exc
     db_path = getattr(store, "db_path", None)  # a store in a file: SQLite's
     if isinstance(db_path, str) and not Path(db_path).exists():
         store.close()

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from llm_toll._budget.money import usd_to_nanos
-from llm_toll._budget.records import BudgetSpec
 from llm_toll._call.call import Call
 from llm_toll._call.gates import Admission, admit
-from llm_toll._call.plan import Plan
-from llm_toll._runtime import set_reporter
+from llm_toll._call.plan import Plan, StoreErrorPolicy
+from llm_toll._runtime import check_store_environment, set_reporter
+from llm_toll.decorator import plan_options
 from llm_toll.reporter import CostReporter
 from llm_toll.store import BaseStore
 from llm_toll.usage import ExtractedUsage
 
 
 class BudgetedCallback:
-    """A framework callback with a project, an optional budget and an optional store."""
+    """A framework callback with a project, an optional budget and an optional store.
+
+    ``on_store_error`` is the decorator's: when the store cannot be read before a call,
+    ``"allow"`` it unchecked (with an ``AccountingWarning``) or ``"refuse"`` it.
+    """
 
     def __init__(
         self,
@@ -25,10 +28,17 @@ class BudgetedCallback:
         max_budget: float | None = None,
         store: BaseStore | None = None,
         reporter: CostReporter | None = None,
+        on_store_error: StoreErrorPolicy = "allow",
     ) -> None:
-        budget = None if max_budget is None else BudgetSpec(usd_to_nanos(max_budget))
-        self._plan = Plan(name=type(self).__name__, project=project, budget=budget)
+        # The decorator's checks: a budget that is negative, not finite or more than the
+        # store holds is a ValueError naming it, here rather than at the first call.
+        options = plan_options(
+            project=project, max_budget=max_budget, on_store_error=on_store_error
+        )
+        self._plan = Plan(name=type(self).__name__, **options)
         self._store = store
+        if store is None:
+            check_store_environment()
         if reporter is not None:
             set_reporter(reporter)
 

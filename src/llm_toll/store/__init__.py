@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+import re
+from typing import TYPE_CHECKING, Any, Literal
 
+from llm_toll.store._secrets import redact_url
 from llm_toll.store.base import BaseStore
 from llm_toll.store.errors import StoreError, StoreWarning
 
@@ -34,33 +35,59 @@ def create_store(url: str | None = None, **kwargs: Any) -> BaseStore:
     ``None`` is the default SQLite file. A plain path or ``sqlite:///relative/path`` /
     ``sqlite:////absolute/path`` (SQLAlchemy's spelling) is a SQLite file.
     ``postgresql://...`` or ``postgres://...`` is a PostgreSQL database (``PostgresStore``,
-    with ``pip install 'llm-toll[postgres]'``).
+    with ``pip install 'llm-toll[postgres]'``). Anything else is a ValueError, whose
+    message never shows the URL's password.
     """
     if url is None:
         return _sqlite_store()(**kwargs)
+    kind, location = parse_store_url(url)
+    if kind == "postgres":
+        # Imported here: psycopg is an optional dependency, needed only for this scheme.
+        from llm_toll.store.postgres import PostgresStore as PostgresStore
+
+        return PostgresStore(location, **kwargs)
+    return _sqlite_store()(location, **kwargs)
+
+
+def parse_store_url(url: str) -> tuple[Literal["sqlite", "postgres"], str]:
+    """Which kind of store ``url`` names, and its location (a file path, or the DSN);
+    ValueError, never showing the password, for a URL of no store."""
+    if not isinstance(url, str) or not url.strip():
+        raise ValueError(f"a store URL must be a non-empty string, got {url!r}")
     scheme, separator, rest = url.partition("://")
     if not separator:
-        return _sqlite_store()(url, **kwargs)
-    factory = _FACTORIES.get(scheme.lower())
-    if factory is None:
-        raise ValueError(
-            f"unsupported store URL {url!r}: use a file path, sqlite:///path or postgresql://..."
-        )
-    return factory(url, rest, **kwargs)
+        # A scheme without '//' (postgresql:/host/db) is a mistyped URL, not a file to create
+        # in a directory named 'postgresql:'. One letter before the colon is a drive (C:).
+        looks_like = re.match(r"([A-Za-z][A-Za-z0-9+.-]+):", url)
+        if looks_like is not None:
+            raise ValueError(
+                f"the store URL {redact_url(url)!r} has a scheme ({looks_like.group(1)}:) but "
+                f"no '//': {_URL_FORMS} (write ./{looks_like.group(1)}:... for such a file)"
+            )
+        return "sqlite", url
+    kind = _SCHEMES.get(scheme.lower())
+    if kind is None:
+        raise ValueError(f"unsupported store URL {redact_url(url)!r}: {_URL_FORMS}")
+    if kind == "sqlite":
+        # rest is "/<path>": an empty host, then the path, relative unless it starts with "/".
+        if not rest.startswith("/") or len(rest) < 2:
+            raise ValueError(
+                f"a SQLite store URL looks like sqlite:///path/to/file.db; got {redact_url(url)!r}"
+            )
+        return "sqlite", rest[1:]
+    return "postgres", url
 
 
-def _sqlite_from_url(url: str, rest: str, **kwargs: Any) -> BaseStore:
-    # rest is "/<path>": an empty host, then the path, relative unless it starts with "/".
-    if not rest.startswith("/") or len(rest) < 2:
-        raise ValueError(f"a SQLite store URL looks like sqlite:///path/to/file.db; got {url!r}")
-    return _sqlite_store()(rest[1:], **kwargs)
-
-
-def _postgres_from_url(url: str, rest: str, **kwargs: Any) -> BaseStore:
-    # Imported here: psycopg is an optional dependency, needed only for this scheme.
-    from llm_toll.store.postgres import PostgresStore as PostgresStore
-
-    return PostgresStore(url, **kwargs)
+def check_store_url(url: str) -> None:
+    """Raise ValueError when ``url`` names no store this process can open, without opening
+    it: its form and scheme, and for PostgreSQL its connection string and the driver."""
+    kind, location = parse_store_url(url)
+    if kind == "postgres":
+        try:
+            from llm_toll.store.postgres import parse_dsn
+        except ImportError as exc:  # the extra is not installed
+            raise ValueError(f"{redact_url(url)!r} names a PostgreSQL database: {exc}") from None
+        parse_dsn(location)
 
 
 def __getattr__(name: str) -> Any:
@@ -89,8 +116,9 @@ def _sqlite_store() -> type[SQLiteStore]:
     return cls
 
 
-_FACTORIES: dict[str, Callable[..., BaseStore]] = {
-    "sqlite": _sqlite_from_url,
-    "postgresql": _postgres_from_url,
-    "postgres": _postgres_from_url,
+_SCHEMES: dict[str, Literal["sqlite", "postgres"]] = {
+    "sqlite": "sqlite",
+    "postgresql": "postgres",
+    "postgres": "postgres",
 }
+_URL_FORMS = "use a file path, sqlite:///path/to/file.db or postgresql://user@host/db"

@@ -6,11 +6,13 @@ from __future__ import annotations
 import math
 from decimal import Decimal
 
-from llm_toll._budget.money import usd_to_nanos
+from llm_toll._budget.money import nanos_to_decimal, usd_to_nanos
 from llm_toll._budget.records import BudgetSpec, CallRecord, Reservation
 
 MAX_INTEGER = 2**63 - 1
 """The largest amount a store keeps exactly: SQLite's INTEGER, PostgreSQL's BIGINT."""
+MAX_USD = nanos_to_decimal(MAX_INTEGER)
+"""The largest amount of USD a store keeps: MAX_INTEGER nano-USD (about 9.2 billion)."""
 
 
 def check_call(
@@ -98,7 +100,8 @@ def usd_to_nanos_checked(amount: object) -> int | None:
         return None
     if isinstance(amount, Decimal) and not amount.is_finite():
         return None
-    if amount < 0:
+    # Compared before converting: Decimal's context cannot quantize a huge amount to nanos.
+    if not 0 <= amount <= MAX_USD:
         return None
     nanos = usd_to_nanos(amount)
     return nanos if nanos <= MAX_INTEGER else None

@@ -1,7 +1,12 @@
 """The PostgreSQL store's connections: a ``psycopg_pool`` pool per process, opened on first use
 after the schema was brought up to date over one connection of its own (so an unreachable
 server is reported with libpq's own reason), dead connections replaced, and a clear reason
-when none can be had."""
+when none can be had.
+
+A server that refuses connections is known within a second: a checkout that finds no
+connection within ``_ASK_SERVER_AFTER_S`` asks the server directly. Then the store's breaker
+(``_breaker``) fails every operation at once, the pool (whose connections died) is closed,
+and a new one is opened by the first recheck the server answers."""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
+from llm_toll.store._breaker import Breaker
 from llm_toll.store.errors import SchemaError, StoreError
 
 Connection = psycopg.Connection[Any]
@@ -21,6 +27,8 @@ Pool = ConnectionPool[Connection]
 
 _PROBE_CONNECT_TIMEOUT_S = 2  # libpq's minimum
 _POOL_CLOSE_TIMEOUT_S = 5.0
+# A checkout that has had no connection for this long asks the server whether it is up.
+_ASK_SERVER_AFTER_S = 0.5
 
 
 class Connections:
@@ -54,33 +62,31 @@ class Connections:
         self._lock = threading.Lock()  # opening, replacing and closing the pool
         self._count_lock = threading.Lock()
         self._in_use = 0  # connections checked out, for error messages
+        self.breaker = Breaker()
 
     def checkout(self, action: str) -> tuple[Pool, Connection]:
-        """A connection from the pool, waiting up to ``pool_timeout_s``; else ``StoreError``."""
-        pool = self._pool or self._open(action)
-        try:
-            return pool, self._getconn(pool)
-        except PoolClosed:
-            # Closed by close() in another thread, or replaced: use the current pool now.
-            pool = self._pool or self._open(action)
-        except PoolTimeout as exc:
-            why = self._why_no_connection()
-            if why is not None:
+        """A connection from the pool, waiting up to ``pool_timeout_s``; else ``StoreError``.
+
+        While the server is known to be down (see ``_breaker``), at once.
+        """
+        for _ in range(3):  # a pool closed or replaced meanwhile: again with the current one
+            recheck = self.breaker.down
+            reason = self.breaker.check()
+            if reason is not None:
+                raise self._error(action, reason)
+            pool = self._pool or self._open(action, recheck=recheck)
+            try:
+                return pool, self._getconn(pool, action)
+            except PoolClosed:
+                continue
+            except PoolTimeout as exc:
+                why = self._why_no_connection(pool) or (
+                    f"no database connection was free within {self._pool_timeout_s:g} s"
+                )
                 raise self._error(action, why) from exc
-            # The server accepts connections, and not all of ours are in use: the pool is
-            # still waiting out its back-off after an outage. Start afresh, once.
-            pool = self._replace(pool, action)
-        except psycopg.Error as exc:
-            raise self._error(action, describe(exc)) from exc
-        try:
-            return pool, self._getconn(pool)
-        except (PoolClosed, PoolTimeout) as exc:
-            why = self._why_no_connection() or (
-                f"no database connection was free within {self._pool_timeout_s:g} s"
-            )
-            raise self._error(action, why) from exc
-        except psycopg.Error as exc:
-            raise self._error(action, describe(exc)) from exc
+            except psycopg.Error as exc:
+                raise self._error(action, describe(exc)) from exc
+        raise self._error(action, "the connection pool was closed while waiting for it")
 
     def checkin(self, pool: Pool, conn: Connection) -> None:
         with self._count_lock:
@@ -101,19 +107,31 @@ class Connections:
         self._lock = threading.Lock()
         self._count_lock = threading.Lock()
         self._in_use = 0
+        self.breaker = Breaker()
         return pool
 
     # -- internals -------------------------------------------------------------------------
 
-    def _getconn(self, pool: Pool) -> Connection:
+    def _getconn(self, pool: Pool, action: str) -> Connection:
         """A live connection of ``pool``: those the server closed meanwhile are handed back.
 
         Checked here rather than by the pool's ``check``, which sleeps with back-off after
         each failed check: after a server restart every idle connection is dead at once.
+        Without a connection after ``_ASK_SERVER_AFTER_S``, the server is asked whether it
+        is up (once per checkout): ``StoreError`` at once if not.
         """
         deadline = time.monotonic() + self._pool_timeout_s
+        asked = False
         while True:
-            conn = pool.getconn(timeout=deadline - time.monotonic())
+            left = deadline - time.monotonic()
+            try:
+                conn = pool.getconn(timeout=left if asked else min(left, _ASK_SERVER_AFTER_S))
+            except PoolTimeout:
+                if asked or time.monotonic() >= deadline:
+                    raise
+                asked = True
+                self._ask_server(pool, action)
+                continue
             if _still_connected(conn):
                 break
             pool.putconn(conn)  # broken: the pool drops it and opens another
@@ -121,14 +139,41 @@ class Connections:
             self._in_use += 1
         return conn
 
-    def _open(self, action: str) -> Pool:
+    def _ask_server(self, pool: Pool, action: str) -> None:
+        """A checkout is kept waiting: is the server down (``StoreError``, the breaker
+        trips), or is the pool still waiting out its back-off after an outage (replaced)?"""
+        if self._all_in_use() is not None:
+            return  # a busy pool, not a down server: wait on
+        refusal = self._server_refusal()
+        if refusal is not None:
+            self._trip(pool, refusal)
+            raise self._error(action, refusal)
+        if pool.get_stats().get("connections_errors", 0):
+            # The pool failed to connect earlier and waits out its own back-off, though
+            # the server answers now: start afresh. The caller gets PoolClosed, then the
+            # new pool.
+            self._replace(pool, action)
+
+    def _open(self, action: str, *, recheck: bool = False) -> Pool:
+        """The pool, opened anew. ``recheck``: the breaker let this caller through to try
+        a server found down (others found it down while they waited for the lock)."""
         with self._lock:
             if self._pool is not None:
                 return self._pool
+            reason = None if recheck else self.breaker.check()
+            if reason is not None:
+                raise self._error(action, reason)
             # One connection of its own first: it applies the migrations, and if the server
             # cannot be reached its error says why (a pool would only time out).
             try:
-                with psycopg.connect(self._dsn, **self._connect_kwargs) as conn:
+                conn = psycopg.connect(self._dsn, **self._connect_kwargs)
+            except psycopg.Error as exc:
+                refusal = _REFUSED + describe(exc)
+                self.breaker.failed(refusal)
+                raise self._error(action, refusal) from exc
+            self.breaker.succeeded()
+            try:
+                with conn:
                     self._prepare(conn)
             except psycopg.Error as exc:
                 raise self._error(action, describe(exc)) from exc
@@ -165,26 +210,58 @@ class Connections:
             ).start()
         return current
 
-    def _why_no_connection(self) -> str | None:
-        """Why the pool had no connection within ``pool_timeout_s``; None if none is known.
+    def _trip(self, pool: Pool, refusal: str) -> None:
+        """The server refuses connections: the breaker trips, and the pool goes (its
+        connections died; its own reconnection attempts, with its back-off, would only
+        keep trying in the background). The first recheck the server answers opens a new
+        one."""
+        self.breaker.failed(refusal)
+        with self._lock:
+            if self._pool is pool:
+                self._pool = None
+        # Closed here, not in the background: it makes no connection attempt afterwards.
+        # Connections in use are closed as they come back.
+        pool.close(timeout=_POOL_CLOSE_TIMEOUT_S)
 
-        Either all of the pool's connections are in use, or the server refuses new ones
-        (with libpq's reason). None: the server accepts connections and some are free.
-        """
-        waited = f"no database connection was free within {self._pool_timeout_s:g} s"
+    def _all_in_use(self) -> str | None:
+        """Why a checkout waits when every connection of the pool is in use; else None."""
         with self._count_lock:
             in_use = self._in_use
-        if in_use >= self._pool_max:
-            return (
-                f"{waited}: all {self._pool_max} connections of the pool were in use "
-                "(raise pool_max or pool_timeout_s, or make fewer calls at once)"
-            )
+        if in_use < self._pool_max:
+            return None
+        return (
+            f"all {self._pool_max} connections of the pool were in use "
+            "(raise pool_max or pool_timeout_s, or make fewer calls at once)"
+        )
+
+    def _server_refusal(self) -> str | None:
+        """Why the server does not accept a connection now (libpq's reason); None if it
+        does."""
         kwargs = {**self._connect_kwargs, "connect_timeout": _PROBE_CONNECT_TIMEOUT_S}
         try:
             with psycopg.connect(self._dsn, **kwargs):
                 return None
         except psycopg.Error as exc:
-            return f"{waited}: the server does not accept connections: {describe(exc)}"
+            return _REFUSED + describe(exc)
+
+    def _why_no_connection(self, pool: Pool) -> str | None:
+        """Why the pool had no connection within ``pool_timeout_s``; None if none is known.
+
+        Either all of the pool's connections are in use, or the server refuses new ones
+        (the breaker trips). None: the server accepts connections and some are free.
+        """
+        waited = f"no database connection was free within {self._pool_timeout_s:g} s"
+        busy = self._all_in_use()
+        if busy is not None:
+            return f"{waited}: {busy}"
+        refusal = self._server_refusal()
+        if refusal is None:
+            return None
+        self._trip(pool, refusal)
+        return f"{waited}: {refusal}"
+
+
+_REFUSED = "the server does not accept connections: "
 
 
 def _still_connected(conn: Connection) -> bool:

@@ -103,6 +103,16 @@ MIGRATIONS: tuple[Step, ...] = (
             "CREATE INDEX rate_events_window ON rate_events (scope, at)",
         ),
     ),
+    (
+        5,
+        (
+            # Records replayed from a spill journal (see the SQLite schema's step 5).
+            """CREATE TABLE spill_replays (
+                record_id   TEXT COLLATE "C" PRIMARY KEY,
+                replayed_at TIMESTAMPTZ NOT NULL
+            )""",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

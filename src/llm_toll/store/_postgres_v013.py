@@ -27,7 +27,14 @@ from typing import Final
 
 from llm_toll._budget.money import nanos_to_usd
 from llm_toll._budget.periods import Reset, period_key, threshold_mask, thresholds_crossed
-from llm_toll._budget.records import BudgetSpec, BudgetState, CallRecord, RateAdmission, Reservation
+from llm_toll._budget.records import (
+    BudgetSpec,
+    BudgetState,
+    CallRecord,
+    PendingWrite,
+    RateAdmission,
+    Reservation,
+)
 from llm_toll.store._checks import check_call
 from llm_toll.store._compat import warn
 from llm_toll.store._ledger import COLUMNS
@@ -168,6 +175,13 @@ class OnV013Tables(SQLStore):
         check_call(call, budget, key_budget)  # the key's budget: no totals kept for it
         with self._transaction("record a call", write=True, barrier=False) as tx:
             return record_in(tx, call, budget=budget, time_param=self._time_param)
+
+    def replay_spilled(self, write: PendingWrite, record_id: str) -> BudgetState | None:
+        if not self._on_v013_tables():
+            return super().replay_spilled(write, record_id)
+        # 0.13's tables have no place for a record's id, and are never changed: the record
+        # is written as a call is (a replay cut short and run again may write it twice).
+        return self.record_call(write.call, write.budget)
 
     def get_spent(
         self, project: str, reset: Reset | None, at: datetime, budget_key: str | None = None

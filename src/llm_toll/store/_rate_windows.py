@@ -6,6 +6,10 @@ same transaction; a check reads only the rows of its scope in the window (an ind
 (scope, at)). The scope's row in ``rate_scopes`` serialises admissions of one scope on
 PostgreSQL (SQLite's BEGIN IMMEDIATE already does). The window arithmetic is the
 in-process limiter's (``rate_limiter.window_refusal``).
+
+Times are the callers' wall clocks. A row stamped after the caller's ``now`` (written by a
+host whose clock runs ahead, or before this host's clock stepped back) is re-stamped
+``now`` when it is read: it leaves the window one window later, never more.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ INSERT: Final = """
 INSERT INTO rate_events (scope, at, request, tokens) VALUES (?, ?, ?, ?) RETURNING id
 """
 DROP_TOKENS: Final = "UPDATE rate_events SET tokens = 0 WHERE id = ? AND scope = ?"
+RESTAMP_FUTURE: Final = "UPDATE rate_events SET at = ? WHERE scope = ? AND at > ?"
 
 
 def acquire_rate_in(
@@ -43,6 +48,9 @@ def acquire_rate_in(
     events = [(float(at), int(request), int(tokens)) for at, request, tokens in tx.run(
         WINDOW, (scope,)
     )]  # fmt: skip
+    if events and events[-1][0] > now:  # in time order: the last is the newest
+        tx.run(RESTAMP_FUTURE, (now, scope, now))
+        events = [(min(at, now), request, tokens) for at, request, tokens in events]
     held = [(at, tokens) for at, _, tokens in events if tokens > 0]
     refusal = window_refusal(
         requests=[at for at, request, _ in events if request],

@@ -2,6 +2,12 @@
 
 Every transaction takes the project's row of the period first (record_call's lock order),
 so reservations, settlements and reclaims of one project are serialised on that row.
+
+A reservation is stamped with the time of the ``reserve`` that made it (``at``, the
+caller's clock) and expires ``ttl_s`` later. One stamped after a refused ``reserve``'s
+``at`` (made by a host whose clock runs ahead, or before this host's clock stepped back)
+is re-stamped ``at``, keeping its TTL: a crashed process's reservation holds the budget
+for at most its TTL after someone needs the room, however far ahead its clock was.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from typing import Final
 from llm_toll._budget.periods import period_key
 from llm_toll._budget.records import BudgetSpec, Reservation
 from llm_toll.store._checks import fits_limit
-from llm_toll.store._time import as_utc, utc_now
+from llm_toll.store._time import as_utc, parse_time, utc_now
 from llm_toll.store._totals import PROJECT_KEY
 from llm_toll.store._transaction import Transaction
 
@@ -42,6 +48,11 @@ DELETE FROM reservations WHERE id = ? AND project = ? RETURNING budget_key, amou
 PROJECT_ROW: Final = """
 SELECT 1 FROM budget_totals WHERE project = ? AND budget_key = ? AND period = ?
 """
+FUTURE_RESERVATIONS: Final = """
+SELECT id, created_at, expires_at FROM reservations
+WHERE project = ? AND period = ? AND created_at > ?
+"""
+RESTAMP_RESERVATION: Final = "UPDATE reservations SET created_at = ?, expires_at = ? WHERE id = ?"
 
 
 def reserve_in(
@@ -82,17 +93,35 @@ def reserve_in(
         )
         fits = fits_limit(key_spent, key_reserved, amount, key_spec.limit_nanos)
     if not fits:
+        # Rare, and only here does a reservation from the future keep anyone waiting.
+        _restamp_future(tx, project=project, period=period, at=at, time_param=time_param)
         return None
     tx.run(ADD_RESERVED, (amount, project, PROJECT_KEY, period))
     if key is not None:
         tx.run(ADD_RESERVED, (amount, project, key, period))
     expires_at = at + timedelta(seconds=ttl_s)
     [(reservation_id,)] = tx.run(
-        INSERT_RESERVATION, (project, key, period, amount, time_param(expires_at), now)
+        INSERT_RESERVATION, (project, key, period, amount, time_param(expires_at), time_param(at))
     )
     return Reservation(
         int(reservation_id), project, key, period, amount, expires_at, spec, key_spec
     )
+
+
+def _restamp_future(
+    tx: Transaction,
+    *,
+    project: str,
+    period: str,
+    at: datetime,
+    time_param: Callable[[datetime], object],
+) -> None:
+    """Reservations of the period made after ``at`` count as made at ``at``, their TTL kept."""
+    for reservation_id, created_at, expires_at in tx.run(
+        FUTURE_RESERVATIONS, (project, period, time_param(at))
+    ):
+        ttl = parse_time(expires_at) - parse_time(created_at)
+        tx.run(RESTAMP_RESERVATION, (time_param(at), time_param(at + ttl), reservation_id))
 
 
 def release_in(tx: Transaction, reservation: Reservation) -> None:

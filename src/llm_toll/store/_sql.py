@@ -13,7 +13,14 @@ from datetime import datetime
 from typing import Any
 
 from llm_toll._budget.periods import Reset, period_key
-from llm_toll._budget.records import BudgetSpec, BudgetState, CallRecord, RateAdmission, Reservation
+from llm_toll._budget.records import (
+    BudgetSpec,
+    BudgetState,
+    CallRecord,
+    PendingWrite,
+    RateAdmission,
+    Reservation,
+)
 from llm_toll.store import _totals
 from llm_toll.store._checks import check_call, check_rate, check_reserve, check_settlement
 from llm_toll.store._compat import CompatMethods, warn
@@ -21,6 +28,7 @@ from llm_toll.store._ledger import as_dict
 from llm_toll.store._rate_windows import acquire_rate_in, settle_rate_in
 from llm_toll.store._reports import ReportMethods
 from llm_toll.store._reservations import PROJECT_ROW, release_in, reserve_in
+from llm_toll.store._spill_replays import replay_in
 from llm_toll.store._time import utc_now
 from llm_toll.store._totals import PROJECT_KEY, record_in, scope_key
 from llm_toll.store._transaction import Transaction
@@ -49,6 +57,12 @@ class SQLStore(ReportMethods, CompatMethods):
         ``atomic=False`` tells a backend that can run the writes as one statement that it
         may skip the explicit transaction. ``barrier``: first wait for writes in flight.
         """
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """The database as messages name it (a file's absolute path, or a URL without its
+        password); records it could not take are journalled under this name."""
 
     @abstractmethod
     def _time_param(self, at: datetime) -> object:
@@ -131,6 +145,18 @@ class SQLStore(ReportMethods, CompatMethods):
             )
             release_in(tx, reservation)
             return state
+
+    def replay_spilled(self, write: PendingWrite, record_id: str) -> BudgetState | None:
+        """Write a record kept in a spill journal, exactly once: None when ``record_id`` was
+        written before (a replay cut short after its commit, then run again)."""
+        reservation = write.reservation
+        if reservation is not None:
+            check_settlement(reservation, write.call)
+            check_call(write.call, reservation.spec, reservation.key_spec)
+        else:
+            check_call(write.call, write.budget, write.key_budget)
+        with self._transaction("replay a spilled record", write=True, barrier=False) as tx:
+            return replay_in(tx, write, record_id, self._time_param)
 
     def release_reservation(self, reservation: Reservation) -> None:
         with self._transaction("release a reservation", write=True, barrier=False) as tx:

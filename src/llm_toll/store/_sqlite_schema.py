@@ -116,6 +116,18 @@ MIGRATIONS: tuple[Step, ...] = (
             "CREATE INDEX rate_events_window ON rate_events (scope, at)",
         ),
     ),
+    (
+        5,
+        (
+            # Records replayed from a spill journal, by the id the journal gave them: a
+            # record is written in the same transaction as its id here, so a replay that
+            # is interrupted and run again never writes it twice.
+            """CREATE TABLE spill_replays (
+                record_id   TEXT PRIMARY KEY,
+                replayed_at TEXT NOT NULL
+            ) WITHOUT ROWID""",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

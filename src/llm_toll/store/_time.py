@@ -17,3 +17,11 @@ def as_utc(at: datetime) -> datetime:
 def iso_utc(at: datetime) -> str:
     """``at`` as ISO 8601 UTC text, the form of every time in the SQLite file."""
     return as_utc(at).isoformat(timespec="microseconds")
+
+
+def parse_time(value: object) -> datetime:
+    """A time as a store returns it (a datetime from PostgreSQL, ISO 8601 text from SQLite),
+    as an aware UTC datetime."""
+    if isinstance(value, datetime):
+        return as_utc(value)
+    return as_utc(datetime.fromisoformat(str(value)))

@@ -11,7 +11,7 @@ from typing import Final, NamedTuple
 from llm_toll._budget.periods import LIFETIME, period_key, threshold_mask, thresholds_crossed
 from llm_toll._budget.records import BudgetSpec, BudgetState, CallRecord
 from llm_toll.store import _ledger
-from llm_toll.store._time import utc_now
+from llm_toll.store._time import as_utc, utc_now
 from llm_toll.store._transaction import Transaction
 
 PROJECT_KEY: Final = ""
@@ -102,8 +102,16 @@ def record_in(
     time_param: Callable[[datetime], object],
 ) -> BudgetState:
     """The writes of ``record_call`` in an open transaction: the ledger row, the project's
-    totals, then the key's (the lock order of every write)."""
-    now = time_param(utc_now())
+    totals, then the key's (the lock order of every write).
+
+    A call stamped after the time of its write (a wrong timestamp, a clock that stepped
+    back meanwhile) is recorded at the time of its write: its cost counts in the period
+    that is current, never in one still to come.
+    """
+    written_at = utc_now()
+    if as_utc(call.started_at) > written_at:
+        call = replace(call, started_at=written_at)
+    now = time_param(written_at)
     ledger = _ledger.row(call, time_param)
     state = _add(tx, _scope_write(call, key=PROJECT_KEY, budget=budget, now=now, ledger_row=ledger))
     key = tracked_key(call, key_budget)

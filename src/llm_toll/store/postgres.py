@@ -26,8 +26,10 @@ from decimal import Decimal
 from typing import Any, Final
 
 from llm_toll._budget.periods import LIFETIME
+from llm_toll._options import count_option, seconds_option
 from llm_toll.store import _ledger, _totals
 from llm_toll.store._reports import ReportSQL
+from llm_toll.store._secrets import redact, redact_url, url_passwords
 from llm_toll.store._sql import keep_inherited
 from llm_toll.store._time import as_utc
 from llm_toll.store._totals import ScopeWrite
@@ -89,25 +91,15 @@ class PostgresStore(OnV013Tables):
         pool_timeout_s: float = DEFAULT_POOL_TIMEOUT_S,
         connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
     ) -> None:
-        if not isinstance(dsn, str) or not dsn.strip():
-            raise ValueError("dsn must be a PostgreSQL connection string or URL")
-        if type(pool_min) is not int or pool_min < 0:
-            raise ValueError(f"pool_min must be an int >= 0, got {pool_min!r}")
-        if type(pool_max) is not int or pool_max < max(pool_min, 1):
-            raise ValueError(f"pool_max must be an int >= max(pool_min, 1), got {pool_max!r}")
-        if not pool_timeout_s > 0:
-            raise ValueError(f"pool_timeout_s must be > 0, got {pool_timeout_s!r}")
-        if not connect_timeout_s > 0:
-            raise ValueError(f"connect_timeout_s must be > 0, got {connect_timeout_s!r}")
-        try:
-            params = conninfo_to_dict(dsn)
-        except psycopg.Error:
-            # libpq's message can quote the string, and so a password: not repeated here.
-            raise ValueError(
-                "dsn is not a valid PostgreSQL connection string or URL, such as "
-                "postgresql://user@host:5432/dbname or 'host=... dbname=...'"
-            ) from None
-        self._display = _display_name(params)
+        count_option("pool_min", pool_min, minimum=0, required=True)
+        count_option("pool_max", pool_max, minimum=max(pool_min, 1), required=True)
+        seconds_option("pool_timeout_s", pool_timeout_s, required=True)
+        seconds_option("connect_timeout_s", connect_timeout_s, required=True)
+        params = parse_dsn(dsn)
+        # The password, in every form the DSN holds it: libpq may even have read a piece
+        # of a malformed one as the port or the database name.
+        self._secrets = (*url_passwords(dsn), params.get("password"))
+        self._display = redact(_display_name(params), *self._secrets)
         # Applied unless the DSN says otherwise (keyword arguments override the DSN).
         connect_kwargs: dict[str, Any] = {"autocommit": True}
         if "connect_timeout" not in params:
@@ -130,6 +122,10 @@ class PostgresStore(OnV013Tables):
     @property
     def dsn_display(self) -> str:
         """The database as shown in messages: ``postgresql://user@host:port/db``, no password."""
+        return self._display
+
+    @property
+    def location(self) -> str:
         return self._display
 
     def __enter__(self) -> PostgresStore:
@@ -177,6 +173,9 @@ class PostgresStore(OnV013Tables):
         return None if limit < 0 else limit  # LIMIT NULL: every row
 
     def _error(self, action: str, cause: object) -> StoreError:
+        # Every error of the store and its pool is made here: libpq's text never shows the
+        # password, even where it quotes what it was given.
+        cause = redact(str(cause), *self._secrets)
         return StoreError(
             f"llm_toll store {self._display}: could not {action}: {cause}", path=self._display
         )
@@ -250,6 +249,21 @@ def _as_sqlite_value(value: object) -> object:
     if isinstance(value, date):
         return value.isoformat()
     return value
+
+
+def parse_dsn(dsn: object) -> dict[str, Any]:
+    """The parameters of a libpq connection string or URL, parsed without connecting;
+    ValueError, with libpq's reason and never the password, when it is not one."""
+    if not isinstance(dsn, str) or not dsn.strip():
+        raise ValueError(f"dsn must be a PostgreSQL connection string or URL, got {dsn!r}")
+    try:
+        return conninfo_to_dict(dsn)
+    except psycopg.Error as exc:
+        raise ValueError(
+            f"{redact_url(dsn)!r} is not a valid PostgreSQL connection string or URL "
+            f"({redact(describe(exc), *url_passwords(dsn))}); it looks like "
+            "postgresql://user@host:5432/dbname or 'host=... dbname=...'"
+        ) from None
 
 
 def _display_name(params: dict[str, Any]) -> str:

@@ -21,8 +21,10 @@ from types import TracebackType
 
 from llm_toll._budget.money import nanos_to_usd
 from llm_toll._budget.periods import LIFETIME
+from llm_toll._options import seconds_option
 from llm_toll.store import _ledger, _totals
 from llm_toll.store import _sqlite_v013 as v013
+from llm_toll.store._breaker import Breaker
 from llm_toll.store._compat import warn
 from llm_toll.store._reports import ReportSQL
 from llm_toll.store._sql import SQLStore, keep_inherited
@@ -56,7 +58,9 @@ class SQLiteStore(SQLStore):
     """Budget store in one SQLite file (default ``$LLM_TOLL_DB`` or ``~/.llm_toll.db``).
 
     The file is created readable by its owner only. ``busy_timeout_s`` is how long a write
-    waits for another process's transaction before giving up with ``StoreError``.
+    waits for another process's transaction before giving up with ``StoreError``. A file
+    that cannot be opened is tried again with back-off (``_breaker``), not at every call; a
+    locked one is waited for, as long as the busy timeout.
     """
 
     def __init__(
@@ -70,8 +74,7 @@ class SQLiteStore(SQLStore):
         if db_path is not None and ".." in Path(db_path).parts:
             # As in llm-toll 0.13: a path taken from settings cannot climb out of a directory.
             raise ValueError(f"db_path must not contain '..' segments: {os.fspath(db_path)}")
-        if not busy_timeout_s >= 0:
-            raise ValueError(f"busy_timeout_s must be >= 0, got {busy_timeout_s!r}")
+        seconds_option("busy_timeout_s", busy_timeout_s, allow_zero=True, required=True)
         path = default_db_path() if db_path is None else Path(db_path).expanduser()
         # Absolute now, so a later chdir() cannot move the database.
         self._db_path = str(path.absolute())
@@ -81,10 +84,15 @@ class SQLiteStore(SQLStore):
         self._shared_with_v013 = False  # the ledger insert fills 0.13's cost column too
         self._v013_cookie: int | None = None  # reading 0.13's own file through TEMP views
         self._v013_backup: str | None = None
+        self._breaker = Breaker()
         super().__init__()
 
     @property
     def db_path(self) -> str:
+        return self._db_path
+
+    @property
+    def location(self) -> str:
         return self._db_path
 
     def __enter__(self) -> SQLiteStore:
@@ -119,10 +127,13 @@ class SQLiteStore(SQLStore):
     def _limit_param(self, limit: int) -> object:
         return limit  # LIMIT -1: every row
 
-    def _connection(self) -> sqlite3.Connection:
+    def _connection(self, action: str) -> sqlite3.Connection:
         """The process's connection, opened on first use. The caller holds ``_lock``."""
         conn = self._conn
         if conn is None:
+            reason = self._breaker.check()
+            if reason is not None:
+                raise self._error(action, reason)
             conn = self._conn = self._open()
         return conn
 
@@ -142,6 +153,7 @@ class SQLiteStore(SQLStore):
                 check_same_thread=False,
             )
         except (OSError, sqlite3.Error) as exc:
+            self._breaker.failed(str(exc))
             raise self._error("open", exc) from exc
         try:
             # Applies to a new file only. Each commit writes its few touched pages to the WAL;
@@ -152,9 +164,12 @@ class SQLiteStore(SQLStore):
             self._follow_layout(conn, migrate(conn))
         except BaseException as exc:
             conn.close()
+            if isinstance(exc, sqlite3.Error) and not _is_busy(exc):
+                self._breaker.failed(str(exc))  # corrupt, unreadable: down; locked: not
             if isinstance(exc, (sqlite3.Error, SchemaError)):
                 raise self._error("prepare", exc) from exc
             raise
+        self._breaker.succeeded()
         return conn
 
     def _follow_layout(self, conn: sqlite3.Connection, layout: Layout) -> None:
@@ -198,6 +213,7 @@ class SQLiteStore(SQLStore):
             keep_inherited(self._conn)
         self._conn = None
         self._lock = threading.Lock()
+        self._breaker = Breaker()
 
 
 class _Session:
@@ -224,7 +240,7 @@ class _Session:
             store.wait_for_writes()
         store._lock.acquire()
         try:
-            conn = self._conn = store._connection()
+            conn = self._conn = store._connection(self._action)
             if store._v013_cookie is not None:
                 store._keep_up_with_v013(conn, write=self._write)
             if self._write:
@@ -311,7 +327,7 @@ def _enable_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
         pause = min(pause * 2, 0.05)
 
 
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
+def _is_busy(exc: sqlite3.Error) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
     if code is None:
         return "database is locked" in str(exc)

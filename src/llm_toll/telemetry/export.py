@@ -20,9 +20,8 @@ if TYPE_CHECKING:  # the SDK and the exporters are imported when export is set u
 GRPC = "grpc"
 HTTP = "http/protobuf"
 GRPC_NEEDS_EXTRA = "OTLP over gRPC needs the grpc extra: pip install 'llm-toll[grpc]'"
-# Without a timeout of its own, an exporter to a dead Collector retries for its full
-# default (10 s) when the app exits; a bounded flush at exit keeps shutdown prompt.
-EXIT_FLUSH_TIMEOUT_MS = 5000
+# Where the OTLP exporters send to when no endpoint is set (the specification's defaults).
+DEFAULT_ENDPOINTS = {HTTP: "http://localhost:4318", GRPC: "http://localhost:4317"}
 
 
 @dataclass(frozen=True)
@@ -87,27 +86,48 @@ class ExportSettings:
 
         return HTTPSpanExporter(**arguments)
 
-    def metric_reader(self) -> MetricReader:
-        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-
+    def metric_exporter(self) -> MetricExporter:
         arguments = self._arguments("METRICS", "/v1/metrics")
-        exporter: MetricExporter
         if self.protocol_for("METRICS") == GRPC:
             from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
                 OTLPMetricExporter,
             )
 
-            exporter = OTLPMetricExporter(**arguments)
-        else:
-            from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
-                OTLPMetricExporter as HTTPMetricExporter,
-            )
+            return OTLPMetricExporter(**arguments)
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+            OTLPMetricExporter as HTTPMetricExporter,
+        )
 
-            exporter = HTTPMetricExporter(**arguments)
+        return HTTPMetricExporter(**arguments)
+
+    def metric_reader(self, exporter: MetricExporter) -> MetricReader:
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
         # The interval defaults to OTEL_METRIC_EXPORT_INTERVAL (60 s) inside the SDK.
         return PeriodicExportingMetricReader(
             exporter, export_interval_millis=self.metric_export_interval_ms
         )
+
+    def destination(self, signal: str) -> str:
+        """Where ``signal`` is sent, as ``scheme://host:port`` (no path, no credentials)."""
+        from urllib.parse import urlsplit
+
+        protocol = self.protocol_for(signal)
+        url = (
+            self.endpoint
+            or os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT")
+            or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            or DEFAULT_ENDPOINTS.get(protocol, DEFAULT_ENDPOINTS[HTTP])
+        ).strip()
+        parts = urlsplit(url if "://" in url else "//" + url)  # gRPC takes a bare host:port
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        try:
+            port = f":{parts.port}" if parts.port is not None else ""
+        except ValueError:  # a port that is not a number: the exporter says so itself
+            port = ""
+        return f"{parts.scheme}://{host}{port}" if parts.scheme else f"{host}{port}"
 
 
 def grpc_installed() -> bool:

@@ -6,8 +6,9 @@ samplers and exporters) and attaches its CostSpanProcessor to it once; likewise 
 to the app's SDK MeterProvider. Otherwise, when export is asked for (the standard
 ``OTEL_EXPORTER_OTLP_*`` variables, or setup_telemetry()), llm_toll keeps private providers
 exporting over OTLP, with bounded queues in background threads, so a slow or dead
-Collector never blocks or fails a call; and when nothing is configured, it records no spans
-and no metrics at all. Accounting never depends on any of this.
+Collector never blocks or fails a call, and shuts them down at exit within a fixed budget,
+saying in one line what it could not deliver; and when nothing is configured, it records no
+spans and no metrics at all. Accounting never depends on any of this.
 """
 
 from __future__ import annotations
@@ -24,13 +25,16 @@ from opentelemetry import trace
 
 from llm_toll._warnings import warn_once
 from llm_toll.exceptions import TelemetryWarning
-from llm_toll.telemetry.export import EXIT_FLUSH_TIMEOUT_MS, GRPC_NEEDS_EXTRA, ExportSettings
+from llm_toll.telemetry.export import GRPC_NEEDS_EXTRA, ExportSettings
 
 if TYPE_CHECKING:  # imported where used: a program with no SDK provider never loads the SDK
     from opentelemetry.metrics import Meter
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+
+    from llm_toll.telemetry._deadline import Clock
+    from llm_toll.telemetry._delivering import Bounded, DeliveringSpanProcessor
 
 SCOPE = "llm_toll"
 # How often the global providers are looked up again (the API's lookup reads the
@@ -45,7 +49,11 @@ _processor_factory: Callable[[], SpanProcessor] | None = None
 _settings: ExportSettings | None = None  # read from the environment at first use
 _resource: Resource | None = None
 _private_tracer_provider: TracerProvider | None = None
+_private_spans: DeliveringSpanProcessor | None = None  # its exporting processor
 _private_meter_provider: MeterProvider | None = None
+_private_metrics: Bounded | None = None  # what bounds its flush and shutdown
+# How long flush() waits by default for each of the private providers.
+FLUSH_TIMEOUT_MS = 5000
 
 
 class _Resolved(NamedTuple):
@@ -97,8 +105,10 @@ def setup_telemetry(
 
     Arguments left out fall back to the standard variables (``OTEL_EXPORTER_OTLP_*``,
     ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_METRIC_EXPORT_INTERVAL``).
-    ``protocol`` is ``"grpc"`` or ``"http/protobuf"`` (the default). Without any call to
-    this function, the same variables decide on their own.
+    ``protocol`` is ``"grpc"`` or ``"http/protobuf"`` (the default). ``timeout_s`` (a
+    finite number of seconds > 0) and ``metric_export_interval_ms`` (a positive integer)
+    are checked here: ValueError names a wrong one. Without any call to this function, the
+    same variables decide on their own.
 
     Providers the app has set are never replaced: if it has an SDK TracerProvider or
     MeterProvider, llm_toll's spans or metrics keep going through the app's, and these
@@ -107,6 +117,10 @@ def setup_telemetry(
     global _settings, _resource, _resolved, _meter_provider_checked
     from opentelemetry.sdk.resources import Resource
 
+    from llm_toll._options import count_option, seconds_option
+
+    timeout_s = seconds_option("timeout_s", timeout_s)
+    metric_export_interval_ms = count_option("metric_export_interval_ms", metric_export_interval_ms)
     attributes = dict(resource_attributes or {})
     if service_name:
         attributes["service.name"] = service_name
@@ -174,14 +188,16 @@ def _attach_once(provider: TracerProvider) -> None:
 
 
 def _private_tracer_provider_get() -> TracerProvider:
-    global _private_tracer_provider
+    global _private_tracer_provider, _private_spans
     if _private_tracer_provider is None:
         from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        from llm_toll.telemetry._delivering import span_processor
 
         # Shut down by _shutdown_private at exit, after llm_toll's worker ended its spans.
         provider = TracerProvider(resource=_resource_get(), shutdown_on_exit=False)
-        provider.add_span_processor(BatchSpanProcessor(settings().span_exporter()))
+        _private_spans = span_processor(settings())
+        provider.add_span_processor(_private_spans)
         _private_tracer_provider = provider
     return _private_tracer_provider
 
@@ -244,7 +260,7 @@ def meter() -> Meter:
     The app's MeterProvider when it set one (or later sets one: the API's proxy meter
     forwards); a private one exporting over OTLP when only llm_toll's settings ask for it.
     """
-    global _private_meter_provider
+    global _private_meter_provider, _private_metrics
     from opentelemetry import metrics
 
     if _app_has_meter_provider() or not settings().metrics:
@@ -253,30 +269,54 @@ def meter() -> Meter:
         if _private_meter_provider is None:
             from opentelemetry.sdk.metrics import MeterProvider
 
+            from llm_toll.telemetry._delivering import metric_reader
+
+            reader, _private_metrics = metric_reader(settings())
             _private_meter_provider = MeterProvider(
-                metric_readers=[settings().metric_reader()],
-                resource=_resource_get(),
-                shutdown_on_exit=False,
+                metric_readers=[reader], resource=_resource_get(), shutdown_on_exit=False
             )
         return _private_meter_provider.get_meter(SCOPE, _version())
 
 
-def flush(timeout_millis: int = EXIT_FLUSH_TIMEOUT_MS) -> None:
-    """Push out what llm_toll's private providers hold (the app flushes its own)."""
+def flush(timeout_millis: int = FLUSH_TIMEOUT_MS) -> None:
+    """Push out what llm_toll's private providers hold, waiting at most ``timeout_millis``
+    for each (the app flushes its own)."""
+    meter_provider, bounded = _private_meter_provider, _private_metrics
     if _private_tracer_provider is not None:
         _private_tracer_provider.force_flush(timeout_millis)
-    if _private_meter_provider is not None:
-        _private_meter_provider.force_flush(timeout_millis)
+    if meter_provider is not None and bounded is not None:
+        bounded.flush(meter_provider.force_flush, timeout_millis / 1000)
 
 
-def _shutdown_private() -> None:
-    global _private_tracer_provider, _private_meter_provider
-    flush()
-    for provider in (_private_tracer_provider, _private_meter_provider):
-        if provider is not None:
-            provider.shutdown()
-    _private_tracer_provider = None
-    _private_meter_provider = None
+def _shutdown_private(clock: Clock = time.monotonic) -> None:
+    """Shut llm_toll's private providers down: their spans and metrics are delivered in
+    parallel until a deadline EXIT_BUDGET_S away, the rest is dropped, and one line says
+    what was. The app's own providers are the app's to shut down."""
+    global _private_tracer_provider, _private_spans, _private_meter_provider, _private_metrics
+    tracer_provider, spans = _private_tracer_provider, _private_spans
+    meter_provider, metrics = _private_meter_provider, _private_metrics
+    _private_tracer_provider = _private_spans = _private_meter_provider = _private_metrics = None
+    pipelines: list[Bounded] = []
+    if spans is not None:
+        spans.start_shutdown()
+        pipelines.append(spans.bounded)
+    if meter_provider is not None and metrics is not None:
+        metrics.start_shutdown(meter_provider.shutdown)
+        pipelines.append(metrics)
+    if not pipelines:
+        return
+    from llm_toll.telemetry._delivering import EXIT_BUDGET_S
+    from llm_toll.telemetry._quiet_logs import LOGGER
+    from llm_toll.telemetry._tally import undelivered_line
+
+    deadline = clock() + EXIT_BUDGET_S
+    for pipeline in pipelines:
+        pipeline.finish_by(deadline, clock)
+    if tracer_provider is not None:
+        tracer_provider.shutdown()  # its other processors (llm_toll's writer): not telemetry
+    line = undelivered_line(pipeline.tally for pipeline in pipelines)
+    if line is not None:
+        LOGGER.warning(line)
 
 
 atexit.register(_shutdown_private)

@@ -1,5 +1,10 @@
 """The spans of calls: started with the GenAI attributes known before the call, annotated
-with usage, cost and budget state at its end, and the span of a refused call."""
+with usage, cost and budget state at its end, and the span of a refused call.
+
+Starting, marking and ending a span never raise into the app's call: an app's span
+processor or exporter that raises is a ``TelemetryWarning`` (once per cause), and a span
+that cannot be started is the invalid span, which records nothing.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +15,17 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from llm_toll._budget.money import nanos_to_usd
 from llm_toll._budget.records import BudgetSpec, BudgetState, CallRecord
+from llm_toll._warnings import Guard
+from llm_toll.exceptions import TelemetryWarning
 from llm_toll.telemetry import names as attr
 from llm_toll.telemetry.providers import NO_TRACER, tracer
 
 if TYPE_CHECKING:
     from llm_toll._call.run import Run
+
+_STARTING = Guard("span-start", "start a span", TelemetryWarning)
+_MARKING = Guard("span-mark", "mark a span failed", TelemetryWarning)
+_ENDING = Guard("span-end", "end a span", TelemetryWarning)
 
 
 def start_call_span(
@@ -38,9 +49,11 @@ def start_call_span(
         attributes[attr.PROVIDER] = provider
     name = f"{attr.DEFAULT_OPERATION} {request_model}" if request_model else attr.DEFAULT_OPERATION
     context = None if parent is None else trace.set_span_in_context(parent)
-    return chosen.start_span(
-        name, context, kind=SpanKind.CLIENT, attributes=attributes, start_time=start_ns
-    )
+    with _STARTING:
+        return chosen.start_span(
+            name, context, kind=SpanKind.CLIENT, attributes=attributes, start_time=start_ns
+        )
+    return trace.INVALID_SPAN
 
 
 def start_run_span(run: Run) -> Span:
@@ -54,16 +67,25 @@ def start_run_span(run: Run) -> Span:
         attributes[attr.RUN_MAX_COST] = nanos_to_usd(run.max_cost_nanos)
     if run.budget_key is not None:
         attributes[attr.BUDGET_KEY] = run.budget_key
-    return chosen.start_span(
-        run.name, kind=SpanKind.INTERNAL, attributes=attributes, start_time=run.started_ns
-    )
+    with _STARTING:
+        return chosen.start_span(
+            run.name, kind=SpanKind.INTERNAL, attributes=attributes, start_time=run.started_ns
+        )
+    return trace.INVALID_SPAN
 
 
 def mark_error(span: Span, error: BaseException) -> None:
     """Status ERROR and ``error.type``: the exception's type only, never its message."""
     error_type = type(error).__name__
-    span.set_status(Status(StatusCode.ERROR, error_type))
-    span.set_attribute(attr.ERROR_TYPE, error_type)
+    with _MARKING:
+        span.set_status(Status(StatusCode.ERROR, error_type))
+        span.set_attribute(attr.ERROR_TYPE, error_type)
+
+
+def end_span(span: Span, end_ns: int | None = None) -> None:
+    """End ``span`` (at ``end_ns``, if given); the span processors run now."""
+    with _ENDING:
+        span.end(end_time=end_ns)
 
 
 def annotate_call(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from llm_toll._warnings import shown
+
 # More tokens than any model accepts in one call: a count above this is garbage, not usage.
 MAX_TOKENS_PER_CALL = 100_000_000
 
@@ -106,12 +108,12 @@ def _count(name: str, value: object, *, required: bool = False) -> int:
         return 0
     # bool is an int subclass, and a float that happens to be whole is still not a count.
     if isinstance(value, bool) or not isinstance(value, int):
-        raise UsageError(f"{name} is not an integer: {value!r}")
+        raise UsageError(f"{name} is not an integer: {shown(value)}")
     if value < 0:
-        raise UsageError(f"{name} is negative: {value}")
+        raise UsageError(f"{name} is negative: {shown(value)}")
     if value > MAX_TOKENS_PER_CALL:
-        raise UsageError(f"{name} is implausibly large: {value}")
-    return value
+        raise UsageError(f"{name} is implausibly large: {shown(value)}")
+    return int(value)  # an int subclass (an IntEnum...) is stored as the plain int
 
 
 @dataclass(frozen=True, slots=True)

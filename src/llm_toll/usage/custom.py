@@ -23,11 +23,16 @@ def coerce_custom_usage(value: object) -> ExtractedUsage | None:
     - a ``Usage`` or ``ExtractedUsage``;
     - a mapping with ``input_tokens`` and ``output_tokens`` (optionally ``model`` and the
       cache/reasoning fields of ``Usage``).
+
+    Whatever the shape, every count and name in it is checked as a provider's are: a
+    ``Usage`` or ``ExtractedUsage`` can be built by hand with anything inside.
     """
-    if value is None or isinstance(value, ExtractedUsage):
-        return value
-    if isinstance(value, Usage):  # built by hand, so its counts were never checked
-        return ExtractedUsage(value.checked_copy())
+    if value is None:
+        return None
+    if isinstance(value, ExtractedUsage):
+        return _checked_extracted(value)
+    if isinstance(value, Usage):
+        return ExtractedUsage(_checked_usage(value))
     if isinstance(value, tuple) and len(value) == 3:
         model, input_tokens, output_tokens = value
         return ExtractedUsage(Usage.checked(input_tokens, output_tokens), model=_model(model))
@@ -43,9 +48,35 @@ def coerce_custom_usage(value: object) -> ExtractedUsage | None:
     )
 
 
+def _checked_usage(value: object) -> Usage:
+    if not isinstance(value, Usage):
+        raise UsageError(f"extract_usage returned usage that is a {type(value).__name__}")
+    return value.checked_copy()
+
+
+def _checked_extracted(value: ExtractedUsage) -> ExtractedUsage:
+    """``value`` with its usage checked and its names strings (or None)."""
+    if not isinstance(value.estimated, bool):
+        kind = type(value.estimated).__name__
+        raise UsageError(f"extract_usage returned an estimated flag that is a {kind}, not a bool")
+    return ExtractedUsage(
+        _checked_usage(value.usage),
+        model=_model(value.model),
+        provider=_name("provider", value.provider),
+        operation=_name("operation", value.operation),
+        response_id=_name("response_id", value.response_id),
+        estimated=value.estimated,
+    )
+
+
 def _model(value: object) -> str | None:
-    if value is None or value == "":
+    return _name("model", value)
+
+
+def _name(field: str, value: object) -> str | None:
+    if value is None:
         return None
     if not isinstance(value, str):
-        raise UsageError(f"extract_usage returned a model that is not a string: {value!r}")
-    return value
+        kind = type(value).__name__
+        raise UsageError(f"extract_usage returned a {field} that is not a string but a {kind}")
+    return value or None

@@ -9,6 +9,7 @@ nobody mistakes it for a reported count.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 
 from llm_toll.usage.base import ExtractedUsage, Usage
@@ -46,18 +47,21 @@ def request_text(args: tuple[object, ...], kwargs: Mapping[str, object]) -> str:
     messages or content (for a function called as ``ask("question")``).
 
     Non-text parts (images, audio, tool definitions) are left out. Parts are joined with
-    newlines.
+    newlines. Never raises: an argument that cannot be read (a property that raises, a
+    mapping that is not one) ends the reading, and the text found so far is the prompt.
     """
     out: list[str] = []
-    for arg in args:
-        _flatten(arg, out, 0)
-    for key in PROMPT_KEYS:
-        value = kwargs.get(key)
-        if value is not None:
-            _flatten(value, out, 0)
-    config = kwargs.get("config")
-    if config is not None:
-        _flatten(_field(config, "system_instruction"), out, 0)
+    # An unreadable argument gives an estimate from less text, flagged as an estimate anyway.
+    with contextlib.suppress(Exception):
+        for arg in args:
+            _flatten(arg, out, 0)
+        for key in PROMPT_KEYS:
+            value = kwargs.get(key)
+            if value is not None:
+                _flatten(value, out, 0)
+        config = kwargs.get("config")
+        if config is not None:
+            _flatten(_field(config, "system_instruction"), out, 0)
     return "\n".join(out)
 
 

@@ -55,6 +55,17 @@ class Script:
     ignore_cap: bool = False
     """Answer in full whatever output cap the request sets (a provider that does not keep
     to it); by default the answer is cut at the cap, as the providers do."""
+    body: Any = DEFAULT
+    """``DEFAULT``: the provider's body. Anything else is answered instead (a malformed
+    body): for JSON, this value as the JSON body, or ``bytes`` sent verbatim (a body that
+    is not JSON); for a stream, a list of events, each its data (a JSON value or a raw
+    string) or an ``(event name, data)`` pair."""
+
+    def events(self) -> SSE:
+        """``body`` as the events of a stream."""
+        if not isinstance(self.body, list):
+            raise TypeError("a scripted stream body is a list of events")
+        return [item if isinstance(item, tuple) else (None, item) for item in self.body]
 
 
 @dataclass

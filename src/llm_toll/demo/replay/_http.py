@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from llm_toll.demo.replay._answer import SSE, Answer, Exchange, Script
+from llm_toll.demo.replay._answer import DEFAULT, SSE, Answer, Exchange, Script
 from llm_toll.demo.replay._anthropic import anthropic_message
 from llm_toll.demo.replay._gemini import gemini_generate
 from llm_toll.demo.replay._openai import (
@@ -129,6 +129,8 @@ class _Handler(BaseHTTPRequestHandler):
             generates=builder is not openai_embeddings,
         )
         payload, usage = builder(answer, body, stream)
+        if script.body is not DEFAULT:
+            payload = script.events() if stream else script.body
         exchange.model = answer.model
         exchange.response_id = answer.response_id
         exchange.text = answer.text
@@ -156,7 +158,7 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
     def _json(self, status: int, payload: Any, script: Script) -> None:
-        data = json.dumps(payload).encode()
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         if script.delay:
             time.sleep(script.delay)
         self.send_response(status)
