@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from exit_time import exit_times
 from imports import RUNS
@@ -37,16 +38,26 @@ ROWS = [
 ]
 
 
-def measure(python: Path | str) -> dict[str, float]:
-    output = subprocess.run(
-        [str(python), str(HERE / "workload.py")],
-        check=True,
+def run_script(
+    python: Path | str, script: str, *args: str, env: dict[str, str] | None = None
+) -> Any:
+    """Run ``script`` of this folder under ``python``; the JSON it prints."""
+    done = subprocess.run(
+        [str(python), str(HERE / script), *args],
+        check=False,
         capture_output=True,
         text=True,
-        env=clean_env(),
+        env={**clean_env(), **(env or {})},
         cwd=HERE,  # not the project root, so the old venv cannot import this project's src
-    ).stdout
-    result: dict[str, float] = json.loads(output)
+    )
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr[-5000:])
+        raise RuntimeError(f"{script} {' '.join(args)} failed (exit {done.returncode})")
+    return json.loads(done.stdout)
+
+
+def measure(python: Path | str) -> dict[str, float]:
+    result: dict[str, float] = run_script(python, "workload.py")
     return result
 
 
@@ -56,18 +67,7 @@ CONCURRENCY = [("threads", 1), ("threads", 4), ("threads", 16), ("processes", 1)
 
 def calls_per_s(python: Path | str, mode: str, n: int, location: str, strict: bool) -> float:
     args = [mode, str(n), location, str(int(strict)), str(THROUGHPUT_SECONDS)]
-    done = subprocess.run(
-        [str(python), str(HERE / "throughput.py"), *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=clean_env(),
-        cwd=HERE,
-    )
-    if done.returncode != 0:
-        sys.stderr.write(done.stderr[-5000:])
-        raise RuntimeError(f"throughput.py {' '.join(args)} failed (exit {done.returncode})")
-    result = json.loads(done.stdout)
+    result = run_script(python, "throughput.py", *args)
     return float(result["calls"]) / float(result["seconds"])
 
 
@@ -132,18 +132,7 @@ def import_costs(old_py: Path) -> None:
 
 
 def measure_requests(python: Path | str, url: str) -> dict[str, float]:
-    done = subprocess.run(
-        [str(python), str(HERE / "requests.py")],
-        check=False,
-        capture_output=True,
-        text=True,
-        env={**clean_env(), "BENCH_REPLAY_URL": url},
-        cwd=HERE,
-    )
-    if done.returncode != 0:
-        sys.stderr.write(done.stderr[-5000:])
-        raise RuntimeError(f"requests.py failed (exit {done.returncode})")
-    result: dict[str, float] = json.loads(done.stdout)
+    result: dict[str, float] = run_script(python, "requests.py", env={"BENCH_REPLAY_URL": url})
     return result
 
 
@@ -183,18 +172,7 @@ STORE_DOWN_ROWS = [
 
 def store_down() -> None:
     """Decorated calls with the PostgreSQL store stopped, then started again."""
-    done = subprocess.run(
-        [sys.executable, str(HERE / "store_down.py")],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=clean_env(),
-        cwd=HERE,
-    )
-    if done.returncode != 0:
-        sys.stderr.write(done.stderr[-5000:])
-        raise RuntimeError(f"store_down.py failed (exit {done.returncode})")
-    result = json.loads(done.stdout)
+    result = run_script(sys.executable, "store_down.py")
     print()
     print("PostgreSQL store stopped, then started again (pool_timeout_s 30 s), seconds")
     for key, label in STORE_DOWN_ROWS:

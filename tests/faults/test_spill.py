@@ -59,70 +59,73 @@ def test_a_process_that_exits_while_the_store_is_locked_leaves_its_records_on_di
     assert not journal.has_records()
 
 
-def test_records_are_written_by_the_same_process_once_the_lock_is_gone(
-    tmp_path: Path, spill_dir: Path
-) -> None:
-    db = tmp_path / "ledger.db"
-    store = SQLiteStore(db, busy_timeout_s=0.05)
-    llm_toll.set_store(store)
-    llm_toll.set_reporter(llm_toll.CostReporter(enabled=False))
-    blocker = sqlite3.connect(db, isolation_level=None)
-    try:
+class InProcess:
+    """This process's store, a decorated function writing to it, and another connection
+    that can take the database's write lock."""
+
+    def __init__(self, db: Path) -> None:
+        self.db = db
+        self.store = SQLiteStore(db, busy_timeout_s=0.05)
+        self.blocker = sqlite3.connect(db, isolation_level=None)
 
         @track_costs(project="faults")
         def ask(n: int) -> dict[str, Any]:
             return chat(n)
 
-        ask(1)
-        blocker.execute("BEGIN EXCLUSIVE")
-        with pytest.warns(AccountingWarning, match="kept in the spill journal"):
-            assert [ask(n)["usage"]["prompt_tokens"] for n in (2, 3, 4)] == [2, 3, 4]
-        assert _runtime.writer().pending == 3
-        blocker.execute("ROLLBACK")
-        assert _runtime.writer().force_flush()
-        assert _runtime.writer().pending == 0
-        ask(5)
-        assert ledger(db) == [1, 2, 3, 4, 5]
+        self.ask = ask
+
+    def lock(self) -> None:
+        self.blocker.execute("BEGIN EXCLUSIVE")
+
+    def unlock(self) -> None:
+        if self.blocker.in_transaction:
+            self.blocker.execute("ROLLBACK")
+
+
+@pytest.fixture
+def in_process(tmp_path: Path) -> Iterator[InProcess]:
+    setup = InProcess(tmp_path / "ledger.db")
+    llm_toll.set_store(setup.store)
+    llm_toll.set_reporter(llm_toll.CostReporter(enabled=False))
+    try:
+        yield setup
     finally:
-        if blocker.in_transaction:
-            blocker.execute("ROLLBACK")
-        blocker.close()
+        setup.unlock()
+        setup.blocker.close()
         llm_toll.set_store(None)
         llm_toll.set_reporter(None)
-        store.close()
+        setup.store.close()
+
+
+def test_records_are_written_by_the_same_process_once_the_lock_is_gone(
+    in_process: InProcess,
+) -> None:
+    ask = in_process.ask
+    ask(1)
+    in_process.lock()
+    with pytest.warns(AccountingWarning, match="kept in the spill journal"):
+        assert [ask(n)["usage"]["prompt_tokens"] for n in (2, 3, 4)] == [2, 3, 4]
+    assert _runtime.writer().pending == 3
+    in_process.unlock()
+    assert _runtime.writer().force_flush()
+    assert _runtime.writer().pending == 0
+    ask(5)
+    assert ledger(in_process.db) == [1, 2, 3, 4, 5]
 
 
 def test_a_journal_that_cannot_be_written_keeps_records_in_memory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    in_process: InProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     not_a_directory = tmp_path / "file"
     not_a_directory.write_text("")
     monkeypatch.setenv(SPILL_DIR_ENV, str(not_a_directory / "spill"))
-    db = tmp_path / "ledger.db"
-    store = SQLiteStore(db, busy_timeout_s=0.05)
-    llm_toll.set_store(store)
-    llm_toll.set_reporter(llm_toll.CostReporter(enabled=False))
-    blocker = sqlite3.connect(db, isolation_level=None)
-    try:
-
-        @track_costs(project="faults")
-        def ask(n: int) -> dict[str, Any]:
-            return chat(n)
-
-        ask(1)
-        blocker.execute("BEGIN EXCLUSIVE")
-        with pytest.warns(AccountingWarning, match="kept in memory only"):
-            ask(2)
-        blocker.execute("ROLLBACK")
-        assert _runtime.writer().force_flush()
-        assert ledger(db) == [1, 2]
-    finally:
-        if blocker.in_transaction:
-            blocker.execute("ROLLBACK")
-        blocker.close()
-        llm_toll.set_store(None)
-        llm_toll.set_reporter(None)
-        store.close()
+    in_process.ask(1)
+    in_process.lock()
+    with pytest.warns(AccountingWarning, match="kept in memory only"):
+        in_process.ask(2)
+    in_process.unlock()
+    assert _runtime.writer().force_flush()
+    assert ledger(in_process.db) == [1, 2]
 
 
 def test_the_spill_directory_is_documented_and_defaults_under_the_state_home(
