@@ -145,10 +145,7 @@ def _gates(
             try:
                 reserved = yield _Reserve(plan, key, now, amount)
             except StoreError as down:
-                refused = store_unavailable(plan, down, "reserve budget for")
-                if refused is not None:
-                    yield _Refuse(plan, refused, key, model)
-                    raise refused from None
+                yield from _refuse_if_asked(plan, down, "reserve budget for", key, model)
                 scopes = ()  # allowed unchecked: the store that failed is not read again
                 reserved = None
             if isinstance(reserved, BudgetExceededError):
@@ -162,10 +159,7 @@ def _gates(
                 try:
                     spent = yield _ReadSpent(plan, now, scope, store)
                 except StoreError as down:
-                    refused = store_unavailable(plan, down, "read the budget of")
-                    if refused is not None:
-                        yield _Refuse(plan, refused, key, model)
-                        raise refused from None
+                    yield from _refuse_if_asked(plan, down, "read the budget of", key, model)
                     break  # allowed without a budget check
             refusal = _budget_refusal(plan, spent, scope)
             if refusal is not None:
@@ -256,6 +250,17 @@ def read_spent(
     view = _runtime.writer().view
     view.remember(plan.project, period, spent, scope.key or "")
     return spent + view.held(plan.project, period, scope.key or "")
+
+
+def _refuse_if_asked(
+    plan: Plan, down: StoreError, action: str, key: str | None, model: str | None
+) -> Generator[_Step, Any, None]:
+    """The store failed before the call: refuse it (its refusal span, then the error) when
+    ``on_store_error`` says so; else return, and the call goes ahead unchecked."""
+    refused = store_unavailable(plan, down, action)
+    if refused is not None:
+        yield _Refuse(plan, refused, key, model)
+        raise refused from None
 
 
 def store_unavailable(
