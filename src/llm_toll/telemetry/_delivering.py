@@ -85,6 +85,7 @@ class DeliveringSpanExporter(SpanExporter):
     def __init__(self, exporter: SpanExporter, tally: Tally) -> None:
         self._exporter = exporter
         self._tally = tally
+        _quiet_logs.install()  # the exporter's modules, and their loggers, exist now
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._tally.abandoned:  # left running past the exit deadline: send no more
@@ -118,6 +119,7 @@ class DeliveringMetricExporter(MetricExporter):
         super().__init__(exporter._preferred_temporality, exporter._preferred_aggregation)
         self._exporter = exporter
         self._tally = tally
+        _quiet_logs.install()
 
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
@@ -180,9 +182,7 @@ def span_processor(settings: ExportSettings) -> DeliveringSpanProcessor:
     """The exporting processor of llm_toll's own TracerProvider."""
     tally = Tally(SPANS, settings.destination("TRACES"))
     exporter = DeliveringSpanExporter(settings.span_exporter(), tally)
-    processor = DeliveringSpanProcessor(exporter, Bounded("llm_toll-span-export", tally))
-    _quiet_logs.install()  # the exporter's modules are imported now
-    return processor
+    return DeliveringSpanProcessor(exporter, Bounded("llm_toll-span-export", tally))
 
 
 def metric_reader(settings: ExportSettings) -> tuple[MetricReader, Bounded]:
@@ -190,5 +190,4 @@ def metric_reader(settings: ExportSettings) -> tuple[MetricReader, Bounded]:
     and shutdown."""
     tally = Tally(METRIC_EXPORTS, settings.destination("METRICS"), final_export=True)
     reader = settings.metric_reader(DeliveringMetricExporter(settings.metric_exporter(), tally))
-    _quiet_logs.install()
     return reader, Bounded("llm_toll-metric-export", tally)
