@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from llm_toll._budget.records import BudgetSpec, BudgetState, CallRecord, PendingWrite, Reservation
@@ -213,6 +214,7 @@ def _encode_write(write: PendingWrite) -> dict[str, Any]:
                 usage.cache_read_input_tokens,
                 usage.cache_creation_input_tokens,
                 usage.reasoning_output_tokens,
+                dict(usage.units),
             ],
             "cost_nanos": call.cost_nanos,
             "started_at": call.started_at.isoformat(),
@@ -223,6 +225,12 @@ def _encode_write(write: PendingWrite) -> dict[str, Any]:
             "estimated": call.estimated,
             "response_id": call.response_id,
             "budget_key": call.budget_key,
+            "price_source": call.price_source,
+            "price_version": call.price_version,
+            "unpriced_units": list(call.unpriced_units),
+            "price_context": dict(call.price_context),
+            "cost_source": call.cost_source,
+            "local_cost_nanos": call.local_cost_nanos,
         },
         "budget": _encode_spec(write.budget),
         "key_budget": _encode_spec(write.key_budget),
@@ -241,8 +249,11 @@ def _decode_write(data: dict[str, Any]) -> PendingWrite:
         cache_read_input_tokens=counts[2],
         cache_creation_input_tokens=counts[3],
         reasoning_output_tokens=counts[4],
+        units=counts[5] if len(counts) > 5 else None,  # a journal of an older version
     )
     call["started_at"] = datetime.fromisoformat(call["started_at"])
+    call["unpriced_units"] = tuple(call.get("unpriced_units", ()))
+    call["price_context"] = MappingProxyType(dict(call.get("price_context", {})))
     reservation = data["reservation"]
     return PendingWrite(
         CallRecord(**call),

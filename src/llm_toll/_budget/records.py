@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from llm_toll._budget.periods import Reset
+from llm_toll.usage.base import NO_CONTEXT
 
 if TYPE_CHECKING:
     from llm_toll.usage.base import Usage
@@ -32,6 +34,19 @@ class CallRecord:
     estimated: bool = False
     response_id: str | None = None
     budget_key: str | None = None
+    price_source: str | None = None
+    """Where the price came from: ``genai-prices``, ``override``, ``local``, ``fallback``,
+    ``unknown``; None for a row written without a price of llm_toll's (0.13's API)."""
+    price_version: str | None = None
+    """Which data of that source: genai-prices' version (and fetch time, if refreshed)."""
+    unpriced_units: tuple[str, ...] = ()
+    """Reported units no price applied to: the cost is then only part of the bill."""
+    price_context: Mapping[str, str] = field(default_factory=lambda: NO_CONTEXT)
+    """What the response said decides its price: ``service_tier``, ``processing``."""
+    cost_source: str = "local"
+    """``local`` (priced by llm_toll) or ``provider`` (the response's own figure)."""
+    local_cost_nanos: int | None = None
+    """llm_toll's own price of the call, when ``cost_nanos`` is the provider's figure."""
 
 
 class PendingWrite(NamedTuple):

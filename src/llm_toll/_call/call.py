@@ -286,8 +286,13 @@ class Call:
     def _price(self, found: ExtractedUsage) -> CallRecord:
         model = self.plan.model or found.model or self.request_model or UNKNOWN_MODEL
         started_at = self.started_at
-        price = default_registry.price(model, found.usage, provider=found.provider, at=started_at)
+        price = default_registry.price(
+            model, found.usage, provider=found.provider, at=started_at, context=found.price_context
+        )
         cost, known = price.cost_nanos, price.known
+        local_cost: int | None = None
+        if found.provider_cost_nanos is not None:  # the bill's own figure wins
+            cost, local_cost, known = found.provider_cost_nanos, cost, True
         if cost > MAX_CALL_COST_NANOS:
             plan = self.plan
             warn_once(
@@ -312,4 +317,10 @@ class Call:
             estimated=found.estimated,
             response_id=found.response_id,
             budget_key=self.budget_key,
+            price_source=price.source,
+            price_version=price.version,
+            unpriced_units=price.unpriced,
+            price_context=found.price_context,
+            cost_source="local" if local_cost is None else "provider",
+            local_cost_nanos=local_cost,
         )

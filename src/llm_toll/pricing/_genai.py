@@ -20,6 +20,7 @@ from __future__ import annotations
 import gc
 import sys
 from bisect import bisect_left
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -27,12 +28,11 @@ from decimal import Decimal
 import genai_prices
 from genai_prices import data_snapshot
 from genai_prices.types import ModelInfo, ModelPrice, Provider, TieredPrices
+from genai_prices.units import UnitRegistry, _get_registry
 
 from llm_toll._budget.money import usd_to_nanos
 from llm_toll.pricing._linear import LinearPrice
-from llm_toll.usage.base import MAX_TOKENS_PER_CALL, Usage
-
-GENAI_PRICES_SOURCE = f"genai-prices {genai_prices.__version__}"
+from llm_toll.usage.base import MAX_TOKENS_PER_CALL, NO_CONTEXT, Usage
 
 # Semantic-convention provider names whose genai-prices id differs or is not found by
 # genai-prices' own provider matching (which, e.g., reads "azure.ai.openai" as OpenAI).
@@ -79,6 +79,15 @@ def current_snapshot() -> Snapshot:
     return data_snapshot.get_snapshot()
 
 
+def data_version(snapshot: Snapshot | None = None) -> str:
+    """Which price data prices a call: genai-prices' version, and when its data was
+    fetched if ``update_pricing`` replaced the data bundled with it."""
+    snapshot = current_snapshot() if snapshot is None else snapshot
+    if snapshot.from_auto_update:
+        return f"{genai_prices.__version__}+data.{snapshot.timestamp:%Y%m%dT%H%M%S}"
+    return genai_prices.__version__
+
+
 def genai_provider_id(provider: str) -> str:
     """The genai-prices provider id to try first for a semantic-convention provider name."""
     return _GENAI_PROVIDER_IDS.get(provider, provider)
@@ -121,7 +130,11 @@ def find_model_of(snapshot: Snapshot, provider_id: str, model: str) -> GenaiMode
 
 
 def to_genai_usage(usage: Usage) -> genai_prices.Usage:
-    """Both count cached tokens inside input and reasoning tokens inside output."""
+    """Both count cached tokens inside input and reasoning tokens inside output; the other
+    units are genai-prices' own usage keys already (those it does not know are left out,
+    and reported unpriced)."""
+    known = _unit_registry().units
+    counts = {key: value for key, value in usage.units.items() if key in known}
     return genai_prices.Usage(
         input_tokens=usage.input_tokens,
         cache_read_tokens=usage.cache_read_input_tokens,
@@ -129,7 +142,32 @@ def to_genai_usage(usage: Usage) -> genai_prices.Usage:
         output_tokens=usage.output_tokens,
         # A priced unit of its own for a few models; elsewhere genai-prices prices it as output.
         output_reasoning_tokens=usage.reasoning_output_tokens,
+        **counts,
     )
+
+
+def _unit_registry() -> UnitRegistry:
+    """genai-prices' units (their usage keys, price keys and which is part of which)."""
+    return _get_registry()
+
+
+def unpriced_units(model_price: ModelPrice, units: Iterable[str]) -> tuple[str, ...]:
+    """The units no price of ``model_price`` applies to: neither a price of their own nor
+    one of a unit they are part of (audio input tokens are input tokens). genai-prices
+    prices such a unit at 0."""
+    registry = _unit_registry()
+    unpriced: list[str] = []
+    for key in units:
+        unit = registry.units.get(key)
+        if unit is None:
+            unpriced.append(key)
+            continue
+        covering = (key, *registry.ancestor_usage_keys(key))
+        if all(
+            getattr(model_price, registry.units[name].price_key, None) is None for name in covering
+        ):
+            unpriced.append(key)
+    return tuple(unpriced)
 
 
 @dataclass(slots=True)
@@ -154,10 +192,44 @@ class GenaiModel:
 
     def nanos(self, usage: Usage, when: datetime) -> int:
         """The cost of ``usage`` at request time ``when``, in nano-USD."""
-        linear = self.linear_price(when, usage.input_tokens)
-        if linear is None:
-            return usd_to_nanos(self.exact_usd(usage, when))
-        return linear.nanos(usage)
+        return self.price(usage, when, NO_CONTEXT)[0]
+
+    def price(
+        self, usage: Usage, when: datetime, context: Mapping[str, str]
+    ) -> tuple[int, tuple[str, ...]]:
+        """The cost of ``usage`` at request time ``when`` in the price context ``context``
+        (the service tier served, batch processing...), in nano-USD; and the reported units
+        no price applied to.
+
+        Calls with only the five counts, in a context that changes no price, take the fast
+        path; the others are priced by genai-prices' own calculation.
+        """
+        if not usage.units and not self._varies_in(context, when):
+            linear = self.linear_price(when, usage.input_tokens)
+            if linear is not None:
+                return linear.nanos(usage), ()
+            return usd_to_nanos(self.exact_usd(usage, when)), ()
+        calc = self._info.calc_price(
+            to_genai_usage(usage),
+            self._provider,
+            genai_request_timestamp=when,
+            price_context=context or None,
+        )
+        unpriced = unpriced_units(calc.model_price, usage.units) if usage.units else ()
+        return usd_to_nanos(calc.total_price), unpriced
+
+    def _varies_in(self, context: Mapping[str, str], when: datetime) -> bool:
+        """Whether a price variant of this model sets a price in ``context`` at ``when``."""
+        if not context:
+            return False
+        for variant in self._info.price_variants or ():
+            if variant.constraint is not None and not variant.constraint.active(when):
+                continue
+            if all(context.get(key) == value for key, value in variant.when.items()) and any(
+                price is not None for price in vars(variant.prices).values()
+            ):
+                return True
+        return False
 
     def linear_price(self, when: datetime, input_tokens: int) -> LinearPrice | None:
         """The fast price for calls at ``when`` with this many input tokens, derived on first

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import ModuleType
@@ -22,19 +23,25 @@ class Price:
     """The cost of one call.
 
     ``known`` is False only when no price applied (the cost is then 0 and flagged);
-    ``source`` says where the price came from: ``genai-prices <version>``, ``override``,
-    ``local``, ``fallback`` or ``unknown``.
+    ``source`` says where the price came from: ``genai-prices``, ``override``, ``local``,
+    ``fallback`` or ``unknown``; ``version`` which data of that source (genai-prices'
+    version, and the time of its price data when refreshed by ``update_pricing``).
+    ``unpriced`` names the reported units no price applied to (priced at 0): the cost is
+    then only part of the bill.
     """
 
     cost_nanos: int
     known: bool
     source: str
+    version: str | None = None
+    unpriced: tuple[str, ...] = ()
 
     @property
     def usd(self) -> float:
         return nanos_to_usd(self.cost_nanos)
 
 
+GENAI_SOURCE = "genai-prices"
 UNKNOWN_PRICE = Price(0, known=False, source="unknown")
 LOCAL_PRICE = Price(0, known=True, source="local")
 
@@ -42,15 +49,15 @@ LOCAL_PRICE = Price(0, known=True, source="local")
 class Route(Protocol):
     """How calls to one model are priced, decided once per model and price data."""
 
-    def price(self, usage: Usage, at: datetime | None) -> Price: ...
+    def price(self, usage: Usage, at: datetime | None, context: Mapping[str, str]) -> Price: ...
 
 
 @dataclass(frozen=True, slots=True)
 class ConstantRoute:
     result: Price
 
-    def price(self, usage: Usage, at: datetime | None) -> Price:
-        return self.result
+    def price(self, usage: Usage, at: datetime | None, context: Mapping[str, str]) -> Price:
+        return self.result  # unknown, or a local model: every unit is free
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,18 +65,22 @@ class LinearRoute:
     linear: LinearPrice
     source: str
 
-    def price(self, usage: Usage, at: datetime | None) -> Price:
-        return Price(self.linear.nanos(usage), True, self.source)
+    def price(self, usage: Usage, at: datetime | None, context: Mapping[str, str]) -> Price:
+        # A price per token: the parts of the token counts are priced as the counts they
+        # are part of; other units (web searches...) have no price here.
+        unpriced = tuple(key for key in usage.units if not key.endswith("_tokens"))
+        return Price(self.linear.nanos(usage), True, self.source, None, unpriced)
 
 
 @dataclass(frozen=True, slots=True)
 class GenaiRoute:
     model: GenaiModel
-    source: str = field(default_factory=lambda: str(genai().GENAI_PRICES_SOURCE))
+    version: str = field(default_factory=lambda: str(genai().data_version()))
 
-    def price(self, usage: Usage, at: datetime | None) -> Price:
+    def price(self, usage: Usage, at: datetime | None, context: Mapping[str, str]) -> Price:
         when = at if at is not None else datetime.now(timezone.utc)
-        return Price(self.model.nanos(usage, when), True, self.source)
+        nanos, unpriced = self.model.price(usage, when, context)
+        return Price(nanos, True, GENAI_SOURCE, self.version, unpriced)
 
 
 UNKNOWN_ROUTE = ConstantRoute(UNKNOWN_PRICE)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import threading
 import warnings
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -39,7 +40,7 @@ from llm_toll.pricing._routes import (
     RouteCache,
     genai,
 )
-from llm_toll.usage.base import Usage, UsageError
+from llm_toll.usage.base import NO_CONTEXT, Usage, UsageError
 
 if TYPE_CHECKING:
     from llm_toll.pricing._genai import Snapshot
@@ -78,11 +79,15 @@ class PricingRegistry:
         *,
         provider: str | None = None,
         at: datetime | None = None,
+        context: Mapping[str, str] = NO_CONTEXT,
     ) -> Price:
         """The cost of one call to ``model`` with ``usage``, requested at ``at`` (default now).
 
         ``provider`` is the semantic-convention provider name (``openai``, ``gcp.gemini``,
-        ``aws.bedrock``...), used as a hint for genai-prices. Never raises.
+        ``aws.bedrock``...), used as a hint for genai-prices. ``context`` is genai-prices'
+        price context as the response reported it: ``{"service_tier": "flex"}``,
+        ``{"processing": "batch"}``. A reported unit no price applies to is named in
+        ``Price.unpriced`` and warned about once per model and unit. Never raises.
         """
         try:
             if not _is_consistent(usage):
@@ -93,7 +98,10 @@ class PricingRegistry:
             route = self._route(model, provider)
             if route is UNKNOWN_ROUTE and (model, "unknown") not in self._warned:
                 self._warn_once(model, "unknown", _unknown_model_message(model, provider))
-            return route.price(usage, at)
+            price = route.price(usage, at, context)
+            if price.unpriced:
+                self._warn_unpriced(model, price.unpriced)
+            return price
         except Exception as exc:  # a pricing problem must never break the caller's call
             if isinstance(exc, Warning):
                 raise  # the app's own warning filters turned our warning into an error
@@ -252,6 +260,19 @@ class PricingRegistry:
             )
             return None
 
+    def _warn_unpriced(self, model: str, units: tuple[str, ...]) -> None:
+        for unit in units:
+            if (model, f"unit:{unit}") not in self._warned:
+                self._warn_once(
+                    model,
+                    f"unit:{unit}",
+                    f"No price is known for the {unit} of model {model!r}: they are "
+                    "recorded, but priced at $0, so its calls' costs are only part of the "
+                    "bill (flagged llm_toll.price.partial). Refresh genai-prices' data with "
+                    "llm_toll.update_pricing().",
+                    stacklevel=4,
+                )
+
     def _warn_once(
         self,
         model: str,
@@ -289,6 +310,7 @@ def _is_consistent(usage: Usage) -> bool:
         and reasoning >= 0
         and read + write <= inp
         and reasoning <= out
+        and not usage.units  # rare, and priced the slow way: always checked
     )
 
 

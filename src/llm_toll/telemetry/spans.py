@@ -99,17 +99,26 @@ def annotate_call(
     """Set the usage, cost and budget attributes and events of a finished call on its span."""
     usage = call.usage
     span.update_name(f"{call.operation} {call.model}")
-    attributes: dict[str, str | int | float | bool] = {
+    attributes: dict[str, str | int | float | bool | list[str]] = {
         attr.OPERATION: call.operation,
         attr.RESPONSE_MODEL: call.model,
         attr.INPUT_TOKENS: usage.input_tokens,
         attr.OUTPUT_TOKENS: usage.output_tokens,
         attr.COST_AMOUNT: nanos_to_usd(call.cost_nanos),
         attr.COST_CURRENCY: attr.CURRENCY,
-        attr.COST_SOURCE: "local",
+        attr.COST_SOURCE: call.cost_source,
         attr.PRICE_KNOWN: call.price_known,
         attr.USAGE_ESTIMATED: call.estimated,
     }
+    if call.price_source:
+        attributes[attr.PRICE_SOURCE] = call.price_source
+    if call.price_version:
+        attributes[attr.PRICE_VERSION] = call.price_version
+    if call.unpriced_units:
+        attributes[attr.PRICE_PARTIAL] = True
+        attributes[attr.PRICE_UNPRICED_UNITS] = list(call.unpriced_units)
+    if call.local_cost_nanos is not None:
+        attributes[attr.COST_LOCAL] = nanos_to_usd(call.local_cost_nanos)
     if call.provider:
         attributes[attr.PROVIDER] = call.provider
     if call.response_id:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from llm_toll._warnings import shown
 
 # More tokens than any model accepts in one call: a count above this is garbage, not usage.
 MAX_TOKENS_PER_CALL = 100_000_000
+
+NO_UNITS: Mapping[str, int] = MappingProxyType({})
+NO_CONTEXT: Mapping[str, str] = MappingProxyType({})
 
 
 class UsageError(ValueError):
@@ -21,6 +26,12 @@ class Usage:
     ``input_tokens`` includes cached tokens (read and written); ``output_tokens`` includes
     reasoning tokens. This is the convention of the OpenTelemetry GenAI semantic conventions
     and of genai-prices, so neither has to re-derive it.
+
+    ``units`` holds every other priced unit the provider reported, under genai-prices'
+    usage keys, non-zero counts only: parts of the counts above (``cache_write_1h_tokens``,
+    ``input_audio_tokens``, ``input_image_tokens``...) and units apart from tokens
+    (``web_searches``, ``code_executions``...). Text tokens are never listed: they are
+    what remains of each count.
     """
 
     input_tokens: int = 0
@@ -28,6 +39,7 @@ class Usage:
     cache_read_input_tokens: int = 0
     cache_creation_input_tokens: int = 0
     reasoning_output_tokens: int = 0
+    units: Mapping[str, int] = field(default_factory=lambda: NO_UNITS)
 
     @property
     def total_tokens(self) -> int:
@@ -42,6 +54,7 @@ class Usage:
         cache_read_input_tokens: object = 0,
         cache_creation_input_tokens: object = 0,
         reasoning_output_tokens: object = 0,
+        units: object = None,
     ) -> Usage:
         """Build a Usage from raw values, raising UsageError with a clear reason if any is bad.
 
@@ -56,6 +69,7 @@ class Usage:
                 "cache_creation_input_tokens", cache_creation_input_tokens
             ),
             reasoning_output_tokens=_count("reasoning_output_tokens", reasoning_output_tokens),
+            units=checked_units(units),
         )
 
     def checked_copy(self) -> Usage:
@@ -67,6 +81,7 @@ class Usage:
             cache_read_input_tokens=self.cache_read_input_tokens,
             cache_creation_input_tokens=self.cache_creation_input_tokens,
             reasoning_output_tokens=self.reasoning_output_tokens,
+            units=self.units,
         )
 
     @classmethod
@@ -78,6 +93,7 @@ class Usage:
         cache_read_input_tokens: int = 0,
         cache_creation_input_tokens: int = 0,
         reasoning_output_tokens: int = 0,
+        units: Mapping[str, int] = NO_UNITS,
     ) -> Usage:
         """From counts already validated one by one: only the checks across fields (and of
         totals an extractor added up, such as Anthropic's input plus cache tokens)."""
@@ -92,13 +108,45 @@ class Usage:
                 f"reasoning tokens ({reasoning_output_tokens}) exceed output tokens "
                 f"({output_tokens})"
             )
+        for key, part in units.items():
+            whole = _whole_of(key, input_tokens, output_tokens)
+            if whole is not None and part > whole[1]:
+                raise UsageError(f"{key} ({part}) exceeds {whole[0]} ({whole[1]})")
         return cls(
             input_tokens,
             output_tokens,
             cache_read_input_tokens,
             cache_creation_input_tokens,
             reasoning_output_tokens,
+            units,
         )
+
+
+def _whole_of(key: str, input_tokens: int, output_tokens: int) -> tuple[str, int] | None:
+    """The count a unit of tokens is part of (by genai-prices' naming), None for other units."""
+    if not key.endswith("_tokens"):
+        return None
+    if key.startswith(("input_", "cache_")):
+        return "input_tokens", input_tokens
+    if key.startswith("output_"):
+        return "output_tokens", output_tokens
+    return None
+
+
+def checked_units(units: object) -> Mapping[str, int]:
+    """``units`` as a read-only mapping of non-zero counts, or UsageError if any is bad."""
+    if units is None:
+        return NO_UNITS
+    if not isinstance(units, Mapping):
+        raise UsageError(f"units is not a mapping: {shown(units)}")
+    counts: dict[str, int] = {}
+    for key, value in units.items():
+        if not isinstance(key, str) or not key:
+            raise UsageError(f"a unit's name is not a string: {shown(key)}")
+        count = _count(key, value)
+        if count:
+            counts[key] = count
+    return MappingProxyType(counts) if counts else NO_UNITS
 
 
 def _count(name: str, value: object, *, required: bool = False) -> int:
@@ -130,3 +178,8 @@ class ExtractedUsage:
     response_id: str | None = None
     estimated: bool = False
     """True when the counts were estimated from text, not reported by the provider."""
+    price_context: Mapping[str, str] = field(default_factory=lambda: NO_CONTEXT)
+    """What the provider says decides the price, under genai-prices' price-context keys:
+    ``service_tier`` as served (``flex``, ``priority``...), ``processing`` (``batch``)."""
+    provider_cost_nanos: int | None = None
+    """The cost the response itself reports (OpenRouter's ``usage.cost``...), when it does."""

@@ -12,7 +12,8 @@ import genai_prices
 from llm_toll._budget.money import usd_to_nanos
 from llm_toll.usage.base import Usage
 
-GENAI_SOURCE = f"genai-prices {genai_prices.__version__}"
+GENAI_SOURCE = "genai-prices"
+GENAI_VERSION = genai_prices.__version__
 NOW = datetime.now(timezone.utc)
 
 

@@ -12,7 +12,7 @@ from genai_prices.types import ModelPrice, TieredPrices
 from llm_toll._budget.money import usd_to_nanos
 from llm_toll.pricing import Price, PricingRegistry
 from llm_toll.usage.base import Usage
-from tests.unit.pricing.helpers import GENAI_SOURCE, MIXED, NOW, genai_nanos
+from tests.unit.pricing.helpers import GENAI_SOURCE, GENAI_VERSION, MIXED, NOW, genai_nanos
 
 # -- genai-prices, to the nano-USD ---------------------------------------------------------
 
@@ -46,7 +46,9 @@ def test_cost_equals_genai_prices(
     registry: PricingRegistry, model: str, provider: str, genai_provider: str
 ) -> None:
     price = registry.price(model, MIXED, provider=provider)
-    assert price == Price(genai_nanos(model, MIXED, provider_id=genai_provider), True, GENAI_SOURCE)
+    assert price == Price(
+        genai_nanos(model, MIXED, provider_id=genai_provider), True, GENAI_SOURCE, GENAI_VERSION
+    )
     assert price.cost_nanos > 0
 
 

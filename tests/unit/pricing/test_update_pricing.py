@@ -14,7 +14,14 @@ from llm_toll.pricing import Price, PricingRegistry
 from llm_toll.pricing._genai import current_snapshot, find_model
 from llm_toll.pricing.update import update_pricing
 from llm_toll.usage.base import Usage
-from tests.unit.pricing.helpers import GENAI_SOURCE, MIXED, NOW, SERVED_PROVIDERS, PriceServer
+from tests.unit.pricing.helpers import (
+    GENAI_SOURCE,
+    GENAI_VERSION,
+    MIXED,
+    NOW,
+    SERVED_PROVIDERS,
+    PriceServer,
+)
 
 # -- update_pricing --------------------------------------------------------------------------------
 
@@ -63,7 +70,10 @@ def test_update_pricing_uses_fetched_prices_then_respects_ttl(
     assert update_pricing(url=server.url, registry=registry) is True
 
     usage = Usage(1_000, 10, cache_read_input_tokens=400)
-    expected = Price(600 * 1_500 + 400 * 150 + 10 * 4_000, True, GENAI_SOURCE)
+    # The fetched data is named by genai-prices' version and the time it was fetched.
+    fetched = current_snapshot().timestamp
+    version = f"{GENAI_VERSION}+data.{fetched:%Y%m%dT%H%M%S}"
+    expected = Price(600 * 1_500 + 400 * 150 + 10 * 4_000, True, GENAI_SOURCE, version)
     assert registry.price("toll-model", usage) == expected
     # Another registry notices the new data by itself.
     assert other.price("toll-model", usage) == expected
