@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         BudgetExceededError,
         LocalRateLimitError,
         PricingMatrixOutdatedWarning,
+        UnpricedModelError,
     )
     from llm_toll.integrations.langchain import LangChainCallback
     from llm_toll.integrations.litellm import LiteLLMCallback
@@ -44,6 +45,7 @@ _WHERE = {
     "PricingRegistry": "llm_toll.pricing",
     "RateLimiter": "llm_toll.rate_limiter",
     "SQLiteStore": "llm_toll.store",
+    "UnpricedModelError": "llm_toll.exceptions",
     "UsageStore": "llm_toll.store",
     "__version__": "llm_toll._version",
     "create_store": "llm_toll.store",
@@ -72,6 +74,7 @@ __all__ = [
     "PricingRegistry",
     "RateLimiter",
     "SQLiteStore",
+    "UnpricedModelError",
     "UsageStore",
     "__version__",
     "create_store",

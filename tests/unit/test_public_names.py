@@ -28,6 +28,7 @@ PUBLIC = [
     "PricingRegistry",
     "RateLimiter",
     "SQLiteStore",
+    "UnpricedModelError",
     "UsageStore",
     "__version__",
     "create_store",
