@@ -12,6 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from llm_toll._batch.record import BatchSummary, record_batch
     from llm_toll._budget.writer import CostSpanProcessor
     from llm_toll._call.scope import instrument, run, uninstrument
     from llm_toll.decorator import set_reporter, set_store, track_costs
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 # public name -> the module that defines it
 _WHERE = {
     "BaseStore": "llm_toll.store",
+    "BatchSummary": "llm_toll._batch.record",
     "BudgetExceededError": "llm_toll.exceptions",
     "CostReporter": "llm_toll.reporter",
     "CostSpanProcessor": "llm_toll._budget.writer",
@@ -51,6 +53,7 @@ _WHERE = {
     "create_store": "llm_toll.store",
     "default_registry": "llm_toll.pricing",
     "instrument": "llm_toll._call.scope",
+    "record_batch": "llm_toll._batch.record",
     "run": "llm_toll._call.scope",
     "uninstrument": "llm_toll._call.scope",
     "set_reporter": "llm_toll.decorator",
@@ -64,6 +67,7 @@ _AS = {"__version__": "VERSION"}
 
 __all__ = [
     "BaseStore",
+    "BatchSummary",
     "BudgetExceededError",
     "CostReporter",
     "CostSpanProcessor",
@@ -80,6 +84,7 @@ __all__ = [
     "create_store",
     "default_registry",
     "instrument",
+    "record_batch",
     "run",
     "set_reporter",
     "set_store",
