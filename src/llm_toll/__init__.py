@@ -12,6 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from llm_toll._batch.record import BatchSummary, record_batch
     from llm_toll._budget.writer import CostSpanProcessor
     from llm_toll._call.scope import instrument, run, uninstrument
     from llm_toll.decorator import set_reporter, set_store, track_costs
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
         BudgetExceededError,
         LocalRateLimitError,
         PricingMatrixOutdatedWarning,
+        UnpricedModelError,
     )
     from llm_toll.integrations.langchain import LangChainCallback
     from llm_toll.integrations.litellm import LiteLLMCallback
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 # public name -> the module that defines it
 _WHERE = {
     "BaseStore": "llm_toll.store",
+    "BatchSummary": "llm_toll._batch.record",
     "BudgetExceededError": "llm_toll.exceptions",
     "CostReporter": "llm_toll.reporter",
     "CostSpanProcessor": "llm_toll._budget.writer",
@@ -44,11 +47,13 @@ _WHERE = {
     "PricingRegistry": "llm_toll.pricing",
     "RateLimiter": "llm_toll.rate_limiter",
     "SQLiteStore": "llm_toll.store",
+    "UnpricedModelError": "llm_toll.exceptions",
     "UsageStore": "llm_toll.store",
     "__version__": "llm_toll._version",
     "create_store": "llm_toll.store",
     "default_registry": "llm_toll.pricing",
     "instrument": "llm_toll._call.scope",
+    "record_batch": "llm_toll._batch.record",
     "run": "llm_toll._call.scope",
     "uninstrument": "llm_toll._call.scope",
     "set_reporter": "llm_toll.decorator",
@@ -62,6 +67,7 @@ _AS = {"__version__": "VERSION"}
 
 __all__ = [
     "BaseStore",
+    "BatchSummary",
     "BudgetExceededError",
     "CostReporter",
     "CostSpanProcessor",
@@ -72,11 +78,13 @@ __all__ = [
     "PricingRegistry",
     "RateLimiter",
     "SQLiteStore",
+    "UnpricedModelError",
     "UsageStore",
     "__version__",
     "create_store",
     "default_registry",
     "instrument",
+    "record_batch",
     "run",
     "set_reporter",
     "set_store",

@@ -8,7 +8,13 @@ from typing import Any, TypeVar, overload
 from llm_toll._budget.periods import Reset, validate_reset
 from llm_toll._budget.records import BudgetSpec
 from llm_toll._call import shapes
-from llm_toll._call.plan import STORE_ERROR_POLICIES, Plan, StoreErrorPolicy
+from llm_toll._call.plan import (
+    STORE_ERROR_POLICIES,
+    UNPRICED_POLICIES,
+    Plan,
+    StoreErrorPolicy,
+    UnpricedPolicy,
+)
 from llm_toll._options import count_option, text_option, usd_option
 from llm_toll._runtime import check_store_environment, set_reporter, set_store
 from llm_toll.rate_limiter import RateLimiter
@@ -42,6 +48,7 @@ def track_costs(
     max_run_cost: float | None = None,
     clamp: bool = True,
     on_store_error: StoreErrorPolicy | None = None,
+    on_unpriced: UnpricedPolicy = "warn",
 ) -> Callable[[F], F]: ...
 
 
@@ -65,6 +72,7 @@ def track_costs(
     max_run_cost: float | None = None,
     clamp: bool = True,
     on_store_error: StoreErrorPolicy | None = None,
+    on_unpriced: UnpricedPolicy = "warn",
 ) -> F | Callable[[F], F]:
     """Track the cost of every call of the decorated function and enforce its budget.
 
@@ -126,6 +134,12 @@ def track_costs(
             with an ``AccountingWarning``; ``"refuse"`` raises ``BudgetExceededError``
             (``scope="store"``, the reason in its message) before anything is sent. The
             default is ``"allow"``, and ``"refuse"`` with ``strict``.
+        on_unpriced: when the model a request asks for (``model=``, or the ``model`` of a
+            request a hooked SDK is about to send) has no known price (no genai-prices
+            entry, override, local prefix or fallback price): ``"warn"`` (the default)
+            sends it and records its tokens at $0 with a ``PricingMatrixOutdatedWarning``;
+            ``"refuse"`` raises ``UnpricedModelError`` (a ``BudgetExceededError``) before
+            it is sent.
     """
     options = plan_options(
         project=project,
@@ -145,6 +159,7 @@ def track_costs(
         max_run_cost=max_run_cost,
         clamp=clamp,
         on_store_error=on_store_error,
+        on_unpriced=on_unpriced,
     )
     check_store_environment()
 
@@ -173,6 +188,7 @@ def plan_options(
     max_run_cost: float | None = None,
     clamp: bool = True,
     on_store_error: StoreErrorPolicy | None = None,
+    on_unpriced: UnpricedPolicy = "warn",
 ) -> dict[str, Any]:
     """The options of ``track_costs`` (and of ``llm_toll.run``, ``instrument`` and the
     framework callbacks) checked, as the fields of a Plan; a ValueError names the option
@@ -216,6 +232,7 @@ def plan_options(
     if not isinstance(key_in_metrics, bool):
         raise ValueError(f"key_in_metrics must be True or False, got {key_in_metrics!r}")
     policy = store_error_option(on_store_error, strict=strict)
+    unpriced = unpriced_option(on_unpriced)
     limiter = (
         RateLimiter(rpm=rate_limit, tpm=tpm_limit)
         if rate_limit is not None or tpm_limit is not None
@@ -239,6 +256,7 @@ def plan_options(
         "max_run_cost_nanos": run_cap,
         "clamp": clamp,
         "on_store_error": policy,
+        "on_unpriced": unpriced,
     }
 
 
@@ -251,3 +269,11 @@ def store_error_option(value: object, *, strict: bool = False) -> StoreErrorPoli
         if value == policy and isinstance(value, str):
             return policy
     raise ValueError(f"on_store_error must be 'allow' or 'refuse', got {value!r}")
+
+
+def unpriced_option(value: object) -> UnpricedPolicy:
+    """``on_unpriced`` checked: ``"warn"`` or ``"refuse"``."""
+    for policy in UNPRICED_POLICIES:
+        if value == policy and isinstance(value, str):
+            return policy
+    raise ValueError(f"on_unpriced must be 'warn' or 'refuse', got {value!r}")

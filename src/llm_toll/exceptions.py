@@ -13,8 +13,10 @@ class BudgetExceededError(Exception):
     per-tenant budget, ``key_budget=``); ``max_budget`` is then the key's budget.
     ``scope`` says which limit refused: ``"project"``, ``"key"`` or ``"run"`` (a run's cap,
     ``max_run_cost=`` / ``run(max_cost=...)``: ``current_cost`` is then the run's spend and
-    ``max_budget`` its cap), or ``"store"``: the budget could not be checked because the
-    store is down, and the call's ``on_store_error="refuse"`` (the message says why).
+    ``max_budget`` its cap), ``"store"``: the budget could not be checked because the
+    store is down, and the call's ``on_store_error="refuse"`` (the message says why), or
+    ``"unpriced"``: the model asked for has no known price and the call's
+    ``on_unpriced="refuse"`` (an :class:`UnpricedModelError`).
     """
 
     project: str | None
@@ -44,6 +46,36 @@ class BudgetExceededError(Exception):
                 scope += f", budget key '{budget_key}'"
             message = f"Budget exceeded for {scope}: ${current_cost:.4f} >= ${max_budget:.4f}"
         super().__init__(*(() if message is None else (message,)))
+
+
+class UnpricedModelError(BudgetExceededError):
+    """A request to a model with no known price was refused before it was sent, because
+    its run said ``on_unpriced="refuse"``: a budget cannot hold a call it cannot price.
+
+    A ``BudgetExceededError`` (``scope="unpriced"``), so code that handles budget refusals
+    handles it too; ``model`` is the model asked for. Register its price
+    (``default_registry.register_model``) or a fallback price to let such requests through.
+    """
+
+    model: str | None
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        project: str | None = None,
+        model: str | None = None,
+    ) -> None:
+        self.model = model
+        if message is None and model is not None:
+            message = (
+                f"llm_toll refused a request to model {model!r}"
+                + ("" if project is None else f" in project '{project}'")
+                + " before it was sent: no price is known for it, and on_unpriced='refuse'. "
+                "Register its price with llm_toll.default_registry.register_model("
+                f"{model!r}, input_cost_per_token, output_cost_per_token)."
+            )
+        super().__init__(message, project=project, scope="unpriced")
 
 
 class LocalRateLimitError(Exception):

@@ -15,6 +15,7 @@ from typing import NamedTuple
 import pytest
 
 from llm_toll.demo.replay import ReplayServer
+from tests.integration.test_batches import OPENAI_LINES, jsonl
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
@@ -31,6 +32,7 @@ ASYNC_CLIENT = (
     "import asyncio, openai\nfrom llm_toll import track_costs\nclient = openai.AsyncOpenAI()\n"
 )
 SYNC = "from llm_toll import track_costs\n"
+BATCH_FILE = jsonl(OPENAI_LINES)  # an OpenAI batch's output file: 3 results, 2 failed
 # Keyed by a line each such block holds; blocks not listed run as they are.
 HARNESSES = {
     "async def async_chat(text):": Harness(ASYNC_CLIENT, 'asyncio.run(async_chat("Hi"))\n'),
@@ -44,6 +46,12 @@ HARNESSES = {
         "asyncio.run(main())\n",
     ),
     "def answer(question): ...": Harness(SYNC, 'answer("Hi")\n'),
+    'record_batch("batch_output.jsonl"': Harness(
+        f"import pathlib\npathlib.Path('batch_output.jsonl').write_bytes({BATCH_FILE!r})\n",
+        "assert (summary.recorded, summary.not_charged) == (3, 2), summary\n"
+        'again = llm_toll.record_batch("batch_output.jsonl", project="nightly")\n'
+        "assert (again.recorded, again.already_recorded) == (0, 3), again\n",
+    ),
     "def answer(user, question): ...": Harness(
         SYNC + "from types import SimpleNamespace\n",
         'answer(SimpleNamespace(id="ann"), "Hi")\n',
@@ -51,7 +59,7 @@ HARNESSES = {
 }
 # Blocks that make no provider request.
 NO_REQUESTS = ("default_registry.register_model", "def answer(question): ...",
-               "def answer(user, question): ...")  # fmt: skip
+               "def answer(user, question): ...", "llm_toll.record_batch(")  # fmt: skip
 
 
 def harness_of(block: str) -> Harness:

@@ -18,6 +18,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 PUBLIC = [
     "BaseStore",
+    "BatchSummary",
     "BudgetExceededError",
     "CostReporter",
     "CostSpanProcessor",
@@ -28,11 +29,13 @@ PUBLIC = [
     "PricingRegistry",
     "RateLimiter",
     "SQLiteStore",
+    "UnpricedModelError",
     "UsageStore",
     "__version__",
     "create_store",
     "default_registry",
     "instrument",
+    "record_batch",
     "run",
     "set_reporter",
     "set_store",

@@ -170,7 +170,9 @@ class ReplayStopped(Exception):
 
 def _line(write: PendingWrite) -> bytes:
     payload = json.dumps(
-        {"id": uuid.uuid4().hex, "v": 1, "write": _encode_write(write)},
+        # A record written once by its own id keeps it: the store skips it whether it
+        # comes from this journal or is recorded again meanwhile.
+        {"id": write.record_id or uuid.uuid4().hex, "v": 1, "write": _encode_write(write)},
         separators=(",", ":"),
         sort_keys=True,
     ).encode()

@@ -59,6 +59,10 @@ class PendingWrite(NamedTuple):
     """The budget of the call's budget key, when it has one."""
     reservation: Reservation | None = None
     """A strict call's reservation, settled to the call's cost in the same transaction."""
+    record_id: str | None = None
+    """Set for a record that must be written once whoever writes it how often (a batch
+    result, ``llm_toll.record_batch``): a store that keeps record ids (SQLite, PostgreSQL)
+    writes it and its id in one transaction and skips an id it has seen."""
 
 
 @dataclass(frozen=True, slots=True)

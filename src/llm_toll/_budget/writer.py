@@ -43,7 +43,7 @@ from llm_toll.exceptions import AccountingWarning, TelemetryWarning
 from llm_toll.reporter import CostReporter
 from llm_toll.store import BaseStore, StoreError
 from llm_toll.telemetry import metrics
-from llm_toll.telemetry.spans import annotate_call
+from llm_toll.telemetry.spans import annotate_call, end_span
 
 if TYPE_CHECKING:
     from llm_toll.store._sql import SQLStore
@@ -56,8 +56,19 @@ MAX_RETRY_PAUSE_S = 5.0
 _REPORTING = Guard("reporter", "print a call's cost", TelemetryWarning)
 
 
+class AlreadyRecorded(Exception):
+    """A write with a ``record_id`` the store had written before: nothing was written."""
+
+
 def _apply(store: BaseStore, write: PendingWrite) -> BudgetState:
-    """The one store transaction of a call."""
+    """The one store transaction of a call; AlreadyRecorded for a record id seen before."""
+    if write.record_id is not None:
+        replay = getattr(store, "replay_spilled", None)  # a store that keeps record ids
+        if replay is not None:
+            state: BudgetState | None = replay(write, write.record_id)
+            if state is None:
+                raise AlreadyRecorded(write.record_id)
+            return state
     if write.reservation is not None:
         return store.settle_reservation(write.reservation, write.call)
     return store.record_call(write.call, write.budget, write.key_budget)
@@ -98,8 +109,36 @@ class CostSpanProcessor(SpanProcessor):
         the cost and budget metrics. Never raises: store, span and metric failures are
         warned about, not propagated.
         """
-        call = write.call
         state = self._write(store or self._store(), write, held)
+        self._publish(span, write, state, key_in_metrics)
+        return state
+
+    def record_once(self, write: PendingWrite, start_span: Callable[[], Span]) -> bool:
+        """Record ``write``, which has a ``record_id``, unless a write with that id was
+        recorded before: then False, and nothing else happens. Else its span is started
+        by ``start_span``, annotated and ended, and its metrics recorded, as ``record``
+        does. A store that keeps no record ids (one written for llm-toll 0.13) records it
+        every time. Never raises for store, span or metric failures."""
+        try:
+            state = self._write(self._store(), write, None)
+        except AlreadyRecorded:
+            return False
+        span = start_span()
+        try:
+            self._publish(span, write, state, False)
+        finally:
+            end_span(span)
+        return True
+
+    def _publish(
+        self,
+        span: Span | None,
+        write: PendingWrite,
+        state: BudgetState | None,
+        key_in_metrics: bool,
+    ) -> None:
+        """A recorded call on its span, in the metrics and the reporter's line."""
+        call = write.call
         if span is not None and span.is_recording():
             try:
                 annotate_call(
@@ -126,7 +165,6 @@ class CostSpanProcessor(SpanProcessor):
                     call.usage.output_tokens,
                     nanos_to_usd(call.cost_nanos),
                 )
-        return state
 
     def _write(self, store: BaseStore, write: PendingWrite, held: int | None) -> BudgetState | None:
         state = None
@@ -250,6 +288,9 @@ class CostSpanProcessor(SpanProcessor):
                 state = _apply(store, memory[0])
             except StoreError:
                 return False
+            except AlreadyRecorded:  # recorded again while this one waited
+                memory.popleft()
+                continue
             self._remember(memory.popleft().call, state)
         spill.owner = None
         return True

@@ -26,7 +26,14 @@ from llm_toll._call.admission import Lease
 from llm_toll._call.plan import BudgetScope, Plan
 from llm_toll._warnings import warn_once
 from llm_toll._worker import worker
-from llm_toll.exceptions import AccountingWarning, BudgetExceededError, LocalRateLimitError
+from llm_toll.exceptions import (
+    AccountingWarning,
+    BudgetExceededError,
+    LocalRateLimitError,
+    UnpricedModelError,
+)
+from llm_toll.pricing import default_registry
+from llm_toll.pricing._routes import prices_loaded
 from llm_toll.store import BaseStore, StoreError
 from llm_toll.telemetry import names as attr
 from llm_toll.telemetry.spans import budget_event_attributes, mark_error, start_call_span
@@ -120,10 +127,14 @@ def _gates(
     """The pre-call check, step by step; returns the admission or raises the refusal."""
     lease: Lease | None = None
     model = plan.requested_model(kwargs)  # named on a refusal's span
-    if run is None:  # a run starts: the key from its arguments
-        key = plan.budget_key_of(args, kwargs)
-    else:  # a request of a run: the run's key, the caps of the run and those around it
-        key = run.budget_key
+    key = plan.budget_key_of(args, kwargs) if run is None else run.budget_key
+    if plan.on_unpriced == "refuse" and model is not None:
+        priced = yield _CheckPrice(model)
+        if not priced:
+            unpriced = UnpricedModelError(project=plan.project, model=model)
+            yield _Refuse(plan, unpriced, key, model)
+            raise unpriced
+    if run is not None:  # a request of a run: the caps of the run and those around it
         capped = run.refusal()
         if capped is not None:
             yield _Refuse(plan, capped, key, model)
@@ -330,7 +341,7 @@ def refusal_span(plan: Plan, error: Refusal, key: str | None, model: str | None 
     mark_error(span, error)
     if key is not None:
         span.set_attribute(attr.BUDGET_KEY, key)
-    if isinstance(error, BudgetExceededError) and error.scope != "store":
+    if isinstance(error, BudgetExceededError) and error.scope not in ("store", "unpriced"):
         limit = usd_to_nanos(error.max_budget or 0)
         spent = usd_to_nanos(error.current_cost or 0)
         event = budget_event_attributes(plan.project, limit, spent, error.budget_key)
@@ -424,6 +435,23 @@ class _AcquireRate(_Step):
         if self.plan.shared_limits and self.plan.limiter is not None:
             return await worker.run(self.run)  # store I/O
         return self.run()
+
+
+class _CheckPrice(_Step):
+    """Whether the model asked for has a price (``on_unpriced="refuse"``)."""
+
+    __slots__ = ("model",)
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+
+    def run(self) -> bool:
+        return default_registry.is_priced(self.model)
+
+    async def run_async(self) -> bool:
+        if prices_loaded():
+            return self.run()
+        return await worker.run(self.run)  # the first look loads genai-prices' data
 
 
 class _Pause(_Step):

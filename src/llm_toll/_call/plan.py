@@ -15,6 +15,10 @@ StoreErrorPolicy = Literal["allow", "refuse"]
 """What a call does when the budget store cannot be used before it: go ahead unchecked
 (with an AccountingWarning), or be refused (BudgetExceededError)."""
 STORE_ERROR_POLICIES: tuple[StoreErrorPolicy, ...] = ("allow", "refuse")
+UnpricedPolicy = Literal["warn", "refuse"]
+"""What a request to a model with no known price does: go ahead and be recorded at $0
+with a PricingMatrixOutdatedWarning, or be refused before it is sent (UnpricedModelError)."""
+UNPRICED_POLICIES: tuple[UnpricedPolicy, ...] = ("warn", "refuse")
 
 
 class BudgetScope(NamedTuple):
@@ -54,6 +58,8 @@ class Plan:
     refuse the request instead)."""
     on_store_error: StoreErrorPolicy = "allow"
     """When the store cannot be read or reserve before a call (``gates.store_unavailable``)."""
+    on_unpriced: UnpricedPolicy = "warn"
+    """When the model a request asks for has no known price (``gates.unpriced``)."""
 
     @property
     def rate_scope(self) -> str:

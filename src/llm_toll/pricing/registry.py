@@ -184,6 +184,16 @@ class PricingRegistry:
             return route.source == "override"
         return route is not UNKNOWN_ROUTE
 
+    def is_priced(self, model: str, provider: str | None = None) -> bool:
+        """True if a call to ``model`` gets a price: ``has_model``, or the fallback price.
+
+        False for a model whose calls would be recorded at $0 with ``known=False`` (what
+        ``on_unpriced="refuse"`` refuses before a request is sent). Never raises."""
+        try:
+            return self._route(model, provider) is not UNKNOWN_ROUTE
+        except Exception:
+            return False
+
     def list_models(self) -> list[str]:
         """The overridden model names and the local prefixes.
 

@@ -1,0 +1,1 @@
+"""Recording the results of provider batches (``llm_toll.record_batch``)."""
