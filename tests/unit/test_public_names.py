@@ -92,7 +92,14 @@ SPAN_ATTRIBUTES = {
     "gen_ai.usage.output_tokens",
     "gen_ai.usage.cache_read.input_tokens",
     "gen_ai.usage.cache_creation.input_tokens",
+    "gen_ai.usage.cache_write.input_tokens",
     "gen_ai.usage.reasoning.output_tokens",
+    "gen_ai.usage.audio.input_tokens",
+    "gen_ai.usage.audio.output_tokens",
+    "gen_ai.usage.audio.cache_read.input_tokens",
+    "gen_ai.usage.image.input_tokens",
+    "gen_ai.usage.image.output_tokens",
+    "gen_ai.usage.image.cache_read.input_tokens",
     "gen_ai.usage.cost.amount",
     "gen_ai.usage.cost.currency",
     "gen_ai.usage.cost.source",
@@ -102,6 +109,7 @@ SPAN_ATTRIBUTES = {
     "llm_toll.budget.spent",
     "llm_toll.budget.period",
     "llm_toll.price.known",
+    "llm_toll.cost.local",
     "llm_toll.usage.estimated",
     "llm_toll.strict.reserved",
     "llm_toll.strict.cap_lowered",
@@ -120,7 +128,16 @@ METRICS = {
     "gen_ai.client.token.usage",
     "gen_ai.client.operation.duration",
     "gen_ai.client.operation.cost",
+    "gen_ai.client.inference.duration",
+    "gen_ai.client.inference.usage.input_tokens",
+    "gen_ai.client.inference.usage.output_tokens",
+    "gen_ai.client.inference.usage.cache_read.input_tokens",
+    "gen_ai.client.inference.usage.cache_write.input_tokens",
+    "gen_ai.client.inference.usage.reasoning.output_tokens",
+    "gen_ai.client.inference.operation.input_tokens",
+    "gen_ai.client.inference.operation.output_tokens",
     "llm_toll.cost",
+    "llm_toll.cost.difference",
     "llm_toll.budget.limit",
     "llm_toll.budget.spent",
     "llm_toll.budget.utilization",
@@ -199,3 +216,6 @@ def test_names_are_defined_once_in_code() -> None:
     assert {n for n in constants(metrics) if n.startswith(("gen_ai.", "llm_toll."))} == METRICS
     assert names.INPUT_TOKENS == "gen_ai.usage.input_tokens"
     assert metrics.METRIC_TOKEN_USAGE == "gen_ai.client.token.usage"
+    # GenAI conventions v0.1.0, under OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental.
+    assert names.CACHE_WRITE_TOKENS == "gen_ai.usage.cache_write.input_tokens"
+    assert {name for name, _, _ in names.MODALITY_UNITS.values()} <= SPAN_ATTRIBUTES

@@ -291,8 +291,11 @@ class Call:
         )
         cost, known = price.cost_nanos, price.known
         local_cost: int | None = None
-        if found.provider_cost_nanos is not None:  # the bill's own figure wins
-            cost, local_cost, known = found.provider_cost_nanos, cost, True
+        provider_cost = found.provider_cost_nanos
+        if provider_cost is not None:  # the bill's own figure wins
+            # llm_toll's own price beside it, when it has one to compare.
+            local_cost = cost if known else None
+            cost, known = provider_cost, True
         if cost > MAX_CALL_COST_NANOS:
             plan = self.plan
             warn_once(
@@ -321,6 +324,6 @@ class Call:
             price_version=price.version,
             unpriced_units=price.unpriced,
             price_context=found.price_context,
-            cost_source="local" if local_cost is None else "provider",
+            cost_source="local" if provider_cost is None else "provider",
             local_cost_nanos=local_cost,
         )

@@ -19,12 +19,14 @@ from opentelemetry.metrics import (
     Meter,
     ObservableGauge,
     Observation,
+    UpDownCounter,
 )
 from opentelemetry.semconv._incubating.metrics import gen_ai_metrics
 
 from llm_toll._budget.money import nanos_to_usd
 from llm_toll._budget.records import BudgetSpec, BudgetState, CallRecord
 from llm_toll.telemetry import names as attr
+from llm_toll.telemetry import semconv
 from llm_toll.telemetry.providers import meter, metrics_wanted, on_reconfigure
 
 # Instrument names: the GenAI ones from the semantic-conventions package.
@@ -38,6 +40,20 @@ METRIC_BUDGET_UTILIZATION: Final = "llm_toll.budget.utilization"
 METRIC_BUDGET_REJECTIONS: Final = "llm_toll.budget.rejections"
 METRIC_RATELIMIT_REJECTIONS: Final = "llm_toll.ratelimit.rejections"
 METRIC_UNPRICED_CALLS: Final = "llm_toll.calls.unpriced"
+METRIC_COST_DIFFERENCE: Final = "llm_toll.cost.difference"
+# GenAI semantic conventions v0.1.0, under OTEL_SEMCONV_STABILITY_OPT_IN=
+# gen_ai_latest_experimental in place of gen_ai.client.token.usage and
+# gen_ai.client.operation.duration: token counters by gen_ai.token.modality (the cache and
+# reasoning ones count parts of the input and output ones), per-call token histograms (not
+# by modality) and the duration histogram under its new name.
+METRIC_INFERENCE_DURATION: Final = "gen_ai.client.inference.duration"
+METRIC_INPUT_TOKENS: Final = "gen_ai.client.inference.usage.input_tokens"
+METRIC_OUTPUT_TOKENS: Final = "gen_ai.client.inference.usage.output_tokens"
+METRIC_CACHE_READ_TOKENS: Final = "gen_ai.client.inference.usage.cache_read.input_tokens"
+METRIC_CACHE_WRITE_TOKENS: Final = "gen_ai.client.inference.usage.cache_write.input_tokens"
+METRIC_REASONING_TOKENS: Final = "gen_ai.client.inference.usage.reasoning.output_tokens"
+METRIC_OPERATION_INPUT_TOKENS: Final = "gen_ai.client.inference.operation.input_tokens"
+METRIC_OPERATION_OUTPUT_TOKENS: Final = "gen_ai.client.inference.operation.output_tokens"
 
 
 # Bucket boundaries recommended by the GenAI semantic conventions.
@@ -61,6 +77,7 @@ class Instruments:
     budget_rejections: Counter
     ratelimit_rejections: Counter
     unpriced_calls: Counter
+    cost_difference: UpDownCounter
 
     @classmethod
     def create(cls, meter: Meter) -> Instruments:
@@ -121,11 +138,66 @@ class Instruments:
                 unit="{call}",
                 description="Calls whose model has no known price (recorded at $0).",
             ),
+            # Up and down: a provider may bill less than llm_toll's price, and a histogram
+            # takes no negative values.
+            cost_difference=meter.create_up_down_counter(
+                METRIC_COST_DIFFERENCE,
+                unit="USD",
+                description="Cost the provider reported minus llm_toll's own price of it.",
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class LatestInstruments:
+    """The GenAI conventions v0.1.0 instruments, made only when the app opts in."""
+
+    duration: Histogram
+    input_tokens: Counter
+    output_tokens: Counter
+    cache_read_tokens: Counter
+    cache_write_tokens: Counter
+    reasoning_tokens: Counter
+    operation_input_tokens: Histogram
+    operation_output_tokens: Histogram
+
+    @classmethod
+    def create(cls, meter: Meter) -> LatestInstruments:
+        def tokens(name: str, description: str) -> Counter:
+            return meter.create_counter(name, unit="{token}", description=description)
+
+        def per_call(name: str, description: str) -> Histogram:
+            return meter.create_histogram(
+                name,
+                unit="{token}",
+                description=description,
+                explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
+            )
+
+        return cls(
+            duration=meter.create_histogram(
+                METRIC_INFERENCE_DURATION,
+                unit="s",
+                description="Duration of LLM calls.",
+                explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+            ),
+            input_tokens=tokens(METRIC_INPUT_TOKENS, "Input tokens, cached ones included."),
+            output_tokens=tokens(METRIC_OUTPUT_TOKENS, "Output tokens, reasoning included."),
+            cache_read_tokens=tokens(METRIC_CACHE_READ_TOKENS, "Input tokens read from cache."),
+            cache_write_tokens=tokens(METRIC_CACHE_WRITE_TOKENS, "Input tokens written to cache."),
+            reasoning_tokens=tokens(METRIC_REASONING_TOKENS, "Output tokens of reasoning."),
+            operation_input_tokens=per_call(
+                METRIC_OPERATION_INPUT_TOKENS, "Input tokens of one LLM call."
+            ),
+            operation_output_tokens=per_call(
+                METRIC_OPERATION_OUTPUT_TOKENS, "Output tokens of one LLM call."
+            ),
         )
 
 
 _lock = threading.Lock()
 _instruments: Instruments | None = None
+_latest: LatestInstruments | None = None
 
 
 def instruments() -> Instruments:
@@ -137,11 +209,20 @@ def instruments() -> Instruments:
     return _instruments
 
 
+def latest_instruments() -> LatestInstruments:
+    global _latest
+    if _latest is None:
+        with _lock:
+            if _latest is None:
+                _latest = LatestInstruments.create(meter())
+    return _latest
+
+
 def _forget_instruments() -> None:
     """setup_telemetry() replaced the meter: make instruments anew on the next use."""
-    global _instruments
+    global _instruments, _latest
     with _lock:
-        _instruments = None
+        _instruments = _latest = None
 
 
 on_reconfigure(_forget_instruments)
@@ -162,11 +243,14 @@ def record_call(call: CallRecord, error_type: str | None = None, with_key: bool 
         attr.REQUEST_MODEL: call.model,
         attr.RESPONSE_MODEL: call.model,
     }
-    ins.token_usage.record(call.usage.input_tokens, {**base, attr.TOKEN_TYPE: "input"})
-    ins.token_usage.record(call.usage.output_tokens, {**base, attr.TOKEN_TYPE: "output"})
-    ins.duration.record(
-        call.duration_s, base if error_type is None else {**base, attr.ERROR_TYPE: error_type}
-    )
+    timed = base if error_type is None else {**base, attr.ERROR_TYPE: error_type}
+    if semconv.latest():
+        _record_latest_tokens(latest_instruments(), call, base)
+        latest_instruments().duration.record(call.duration_s, timed)
+    else:
+        ins.token_usage.record(call.usage.input_tokens, {**base, attr.TOKEN_TYPE: "input"})
+        ins.token_usage.record(call.usage.output_tokens, {**base, attr.TOKEN_TYPE: "output"})
+        ins.duration.record(call.duration_s, timed)
     cost = nanos_to_usd(call.cost_nanos)
     ins.cost_histogram.record(cost, base)
     counted = {attr.PROJECT: call.project, attr.PROVIDER: provider, attr.REQUEST_MODEL: call.model}
@@ -175,6 +259,52 @@ def record_call(call: CallRecord, error_type: str | None = None, with_key: bool 
     ins.cost_counter.add(cost, counted)
     if not call.price_known:
         ins.unpriced_calls.add(1, {attr.PROVIDER: provider, attr.REQUEST_MODEL: call.model})
+    if call.local_cost_nanos is not None:  # the provider's figure, beside llm_toll's own
+        ins.cost_difference.add(
+            nanos_to_usd(call.cost_nanos - call.local_cost_nanos),
+            {attr.PROVIDER: provider, attr.REQUEST_MODEL: call.model},
+        )
+
+
+def _record_latest_tokens(ins: LatestInstruments, call: CallRecord, base: dict[str, str]) -> None:
+    """The v0.1.0 token counters, each count split by modality (what the provider reported
+    as audio or image; text the rest, as ``Usage.units`` has it; all ``unknown`` when the
+    counts were estimated), and the per-call histograms."""
+    usage = call.usage
+    counts = {
+        "input": usage.input_tokens,
+        "output": usage.output_tokens,
+        "cache_read": usage.cache_read_input_tokens,
+    }
+    parts: dict[str, dict[str, int]] = {"input": {}, "output": {}, "cache_read": {}}
+    if not call.estimated:
+        for unit, count in usage.units.items():
+            part = attr.MODALITY_UNITS.get(unit)
+            if part is not None:
+                parts[part[2]][part[1]] = count
+    rest = "unknown" if call.estimated else "text"
+    for which, counter in (
+        ("input", ins.input_tokens),
+        ("output", ins.output_tokens),
+        ("cache_read", ins.cache_read_tokens),
+    ):
+        split = parts[which]
+        whole = counts[which]
+        if not whole and which == "cache_read":
+            continue
+        for modality, count in split.items():
+            counter.add(count, {**base, attr.TOKEN_MODALITY: modality})
+        remainder = max(0, whole - sum(split.values()))
+        if remainder or not split:
+            counter.add(remainder, {**base, attr.TOKEN_MODALITY: rest})
+    if usage.cache_creation_input_tokens:
+        ins.cache_write_tokens.add(
+            usage.cache_creation_input_tokens, {**base, attr.TOKEN_MODALITY: rest}
+        )
+    if usage.reasoning_output_tokens:
+        ins.reasoning_tokens.add(usage.reasoning_output_tokens, {**base, attr.TOKEN_MODALITY: rest})
+    ins.operation_input_tokens.record(usage.input_tokens, base)
+    ins.operation_output_tokens.record(usage.output_tokens, base)
 
 
 # (project, period label, budget key or None) -> (limit USD, spent USD, utilization): the
@@ -223,7 +353,8 @@ def record_failure(operation: str, model: str, duration_s: float, error_type: st
     """Duration of a call that raised: the semconv duration histogram with ``error.type``."""
     if not metrics_wanted():
         return
-    instruments().duration.record(
+    duration = latest_instruments().duration if semconv.latest() else instruments().duration
+    duration.record(
         duration_s,
         {attr.OPERATION: operation, attr.REQUEST_MODEL: model, attr.ERROR_TYPE: error_type},
     )

@@ -29,6 +29,30 @@ CACHE_CREATION_TOKENS: Final = gen_ai.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS
 REASONING_TOKENS: Final = gen_ai.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS
 TOKEN_TYPE: Final = gen_ai.GEN_AI_TOKEN_TYPE
 ERROR_TYPE: Final = error_attributes.ERROR_TYPE
+# GenAI semantic conventions v0.1.0 (the semantic-conventions-genai release, which the
+# semantic-conventions package does not carry yet): emitted under
+# OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental (see ``telemetry.semconv``),
+# in place of CACHE_CREATION_TOKENS; the per-modality counts are parts of the counts above.
+CACHE_WRITE_TOKENS: Final = "gen_ai.usage.cache_write.input_tokens"
+AUDIO_INPUT_TOKENS: Final = "gen_ai.usage.audio.input_tokens"
+AUDIO_OUTPUT_TOKENS: Final = "gen_ai.usage.audio.output_tokens"
+AUDIO_CACHE_READ_TOKENS: Final = "gen_ai.usage.audio.cache_read.input_tokens"
+IMAGE_INPUT_TOKENS: Final = "gen_ai.usage.image.input_tokens"
+IMAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.image.output_tokens"
+IMAGE_CACHE_READ_TOKENS: Final = "gen_ai.usage.image.cache_read.input_tokens"
+TOKEN_MODALITY: Final = "gen_ai.token.modality"
+"""On the v0.1.0 token counters: ``text``, ``audio``, ``image`` or ``unknown``."""
+
+# A usage unit (genai-prices' key, as in ``Usage.units``) that is a modality's part of a
+# count: its span attribute, its modality, and the count it is part of.
+MODALITY_UNITS: Final[dict[str, tuple[str, str, str]]] = {
+    "input_audio_tokens": (AUDIO_INPUT_TOKENS, "audio", "input"),
+    "input_image_tokens": (IMAGE_INPUT_TOKENS, "image", "input"),
+    "output_audio_tokens": (AUDIO_OUTPUT_TOKENS, "audio", "output"),
+    "output_image_tokens": (IMAGE_OUTPUT_TOKENS, "image", "output"),
+    "cache_audio_read_tokens": (AUDIO_CACHE_READ_TOKENS, "audio", "cache_read"),
+    "cache_image_read_tokens": (IMAGE_CACHE_READ_TOKENS, "image", "cache_read"),
+}
 # Proposed GenAI cost convention (not in the semantic-conventions package yet).
 COST_AMOUNT: Final = "gen_ai.usage.cost.amount"
 COST_CURRENCY: Final = "gen_ai.usage.cost.currency"

@@ -18,6 +18,7 @@ from llm_toll._budget.records import BudgetSpec, BudgetState, CallRecord
 from llm_toll._warnings import Guard
 from llm_toll.exceptions import TelemetryWarning
 from llm_toll.telemetry import names as attr
+from llm_toll.telemetry import semconv
 from llm_toll.telemetry.providers import NO_TRACER, tracer
 
 if TYPE_CHECKING:
@@ -125,8 +126,15 @@ def annotate_call(
         attributes[attr.RESPONSE_ID] = call.response_id
     if usage.cache_read_input_tokens:
         attributes[attr.CACHE_READ_TOKENS] = usage.cache_read_input_tokens
+    latest = semconv.latest()
     if usage.cache_creation_input_tokens:
-        attributes[attr.CACHE_CREATION_TOKENS] = usage.cache_creation_input_tokens
+        written = attr.CACHE_WRITE_TOKENS if latest else attr.CACHE_CREATION_TOKENS
+        attributes[written] = usage.cache_creation_input_tokens
+    if latest and usage.units:
+        for unit, count in usage.units.items():
+            modality = attr.MODALITY_UNITS.get(unit)
+            if modality is not None:
+                attributes[modality[0]] = count
     if usage.reasoning_output_tokens:
         attributes[attr.REASONING_TOKENS] = usage.reasoning_output_tokens
     if call.budget_key:

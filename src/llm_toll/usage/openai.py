@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from llm_toll.usage._fields import as_list, checked_usage, count, get, text_of, usage_object
 from llm_toll.usage.base import ExtractedUsage, Usage
+from llm_toll.usage.provider_cost import usage_cost
 
 PROVIDER = "openai"
 
@@ -96,6 +97,7 @@ def _extracted(response: object, usage: Usage, operation: str) -> ExtractedUsage
         provider=PROVIDER,
         operation=operation,
         response_id=text_of(get(response, "id")),
+        provider_cost_nanos=usage_cost(get(response, "usage")),  # OpenRouter's usage.cost
     )
 
 
