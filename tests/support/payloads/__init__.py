@@ -295,7 +295,8 @@ CASES: dict[str, Billed] = {
             "gpt-4o",
             6000,
             400,
-            tools=[web_search_call(1), web_search_call(2, "find")],
+            # A discounted search: not billable, though an item says it searched.
+            tools=[web_search_call(1), web_search_call(2), web_search_call(3, "find")],
             tool_usage={"web_search": {"num_requests": 1}},
         ),
         TIER,
