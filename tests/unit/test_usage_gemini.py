@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -42,6 +43,7 @@ EXPECTED = ExtractedUsage(
         output_tokens=240,
         cache_read_input_tokens=1000,
         reasoning_output_tokens=200,
+        units=MappingProxyType({"input_tool_tokens": 30}),
     ),
     model="gemini-2.5-pro",
     provider="gcp.gemini",

@@ -8,7 +8,10 @@ extractors only ever ask for fields the SDK type declares.
 
 from __future__ import annotations
 
-from llm_toll.usage.base import Usage, UsageError, _count
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from llm_toll.usage.base import NO_UNITS, Usage, UsageError, _count
 
 # Values that can never be a usage object (a JSON scalar or array where an object belongs).
 _NOT_AN_OBJECT = (str, bytes, int, float, list, tuple)
@@ -27,6 +30,16 @@ def get2(obj: object, name: str, camel: str) -> object:
         value = obj.get(name)
         return obj.get(camel) if value is None else value
     return getattr(obj, name, None)
+
+
+def extra(obj: object, name: str) -> object:
+    """A field the SDK type does *not* declare but the provider may send: ``obj[name]`` for
+    a dict, else the value pydantic kept among the object's extra fields (a dict read, not
+    pydantic's ``__getattr__``); None when absent."""
+    if isinstance(obj, dict):
+        return obj.get(name)
+    fields = getattr(obj, "__pydantic_extra__", None)
+    return fields.get(name) if isinstance(fields, dict) else None
 
 
 def text_of(value: object) -> str | None:
@@ -62,6 +75,18 @@ def count(
         raise UsageError(f"{where}: {exc}") from None
 
 
+def add_unit(units: dict[str, int], where: str, label: str, key: str, value: object) -> None:
+    """Add the checked count ``value`` (named ``label`` in errors) to ``units[key]``, unless 0."""
+    number = count(where, label, value)
+    if number:
+        units[key] = units.get(key, 0) + number
+
+
+def frozen_units(units: dict[str, int]) -> Mapping[str, int]:
+    """``units`` as the read-only mapping a Usage holds."""
+    return MappingProxyType(units) if units else NO_UNITS
+
+
 def checked_usage(
     where: str,
     *,
@@ -70,6 +95,7 @@ def checked_usage(
     cache_read_input_tokens: int = 0,
     cache_creation_input_tokens: int = 0,
     reasoning_output_tokens: int = 0,
+    units: Mapping[str, int] = NO_UNITS,
 ) -> Usage:
     """``Usage.from_counts`` (cross-field checks, e.g. cached <= input; the counts were
     checked one by one by :func:`count`) naming ``where`` on error."""
@@ -80,6 +106,7 @@ def checked_usage(
             cache_read_input_tokens=cache_read_input_tokens,
             cache_creation_input_tokens=cache_creation_input_tokens,
             reasoning_output_tokens=reasoning_output_tokens,
+            units=units,
         )
     except UsageError as exc:
         raise UsageError(f"{where}: {exc}") from None

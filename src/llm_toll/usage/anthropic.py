@@ -4,13 +4,32 @@ Anthropic's ``input_tokens`` *excludes* the tokens read from and written to the 
 cache; :class:`~llm_toll.usage.base.Usage` counts them in, so they are added here.
 ``output_tokens`` already includes thinking tokens (``output_tokens_details.thinking_tokens``).
 
+Further priced units (genai-prices' usage keys): the cache writes kept one hour
+(``cache_creation.ephemeral_1h_input_tokens``, dearer than the default five minutes, which
+are the rest of the cache writes) and the server-side web searches
+(``server_tool_use.web_search_requests``; web fetches are not billed per call). The usage's
+``service_tier`` (``batch``) and ``speed`` (``fast``) are its price context.
+
 Every function accepts the SDK object or the same JSON as a dict.
 """
 
 from __future__ import annotations
 
-from llm_toll.usage._fields import as_list, checked_usage, count, get, text_of, usage_object
-from llm_toll.usage.base import ExtractedUsage, Usage
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from llm_toll.usage._fields import (
+    add_unit,
+    as_list,
+    checked_usage,
+    count,
+    extra,
+    frozen_units,
+    get,
+    text_of,
+    usage_object,
+)
+from llm_toll.usage.base import NO_CONTEXT, ExtractedUsage, Usage
 
 PROVIDER = "anthropic"
 
@@ -32,6 +51,27 @@ def message_usage(where: str, usage: object, delta: object = None) -> Usage:
     cache_creation = count(
         where, "usage.cache_creation_input_tokens", field("cache_creation_input_tokens")
     )
+    units: dict[str, int] = {}
+    if cache_creation:
+        # Declared by Message's Usage only, not by a stream's MessageDeltaUsage.
+        split = extra(delta, "cache_creation") if delta is not None else None
+        add_unit(
+            units,
+            where,
+            "usage.cache_creation.ephemeral_1h_input_tokens",
+            "cache_write_1h_tokens",
+            get(
+                get(usage, "cache_creation") if split is None else split,
+                "ephemeral_1h_input_tokens",
+            ),
+        )
+    add_unit(
+        units,
+        where,
+        "usage.server_tool_use.web_search_requests",
+        "web_searches",
+        get(field("server_tool_use"), "web_search_requests"),
+    )
     return checked_usage(
         where,
         input_tokens=uncached + cache_read + cache_creation,
@@ -43,17 +83,38 @@ def message_usage(where: str, usage: object, delta: object = None) -> Usage:
             "usage.output_tokens_details.thinking_tokens",
             get(field("output_tokens_details"), "thinking_tokens"),
         ),
+        units=frozen_units(units),
     )
+
+
+_BATCH: Mapping[str, str] = MappingProxyType({"processing": "batch"})
+_FAST: Mapping[str, str] = MappingProxyType({"speed": "fast"})
+_FAST_BATCH: Mapping[str, str] = MappingProxyType({"processing": "batch", "speed": "fast"})
+
+
+def price_context(usage: object) -> Mapping[str, str]:
+    """What a Message's ``usage`` says decides its price: ``service_tier: batch`` (a Message
+    Batches result) and ``speed: fast`` (fast mode). The ``priority`` tier is billed by
+    commitment, not per token, and changes no price."""
+    if usage is None or isinstance(usage, (str, int, float, list)):
+        return NO_CONTEXT
+    batch = get(usage, "service_tier") == "batch"
+    fast = get(usage, "speed") == "fast"
+    if batch:
+        return _FAST_BATCH if fast else _BATCH
+    return _FAST if fast else NO_CONTEXT
 
 
 def from_message(message: object) -> ExtractedUsage:
     """A ``Message`` (``type: "message"``), also ``BetaMessage`` and ``ParsedMessage``."""
+    usage = get(message, "usage")
     return ExtractedUsage(
-        usage=message_usage("anthropic message", get(message, "usage")),
+        usage=message_usage("anthropic message", usage),
         model=text_of(get(message, "model")),
         provider=PROVIDER,
         operation="chat",
         response_id=text_of(get(message, "id")),
+        price_context=price_context(usage),
     )
 
 

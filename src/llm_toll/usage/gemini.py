@@ -5,18 +5,80 @@ back to the model (``tool_use_prompt_token_count``) and thoughts (``thoughts_tok
 are counted *apart* from the prompt and the candidates, so they are added to input and
 output here (``total_token_count`` is the sum of all four).
 
+Further priced units (genai-prices' usage keys, read as genai-prices' own Google extractor
+reads them): the prompt, cached and candidate tokens of each modality other than text
+(``promptTokensDetails`` -> ``input_audio_tokens``..., ``cacheTokensDetails`` ->
+``cache_audio_read_tokens``..., ``candidatesTokensDetails`` -> ``output_image_tokens``...;
+a DOCUMENT is billed as IMAGE), and the tool-use prompt (``input_tool_tokens``, its
+modalities counted in the prompt's too). Text tokens are the rest of each count.
+
 Every function accepts the SDK object, its ``model_dump()`` (snake_case) or the REST JSON
 (camelCase).
 """
 
 from __future__ import annotations
 
-from llm_toll.usage._fields import as_list, checked_usage, count, get, get2, text_of, usage_object
+from llm_toll.usage._fields import (
+    add_unit,
+    as_list,
+    checked_usage,
+    count,
+    frozen_units,
+    get,
+    get2,
+    text_of,
+    usage_object,
+)
 from llm_toll.usage.base import ExtractedUsage, Usage
 
 PROVIDER = "gcp.gemini"
 OPERATION = "generate_content"
 _WHERE = "gcp.gemini generate_content"
+
+# The priced modality of a ``MediaModality``; TEXT (the rest) and unspecified are left out.
+_MODALITIES = {"AUDIO": "audio", "IMAGE": "image", "VIDEO": "video", "DOCUMENT": "image"}
+
+# (snake_case field, camelCase key, error label, usage keys by modality): one list of
+# ModalityTokenCount each.
+_DETAILS = (
+    (
+        "prompt_tokens_details",
+        "promptTokensDetails",
+        "usage_metadata.prompt_tokens_details",
+        {m: (f"input_{m}_tokens",) for m in _MODALITIES.values()},
+    ),
+    (
+        "cache_tokens_details",
+        "cacheTokensDetails",
+        "usage_metadata.cache_tokens_details",
+        {m: (f"cache_{m}_read_tokens",) for m in _MODALITIES.values()},
+    ),
+    (
+        "candidates_tokens_details",
+        "candidatesTokensDetails",
+        "usage_metadata.candidates_tokens_details",
+        {m: (f"output_{m}_tokens",) for m in _MODALITIES.values()},
+    ),
+    (
+        "tool_use_prompt_tokens_details",
+        "toolUsePromptTokensDetails",
+        "usage_metadata.tool_use_prompt_tokens_details",
+        {m: (f"input_{m}_tokens", f"input_{m}_tool_tokens") for m in _MODALITIES.values()},
+    ),
+)
+
+
+def _modality_units(where: str, metadata: object, units: dict[str, int]) -> None:
+    for name, camel, label, keys in _DETAILS:
+        for entry in as_list(get2(metadata, name, camel)):
+            modality = get(entry, "modality")
+            modality = getattr(modality, "value", modality)  # the SDK's MediaModality enum
+            kind = _MODALITIES.get(modality) if isinstance(modality, str) else None
+            if kind is None:
+                continue
+            tokens = get2(entry, "token_count", "tokenCount")
+            for key in keys[kind]:
+                add_unit(units, where, f"{label}.{kind}", key, tokens)
 
 
 def usage_metadata(metadata: object, where: str = _WHERE) -> Usage:
@@ -44,6 +106,8 @@ def usage_metadata(metadata: object, where: str = _WHERE) -> Usage:
         "usage_metadata.thoughts_token_count",
         get2(metadata, "thoughts_token_count", "thoughtsTokenCount"),
     )
+    units: dict[str, int] = {"input_tool_tokens": tool_prompt} if tool_prompt else {}
+    _modality_units(where, metadata, units)
     return checked_usage(
         where,
         input_tokens=prompt + tool_prompt,
@@ -54,6 +118,7 @@ def usage_metadata(metadata: object, where: str = _WHERE) -> Usage:
             get2(metadata, "cached_content_token_count", "cachedContentTokenCount"),
         ),
         reasoning_output_tokens=thoughts,
+        units=frozen_units(units),
     )
 
 

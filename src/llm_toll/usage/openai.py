@@ -4,15 +4,31 @@ OpenAI's ``prompt_tokens`` / ``input_tokens`` already include cached tokens, and
 ``completion_tokens`` / ``output_tokens`` already include reasoning tokens: the counts map
 one to one onto :class:`~llm_toll.usage.base.Usage`.
 
+Further priced units (genai-prices' usage keys) are read too: audio and image tokens of
+the token details, and, for the Responses API, the hosted tools' billed calls (web searches,
+file searches). The service tier a response says served it is its price context.
+
 Every function accepts the SDK object or the same JSON as a dict.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import NamedTuple
 
-from llm_toll.usage._fields import as_list, checked_usage, count, get, text_of, usage_object
-from llm_toll.usage.base import ExtractedUsage, Usage
+from llm_toll.usage._fields import (
+    add_unit,
+    as_list,
+    checked_usage,
+    count,
+    extra,
+    frozen_units,
+    get,
+    text_of,
+    usage_object,
+)
+from llm_toll.usage.base import NO_CONTEXT, NO_UNITS, ExtractedUsage, Usage
 from llm_toll.usage.provider_cost import usage_cost
 
 PROVIDER = "openai"
@@ -23,9 +39,23 @@ def chat_usage(where: str, usage: object) -> Usage:
     return _usage(where, usage, _CHAT_FIELDS)
 
 
-def responses_usage(where: str, usage: object) -> Usage:
-    """Responses API ``ResponseUsage`` as a Usage."""
-    return _usage(where, usage, _RESPONSES_FIELDS)
+def responses_usage(where: str, usage: object, tools: Mapping[str, int] = NO_UNITS) -> Usage:
+    """Responses API ``ResponseUsage`` as a Usage; ``tools``: the billed hosted-tool calls
+    of the response (:func:`tool_units`)."""
+    return _usage(where, usage, _RESPONSES_FIELDS, tools)
+
+
+_Read = Callable[[object, str], object]
+
+
+class _Detail(NamedTuple):
+    """One further priced unit in a token-details object: the field, how to read it (the SDK
+    type declares it, or it can only be an extra field), its usage key and error label."""
+
+    name: str
+    read: _Read
+    key: str
+    label: str
 
 
 class _Layout(NamedTuple):
@@ -41,9 +71,18 @@ class _Layout(NamedTuple):
     read_label: str
     write_label: str
     reasoning_label: str
+    input_units: tuple[_Detail, ...]
+    output_units: tuple[_Detail, ...]
 
 
-def _layout(input: str, output: str, input_details: str, output_details: str) -> _Layout:
+def _layout(
+    input: str,
+    output: str,
+    input_details: str,
+    output_details: str,
+    input_units: tuple[tuple[str, _Read, str], ...],
+    output_units: tuple[tuple[str, _Read, str], ...],
+) -> _Layout:
     return _Layout(
         input,
         output,
@@ -54,21 +93,47 @@ def _layout(input: str, output: str, input_details: str, output_details: str) ->
         f"usage.{input_details}.cached_tokens",
         f"usage.{input_details}.cache_write_tokens",
         f"usage.{output_details}.reasoning_tokens",
+        tuple(_Detail(n, r, k, f"usage.{input_details}.{n}") for n, r, k in input_units),
+        tuple(_Detail(n, r, k, f"usage.{output_details}.{n}") for n, r, k in output_units),
     )
 
 
+# What ``CompletionUsage`` declares is read as a field; what it does not (output image
+# tokens) and all of ``ResponseUsage``'s media details only if the provider sent them.
 _CHAT_FIELDS = _layout(
-    "prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details"
+    "prompt_tokens",
+    "completion_tokens",
+    "prompt_tokens_details",
+    "completion_tokens_details",
+    (("audio_tokens", get, "input_audio_tokens"), ("image_tokens", get, "input_image_tokens")),
+    (("audio_tokens", get, "output_audio_tokens"), ("image_tokens", extra, "output_image_tokens")),
 )
 _RESPONSES_FIELDS = _layout(
-    "input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details"
+    "input_tokens",
+    "output_tokens",
+    "input_tokens_details",
+    "output_tokens_details",
+    (("audio_tokens", extra, "input_audio_tokens"), ("image_tokens", extra, "input_image_tokens")),
+    (
+        ("audio_tokens", extra, "output_audio_tokens"),
+        ("image_tokens", extra, "output_image_tokens"),
+    ),
 )
 
 
-def _usage(where: str, usage: object, layout: _Layout) -> Usage:
+def _usage(
+    where: str, usage: object, layout: _Layout, tools: Mapping[str, int] = NO_UNITS
+) -> Usage:
     usage = usage_object(where, usage)
     inputs = get(usage, layout.input_details)
     outputs = get(usage, layout.output_details)
+    units = dict(tools)
+    if inputs is not None:
+        for detail in layout.input_units:
+            add_unit(units, where, detail.label, detail.key, detail.read(inputs, detail.name))
+    if outputs is not None:
+        for detail in layout.output_units:
+            add_unit(units, where, detail.label, detail.key, detail.read(outputs, detail.name))
     return checked_usage(
         where,
         input_tokens=count(where, layout.input_label, get(usage, layout.input), required=True),
@@ -80,6 +145,7 @@ def _usage(where: str, usage: object, layout: _Layout) -> Usage:
         reasoning_output_tokens=count(
             where, layout.reasoning_label, get(outputs, "reasoning_tokens")
         ),
+        units=frozen_units(units),
     )
 
 
@@ -90,6 +156,59 @@ def embeddings_usage(where: str, usage: object) -> Usage:
     return checked_usage(where, input_tokens=prompt_tokens, output_tokens=0)
 
 
+# One read-only context per service tier served, made once.
+_TIER_CONTEXTS: dict[str, Mapping[str, str]] = {}
+
+
+def price_context(response: object) -> Mapping[str, str]:
+    """The service tier a ``ChatCompletion``, a chunk or a ``Response`` says served it (never
+    the tier requested: ``auto`` is served as ``default``, ``flex`` may be...), as a price
+    context."""
+    tier = get(response, "service_tier")
+    if not isinstance(tier, str) or not tier:
+        return NO_CONTEXT
+    context = _TIER_CONTEXTS.get(tier)
+    if context is None:
+        context = MappingProxyType({"service_tier": tier})
+        if len(_TIER_CONTEXTS) < 64:  # a provider inventing tiers cannot grow this unbounded
+            _TIER_CONTEXTS[tier] = context
+    return context
+
+
+# The hosted tools OpenAI bills per call, by the type of their output item.
+_BILLED_CALLS = {"file_search_call": "storage_searches"}
+
+
+def tool_units(where: str, response: object) -> Mapping[str, int]:
+    """The billed hosted-tool calls of a Responses API ``Response``.
+
+    Web searches: ``tool_usage.web_search.num_requests`` (the billable searches) when the
+    response reports it, else one per ``web_search_call`` output item whose action is a
+    search (opening a page or finding in it is not billed). File searches: one per
+    ``file_search_call`` item. Code interpreter calls are billed per container, not per
+    call, so none is counted.
+    """
+    units: dict[str, int] = {}
+    searches = get(get(response, "tool_usage"), "web_search")
+    reported = searches is not None
+    if reported:
+        add_unit(
+            units,
+            where,
+            "tool_usage.web_search.num_requests",
+            "web_searches",
+            get(searches, "num_requests"),
+        )
+    for item in as_list(get(response, "output")):
+        kind = get(item, "type")
+        if kind == "web_search_call":
+            if not reported and get(get(item, "action"), "type") in (None, "search"):
+                units["web_searches"] = units.get("web_searches", 0) + 1
+        elif isinstance(kind, str) and (key := _BILLED_CALLS.get(kind)) is not None:
+            units[key] = units.get(key, 0) + 1
+    return units
+
+
 def _extracted(response: object, usage: Usage, operation: str) -> ExtractedUsage:
     return ExtractedUsage(
         usage=usage,
@@ -97,6 +216,7 @@ def _extracted(response: object, usage: Usage, operation: str) -> ExtractedUsage
         provider=PROVIDER,
         operation=operation,
         response_id=text_of(get(response, "id")),
+        price_context=NO_CONTEXT if operation == "text_completion" else price_context(response),
         provider_cost_nanos=usage_cost(get(response, "usage")),  # OpenRouter's usage.cost
     )
 
@@ -122,7 +242,8 @@ def from_embeddings(response: object) -> ExtractedUsage:
 
 def from_response(response: object) -> ExtractedUsage:
     """A Responses API ``Response`` (``object: "response"``)."""
-    usage = responses_usage("openai response", get(response, "usage"))
+    where = "openai response"
+    usage = responses_usage(where, get(response, "usage"), tool_units(where, response))
     return _extracted(response, usage, "chat")
 
 

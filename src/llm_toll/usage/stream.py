@@ -29,39 +29,44 @@ text seen, and flagged ``estimated``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from llm_toll.usage import anthropic, gemini, openai
 from llm_toll.usage._fields import get, get2, text_of
-from llm_toll.usage.base import ExtractedUsage, Usage
+from llm_toll.usage.base import NO_CONTEXT, ExtractedUsage, Usage
 from llm_toll.usage.estimate import estimate_tokens
 
-# (usage of the final usage-bearing item, usage of an Anthropic message_delta) -> Usage
-_Reader = Callable[[object, object], Usage]
+# (usage of the final usage-bearing item, usage of an Anthropic message_delta, the item that
+# carried the usage) -> (Usage, price context)
+_Reader = Callable[[object, object, object], tuple[Usage, Mapping[str, str]]]
 
 
-def _read_chat(usage: object, _: object) -> Usage:
-    return openai.chat_usage("openai chat.completion stream", usage)
+def _read_chat(usage: object, _: object, chunk: object) -> tuple[Usage, Mapping[str, str]]:
+    # The tier that served the stream, as its final chunk says.
+    usage_read = openai.chat_usage("openai chat.completion stream", usage)
+    return usage_read, openai.price_context(chunk)
 
 
-def _read_completion(usage: object, _: object) -> Usage:
-    return openai.chat_usage("openai text_completion stream", usage)
+def _read_completion(usage: object, _: object, __: object) -> tuple[Usage, Mapping[str, str]]:
+    return openai.chat_usage("openai text_completion stream", usage), NO_CONTEXT
 
 
-def _read_response(usage: object, _: object) -> Usage:
-    return openai.responses_usage("openai response stream", usage)
+def _read_response(usage: object, _: object, response: object) -> tuple[Usage, Mapping[str, str]]:
+    where = "openai response stream"
+    found = openai.responses_usage(where, usage, openai.tool_units(where, response))
+    return found, openai.price_context(response)
 
 
-def _read_message(start: object, delta: object) -> Usage:
+def _read_message(start: object, delta: object, _: object) -> tuple[Usage, Mapping[str, str]]:
     # A stream cut before message_start still counts if message_delta carried everything.
-    return anthropic.message_usage(
-        "anthropic message stream", delta if start is None else start, delta
-    )
+    usage = delta if start is None else start
+    found = anthropic.message_usage("anthropic message stream", usage, delta)
+    return found, anthropic.price_context(usage)
 
 
-def _read_gemini(metadata: object, _: object) -> Usage:
-    return gemini.usage_metadata(metadata, "gcp.gemini generate_content stream")
+def _read_gemini(metadata: object, _: object, __: object) -> tuple[Usage, Mapping[str, str]]:
+    return gemini.usage_metadata(metadata, "gcp.gemini generate_content stream"), NO_CONTEXT
 
 
 class StreamAccumulator:
@@ -80,6 +85,7 @@ class StreamAccumulator:
         "_override",
         "_parts",
         "_read",
+        "_source",
         "_usage",
         "chunks",
         "model",
@@ -94,6 +100,7 @@ class StreamAccumulator:
         self._parts: list[str] = []
         self._override: ExtractedUsage | None = None
         self._usage: object = None
+        self._source: object = None
         self._delta: object = None
         self._read: _Reader | None = None
         self._complete = False
@@ -146,7 +153,7 @@ class StreamAccumulator:
             )
         if self._read is None:
             return None
-        usage = self._read(self._usage, self._delta)
+        usage, context = self._read(self._usage, self._delta, self._source)
         if not self._complete:  # cut short: at least what its text shows
             estimate = max(estimate_tokens(self.text), self.text_pieces)
             if estimate > usage.output_tokens:
@@ -158,6 +165,7 @@ class StreamAccumulator:
             operation=self.operation,
             response_id=self.response_id,
             estimated=not self._complete,
+            price_context=context,
         )
 
     def _start(self, provider: str, operation: str, model: object, response_id: object) -> None:
@@ -169,10 +177,14 @@ class StreamAccumulator:
         if self.response_id is None:
             self.response_id = text_of(response_id)
 
-    def _found(self, usage: object, read: _Reader, complete: bool = True) -> None:
-        """Usage seen; ``complete`` when it is the stream's final word on usage."""
+    def _found(
+        self, usage: object, read: _Reader, complete: bool = True, source: object = None
+    ) -> None:
+        """Usage seen, carried by ``source``; ``complete`` when it is the stream's final word
+        on usage."""
         if usage is not None:
             self._usage = usage
+            self._source = source
             self._read = read
             self._complete = complete
 
@@ -184,7 +196,7 @@ def _chat_chunk(acc: StreamAccumulator, chunk: object) -> None:
     acc._start(openai.PROVIDER, "chat", get(chunk, "model"), get(chunk, "id"))
     if text := openai.chunk_text(chunk):
         acc._parts.append(text)
-    acc._found(get(chunk, "usage"), _read_chat)
+    acc._found(get(chunk, "usage"), _read_chat, source=chunk)
 
 
 def _completion_chunk(acc: StreamAccumulator, chunk: object) -> None:
@@ -215,7 +227,8 @@ def _response_started(acc: StreamAccumulator, event: object) -> None:
 
 def _response_finished(acc: StreamAccumulator, event: object) -> None:
     _response_started(acc, event)
-    acc._found(get(get(event, "response"), "usage"), _read_response)
+    response = get(event, "response")
+    acc._found(get(response, "usage"), _read_response, source=response)
 
 
 def _response_text(acc: StreamAccumulator, event: object) -> None:

@@ -37,7 +37,19 @@ def reported(replay: ReplayServer, provider: str, operation: str) -> ExtractedUs
         provider=provider,
         operation=operation,
         response_id=sent.response_id,
+        price_context=served_tier(sent.response) if operation == "chat" else {},
     )
+
+
+def served_tier(response: Any) -> dict[str, str]:
+    """The price context of the service tier the answer (for a stream: its usage chunk)
+    says served it."""
+    items = response if isinstance(response, list) else [response]
+    for item in reversed(items):
+        if isinstance(item, dict) and item.get("usage") is not None:
+            tier = item.get("service_tier")
+            return {"service_tier": tier} if tier else {}
+    return {}
 
 
 def drain(
