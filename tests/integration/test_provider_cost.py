@@ -146,3 +146,21 @@ def test_litellm_response_cost_is_the_recorded_cost(
     assert isinstance(local, float) and 0 < local < response_cost
     difference = telemetry.sum_for("llm_toll.cost.difference", **{"gen_ai.request.model": "gpt-4o"})
     assert difference - before == pytest.approx(response_cost - local)
+
+
+def test_openrouter_usage_cost_in_a_streams_final_chunk_is_the_recorded_cost(
+    openai_client: openai.OpenAI, replay: ReplayServer, store: SQLiteStore
+) -> None:
+    replay.script(usage={"cost": OPENROUTER_COST})
+    with llm_toll.run("openrouter-stream"):
+        stream = openai_client.chat.completions.create(
+            model="gpt-4o",
+            messages=MESSAGES,  # type: ignore[arg-type]
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        for _ in stream:
+            pass
+
+    [row] = store.get_usage_logs("openrouter-stream")
+    assert row["cost_nanos"] == usd_to_nanos(OPENROUTER_COST)

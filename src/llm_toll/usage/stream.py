@@ -36,6 +36,7 @@ from llm_toll.usage import anthropic, gemini, openai
 from llm_toll.usage._fields import get, get2, text_of
 from llm_toll.usage.base import NO_CONTEXT, ExtractedUsage, Usage
 from llm_toll.usage.estimate import estimate_tokens
+from llm_toll.usage.provider_cost import usage_cost
 
 # (usage of the final usage-bearing item, usage of an Anthropic message_delta, the item that
 # carried the usage) -> (Usage, price context)
@@ -166,6 +167,8 @@ class StreamAccumulator:
             response_id=self.response_id,
             estimated=not self._complete,
             price_context=context,
+            # OpenRouter's usage.cost, in the final chunk's usage as in a whole answer.
+            provider_cost_nanos=usage_cost(self._usage) if self.provider == "openai" else None,
         )
 
     def _start(self, provider: str, operation: str, model: object, response_id: object) -> None:
