@@ -153,9 +153,9 @@ def test_openrouter_usage_cost_in_a_streams_final_chunk_is_the_recorded_cost(
 ) -> None:
     replay.script(usage={"cost": OPENROUTER_COST})
     with llm_toll.run("openrouter-stream"):
-        stream = openai_client.chat.completions.create(
+        stream = openai_client.chat.completions.create(  # type: ignore[call-overload]
             model="gpt-4o",
-            messages=MESSAGES,  # type: ignore[arg-type]
+            messages=MESSAGES,
             stream=True,
             stream_options={"include_usage": True},
         )
