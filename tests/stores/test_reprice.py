@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -243,6 +244,44 @@ def test_units_and_context_are_priced_again_as_recorded(store: BaseStore) -> Non
     [(seen_usage, context, provider)] = seen
     assert dict(seen_usage.units) == {"input_audio_tokens": 100}
     assert (context, provider) == ({"service_tier": "flex"}, "openai")
+
+
+def test_calls_recorded_during_a_re_pricing_are_neither_lost_nor_adjusted_twice(
+    store_factory: StoreFactory,
+) -> None:
+    old, new = registry_at(OLD), registry_at(NEW)
+    store = store_factory()
+    days = [MONDAY + timedelta(days=i % 3) for i in range(120)]
+    for at in days:
+        store.record_call(priced(old, at=at, budget_key="team"), DAILY, MONTHLY)
+    writers, per_writer = 3, 40
+    start = threading.Barrier(writers + 1)
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        other = store_factory()  # a connection of its own, as another process has
+        try:
+            start.wait()
+            for at in days[:per_writer]:
+                other.record_call(priced(new, at=at, budget_key="team"), DAILY, MONTHLY)
+        except BaseException as error:  # reported by the test below
+            errors.append(error)
+
+    threads = [threading.Thread(target=write) for _ in range(writers)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    report = reprice(store, registry=new, batch_size=7)
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    rows = query(store, "SELECT cost_nanos FROM usage_logs")
+    assert len(rows) == len(days) + writers * per_writer
+    assert {row["cost_nanos"] for row in rows} == {NEW_COST}
+    assert report.changed == len(days)
+    assert len(query(store, "SELECT id FROM price_corrections")) == len(days)
+    assert store.get_spent("proj", None, MONDAY) == len(rows) * NEW_COST
+    assert_totals_match_the_ledger(store)
 
 
 # -- migration ---------------------------------------------------------------------------
