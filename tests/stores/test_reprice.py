@@ -350,12 +350,16 @@ def test_the_reprice_command(store_factory: StoreFactory) -> None:
         price_source="genai-prices",
         price_version="0.0.1",
     )
-    store.record_call(stale, BudgetSpec(10**12, "daily"))
+    daily = BudgetSpec(10**12, "daily")
+    store.record_call(stale, daily)
+    store.record_call(make_call(3, model="mystery-model-x", at=at, price_known=False), daily)
     before = snapshot(store)
 
     dry = llm_toll(store_factory, "reprice", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "Dry run: 1 call(s) would be corrected" in dry.stdout
+    assert "no price known now for: mystery-model-x" in dry.stdout
+    assert "Warning" not in dry.stderr  # the report says it; no recording-time warning
     assert f"+${(price.cost_nanos - 1) / 1e9:,.9f}" in dry.stdout
     assert snapshot(store) == before
 
@@ -366,16 +370,18 @@ def test_the_reprice_command(store_factory: StoreFactory) -> None:
     assert result["projects"] == [
         {
             "project": "proj",
-            "rows": 1,
+            "rows": 2,
             "changed": 1,
             "old_cost_nanos": 1,
             "new_cost_nanos": price.cost_nanos,
             "delta_nanos": price.cost_nanos - 1,
-            "unknown": 0,
+            "unknown": 1,
             "provider": 0,
         }
     ]
-    [row] = all_logs(store)
+    assert result["unknown_models"] == ["mystery-model-x"]
+    [unknown, row] = all_logs(store)
+    assert unknown["cost_nanos"] == 3
     assert (row["cost_nanos"], row["price_version"]) == (price.cost_nanos, price.version)
     [correction] = query(store, "SELECT * FROM price_corrections")
     assert (correction["old_price_version"], correction["new_price_version"]) == (

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from llm_toll._budget.money import nanos_to_decimal
 from llm_toll.cli._tables import Column, Row, count, percent, render_table, time, totals, usd
+from llm_toll.exceptions import PricingMatrixOutdatedWarning
 from llm_toll.store import BaseStore, StoreError
 
 _CALLS = Column("Calls", "call_count", count, right=True)
@@ -152,13 +154,17 @@ def _show_migrate(result: Row, args: argparse.Namespace) -> str:
 def _do_reprice(store: BaseStore, args: argparse.Namespace) -> Row:
     from llm_toll.store.reprice import DEFAULT_REASON, reprice
 
-    report = reprice(
-        store,
-        since=args.since,
-        project=args.project,
-        dry_run=args.dry_run,
-        reason=args.reason or DEFAULT_REASON,
-    )
+    with warnings.catch_warnings():
+        # The report names the models without a price; the recording-time warning about
+        # them ("recorded as $0") would say something untrue of a re-pricing.
+        warnings.simplefilter("ignore", PricingMatrixOutdatedWarning)
+        report = reprice(
+            store,
+            since=args.since,
+            project=args.project,
+            dry_run=args.dry_run,
+            reason=args.reason or DEFAULT_REASON,
+        )
     return {
         "dry_run": report.dry_run,
         "projects": [
