@@ -30,6 +30,7 @@ def test_record_call_keeps_every_field_of_the_call(store: BaseStore) -> None:
         cache_read_input_tokens=1000,
         cache_creation_input_tokens=100,
         reasoning_output_tokens=200,
+        units={"cache_write_1h_tokens": 60, "web_searches": 2},
     )
     call = make_call(
         123_456_789,
@@ -42,6 +43,12 @@ def test_record_call_keeps_every_field_of_the_call(store: BaseStore) -> None:
         estimated=True,
         response_id="resp-1",
         budget_key="team-a",
+        price_source="genai-prices",
+        price_version="0.2.3",
+        unpriced_units=("web_searches",),
+        price_context={"service_tier": "flex"},
+        cost_source="provider",
+        local_cost_nanos=120_000_000,
     )
     assert store.record_call(call) == BudgetState(123_456_789, None, LIFETIME)
     [row] = store.get_usage_logs("proj")
@@ -63,9 +70,33 @@ def test_record_call_keeps_every_field_of_the_call(store: BaseStore) -> None:
         "budget_key": "team-a",
         "response_id": "resp-1",
         "duration_s": 1.5,
+        "usage_units": {"cache_write_1h_tokens": 60, "web_searches": 2},
+        "price_context": {"service_tier": "flex"},
+        "price_source": "genai-prices",
+        "price_version": "0.2.3",
+        "unpriced_units": ["web_searches"],
+        "cost_source": "provider",
+        "local_cost": 0.12,
         "cost_nanos": 123_456_789,
+        "local_cost_nanos": 120_000_000,
     }
     assert list(row) == LOG_KEYS
+
+
+def test_a_call_without_units_context_or_provenance_stores_nulls(store: BaseStore) -> None:
+    store.record_call(make_call(7))
+    [row] = store.get_usage_logs("proj")
+    assert {name: row[name] for name in LOG_KEYS[LOG_KEYS.index("usage_units") :]} == {
+        "usage_units": None,
+        "price_context": None,
+        "price_source": None,
+        "price_version": None,
+        "unpriced_units": None,
+        "cost_source": "local",
+        "local_cost": None,
+        "cost_nanos": 7,
+        "local_cost_nanos": None,
+    }
 
 
 def test_without_a_budget_the_lifetime_total_is_reported(store: BaseStore) -> None:

@@ -33,6 +33,7 @@ from llm_toll.store import _postgres_v013 as pg_v013
 from llm_toll.store import _sqlite_v013 as sqlite_v013
 from llm_toll.store._sqlite_v013 import V013_LEDGER_COLUMNS
 from llm_toll.store._time import utc_now
+from llm_toll.store.reprice import reprice
 from llm_toll.store.sqlite import V013_BACKUP_LABEL
 from tests.stores.conftest import PostgresServer, StoreFactory, open_store
 from tests.stores.helpers import make_call
@@ -313,6 +314,39 @@ def test_the_migrate_command_shares_the_file_once(
     assert len(backups(db)) == 1
 
 
+def test_re_pricing_a_shared_file_keeps_0_13s_budget_in_step(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = digest(db)
+    assert cli(["--db", str(db), "reprice", "--dry-run"]) == 0
+    assert "Dry run: 4 call(s) would be corrected" in capsys.readouterr().out
+    assert digest(db) == before  # a dry run only reads: the file is still 0.13's own
+    share(db)
+    with SQLiteStore(db) as store:
+        report = reprice(store)
+        assert report.changed == 4  # 0.13's own costs were made up: priced from their tokens
+        now = utc_now()
+        rows = {p: store.get_usage_logs(p, limit=-1) for p in ("chat", "batch")}
+        assert all(row["price_source"] == "genai-prices" for r in rows.values() for row in r)
+        chat = sum(row["cost_nanos"] for row in rows["chat"])
+        after_reset = rows["batch"][0]["cost_nanos"]  # newest first: the row after the reset
+        assert store.get_spent("chat", None, now) == chat
+        assert store.get_spent("chat", "daily", now) == chat
+        assert store.get_spent("batch", None, now) == after_reset
+        assert store.get_spent("batch", "monthly", now) == after_reset
+    assert all(
+        cost == pytest.approx(nanos / 1e9, abs=1e-12)
+        for cost, nanos in raw(db, "SELECT cost, cost_nanos FROM usage_logs")
+    )
+    # 0.13's budget check reads the corrected totals, and 0.13 still records.
+    assert v013_total(db, "chat") == pytest.approx(chat / 1e9, abs=1e-12)
+    assert v013_total(db, "batch") == pytest.approx(after_reset / 1e9, abs=1e-12)
+    v013(db, "store.log_usage('chat', 'gpt-4o', 1, 1, 0.25)")
+    with SQLiteStore(db) as store:
+        assert store.get_spent("chat", None, utc_now()) == chat + 250_000_000
+        assert reprice(store, project="batch").changed == 0  # nothing changed since
+
+
 # -- a process killed while it shares the file ----------------------------------------------
 
 KILLED_WHILE_SHARING = """
@@ -534,6 +568,10 @@ def test_what_needs_llm_tolls_own_tables_is_declined_on_0_13s(pg: str) -> None:
         with pytest.raises(StoreError, match="budget key"):
             store.get_spent("chat", None, now, budget_key="tenant")
         assert store.get_reserved("chat", "daily", now) == 0
+        rows = rows_of(pg)
+        with pytest.raises(StoreError, match=r"llm-toll 0\.13's tables"):
+            reprice(store)
+        assert rows_of(pg) == rows
         # A call with a budget key is recorded for its project all the same.
         store.record_call(make_call(5, project="chat", at=now, budget_key="tenant"), None, spec)
         assert store.get_spent("chat", None, now) == 375_000_005

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from llm_toll._budget.money import nanos_to_decimal
 from llm_toll.cli._tables import Column, Row, count, percent, render_table, time, totals, usd
+from llm_toll.exceptions import PricingMatrixOutdatedWarning
 from llm_toll.store import BaseStore, StoreError
 
 _CALLS = Column("Calls", "call_count", count, right=True)
@@ -148,6 +151,82 @@ def _show_migrate(result: Row, args: argparse.Namespace) -> str:
     )
 
 
+def _do_reprice(store: BaseStore, args: argparse.Namespace) -> Row:
+    from llm_toll.store.reprice import DEFAULT_REASON, reprice
+
+    with warnings.catch_warnings():
+        # The report names the models without a price; the recording-time warning about
+        # them ("recorded as $0") would say something untrue of a re-pricing.
+        warnings.simplefilter("ignore", PricingMatrixOutdatedWarning)
+        report = reprice(
+            store,
+            since=args.since,
+            project=args.project,
+            dry_run=args.dry_run,
+            reason=args.reason or DEFAULT_REASON,
+        )
+    return {
+        "dry_run": report.dry_run,
+        "projects": [
+            {
+                "project": p.project,
+                "rows": p.rows,
+                "changed": p.changed,
+                "old_cost_nanos": p.old_cost_nanos,
+                "new_cost_nanos": p.new_cost_nanos,
+                "delta_nanos": p.delta_nanos,
+                "unknown": p.unknown,
+                "provider": p.provider,
+            }
+            for p in report.projects
+        ],
+        "unknown_models": list(report.unknown_models),
+    }
+
+
+def _exact_usd(nanos: Any, *, signed: bool = False) -> str:
+    """Nano-USD shown exactly: a correction can be smaller than a table's four decimals."""
+    amount = nanos_to_decimal(abs(int(nanos)))
+    sign = ("-" if int(nanos) < 0 else "+" if signed else "") if nanos else ""
+    return f"{sign}${amount:,.9f}"
+
+
+def _show_reprice(result: Row, args: argparse.Namespace) -> str:
+    rows: list[Row] = result["projects"]
+    if not rows:
+        return _nothing_for(args)
+    columns = [
+        Column("Project", "project"),
+        Column("Calls", "rows", count, right=True),
+        Column("Changed", "changed", count, right=True),
+        Column("Old Cost", "old_cost_nanos", _exact_usd, right=True),
+        Column("New Cost", "new_cost_nanos", _exact_usd, right=True),
+        Column("Difference", "delta_nanos", lambda v: _exact_usd(v, signed=True), right=True),
+        Column("Unknown", "unknown", count, right=True),
+        Column("Provider", "provider", count, right=True),
+    ]
+    summed = ("rows", "changed", "old_cost_nanos", "new_cost_nanos", "delta_nanos")
+    total: Row = {"project": "TOTAL", "unknown": 0, "provider": 0}
+    for key in (*summed, "unknown", "provider"):
+        total[key] = sum(int(row[key]) for row in rows)
+    lines = [render_table(columns, rows, total), ""]
+    changed = total["changed"]
+    if result["dry_run"]:
+        lines.append(f"Dry run: {changed:,} call(s) would be corrected; nothing was changed.")
+    else:
+        lines.append(
+            f"{changed:,} call(s) corrected; the old figures are kept in price_corrections, "
+            "and the budget totals carry the difference."
+        )
+    if result["unknown_models"]:
+        lines.append(
+            "Left as recorded, no price known now for: " + ", ".join(result["unknown_models"])
+        )
+    if any(row["provider"] for row in rows):
+        lines.append("Calls priced by their provider keep the provider's figure.")
+    return "\n".join(lines)
+
+
 _EXPORT_FIELDS = ("project", "model", "input_tokens", "output_tokens", "cost", "created_at")
 
 
@@ -180,5 +259,6 @@ COMMANDS: dict[str, Command] = {
     "trends": Command(_fetch_trends, _show_trends),
     "reset": Command(_do_reset, _show_reset),
     "migrate": Command(_do_migrate, _show_migrate),
+    "reprice": Command(_do_reprice, _show_reprice),
     "export": Command(_fetch_export, _show_export),
 }

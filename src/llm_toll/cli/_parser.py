@@ -4,6 +4,7 @@ them."""
 from __future__ import annotations
 
 import argparse
+from datetime import datetime, timezone
 from typing import Any, NoReturn
 
 from llm_toll._version import VERSION
@@ -40,6 +41,17 @@ def _int(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+
+
+def _utc_time(text: str) -> datetime:
+    """A date (its UTC midnight) or an ISO 8601 time (UTC unless it says otherwise)."""
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a date (YYYY-MM-DD) or ISO 8601 time: {text!r}"
+        ) from None
+    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at
 
 
 def _add_store_options(parser: argparse.ArgumentParser, default: Any) -> None:
@@ -113,6 +125,25 @@ def build_parser() -> argparse.ArgumentParser:
         "migrate",
         "bring the database's schema up to date now, as the first write would; an llm-toll "
         "0.13 database is copied beside itself, then shared with 0.13 (which keeps working)",
+    )
+
+    reprice = command(
+        "reprice",
+        "price the recorded calls again with the current prices; corrections are kept in "
+        "price_corrections and carried into the budget totals",
+    )
+    reprice.add_argument(
+        "--since",
+        type=_utc_time,
+        metavar="DATE",
+        help="only calls made at or after DATE (YYYY-MM-DD, or an ISO 8601 time; UTC)",
+    )
+    reprice.add_argument("--project", help="only calls of this project")
+    reprice.add_argument(
+        "--dry-run", action="store_true", help="show the differences, change nothing"
+    )
+    reprice.add_argument(
+        "--reason", default=None, help="why, kept with each correction (default: re-priced)"
     )
 
     export = command("export", "every call as CSV (or JSON with --json)")

@@ -1,10 +1,24 @@
-"""The ledger: one row per call, never updated. Its columns are listed here once; the
-insert, the row of a call and the 0.13 read order are derived from this list (the
-migrations of each backend create the columns)."""
+"""The ledger: one row per call. Its columns are listed here once; the insert, the row of
+a call and the 0.13 read order are derived from this list (the migrations of each backend
+create the columns).
+
+A row is never updated, except by a re-pricing (``reprice``), which keeps the figures it
+replaced in ``price_corrections``.
+
+The price of a call is kept with what decides it, so that it can be recomputed: the units
+beyond the token columns (``usage_units``, a JSON object under genai-prices' usage keys)
+and the price context the response reported (``price_context``, a JSON object such as
+``{"service_tier": "flex"}``). The context is one JSON column, not a column per key:
+genai-prices' context keys are open (service tier, batch processing, and more to come), a
+new one must not need a schema change, and ``reprice`` hands the whole object back to the
+price lookup as it was recorded. Both are NULL when empty, as in every row llm-toll 0.13
+or an earlier llm_toll wrote.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import json
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Final
 
@@ -28,6 +42,14 @@ COLUMNS: Final = (
     "response_id",
     "duration_s",
     "created_at",
+    # Schema step 6: what a price was made of and where it came from.
+    "usage_units",
+    "price_context",
+    "price_source",
+    "price_version",
+    "unpriced_units",
+    "cost_source",
+    "local_cost_nanos",
 )
 """The columns a call writes, in the order of :func:`row`."""
 
@@ -49,6 +71,8 @@ READ_COLUMNS: Final = _V013_COLUMNS + tuple(c for c in COLUMNS if c not in _V013
 others."""
 
 BOOLEAN_COLUMNS: Final = frozenset({"price_known", "estimated"})
+JSON_COLUMNS: Final = frozenset({"usage_units", "price_context", "unpriced_units"})
+"""Stored as JSON text (SQLite) or JSONB (PostgreSQL); read back as dicts and lists."""
 
 
 def row(call: CallRecord, time_param: Callable[[datetime], object]) -> tuple[object, ...]:
@@ -72,7 +96,24 @@ def row(call: CallRecord, time_param: Callable[[datetime], object]) -> tuple[obj
         call.response_id,
         call.duration_s,
         time_param(call.started_at),
+        json_object(usage.units),
+        json_object(call.price_context),
+        call.price_source,
+        call.price_version,
+        json.dumps(list(call.unpriced_units)) if call.unpriced_units else None,
+        call.cost_source,
+        call.local_cost_nanos,
     )
+
+
+def json_object(values: Mapping[str, object]) -> str | None:
+    """A mapping as the ledger keeps it: JSON with sorted keys, NULL when empty."""
+    return json.dumps(dict(values), sort_keys=True, separators=(",", ":")) if values else None
+
+
+def from_json(value: object) -> Any:
+    """A JSON column as Python: SQLite returns its text, psycopg a JSONB value decoded."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def as_dict(names: Iterable[str], values: Iterable[Any]) -> dict[str, Any]:
@@ -87,6 +128,10 @@ def as_dict(names: Iterable[str], values: Iterable[Any]) -> dict[str, Any]:
             result[name.removesuffix("_nanos")] = None if value is None else nanos_to_usd(value)
             exact[name] = value
         else:
-            result[name] = bool(value) if name in BOOLEAN_COLUMNS else value
+            if name in BOOLEAN_COLUMNS:
+                value = bool(value)
+            elif name in JSON_COLUMNS:
+                value = from_json(value)
+            result[name] = value
     result.update(exact)
     return result

@@ -113,6 +113,34 @@ MIGRATIONS: tuple[Step, ...] = (
             )""",
         ),
     ),
+    (
+        6,
+        (
+            # Billing-grade prices (see the SQLite schema's step 6); JSON as JSONB.
+            """ALTER TABLE usage_logs
+               ADD COLUMN usage_units      JSONB,
+               ADD COLUMN price_context    JSONB,
+               ADD COLUMN price_source     TEXT,
+               ADD COLUMN price_version    TEXT,
+               ADD COLUMN unpriced_units   JSONB,
+               ADD COLUMN cost_source      TEXT NOT NULL DEFAULT 'local',
+               ADD COLUMN local_cost_nanos BIGINT""",
+            """CREATE TABLE price_corrections (
+                id                BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                ledger_id         BIGINT NOT NULL,
+                project           TEXT COLLATE "C" NOT NULL,
+                old_cost_nanos    BIGINT NOT NULL,
+                new_cost_nanos    BIGINT NOT NULL,
+                old_price_source  TEXT,
+                old_price_version TEXT,
+                new_price_source  TEXT,
+                new_price_version TEXT,
+                corrected_at      TIMESTAMPTZ NOT NULL,
+                reason            TEXT NOT NULL
+            )""",
+            "CREATE INDEX price_corrections_ledger_id ON price_corrections (ledger_id)",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

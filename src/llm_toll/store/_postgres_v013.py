@@ -63,6 +63,13 @@ AS_WRITTEN_BY_V013 = {
     "budget_key": "NULL::text",
     "response_id": "NULL::text",
     "duration_s": "NULL::double precision",
+    "usage_units": "NULL::jsonb",
+    "price_context": "NULL::jsonb",
+    "price_source": "NULL::text",
+    "price_version": "NULL::text",
+    "unpriced_units": "NULL::jsonb",
+    "cost_source": "'local'::text",
+    "local_cost_nanos": "NULL::bigint",
 }
 """Every ledger column that 0.13's ``usage_logs`` lacks, as its rows read (SQL)."""
 

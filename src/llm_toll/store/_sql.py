@@ -225,6 +225,17 @@ class SQLStore(ReportMethods, CompatMethods):
 
     # -- internals -------------------------------------------------------------------------
 
+    def _on_v013_tables(self) -> bool:
+        """Whether the database is llm-toll 0.13's, used through 0.13's own tables and never
+        changed (a PostgreSQL store says so)."""
+        return False
+
+    def _ledger_keeps_v013_cost(self) -> bool:
+        """Whether the ledger is llm-toll 0.13's ``usage_logs``, shared with 0.13: a change of
+        a row's cost then changes 0.13's ``cost`` and ``budgets`` too. Known inside a
+        transaction."""
+        return False
+
     def _read_total(
         self, sql: str, project: str, *, reset: Reset | None, at: datetime, budget_key: str | None
     ) -> int:

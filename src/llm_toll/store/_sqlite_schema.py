@@ -128,6 +128,37 @@ MIGRATIONS: tuple[Step, ...] = (
             ) WITHOUT ROWID""",
         ),
     ),
+    (
+        6,
+        (
+            # Billing-grade prices: what a price was made of and where it came from (see
+            # _ledger), so a row can be priced again. Added to 0.13's usage_logs too in a
+            # shared file: all NULL or with a default, so 0.13's inserts still work.
+            "ALTER TABLE usage_logs ADD COLUMN usage_units TEXT",
+            "ALTER TABLE usage_logs ADD COLUMN price_context TEXT",
+            "ALTER TABLE usage_logs ADD COLUMN price_source TEXT",
+            "ALTER TABLE usage_logs ADD COLUMN price_version TEXT",
+            "ALTER TABLE usage_logs ADD COLUMN unpriced_units TEXT",
+            "ALTER TABLE usage_logs ADD COLUMN cost_source TEXT NOT NULL DEFAULT 'local'",
+            "ALTER TABLE usage_logs ADD COLUMN local_cost_nanos INTEGER",
+            # A re-pricing's audit trail: one row per ledger row it changed, with the
+            # figures it replaced.
+            """CREATE TABLE price_corrections (
+                id                INTEGER PRIMARY KEY AUTOINCREMENT,
+                ledger_id         INTEGER NOT NULL,
+                project           TEXT    NOT NULL,
+                old_cost_nanos    INTEGER NOT NULL,
+                new_cost_nanos    INTEGER NOT NULL,
+                old_price_source  TEXT,
+                old_price_version TEXT,
+                new_price_source  TEXT,
+                new_price_version TEXT,
+                corrected_at      TEXT    NOT NULL,
+                reason            TEXT    NOT NULL
+            )""",
+            "CREATE INDEX price_corrections_ledger_id ON price_corrections (ledger_id)",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

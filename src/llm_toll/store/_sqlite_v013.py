@@ -100,6 +100,13 @@ AS_WRITTEN_BY_V013: Final = {
     "budget_key": "NULL",
     "response_id": "NULL",
     "duration_s": "NULL",
+    "usage_units": "NULL",
+    "price_context": "NULL",
+    "price_source": "NULL",
+    "price_version": "NULL",
+    "unpriced_units": "NULL",
+    "cost_source": "'local'",
+    "local_cost_nanos": "NULL",
 }
 """Every ledger column that 0.13's ``usage_logs`` lacks, as a row 0.13 wrote reads (SQL)."""
 

@@ -198,6 +198,9 @@ class SQLiteStore(SQLStore):
                     f"budgets). A copy from before: {self._v013_backup}"
                 )
 
+    def _ledger_keeps_v013_cost(self) -> bool:
+        return self._shared_with_v013
+
     def _backup(self) -> None:
         self._v013_backup = backup_copy(self._db_path, V013_BACKUP_LABEL)
 
