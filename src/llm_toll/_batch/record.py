@@ -19,13 +19,12 @@ from opentelemetry.trace import Span
 
 from llm_toll import _runtime
 from llm_toll._batch.read import BatchResult, items_of, read_result
-from llm_toll._budget.money import MAX_CALL_COST_NANOS, nanos_to_usd
+from llm_toll._budget.money import nanos_to_usd
 from llm_toll._budget.periods import Reset, validate_reset
+from llm_toll._budget.priced import priced_call
 from llm_toll._budget.records import BudgetSpec, CallRecord, PendingWrite
 from llm_toll._options import text_option, usd_option
 from llm_toll.exceptions import UsageWarning
-from llm_toll.pricing import default_registry
-from llm_toll.telemetry import names as attr
 from llm_toll.telemetry.spans import start_call_span
 from llm_toll.usage.base import UsageError
 from llm_toll.usage.detect import extract_usage
@@ -142,29 +141,16 @@ def _call_of(result: BatchResult, project: str, budget_key: str | None) -> CallR
     if found is None or found.estimated:
         return None
     context = MappingProxyType({**found.price_context, **BATCH_CONTEXT})
-    model = found.model or UNKNOWN_MODEL
-    provider = found.provider or result.provider
-    now = datetime.now(timezone.utc)
-    price = default_registry.price(model, found.usage, provider=provider, at=now, context=context)
-    cost, known = price.cost_nanos, price.known
-    if cost > MAX_CALL_COST_NANOS:
-        cost, known = MAX_CALL_COST_NANOS, False
-    return CallRecord(
+    # Recorded now: the batch's requests ran earlier, but no one of them has a time of its own.
+    return priced_call(
+        found,
         project=project,
-        model=model,
-        usage=found.usage,
-        cost_nanos=cost,
-        started_at=now,
-        provider=provider,
-        operation=found.operation or attr.DEFAULT_OPERATION,
-        price_known=known,
-        response_id=found.response_id,
+        model=found.model or UNKNOWN_MODEL,
+        started_at=datetime.now(timezone.utc),
+        provider=found.provider or result.provider,
         budget_key=budget_key,
-        price_source=price.source,
-        price_version=price.version,
-        unpriced_units=price.unpriced,
-        price_context=context,
-    )
+        context=context,
+    ).call
 
 
 def _span(call: CallRecord) -> Span:

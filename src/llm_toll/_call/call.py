@@ -16,6 +16,7 @@ from opentelemetry import trace
 from llm_toll import _runtime
 from llm_toll._budget.money import MAX_CALL_COST_NANOS, nanos_to_usd
 from llm_toll._budget.periods import period_key
+from llm_toll._budget.priced import priced_call
 from llm_toll._budget.records import CallRecord, PendingWrite, Reservation
 from llm_toll._call.gates import Admission
 from llm_toll._call.plan import Plan
@@ -23,7 +24,6 @@ from llm_toll._call.results import CallResults
 from llm_toll._warnings import Guard, warn_once
 from llm_toll._worker import worker
 from llm_toll.exceptions import AccountingWarning, BudgetExceededError, TelemetryWarning
-from llm_toll.pricing import default_registry
 from llm_toll.pricing._routes import prices_loaded
 from llm_toll.store import BaseStore
 from llm_toll.telemetry import names as attr
@@ -284,20 +284,17 @@ class Call:
             run.untrack()
 
     def _price(self, found: ExtractedUsage) -> CallRecord:
-        model = self.plan.model or found.model or self.request_model or UNKNOWN_MODEL
-        started_at = self.started_at
-        price = default_registry.price(
-            model, found.usage, provider=found.provider, at=started_at, context=found.price_context
+        plan = self.plan
+        model = plan.model or found.model or self.request_model or UNKNOWN_MODEL
+        call, clamped = priced_call(
+            found,
+            project=plan.project,
+            model=model,
+            started_at=self.started_at,
+            duration_s=time.perf_counter() - self.t0,
+            budget_key=self.budget_key,
         )
-        cost, known = price.cost_nanos, price.known
-        local_cost: int | None = None
-        provider_cost = found.provider_cost_nanos
-        if provider_cost is not None:  # the bill's own figure wins
-            # llm_toll's own price beside it, when it has one to compare.
-            local_cost = cost if known else None
-            cost, known = provider_cost, True
-        if cost > MAX_CALL_COST_NANOS:
-            plan = self.plan
+        if clamped:
             warn_once(
                 f"cost-clamped:{plan.name}",
                 f"llm_toll: a call of {plan.name}() in project '{plan.project}' to model "
@@ -306,24 +303,4 @@ class Call:
                 "llm_toll.price.known=false.",
                 AccountingWarning,
             )
-            cost, known = MAX_CALL_COST_NANOS, False
-        return CallRecord(
-            project=self.plan.project,
-            model=model,
-            usage=found.usage,
-            cost_nanos=cost,
-            started_at=started_at,
-            duration_s=time.perf_counter() - self.t0,
-            provider=found.provider,
-            operation=found.operation or attr.DEFAULT_OPERATION,
-            price_known=known,
-            estimated=found.estimated,
-            response_id=found.response_id,
-            budget_key=self.budget_key,
-            price_source=price.source,
-            price_version=price.version,
-            unpriced_units=price.unpriced,
-            price_context=found.price_context,
-            cost_source="local" if provider_cost is None else "provider",
-            local_cost_nanos=local_cost,
-        )
+        return call
