@@ -34,6 +34,15 @@ def spill_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield directory
 
 
+@pytest.fixture(autouse=True)
+def fresh_response_claims() -> None:
+    """Tests replay the same answers (the same response ids): which of llm_toll's paths
+    recorded an id in an earlier test must not drop a record in this one."""
+    from llm_toll._budget.once import claims
+
+    claims.clear()
+
+
 @pytest.fixture(scope="session")
 def replay_server() -> Iterator[ReplayServer]:
     """One server for the whole session; tests use :func:`replay`, which resets it."""

@@ -15,6 +15,7 @@ from opentelemetry import trace
 
 from llm_toll import _runtime
 from llm_toll._budget.money import MAX_CALL_COST_NANOS, nanos_to_usd
+from llm_toll._budget.once import Path, claims
 from llm_toll._budget.periods import period_key
 from llm_toll._budget.priced import priced_call
 from llm_toll._budget.records import CallRecord, PendingWrite, Reservation
@@ -44,6 +45,7 @@ class Call:
 
     __slots__ = (
         "budget_key",
+        "by",
         "ends_run",
         "granted",
         "lease",
@@ -68,10 +70,14 @@ class Call:
         provider: str | None = None,
         t0: float | None = None,
         ends_run: bool = False,
+        by: Path = "hooks",
     ) -> None:
         """``run``: the run the call's cost counts in. ``t0``: when the call started
         (``time.perf_counter``), when that was before this object was made: a run's
-        return value is read after the run, but its call began with the run."""
+        return value is read after the run, but its call began with the run. ``by``: the
+        path that records it (a framework's callback, or llm_toll's own hooks and
+        decorators), so that a response both see is recorded once."""
+        self.by = by
         self.plan = plan
         self.run = run
         self.ends_run = ends_run
@@ -253,8 +259,10 @@ class Call:
             self._done(None)
 
     def _record(self, call: CallRecord | None, store: BaseStore | None, held: int | None) -> None:
-        if call is None:
-            self._release_reservation()  # nothing recorded: give it back
+        if call is None or not claims.claim(call.response_id, self.by):
+            # Nothing recorded (or a framework's callback recorded this response first):
+            # give the reservation back.
+            self._release_reservation()
             return
         if self.request_model is None and self.span.is_recording():
             # Unknown when the span started: the model priced is what was asked for.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from llm_toll._budget.once import claims
 from llm_toll._call.call import Call
 from llm_toll._call.gates import Admission, admit
 from llm_toll._call.plan import Plan, StoreErrorPolicy
@@ -48,7 +49,11 @@ class BudgetedCallback:
         admit(self._plan, (), {}, self._store)
 
     def _record(self, found: ExtractedUsage, started_at: datetime | None = None) -> None:
-        """Record a call the framework already made, through the decorators' writer."""
+        """Record a call the framework already made, through the decorators' writer; not
+        when llm_toll's SDK hooks recorded the same response (the framework called a
+        hooked SDK)."""
+        if not claims.claim(found.response_id, "callback"):
+            return
         start = started_at.astimezone(timezone.utc) if started_at else datetime.now(timezone.utc)
         admitted = Admission(start, budget_key=None, reservation=None, lease=None)
-        Call(self._plan, (), {}, admitted).finish_with(found, self._store)
+        Call(self._plan, (), {}, admitted, by="callback").finish_with(found, self._store)
