@@ -27,7 +27,7 @@ from decimal import Decimal
 
 import genai_prices
 from genai_prices import data_snapshot
-from genai_prices.types import ModelInfo, ModelPrice, Provider, TieredPrices
+from genai_prices.types import ModelInfo, ModelPrice, PriceVariant, Provider, TieredPrices
 from genai_prices.units import UnitRegistry, _get_registry
 
 from llm_toll._budget.money import usd_to_nanos
@@ -60,6 +60,8 @@ _PREFIX_PROVIDER_IDS: dict[str, str] = {
 }
 
 Snapshot = data_snapshot.DataSnapshot
+
+_MAX_CONTEXTS = 64
 
 
 def preload() -> None:
@@ -183,12 +185,15 @@ class _PriceTable:
 class GenaiModel:
     """One model of genai-prices, priced fast for the usages it is called with."""
 
-    __slots__ = ("_info", "_provider", "_tables")
+    __slots__ = ("_info", "_provider", "_tables", "_variants")
 
     def __init__(self, provider: Provider, info: ModelInfo) -> None:
         self._provider = provider
         self._info = info
         self._tables: dict[int, _PriceTable] = {}
+        # Per price context seen: the variants that match it and set a price (few contexts
+        # in practice: the tiers and batch; bounded against a caller inventing them).
+        self._variants: dict[tuple[tuple[str, str], ...], tuple[PriceVariant, ...]] = {}
 
     def nanos(self, usage: Usage, when: datetime) -> int:
         """The cost of ``usage`` at request time ``when``, in nano-USD."""
@@ -222,14 +227,20 @@ class GenaiModel:
         """Whether a price variant of this model sets a price in ``context`` at ``when``."""
         if not context:
             return False
-        for variant in self._info.price_variants or ():
-            if variant.constraint is not None and not variant.constraint.active(when):
-                continue
-            if all(context.get(key) == value for key, value in variant.when.items()) and any(
-                price is not None for price in vars(variant.prices).values()
-            ):
-                return True
-        return False
+        key = tuple(context.items())
+        variants = self._variants.get(key)
+        if variants is None:
+            variants = tuple(
+                variant
+                for variant in self._info.price_variants or ()
+                if all(context.get(name) == value for name, value in variant.when.items())
+                and any(price is not None for price in vars(variant.prices).values())
+            )
+            if len(self._variants) < _MAX_CONTEXTS:
+                self._variants[key] = variants
+        return any(
+            variant.constraint is None or variant.constraint.active(when) for variant in variants
+        )
 
     def linear_price(self, when: datetime, input_tokens: int) -> LinearPrice | None:
         """The fast price for calls at ``when`` with this many input tokens, derived on first

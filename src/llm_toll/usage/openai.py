@@ -128,12 +128,15 @@ def _usage(
     inputs = get(usage, layout.input_details)
     outputs = get(usage, layout.output_details)
     units = dict(tools)
+    # Most answers report these details as 0: only a value that is not is checked and kept.
     if inputs is not None:
         for detail in layout.input_units:
-            add_unit(units, where, detail.label, detail.key, detail.read(inputs, detail.name))
+            if value := detail.read(inputs, detail.name):
+                add_unit(units, where, detail.label, detail.key, value)
     if outputs is not None:
         for detail in layout.output_units:
-            add_unit(units, where, detail.label, detail.key, detail.read(outputs, detail.name))
+            if value := detail.read(outputs, detail.name):
+                add_unit(units, where, detail.label, detail.key, value)
     return checked_usage(
         where,
         input_tokens=count(where, layout.input_label, get(usage, layout.input), required=True),
