@@ -60,6 +60,9 @@ class LiteLLMCallback(BudgetedCallback, _Logger):
             reporter=reporter,
             on_store_error=on_store_error,
         )
+        # LiteLLM keeps one logger per class and public str/int/bool attributes: the
+        # project tells the callbacks of two projects apart.
+        self.project = project
         if _Logger is not object:
             _Logger.__init__(self)
             _register_pre_call_rule()
@@ -140,14 +143,12 @@ _lock = threading.Lock()
 
 
 def _refuse_when_spent(text: str) -> bool:
-    """LiteLLM's pre-call rule: every registered LiteLLMCallback refuses (raises
-    BudgetExceededError) when its budget is spent; True lets the call go."""
+    """LiteLLM's pre-call rule: every LiteLLMCallback in ``litellm.callbacks`` refuses
+    (raises BudgetExceededError) when its budget is spent; True lets the call go."""
     import litellm
 
-    seen: set[int] = set()
-    for callback in (*litellm.callbacks, *litellm.input_callback):
-        if isinstance(callback, LiteLLMCallback) and id(callback) not in seen:
-            seen.add(id(callback))
+    for callback in litellm.callbacks:
+        if isinstance(callback, LiteLLMCallback):
             callback._refuse_if_spent()
     return True
 
