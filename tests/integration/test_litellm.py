@@ -228,3 +228,20 @@ def test_inside_a_run_each_request_is_recorded_once(
         sent.input_tokens,
         sent.output_tokens,
     )
+
+
+def test_a_retried_completion_is_recorded_once(
+    litellm: Any, replay: ReplayServer, store: SQLiteStore
+) -> None:
+    """The failed attempt is not billed; the response that came back is, once."""
+    callback = Callback(project="litellm-retry")
+    litellm.callbacks = [callback]
+    replay.script(status=500)
+    litellm.completion(**request(replay, num_retries=1))
+    callback.wait()
+
+    assert [exchange.status for exchange in replay.requests] == [500, 200]
+    [row] = store.get_usage_logs("litellm-retry")
+    sent = replay.last.tokens
+    assert sent is not None
+    assert (row["input_tokens"], row["output_tokens"]) == (sent.input_tokens, sent.output_tokens)
