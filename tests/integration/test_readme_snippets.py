@@ -52,6 +52,10 @@ HARNESSES = {
         'again = llm_toll.record_batch("batch_output.jsonl", project="nightly")\n'
         "assert (again.recorded, again.already_recorded) == (0, 3), again\n",
     ),
+    # LiteLLM's bundled price map, rather than one fetched at import.
+    "litellm.callbacks = [": Harness(
+        "import os\nos.environ['LITELLM_LOCAL_MODEL_COST_MAP'] = 'True'\n", ""
+    ),
     "def answer(user, question): ...": Harness(
         SYNC + "from types import SimpleNamespace\n",
         'answer(SimpleNamespace(id="ann"), "Hi")\n',

@@ -57,6 +57,7 @@ class Call:
         "span",
         "started_at",
         "t0",
+        "timed",
     )
 
     def __init__(
@@ -71,13 +72,17 @@ class Call:
         t0: float | None = None,
         ends_run: bool = False,
         by: Path = "hooks",
+        timed: tuple[int, int] | None = None,
     ) -> None:
         """``run``: the run the call's cost counts in. ``t0``: when the call started
         (``time.perf_counter``), when that was before this object was made: a run's
         return value is read after the run, but its call began with the run. ``by``: the
         path that records it (a framework's callback, or llm_toll's own hooks and
-        decorators), so that a response both see is recorded once."""
+        decorators), so that a response both see is recorded once. ``timed``: the start
+        and end (``time.time_ns``) of a call a framework already made, which its span and
+        record then span instead of the time they are made."""
         self.by = by
+        self.timed = timed
         self.plan = plan
         self.run = run
         self.ends_run = ends_run
@@ -92,7 +97,10 @@ class Call:
         self.results = CallResults(plan, args, kwargs, answered=provider is not None)
         self.request_model = plan.requested_model(kwargs)
         if t0 is None or run is None:
-            self.span = start_call_span(plan.project, self.request_model, provider=provider)
+            start_ns = None if timed is None else timed[0]
+            self.span = start_call_span(
+                plan.project, self.request_model, provider=provider, start_ns=start_ns
+            )
             self.t0 = time.perf_counter()
         else:
             self.span = start_call_span(
@@ -255,7 +263,7 @@ class Call:
             with _RECORDING:
                 self._record(call, store, held)
         finally:
-            end_span(self.span, end_ns)
+            end_span(self.span, self.timed[1] if end_ns is None and self.timed else end_ns)
             self._done(None)
 
     def _record(self, call: CallRecord | None, store: BaseStore | None, held: int | None) -> None:
@@ -291,6 +299,11 @@ class Call:
         else:
             run.untrack()
 
+    def _duration_s(self) -> float:
+        if self.timed is not None:
+            return max(0, self.timed[1] - self.timed[0]) / 1e9
+        return time.perf_counter() - self.t0
+
     def _price(self, found: ExtractedUsage) -> CallRecord:
         plan = self.plan
         model = plan.model or found.model or self.request_model or UNKNOWN_MODEL
@@ -299,7 +312,7 @@ class Call:
             project=plan.project,
             model=model,
             started_at=self.started_at,
-            duration_s=time.perf_counter() - self.t0,
+            duration_s=self._duration_s(),
             budget_key=self.budget_key,
         )
         if clamped:

@@ -48,12 +48,27 @@ class BudgetedCallback:
         decorator's own pre-call check."""
         admit(self._plan, (), {}, self._store)
 
-    def _record(self, found: ExtractedUsage, started_at: datetime | None = None) -> None:
+    def _record(
+        self,
+        found: ExtractedUsage,
+        started_at: datetime | None = None,
+        ended_at: datetime | None = None,
+    ) -> None:
         """Record a call the framework already made, through the decorators' writer; not
         when llm_toll's SDK hooks recorded the same response (the framework called a
-        hooked SDK)."""
+        hooked SDK). With both ``started_at`` and ``ended_at`` (naive: local time), the
+        span and the record's duration are the call's own, not when it is recorded."""
         if not claims.claim(found.response_id, "callback"):
             return
         start = started_at.astimezone(timezone.utc) if started_at else datetime.now(timezone.utc)
+        timed = None
+        if started_at is not None and ended_at is not None:
+            timed = (_ns(started_at), _ns(ended_at))
         admitted = Admission(start, budget_key=None, reservation=None, lease=None)
-        Call(self._plan, (), {}, admitted, by="callback").finish_with(found, self._store)
+        call = Call(self._plan, (), {}, admitted, by="callback", timed=timed)
+        call.finish_with(found, self._store)
+
+
+def _ns(at: datetime) -> int:
+    """``at`` in nanoseconds since the epoch (a naive ``at`` is local time)."""
+    return int(at.timestamp()) * 1_000_000_000 + at.microsecond * 1_000

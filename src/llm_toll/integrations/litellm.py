@@ -4,67 +4,121 @@ import litellm
 from llm_toll import LiteLLMCallback
 litellm.callbacks = [LiteLLMCallback(project="my-app", max_budget=10.0)]
 
-LiteLLM calls back only instances of its ``CustomLogger``: a callback made once litellm is
-imported is one (llm_toll does not import litellm itself, which takes seconds). The cost
-LiteLLM worked out (``response_cost``) is recorded as the call's cost, llm_toll's own price
-beside it.
+``LiteLLMCallback`` is a LiteLLM ``CustomLogger`` (this module is imported only by programs
+that use LiteLLM; ``import llm_toll`` does not import it). LiteLLM logs and swallows what its
+logging hooks raise, so a spent budget is refused by a pre-call rule
+(``litellm.pre_call_rules``) that the first callback made registers: it runs before every
+``completion`` and ``acompletion`` (streamed or not) and raises ``BudgetExceededError`` as it
+is. Each successful response is recorded once, priced from its usage (cache reads and
+writes, reasoning) with LiteLLM's own ``response_cost`` as the provider's figure, over the
+start and end times LiteLLM reports; failed attempts cost nothing and are not recorded. An
+async call's record is written in llm_toll's worker thread, off the event loop.
 """
 
 from __future__ import annotations
 
-import sys
 import threading
 import warnings
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from llm_toll._call.plan import StoreErrorPolicy
+from llm_toll._worker import worker
 from llm_toll.exceptions import UsageWarning
 from llm_toll.integrations._callback import BudgetedCallback
-from llm_toll.usage import UsageError, extract_usage
+from llm_toll.reporter import CostReporter
+from llm_toll.store import BaseStore
+from llm_toll.usage import ExtractedUsage, UsageError, extract_usage
 from llm_toll.usage.provider_cost import checked_cost
 
+if TYPE_CHECKING:
+    _Logger = object
+else:
+    try:
+        from litellm.integrations.custom_logger import CustomLogger as _Logger
+    except ImportError:  # pragma: no cover - the class still records when called by hand
+        _Logger = object
 
-class LiteLLMCallback(BudgetedCallback):
+
+class LiteLLMCallback(BudgetedCallback, _Logger):
     """Records every LiteLLM completion; refuses new calls once ``max_budget`` is spent."""
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> LiteLLMCallback:
-        if "litellm" in sys.modules:
-            cls = _as_custom_logger(cls)
-        return super().__new__(cls)
+    def __init__(
+        self,
+        *,
+        project: str = "default",
+        max_budget: float | None = None,
+        store: BaseStore | None = None,
+        reporter: CostReporter | None = None,
+        on_store_error: StoreErrorPolicy = "allow",
+    ) -> None:
+        super().__init__(
+            project=project,
+            max_budget=max_budget,
+            store=store,
+            reporter=reporter,
+            on_store_error=on_store_error,
+        )
+        # LiteLLM keeps one logger per class and public str/int/bool attributes: the
+        # project tells the callbacks of two projects apart.
+        self.project = project
+        if _Logger is not object:
+            _Logger.__init__(self)
+            _register_pre_call_rule()
 
     def log_pre_api_call(self, model: str, messages: Any, kwargs: dict[str, Any]) -> None:
-        """Called by LiteLLM before a request: raises BudgetExceededError when spent."""
+        """Raises BudgetExceededError when spent (LiteLLM itself refuses through the
+        pre-call rule: it swallows what this hook raises)."""
         self._refuse_if_spent()
 
     def log_success_event(
         self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
     ) -> None:
-        """Called by LiteLLM after a successful completion: records its usage and cost."""
-        try:
-            found = extract_usage(_as_openai_shape(response_obj))
-        except UsageError as exc:
-            warnings.warn(f"llm_toll: LiteLLM response usage unusable: {exc}", UsageWarning,
-                          stacklevel=2)  # fmt: skip
-            return
-        if found is None:
-            return
-        cost = _response_cost(kwargs, response_obj)
-        if cost is not None:
-            found = replace(found, provider_cost_nanos=cost)
-        started = start_time if isinstance(start_time, datetime) else None
-        self._record(found, started)
+        """Called by LiteLLM after a successful completion (for a stream, once with the
+        whole response): records its usage and cost."""
+        found = self._usage(kwargs, response_obj)
+        if found is not None:
+            self._record(found, *_times(start_time, end_time))
 
     async def async_log_success_event(
         self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
     ) -> None:
-        # LiteLLM runs async callbacks on its own loop; recording is quick and thread-safe.
-        self.log_success_event(kwargs, response_obj, start_time, end_time)
+        """The same for ``acompletion``: the record is written in llm_toll's worker thread,
+        so a slow store never blocks the event loop."""
+        found = self._usage(kwargs, response_obj)
+        if found is not None:
+            await worker.run(self._record, found, *_times(start_time, end_time))
 
     def log_failure_event(
         self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
     ) -> None:
-        """Failed completions cost nothing that LiteLLM reports: nothing to record."""
+        """Failed attempts cost nothing that LiteLLM reports: nothing to record."""
+
+    async def async_log_failure_event(
+        self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
+        """Failed attempts cost nothing that LiteLLM reports: nothing to record."""
+
+    @staticmethod
+    def _usage(kwargs: dict[str, Any], response_obj: Any) -> ExtractedUsage | None:
+        try:
+            found = extract_usage(_as_openai_shape(response_obj))
+        except UsageError as exc:
+            warnings.warn(f"llm_toll: LiteLLM response usage unusable: {exc}", UsageWarning,
+                          stacklevel=3)  # fmt: skip
+            return None
+        if found is None:
+            return None
+        cost = _response_cost(kwargs, response_obj)
+        return found if cost is None else replace(found, provider_cost_nanos=cost)
+
+
+def _times(start_time: Any, end_time: Any) -> tuple[datetime | None, datetime | None]:
+    """LiteLLM's start and end of the call, when it gave them as datetimes."""
+    start = start_time if isinstance(start_time, datetime) else None
+    end = end_time if isinstance(end_time, datetime) else None
+    return start, end
 
 
 def _as_openai_shape(response: Any) -> Any:
@@ -83,29 +137,27 @@ def _response_cost(kwargs: dict[str, Any], response: Any) -> int | None:
     return None if value is None else checked_cost("LiteLLM response_cost", value)
 
 
+# -- refusing a call before it is sent ------------------------------------------------------
+
 _lock = threading.Lock()
-_logger_classes: dict[type[LiteLLMCallback], type[LiteLLMCallback]] = {}
 
 
-def _as_custom_logger(cls: type[LiteLLMCallback]) -> type[LiteLLMCallback]:
-    """``cls`` (LiteLLMCallback or an app's subclass) with LiteLLM's ``CustomLogger`` as a
-    base too, made once per class."""
-    from litellm.integrations.custom_logger import CustomLogger
+def _refuse_when_spent(text: str) -> bool:
+    """LiteLLM's pre-call rule: every LiteLLMCallback in ``litellm.callbacks`` refuses
+    (raises BudgetExceededError) when its budget is spent; True lets the call go."""
+    import litellm
 
-    if issubclass(cls, CustomLogger):
-        return cls
+    for callback in litellm.callbacks:
+        if isinstance(callback, LiteLLMCallback):
+            callback._refuse_if_spent()
+    return True
+
+
+def _register_pre_call_rule() -> None:
+    """Add the rule to ``litellm.pre_call_rules`` once (LiteLLM runs its rules before the
+    request of every ``completion`` and ``acompletion``, and lets what they raise through)."""
+    import litellm
+
     with _lock:
-        made = _logger_classes.get(cls)
-        if made is None:
-
-            def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-                cls.__init__(self, *args, **kwargs)
-                CustomLogger.__init__(self)
-
-            made = type(
-                cls.__name__,
-                (cls, CustomLogger),
-                {"__init__": __init__, "__module__": cls.__module__},
-            )
-            _logger_classes[cls] = made
-        return made
+        if _refuse_when_spent not in litellm.pre_call_rules:
+            litellm.pre_call_rules.append(_refuse_when_spent)

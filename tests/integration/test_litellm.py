@@ -1,0 +1,247 @@
+"""LiteLLMCallback through LiteLLM's front door: registered in ``litellm.callbacks`` and
+called by ``litellm.completion`` / ``acompletion`` against the loopback replay server.
+
+LiteLLM calls success callbacks from a thread or task of its own: the tests wait for them
+on events, never by sleeping."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import llm_toll
+from llm_toll._budget.money import nanos_to_usd, usd_to_nanos
+from llm_toll.demo.replay import ReplayServer
+from llm_toll.exceptions import BudgetExceededError
+from llm_toll.store import SQLiteStore
+from tests.integration.test_decorated_providers import MESSAGES, genai_prices_nanos
+from tests.support.otel import Telemetry
+
+
+class Callback(llm_toll.LiteLLMCallback):
+    """Counts LiteLLM's success calls (after the record), so a test can wait for them."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.done = threading.Semaphore(0)
+
+    def log_success_event(
+        self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
+        try:
+            super().log_success_event(kwargs, response_obj, start_time, end_time)
+        finally:
+            self.done.release()
+
+    async def async_log_success_event(
+        self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
+        try:
+            await super().async_log_success_event(kwargs, response_obj, start_time, end_time)
+        finally:
+            self.done.release()
+
+    def wait(self) -> None:
+        assert self.done.acquire(timeout=60), "LiteLLM never called the callback"
+
+
+@pytest.fixture
+def litellm() -> Iterator[Any]:
+    """litellm (its bundled price map, not a fetched one), its callbacks restored after."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    module = pytest.importorskip("litellm")
+    # LiteLLM keeps the callbacks it has seen in lists of its own: start and end clean.
+    module.logging_callback_manager._reset_all_callbacks()
+    yield module
+    module.logging_callback_manager._reset_all_callbacks()
+
+
+def request(replay: ReplayServer, **extra: Any) -> dict[str, Any]:
+    """A request's keywords; a stream asks for its usage (else LiteLLM estimates it)."""
+    if extra.get("stream"):
+        extra["stream_options"] = {"include_usage": True}
+    return {
+        "model": "openai/gpt-4o",
+        "messages": MESSAGES,
+        "api_base": replay.base_url + "/v1",
+        "api_key": "test",
+        "max_retries": 0,
+        **extra,
+    }
+
+
+def test_a_completion_is_recorded_at_its_exact_cost_and_time(
+    litellm: Any, replay: ReplayServer, store: SQLiteStore, telemetry: Telemetry
+) -> None:
+    callback = Callback(project="litellm-sync")
+    litellm.callbacks = [callback]
+    replay.script(cached_tokens=1024, reasoning_tokens=7)
+    t0 = time.perf_counter()
+    response = litellm.completion(**request(replay))
+    wall = time.perf_counter() - t0
+    callback.wait()
+
+    [row] = store.get_usage_logs("litellm-sync")
+    sent = replay.last.tokens
+    assert sent is not None
+    assert (row["input_tokens"], row["output_tokens"]) == (sent.input_tokens, sent.output_tokens)
+    assert row["cost_nanos"] == usd_to_nanos(response._hidden_params["response_cost"])
+    span = telemetry.span()
+    attributes = span.attributes or {}
+    assert attributes["gen_ai.usage.cost.source"] == "provider"
+    local = genai_prices_nanos(sent, "gpt-4o", "openai")  # cache reads priced as such
+    assert local < genai_prices_nanos(replace(sent, cache_read_input_tokens=0), "gpt-4o", "openai")
+    assert attributes["llm_toll.cost.local"] == pytest.approx(nanos_to_usd(local))
+    assert 0 < row["duration_s"] <= wall
+    assert span.start_time is not None and span.end_time is not None
+    assert 0 < (span.end_time - span.start_time) / 1e9 <= wall
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_a_spent_budget_refuses_before_any_request(
+    litellm: Any, replay: ReplayServer, store: SQLiteStore, stream: bool
+) -> None:
+    callback = Callback(project="litellm-spent", max_budget=1e-9)
+    litellm.callbacks = [callback]
+    litellm.completion(**request(replay))
+    callback.wait()
+    assert len(replay.requests) == 1
+
+    with pytest.raises(BudgetExceededError):
+        litellm.completion(**request(replay, stream=stream))
+
+    async def asynchronous() -> None:
+        with pytest.raises(BudgetExceededError):
+            await litellm.acompletion(**request(replay, stream=stream))
+
+    asyncio.run(asynchronous())
+    assert len(replay.requests) == 1
+    assert len(store.get_usage_logs("litellm-spent")) == 1
+
+
+def test_a_stream_is_recorded_once(litellm: Any, replay: ReplayServer, store: SQLiteStore) -> None:
+    callback = Callback(project="litellm-stream")
+    litellm.callbacks = [callback]
+    t0 = time.perf_counter()
+    chunks = list(litellm.completion(**request(replay, stream=True)))
+    callback.wait()
+    # LiteLLM stamps a stream's end when it logs it, just after the last chunk: within the
+    # time until the callback was called.
+    wall = time.perf_counter() - t0
+
+    assert chunks
+    [row] = store.get_usage_logs("litellm-stream")
+    sent = replay.last.tokens
+    assert sent is not None
+    assert (row["input_tokens"], row["output_tokens"]) == (sent.input_tokens, sent.output_tokens)
+    assert 0 < row["duration_s"] <= wall
+
+
+class BlockingStore(SQLiteStore):
+    """A store whose writes wait until the test lets them through."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(str(path))
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def record_call(self, *args: Any, **kwargs: Any) -> Any:
+        self.entered.set()
+        assert self.release.wait(60)
+        return super().record_call(*args, **kwargs)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+async def test_acompletion_records_off_the_event_loop(
+    litellm: Any, replay: ReplayServer, tmp_path: Path, stream: bool
+) -> None:
+    blocking = BlockingStore(tmp_path / "ledger.db")
+    callback = Callback(project="litellm-async", store=blocking)
+    litellm.callbacks = [callback]
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    ticking = asyncio.create_task(ticker())
+    try:
+        t0 = time.perf_counter()
+        response = await litellm.acompletion(**request(replay, stream=stream))
+        if stream:
+            async for _ in response:
+                pass
+        wall = time.perf_counter() - t0
+        assert await asyncio.to_thread(blocking.entered.wait, 60)
+        # The write is blocked in the store: the loop keeps running meanwhile.
+        seen = ticks
+        for _ in range(100):
+            await asyncio.sleep(0)
+        assert ticks > seen
+        assert not blocking.release.is_set()
+        blocking.release.set()
+        await asyncio.to_thread(callback.wait)
+    finally:
+        blocking.release.set()
+        ticking.cancel()
+
+    [row] = blocking.get_usage_logs("litellm-async")
+    sent = replay.last.tokens
+    assert sent is not None
+    assert (row["input_tokens"], row["output_tokens"]) == (sent.input_tokens, sent.output_tokens)
+    if stream:
+        # LiteLLM stamps an async stream's end when its logging task runs, just after the
+        # last chunk: within the time until the callback was called.
+        wall = time.perf_counter() - t0
+    assert 0 < row["duration_s"] <= wall
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_inside_a_run_each_request_is_recorded_once(
+    litellm: Any, replay: ReplayServer, store: SQLiteStore, stream: bool
+) -> None:
+    """LiteLLM calls the openai SDK, which llm_toll's hooks record inside a run: the
+    callback's record of the same response is dropped."""
+    callback = Callback(project="litellm-callback")
+    litellm.callbacks = [callback]
+    with llm_toll.run("litellm-run"):
+        response = litellm.completion(**request(replay, stream=stream))
+        if stream:
+            list(response)
+    callback.wait()
+
+    rows = store.get_usage_logs("litellm-run") + store.get_usage_logs("litellm-callback")
+    assert len(rows) == 1 == len(replay.requests)
+    sent = replay.last.tokens
+    assert sent is not None
+    assert (rows[0]["input_tokens"], rows[0]["output_tokens"]) == (
+        sent.input_tokens,
+        sent.output_tokens,
+    )
+
+
+def test_a_retried_completion_is_recorded_once(
+    litellm: Any, replay: ReplayServer, store: SQLiteStore
+) -> None:
+    """The failed attempt is not billed; the response that came back is, once."""
+    callback = Callback(project="litellm-retry")
+    litellm.callbacks = [callback]
+    replay.script(status=500)
+    litellm.completion(**request(replay, num_retries=1))
+    callback.wait()
+
+    assert [exchange.status for exchange in replay.requests] == [500, 200]
+    [row] = store.get_usage_logs("litellm-retry")
+    sent = replay.last.tokens
+    assert sent is not None
+    assert (row["input_tokens"], row["output_tokens"]) == (sent.input_tokens, sent.output_tokens)
