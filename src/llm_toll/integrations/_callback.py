@@ -48,12 +48,21 @@ class BudgetedCallback:
         decorator's own pre-call check."""
         admit(self._plan, (), {}, self._store)
 
-    def _record(self, found: ExtractedUsage, started_at: datetime | None = None) -> None:
+    def _record(
+        self,
+        found: ExtractedUsage,
+        started_at: datetime | None = None,
+        t0: float | None = None,
+        request_model: str | None = None,
+    ) -> None:
         """Record a call the framework already made, through the decorators' writer; not
         when llm_toll's SDK hooks recorded the same response (the framework called a
-        hooked SDK)."""
+        hooked SDK). ``t0`` (``time.perf_counter``) is when the call started, for its
+        duration and its span's start."""
         if not claims.claim(found.response_id, "callback"):
             return
         start = started_at.astimezone(timezone.utc) if started_at else datetime.now(timezone.utc)
         admitted = Admission(start, budget_key=None, reservation=None, lease=None)
-        Call(self._plan, (), {}, admitted, by="callback").finish_with(found, self._store)
+        kwargs = {"model": request_model} if request_model else {}
+        call = Call(self._plan, (), kwargs, admitted, by="callback", t0=t0)
+        call.finish_with(found, self._store)
