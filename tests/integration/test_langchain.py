@@ -136,18 +136,27 @@ async def test_ainvoke_with_the_async_handler(
     wall_s = time.perf_counter() - t0
     assert_recorded(store, "lc-async", replay, "openai")
     [row] = store.get_usage_logs("lc-async")
-    assert_timed(row, telemetry.span(), wall_s)
+    span = telemetry.span()
+    assert_timed(row, span, wall_s)
+    assert span.attributes is not None
+    assert span.attributes["gen_ai.provider.name"] == "openai"
     with pytest.raises(BudgetExceededError):
         await model.ainvoke("hello again")
     assert len(replay.requests) == 1
 
 
 async def test_ainvoke_with_the_sync_handler(store: SQLiteStore, replay: ReplayServer) -> None:
-    """LangChain calls the sync handler in a thread of its own in async chains."""
+    """LangChain calls the sync handler in a thread of its own in async chains; its refusal
+    still stops the chain."""
     replay.script(cached_tokens=16)
-    await chat_openai(replay, [LangChainCallback(project="lc-async-sync")]).ainvoke("hi")
+    handler = LangChainCallback(project="lc-async-sync", max_budget=0.000001)
+    model = chat_openai(replay, [handler])
+    await model.ainvoke("hi")
     worker.wait_idle()
     assert_recorded(store, "lc-async-sync", replay, "openai")
+    with pytest.raises(BudgetExceededError):
+        await model.ainvoke("hi again")
+    assert len(replay.requests) == 1
 
 
 @pytest.mark.parametrize("streaming", [False, True], ids=["whole", "streamed"])

@@ -12,6 +12,7 @@ module imports ``langchain_core``; ``import llm_toll`` does not import it.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 import warnings
@@ -111,8 +112,12 @@ def _found(response: Any, started: _Started | None) -> ExtractedUsage | None:
     generations = getattr(response, "generations", None) or [[]]
     first = generations[0][0] if generations[0] else None
     message = getattr(first, "message", None)
-    meta = getattr(message, "response_metadata", None) or {}
-    llm_output = getattr(response, "llm_output", None) or {}
+    meta = getattr(message, "response_metadata", None)
+    if not isinstance(meta, dict):
+        meta = {}
+    llm_output = getattr(response, "llm_output", None)
+    if not isinstance(llm_output, dict):
+        llm_output = {}
     usage_metadata = getattr(message, "usage_metadata", None)
     token_usage = llm_output.get("token_usage") or llm_output.get("usage") or {}
     try:
@@ -263,7 +268,8 @@ class AsyncLangChainCallback(_LangChainHandler, AsyncCallbackHandler):
     async def on_llm_end(self, response: Any, **kwargs: Any) -> None:
         ended = self._end(response, kwargs.get("run_id"))
         if ended is not None:
-            await worker.run(self._record_found, ended)
+            # in the caller's context: the call's span is a child of the current span
+            await worker.run(contextvars.copy_context().run, self._record_found, ended)
 
     async def on_llm_error(self, error: BaseException, **kwargs: Any) -> None:
         self._forget(kwargs.get("run_id"))
