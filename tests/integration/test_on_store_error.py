@@ -202,7 +202,7 @@ def test_a_run_block_and_instrument_follow_the_option(
 
 def test_the_framework_callbacks_follow_the_option(down: DownStore) -> None:
     refusing = LangChainCallback(project="down-lc", max_budget=1.0, on_store_error="refuse")
-    manager = CallbackManager(handlers=[refusing])  # type: ignore[list-item]  # duck-typed
+    manager = CallbackManager(handlers=[refusing])
     with pytest.raises(BudgetExceededError) as refused:
         manager.on_llm_start({"name": "fake"}, ["hello"], run_id=uuid4())
     assert_store_refusal(refused.value, "down-lc")

@@ -28,7 +28,7 @@ def llm_result(prompt_tokens: int, completion_tokens: int) -> LLMResult:
 def test_langchain_callback_through_the_callback_manager(store: SQLiteStore) -> None:
     default_registry.register_model("integration-model", 0.001, 0.001)
     handler = LangChainCallback(project="lc", max_budget=1.5)
-    manager = CallbackManager(handlers=[handler])  # type: ignore[list-item]  # duck-typed
+    manager = CallbackManager(handlers=[handler])
 
     for _ in range(2):  # $1 a call: the second crosses $1.50 and is still recorded
         [run] = manager.on_llm_start({"name": "fake"}, ["hello"], run_id=uuid4())
@@ -54,7 +54,7 @@ def test_litellm_callback_records_an_openai_shaped_response(store: SQLiteStore) 
 def test_callbacks_with_their_own_store(store: SQLiteStore, tmp_path: Any) -> None:
     own = SQLiteStore(tmp_path / "own.db")
     handler = LangChainCallback(project="own-store", store=own)
-    manager = CallbackManager(handlers=[handler])  # type: ignore[list-item]  # duck-typed
+    manager = CallbackManager(handlers=[handler])
     [run] = manager.on_llm_start({}, ["x"], run_id=uuid4())
     run.on_llm_end(llm_result(10, 5))
     assert len(own.get_usage_logs("own-store")) == 1
@@ -71,7 +71,7 @@ def test_a_store_that_cannot_be_read_warns_as_the_decorator_does(
     not_a_directory.write_text("a file where the database's directory should be")
     broken = SQLiteStore(not_a_directory / "ledger.db")
     handler = LangChainCallback(project="lc-broken", max_budget=1.0, store=broken)
-    manager = CallbackManager(handlers=[handler])  # type: ignore[list-item]  # duck-typed
+    manager = CallbackManager(handlers=[handler])
     with pytest.warns(AccountingWarning, match="could not read the budget of 'lc-broken'"):
         [run] = manager.on_llm_start({"name": "fake"}, ["hello"], run_id=uuid4())
     assert run is not None

@@ -40,6 +40,10 @@ _RECORDING = Guard("record", "record a call", AccountingWarning)
 _FAILURE_METRICS = Guard("metrics", "record metrics", TelemetryWarning)
 
 
+def _ns_since(t0: float) -> int:
+    return int((time.perf_counter() - t0) * 1e9)
+
+
 class Call:
     """One started call: its span is open until one of the ``finish*`` methods or ``fail``."""
 
@@ -97,11 +101,16 @@ class Call:
         self.results = CallResults(plan, args, kwargs, answered=provider is not None)
         self.request_model = plan.requested_model(kwargs)
         if t0 is None or run is None:
-            start_ns = None if timed is None else timed[0]
+            # A call that began before this object (a framework reports it at its end):
+            # its span starts when the call did, at the framework's time if it gave one.
+            if timed is not None:
+                start_ns: int | None = timed[0]
+            else:
+                start_ns = None if t0 is None else time.time_ns() - _ns_since(t0)
             self.span = start_call_span(
                 plan.project, self.request_model, provider=provider, start_ns=start_ns
             )
-            self.t0 = time.perf_counter()
+            self.t0 = time.perf_counter() if t0 is None else t0
         else:
             self.span = start_call_span(
                 plan.project, self.request_model, parent=run.span, start_ns=run.started_ns

@@ -53,11 +53,14 @@ class BudgetedCallback:
         found: ExtractedUsage,
         started_at: datetime | None = None,
         ended_at: datetime | None = None,
+        t0: float | None = None,
+        request_model: str | None = None,
     ) -> None:
         """Record a call the framework already made, through the decorators' writer; not
         when llm_toll's SDK hooks recorded the same response (the framework called a
-        hooked SDK). With both ``started_at`` and ``ended_at`` (naive: local time), the
-        span and the record's duration are the call's own, not when it is recorded."""
+        hooked SDK). The call's span and duration are its own, not when it is recorded:
+        from ``started_at`` and ``ended_at`` (naive: local time) when the framework gives
+        both, else from ``t0`` (``time.perf_counter`` when the call started)."""
         if not claims.claim(found.response_id, "callback"):
             return
         start = started_at.astimezone(timezone.utc) if started_at else datetime.now(timezone.utc)
@@ -65,7 +68,8 @@ class BudgetedCallback:
         if started_at is not None and ended_at is not None:
             timed = (_ns(started_at), _ns(ended_at))
         admitted = Admission(start, budget_key=None, reservation=None, lease=None)
-        call = Call(self._plan, (), {}, admitted, by="callback", timed=timed)
+        kwargs = {"model": request_model} if request_model else {}
+        call = Call(self._plan, (), kwargs, admitted, by="callback", t0=t0, timed=timed)
         call.finish_with(found, self._store)
 
 
