@@ -100,6 +100,7 @@ def setup_telemetry(
     metric_export_interval_ms: int | None = None,
     traces: bool = True,
     metrics: bool = True,
+    price_foreign_spans: bool = False,
 ) -> None:
     """Export llm_toll's spans and metrics over OTLP, explicitly.
 
@@ -113,6 +114,11 @@ def setup_telemetry(
     Providers the app has set are never replaced: if it has an SDK TracerProvider or
     MeterProvider, llm_toll's spans or metrics keep going through the app's, and these
     settings apply only to what llm_toll exports itself.
+
+    ``price_foreign_spans=True`` also prices and records the finished request spans that
+    other GenAI instrumentations (``opentelemetry-instrumentation-openai-v2``, OpenLLMetry,
+    OpenLIT...) make with the app's SDK TracerProvider, which llm_toll attaches to now (see
+    ``_budget.foreign``); requests llm_toll records itself are never recorded twice.
     """
     global _settings, _resource, _resolved, _meter_provider_checked
     from opentelemetry.sdk.resources import Resource
@@ -143,6 +149,11 @@ def setup_telemetry(
         _meter_provider_checked = _MeterCheck(False, -RECHECK_S)
     for hook in _on_reconfigure:
         hook()
+    from llm_toll._budget import foreign
+
+    foreign.enable(price_foreign_spans)
+    if price_foreign_spans:
+        tracer()  # attaches the writer to the app's SDK TracerProvider, if it has one
 
 
 def on_reconfigure(hook: Callable[[], None]) -> None:
