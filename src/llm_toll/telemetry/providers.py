@@ -198,6 +198,16 @@ def _attach_once(provider: TracerProvider) -> None:
     _attached.add(provider)
 
 
+def attach(provider: TracerProvider) -> None:
+    """Attach llm_toll's CostSpanProcessor to ``provider``, an SDK TracerProvider the app
+    did not set globally (one it gives an instrumentor, for instance), once: with
+    ``setup_telemetry(price_foreign_spans=True)``, the spans made with it are priced too."""
+    import llm_toll._runtime  # noqa: F401  (registers the processor factory)
+
+    with _lock:
+        _attach_once(provider)
+
+
 def _private_tracer_provider_get() -> TracerProvider:
     global _private_tracer_provider, _private_spans
     if _private_tracer_provider is None:
