@@ -153,6 +153,8 @@ def setup_telemetry(
 
     foreign.enable(price_foreign_spans)
     if price_foreign_spans:
+        import llm_toll._runtime  # noqa: F401  (registers the processor factory)
+
         tracer()  # attaches the writer to the app's SDK TracerProvider, if it has one
 
 
