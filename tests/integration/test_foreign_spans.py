@@ -101,7 +101,29 @@ def test_a_request_the_hooks_record_is_recorded_once(
     with llm_toll.run("foreign-run"):
         chat(openai_client)
 
-    assert len(instrumented.exporter.get_finished_spans()) == 1
-    assert len(telemetry.requests()) == 1
+    [theirs] = instrumented.exporter.get_finished_spans()
+    [ours] = telemetry.requests()
+    # The instrumentor wraps llm_toll's hook: its span is the parent of llm_toll's, and
+    # ends after llm_toll recorded the response id.
+    assert ours.parent is not None and ours.parent.span_id == theirs.context.span_id
     assert len(store.get_usage_logs("foreign-run")) == 1
     assert store.get_usage_logs(PROJECT) == []
+
+
+async def test_an_async_request_the_hooks_record_is_recorded_once(
+    store: SQLiteStore,
+    replay: ReplayServer,
+    async_openai_client: Any,
+    instrumented: Instrumented,
+) -> None:
+    async with llm_toll.run("foreign-run"):
+        await async_openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    await async_openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+
+    assert len(instrumented.exporter.get_finished_spans()) == 2
+    # The first by llm_toll's hooks, the second (outside the run) from its span.
+    [in_run] = store.get_usage_logs("foreign-run")
+    [outside] = store.get_usage_logs(PROJECT)
+    assert [in_run["response_id"], outside["response_id"]] == [
+        e.response_id for e in replay.requests
+    ]
