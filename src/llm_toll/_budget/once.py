@@ -1,10 +1,11 @@
 """Each provider response recorded once when two of llm_toll's paths see it.
 
 LiteLLM and LangChain call the openai (or anthropic) SDK, which llm_toll's hooks record;
-their callbacks then report the same response again. Whichever path records a response
-id first owns it, and the other path's record of that id is dropped. A path may record an
-id it owns again (a provider or a test server that repeats ids): only the two paths are
-told apart, never two calls of the same path.
+their callbacks then report the same response again; and another instrumentation's span of
+that request ends after it (``price_foreign_spans=True``). Whichever path records a
+response id first owns it, and the other paths' records of that id are dropped. A path may
+record an id it owns again (a provider or a test server that repeats ids): only the paths
+are told apart, never two calls of the same path.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import threading
 from collections import OrderedDict
 from typing import Literal
 
-Path = Literal["hooks", "callback"]
-"""``hooks``: the SDK hooks and the decorators; ``callback``: a framework's callback."""
+Path = Literal["hooks", "callback", "foreign"]
+"""``hooks``: the SDK hooks and the decorators; ``callback``: a framework's callback;
+``foreign``: a span another GenAI instrumentation made (``_budget.foreign``)."""
 
 # Ids are claimed as responses arrive and checked moments later by the other path: a few
 # thousand cover any number of calls in flight.

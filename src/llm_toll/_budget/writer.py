@@ -31,9 +31,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 
+from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.trace import Span
 
+from llm_toll._budget import foreign
 from llm_toll._budget.journal import ReplayStopped, SpillJournal
 from llm_toll._budget.money import nanos_to_usd
 from llm_toll._budget.records import BudgetState, CallRecord, PendingWrite
@@ -100,17 +102,19 @@ class CostSpanProcessor(SpanProcessor):
         store: BaseStore | None = None,
         held: int | None = None,
         key_in_metrics: bool = False,
+        cost_metrics_only: bool = False,
     ) -> BudgetState | None:
         """Record ``write.call`` exactly once, then annotate the span and record metrics.
 
         ``store`` overrides the process-wide store (integrations configured with their own).
         ``held`` is the ticket of the call's cost held in the view (see BudgetView.hold),
         released once the write has landed. ``key_in_metrics`` puts the call's budget key on
-        the cost and budget metrics. Never raises: store, span and metric failures are
-        warned about, not propagated.
+        the cost and budget metrics; ``cost_metrics_only`` leaves out its token and duration
+        metrics (another instrumentation's span: it records its own). Never raises: store,
+        span and metric failures are warned about, not propagated.
         """
         state = self._write(store or self._store(), write, held)
-        self._publish(span, write, state, key_in_metrics)
+        self._publish(span, write, state, key_in_metrics, cost_metrics_only)
         return state
 
     def record_once(self, write: PendingWrite, start_span: Callable[[], Span]) -> bool:
@@ -136,6 +140,7 @@ class CostSpanProcessor(SpanProcessor):
         write: PendingWrite,
         state: BudgetState | None,
         key_in_metrics: bool,
+        cost_metrics_only: bool = False,
     ) -> None:
         """A recorded call on its span, in the metrics and the reporter's line."""
         call = write.call
@@ -148,7 +153,10 @@ class CostSpanProcessor(SpanProcessor):
                 warn_once("span-attributes", f"llm_toll could not annotate a span: {exc!r}",
                           TelemetryWarning)  # fmt: skip
         try:
-            metrics.record_call(call, with_key=key_in_metrics)
+            if cost_metrics_only:
+                metrics.record_cost(call, with_key=key_in_metrics)
+            else:
+                metrics.record_call(call, with_key=key_in_metrics)
             if write.budget is not None and state is not None:
                 metrics.record_budget(call.project, write.budget, state)
             key_state = None if state is None else state.key_state
@@ -340,8 +348,16 @@ class CostSpanProcessor(SpanProcessor):
 
     # -- SpanProcessor --------------------------------------------------------------------
 
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        """Notes another instrumentation's span made inside llm_toll's own request span."""
+        if foreign.enabled():
+            foreign.started(span, parent_context)
+
     def on_end(self, span: ReadableSpan) -> None:
-        """Nothing to do: calls are recorded before their span ends (see module docstring)."""
+        """llm_toll's own calls are recorded before their span ends (see module docstring);
+        with ``price_foreign_spans``, other GenAI instrumentations' spans are priced here."""
+        if foreign.enabled():
+            foreign.ended(span, self)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Write records the store refused earlier; True when none is left waiting."""

@@ -228,6 +228,15 @@ def _forget_instruments() -> None:
 on_reconfigure(_forget_instruments)
 
 
+def _base(call: CallRecord) -> dict[str, str]:
+    return {
+        attr.OPERATION: call.operation,
+        attr.PROVIDER: call.provider or "unknown",
+        attr.REQUEST_MODEL: call.model,
+        attr.RESPONSE_MODEL: call.model,
+    }
+
+
 def record_call(call: CallRecord, error_type: str | None = None, with_key: bool = False) -> None:
     """Token, duration and cost metrics of one finished call.
 
@@ -235,22 +244,27 @@ def record_call(call: CallRecord, error_type: str | None = None, with_key: bool 
     """
     if not metrics_wanted():
         return
-    ins = instruments()
-    provider = call.provider or "unknown"
-    base = {
-        attr.OPERATION: call.operation,
-        attr.PROVIDER: provider,
-        attr.REQUEST_MODEL: call.model,
-        attr.RESPONSE_MODEL: call.model,
-    }
+    base = _base(call)
     timed = base if error_type is None else {**base, attr.ERROR_TYPE: error_type}
     if semconv.latest():
         _record_latest_tokens(latest_instruments(), call, base)
         latest_instruments().duration.record(call.duration_s, timed)
     else:
+        ins = instruments()
         ins.token_usage.record(call.usage.input_tokens, {**base, attr.TOKEN_TYPE: "input"})
         ins.token_usage.record(call.usage.output_tokens, {**base, attr.TOKEN_TYPE: "output"})
         ins.duration.record(call.duration_s, timed)
+    record_cost(call, with_key)
+
+
+def record_cost(call: CallRecord, with_key: bool = False) -> None:
+    """The cost metrics of one finished call only: for a call whose token and duration
+    metrics another instrumentation records (a span it made, ``price_foreign_spans``)."""
+    if not metrics_wanted():
+        return
+    ins = instruments()
+    provider = call.provider or "unknown"
+    base = _base(call)
     cost = nanos_to_usd(call.cost_nanos)
     ins.cost_histogram.record(cost, base)
     counted = {attr.PROJECT: call.project, attr.PROVIDER: provider, attr.REQUEST_MODEL: call.model}

@@ -100,6 +100,7 @@ def setup_telemetry(
     metric_export_interval_ms: int | None = None,
     traces: bool = True,
     metrics: bool = True,
+    price_foreign_spans: bool = False,
 ) -> None:
     """Export llm_toll's spans and metrics over OTLP, explicitly.
 
@@ -113,6 +114,11 @@ def setup_telemetry(
     Providers the app has set are never replaced: if it has an SDK TracerProvider or
     MeterProvider, llm_toll's spans or metrics keep going through the app's, and these
     settings apply only to what llm_toll exports itself.
+
+    ``price_foreign_spans=True`` also prices and records the finished request spans that
+    other GenAI instrumentations (``opentelemetry-instrumentation-openai-v2``, OpenLLMetry,
+    OpenLIT...) make with the app's SDK TracerProvider, which llm_toll attaches to now (see
+    ``_budget.foreign``); requests llm_toll records itself are never recorded twice.
     """
     global _settings, _resource, _resolved, _meter_provider_checked
     from opentelemetry.sdk.resources import Resource
@@ -143,6 +149,13 @@ def setup_telemetry(
         _meter_provider_checked = _MeterCheck(False, -RECHECK_S)
     for hook in _on_reconfigure:
         hook()
+    from llm_toll._budget import foreign
+
+    foreign.enable(price_foreign_spans)
+    if price_foreign_spans:
+        import llm_toll._runtime  # noqa: F401  (registers the processor factory)
+
+        tracer()  # attaches the writer to the app's SDK TracerProvider, if it has one
 
 
 def on_reconfigure(hook: Callable[[], None]) -> None:
@@ -185,6 +198,16 @@ def _attach_once(provider: TracerProvider) -> None:
         return
     provider.add_span_processor(_processor_factory())
     _attached.add(provider)
+
+
+def attach(provider: TracerProvider) -> None:
+    """Attach llm_toll's CostSpanProcessor to ``provider``, an SDK TracerProvider the app
+    did not set globally (one it gives an instrumentor, for instance), once: with
+    ``setup_telemetry(price_foreign_spans=True)``, the spans made with it are priced too."""
+    import llm_toll._runtime  # noqa: F401  (registers the processor factory)
+
+    with _lock:
+        _attach_once(provider)
 
 
 def _private_tracer_provider_get() -> TracerProvider:
