@@ -5,11 +5,16 @@ webhook receiver on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import subprocess
+import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -292,3 +297,38 @@ def test_bad_alert_options_are_refused_when_decorating() -> None:
         track_costs(project="p", max_budget=1, alert_webhook="ftp://example.invalid/hook")
     with pytest.raises(ValueError, match="alert_webhook"):
         llm_toll.run("p", max_budget=1, alert_webhook="not a url")
+
+
+EXITING = """
+import sys
+from llm_toll import default_registry, track_costs
+
+default_registry.register_model("exit-model", 1e-6, 2e-6)
+
+
+@track_costs(project="exiting", model="exit-model", max_budget=1e-9, alert_webhook=sys.argv[1],
+             extract_usage=lambda _: ("exit-model", 10, 10))
+def call():
+    return "answer"
+
+
+call()  # 50, 80 %, exceeded: three posts to a webhook that never answers
+"""
+
+
+def test_exit_gives_up_on_a_hanging_webhook_within_its_bound(tmp_path: Path) -> None:
+    hanging = socket.create_server(("127.0.0.1", 0), backlog=8)  # never accepts: no answer
+    try:
+        url = f"http://127.0.0.1:{hanging.getsockname()[1]}/hook"
+        env = {**os.environ, "LLM_TOLL_STORE_URL": str(tmp_path / "ledger.db")}
+        done = subprocess.run(
+            [sys.executable, "-c", EXITING, url],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=WAIT_S,  # a bound for a hung process, not a measured limit
+        )
+    finally:
+        hanging.close()
+    assert done.returncode == 0, done.stderr
+    assert "alert(s) were not delivered before exit" in done.stderr
