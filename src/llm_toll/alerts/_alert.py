@@ -50,7 +50,7 @@ class Alert:
         if self.kind == "threshold":
             return f"llm_toll: {scope} has spent {self.threshold}% of its budget ({figures})"
         if self.refused:
-            return f"llm_toll: {scope} refused a call: its budget is spent ({figures})"
+            return f"llm_toll: {scope} refused a call over its budget ({figures})"
         return f"llm_toll: {scope} has exceeded its budget ({figures})"
 
     def slack_message(self) -> dict[str, Any]:
