@@ -106,6 +106,21 @@ def test_callbacks_fire_once_per_crossing_in_the_alert_thread(
     assert thresholds.threads == exceeded.threads == {"llm_toll-alerts"}
 
 
+def test_a_reset_budget_alerts_again(store: SQLiteStore, openai_client: Any) -> None:
+    seen = Received()
+
+    @track_costs(project="reset-alerts", max_budget=1e-9, on_threshold=seen)
+    def ask() -> Any:
+        return openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+
+    ask()
+    store.reset_budget("reset-alerts")  # the period's marks are cleared with its total
+    llm_toll.set_store(store)  # and this process's view of the total forgotten
+    ask()
+    delivered()
+    assert [a.threshold for a in seen.alerts] == [50, 80, 100] * 2
+
+
 async def test_async_callbacks_never_run_on_the_event_loop(
     store: SQLiteStore, async_openai_client: Any
 ) -> None:
