@@ -41,6 +41,7 @@ from llm_toll._budget.money import nanos_to_usd
 from llm_toll._budget.records import BudgetState, CallRecord, PendingWrite
 from llm_toll._budget.view import BudgetView
 from llm_toll._warnings import Guard, warn_once
+from llm_toll.alerts._fire import after_write, crossed
 from llm_toll.exceptions import AccountingWarning, TelemetryWarning
 from llm_toll.reporter import CostReporter
 from llm_toll.store import BaseStore, StoreError
@@ -48,6 +49,7 @@ from llm_toll.telemetry import metrics
 from llm_toll.telemetry.spans import annotate_call, end_span
 
 if TYPE_CHECKING:
+    from llm_toll.alerts._options import AlertOptions
     from llm_toll.store._sql import SQLStore
 
 # Records kept in memory (a store without a journal, or a journal that cannot be written),
@@ -103,8 +105,11 @@ class CostSpanProcessor(SpanProcessor):
         held: int | None = None,
         key_in_metrics: bool = False,
         cost_metrics_only: bool = False,
+        alerts: AlertOptions | None = None,
     ) -> BudgetState | None:
-        """Record ``write.call`` exactly once, then annotate the span and record metrics.
+        """Record ``write.call`` exactly once, then annotate the span and record metrics,
+        and queue the alerts of the thresholds its write crossed (to ``alerts``, and to
+        ``LLM_TOLL_ALERT_WEBHOOK``).
 
         ``store`` overrides the process-wide store (integrations configured with their own).
         ``held`` is the ticket of the call's cost held in the view (see BudgetView.hold),
@@ -116,6 +121,8 @@ class CostSpanProcessor(SpanProcessor):
         target = store or self._store()
         state = self._write(target, write, held)
         self._publish(target, span, write, state, key_in_metrics, cost_metrics_only)
+        if state is not None and crossed(state):
+            after_write(alerts, write.call, state)
         return state
 
     def record_once(self, write: PendingWrite, start_span: Callable[[], Span]) -> bool:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
+from llm_toll.store._alert_marks import THRESHOLD_BITS
 from llm_toll.store._ledger import READ_COLUMNS
 from llm_toll.store._time import utc_now
 from llm_toll.store._totals import PROJECT_KEY
@@ -64,7 +65,8 @@ class ReportSQL:
                 FROM {ledger} WHERE created_at >= ? GROUP BY 1 ORDER BY 1""",
             budget_totals=f"""
                 SELECT project, period, spent_nanos AS total_cost_nanos, limit_nanos,
-                       thresholds_fired, last_reset_at, updated_at, budget_key
+                       thresholds_fired & {THRESHOLD_BITS} AS thresholds_fired,
+                       last_reset_at, updated_at, budget_key
                 FROM {totals}
                 ORDER BY spent_nanos DESC, project, budget_key, period""",
             ledger=ledger,

@@ -22,6 +22,7 @@ from llm_toll._budget.records import (
     Reservation,
 )
 from llm_toll.store import _totals
+from llm_toll.store._alert_marks import CLAIM_REFUSAL_ALERT
 from llm_toll.store._checks import check_call, check_rate, check_reserve, check_settlement
 from llm_toll.store._compat import CompatMethods, warn
 from llm_toll.store._ledger import as_dict
@@ -184,6 +185,23 @@ class SQLStore(ReportMethods, CompatMethods):
         return self._read_total(
             _totals.GET_RESERVED, project, reset=reset, at=at, budget_key=budget_key
         )
+
+    # -- alerts --------------------------------------------------------------------------
+
+    def claim_refusal_alert(
+        self, project: str, budget_key: str | None, period: str, limit_nanos: int
+    ) -> bool | None:
+        """Set the mark that a refusal of this budget's period was alerted: True for the
+        one caller that set it, False once set; None where the store keeps no marks (a
+        PostgreSQL database of llm-toll 0.13)."""
+        if self._on_v013_tables():
+            return None
+        now = self._time_param(utc_now())
+        with self._transaction("mark an alert", write=True, barrier=False) as tx:
+            rows = tx.run(
+                CLAIM_REFUSAL_ALERT, (project, scope_key(budget_key), period, limit_nanos, now)
+            )
+        return bool(rows)
 
     # -- shared rate limits --------------------------------------------------------------
 
