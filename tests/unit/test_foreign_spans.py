@@ -256,3 +256,23 @@ def test_off_by_default(store: SQLiteStore) -> None:
     finally:
         made.provider.shutdown()
     assert store.get_usage_logs("default") == []
+
+
+@pytest.mark.parametrize(
+    ("scope", "attributes"),
+    [
+        ("opentelemetry.instrumentation.anthropic", {"gen_ai.usage.input_tokens": 6000}),
+        ("openlit.otel.tracing", {"gen_ai.usage.input_tokens": 3000}),
+        (
+            "opentelemetry.instrumentation.anthropic",
+            {"gen_ai.usage.prompt_tokens": 6000, "gen_ai.usage.completion_tokens": 50},
+        ),
+    ],
+)
+def test_a_response_the_hooks_recorded_is_not_recorded_again(
+    store: SQLiteStore, spans: Spans, scope: str, attributes: dict[str, Any]
+) -> None:
+    assert claims.claim("msg_recorded", "hooks")
+    spans.make({**ANTHROPIC, **attributes, "gen_ai.response.id": "msg_recorded"}, scope=scope)
+    spans.make({**ANTHROPIC, **attributes, "gen_ai.response.id": "msg_new"}, scope=scope)
+    assert [row["response_id"] for row in store.get_usage_logs("default")] == ["msg_new"]
