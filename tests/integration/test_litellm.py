@@ -245,3 +245,72 @@ def test_a_retried_completion_is_recorded_once(
     sent = replay.last.tokens
     assert sent is not None
     assert (row["input_tokens"], row["output_tokens"]) == (sent.input_tokens, sent.output_tokens)
+
+
+# -- retries and router fallbacks -----------------------------------------------------------
+
+
+def deployment(replay: ReplayServer, name: str, model: str) -> dict[str, Any]:
+    """A Router deployment on the replay server; the openai SDK's own retries off, so every
+    attempt is the Router's and reaches the server."""
+    params = {"model": f"openai/{model}", "api_base": replay.base_url + "/v1", "api_key": "test",
+              "max_retries": 0}  # fmt: skip
+    return {"model_name": name, "litellm_params": params}
+
+
+def router_with_a_failing_main(litellm: Any, replay: ReplayServer, status: int) -> Any:
+    """A Router whose ``main`` deployment answers ``status`` to every attempt (retried),
+    then falls back to ``backup``, which answers."""
+    replay.fail("gpt-4o", status)
+    replay.script(cached_tokens=1024)  # for the one request that gets an answer
+    return litellm.Router(
+        model_list=[
+            deployment(replay, "main", "gpt-4o"),
+            deployment(replay, "backup", "gpt-4o-mini"),
+        ],
+        fallbacks=[{"main": ["backup"]}],
+        num_retries=2,
+    )
+
+
+def assert_only_the_answer_recorded(
+    replay: ReplayServer, store: SQLiteStore, project: str, status: int, response: Any
+) -> None:
+    """Only the request that came back is recorded, once, at LiteLLM's cost of it; the
+    failed attempts cost nothing."""
+    failed = [e for e in replay.requests if e.status != 200]
+    [served] = [e for e in replay.requests if e.status == 200]
+    assert failed and all((e.model, e.status) == ("gpt-4o", status) for e in failed)
+    assert replay.requests[-1] is served and served.model == "gpt-4o-mini"
+    [row] = store.get_usage_logs(project)
+    sent = served.tokens
+    assert sent is not None
+    assert (row["model"], row["response_id"]) == ("gpt-4o-mini", served.response_id)
+    assert (row["input_tokens"], row["output_tokens"]) == (sent.input_tokens, sent.output_tokens)
+    assert row["cache_read_input_tokens"] == 1024
+    assert row["cost_nanos"] == usd_to_nanos(response._hidden_params["response_cost"]) > 0
+    assert store.get_total_cost(project) == pytest.approx(row["cost_nanos"] / 1e9)
+
+
+@pytest.mark.parametrize("status", [500, 429])
+def test_a_router_fallback_records_the_request_that_answered(
+    litellm: Any, replay: ReplayServer, store: SQLiteStore, status: int
+) -> None:
+    callback = Callback(project="litellm-router")
+    litellm.callbacks = [callback]
+    router = router_with_a_failing_main(litellm, replay, status)
+    response = router.completion(model="main", messages=MESSAGES)
+    callback.wait()
+    assert_only_the_answer_recorded(replay, store, "litellm-router", status, response)
+
+
+@pytest.mark.parametrize("status", [500, 429])
+async def test_an_async_router_fallback_records_the_request_that_answered(
+    litellm: Any, replay: ReplayServer, store: SQLiteStore, status: int
+) -> None:
+    callback = Callback(project="litellm-arouter")
+    litellm.callbacks = [callback]
+    router = router_with_a_failing_main(litellm, replay, status)
+    response = await router.acompletion(model="main", messages=MESSAGES)
+    await asyncio.to_thread(callback.wait)
+    assert_only_the_answer_recorded(replay, store, "litellm-arouter", status, response)
