@@ -314,3 +314,71 @@ async def test_an_async_router_fallback_records_the_request_that_answered(
     response = await router.acompletion(model="main", messages=MESSAGES)
     await asyncio.to_thread(callback.wait)
     assert_only_the_answer_recorded(replay, store, "litellm-arouter", status, response)
+
+
+# -- per-call callbacks and several callbacks -----------------------------------------------
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_a_per_call_callback_records_and_refuses(
+    litellm: Any, replay: ReplayServer, store: SQLiteStore, stream: bool
+) -> None:
+    """``completion(..., callbacks=[...])``: recorded, and a spent budget refuses the next
+    call of either kind before it is sent."""
+    callback = Callback(project="litellm-per-call", max_budget=1e-9)
+    litellm.completion(**request(replay), callbacks=[callback])
+    callback.wait()
+    assert len(replay.requests) == 1
+
+    with pytest.raises(BudgetExceededError) as refused:
+        litellm.completion(**request(replay, stream=stream), callbacks=[callback])
+    assert refused.value.project == "litellm-per-call"
+
+    async def asynchronous() -> None:
+        with pytest.raises(BudgetExceededError):
+            await litellm.acompletion(**request(replay, stream=stream), callbacks=[callback])
+
+    asyncio.run(asynchronous())
+    assert len(replay.requests) == 1
+    [row] = store.get_usage_logs("litellm-per-call")
+    assert row["response_id"] == replay.requests[0].response_id
+
+
+def test_two_projects_each_record_and_refuse_for_their_own(
+    litellm: Any, replay: ReplayServer, store: SQLiteStore
+) -> None:
+    spent = Callback(project="litellm-a", max_budget=1e-9)
+    roomy = Callback(project="litellm-b", max_budget=1.0)
+    litellm.callbacks = [spent, roomy]
+    litellm.completion(**request(replay))
+    spent.wait()
+    roomy.wait()
+    [a] = store.get_usage_logs("litellm-a")
+    [b] = store.get_usage_logs("litellm-b")
+    assert a["response_id"] == b["response_id"] == replay.last.response_id
+    assert a["cost_nanos"] == b["cost_nanos"] > 0
+
+    with pytest.raises(BudgetExceededError) as refused:
+        litellm.completion(**request(replay))
+    assert refused.value.project == "litellm-a"  # its budget, not the other one's
+    assert len(replay.requests) == 1
+
+
+def test_one_project_with_two_budgets_records_each_call_once(
+    litellm: Any, replay: ReplayServer, store: SQLiteStore
+) -> None:
+    """Both callbacks are kept (LiteLLM drops a second logger that looks the same): the
+    lower budget refuses, and the project's ledger holds each call once."""
+    roomy = Callback(project="litellm-shared", max_budget=1.0)
+    tight = Callback(project="litellm-shared", max_budget=1e-9)
+    litellm.callbacks = [roomy, tight]
+    litellm.completion(**request(replay))
+    roomy.wait()
+    tight.wait()
+    [row] = store.get_usage_logs("litellm-shared")
+    assert row["response_id"] == replay.last.response_id
+
+    with pytest.raises(BudgetExceededError) as refused:
+        litellm.completion(**request(replay))
+    assert refused.value.max_budget == pytest.approx(1e-9)
+    assert len(replay.requests) == 1
