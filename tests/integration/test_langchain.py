@@ -19,6 +19,7 @@ import llm_toll
 from llm_toll import BudgetExceededError, LangChainCallback
 from llm_toll._worker import worker
 from llm_toll.demo.replay import ReplayServer
+from llm_toll.exceptions import UsageWarning
 from llm_toll.integrations.langchain import AsyncLangChainCallback
 from llm_toll.store import SQLiteStore
 from tests.integration.test_decorated_providers import assert_recorded, genai_prices_nanos
@@ -96,6 +97,17 @@ def test_chat_openai_streamed(store: SQLiteStore, replay: ReplayServer) -> None:
     model = chat_openai(replay, [handler], streaming=True, stream_usage=True)
     assert "".join(str(chunk.content) for chunk in model.stream("hello there"))
     assert_recorded(store, "lc-stream", replay, "openai")
+
+
+def test_a_stream_without_usage_warns_and_records_nothing(
+    store: SQLiteStore, replay: ReplayServer
+) -> None:
+    """langchain-openai given a base_url asks a stream for no usage: nothing to price."""
+    model = chat_openai(replay, [LangChainCallback(project="lc-no-usage")], streaming=True)
+    with pytest.warns(UsageWarning, match="stream_usage=True"):
+        assert "".join(str(chunk.content) for chunk in model.stream("hello there"))
+    assert replay.last.usage is None
+    assert store.get_usage_logs("lc-no-usage") == []
 
 
 def test_chat_anthropic_with_cache_writes(store: SQLiteStore, replay: ReplayServer) -> None:
