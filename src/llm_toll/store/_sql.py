@@ -205,12 +205,18 @@ class SQLStore(ReportMethods, CompatMethods):
 
     # -- llm-toll 0.13 API (the rest comes from CompatMethods and ReportMethods) -----------
 
-    def reset_budget(self, project: str) -> None:
+    def reset_budget(
+        self, project: str, *, budget_key: str | None = None, period: str | None = None
+    ) -> None:
+        """``BaseStore.reset_budget``, optionally narrowed: ``budget_key`` resets one key's
+        totals only (``""``: the project's own), ``period`` one period key only (``all``,
+        ``2026-11-30``, ``2026-11``...)."""
         now = self._time_param(utc_now())
+        sql, params = _totals.reset_scope(project, now, budget_key=budget_key, period=period)
         try:
             with self._transaction("reset the budget", write=True) as tx:
                 tx.lock(_totals.PROJECT_ROWS, (project,))
-                tx.run(_totals.RESET_PROJECT, (now, now, project))
+                tx.run(sql, params)
         except StoreError as exc:
             warn(exc)
 
