@@ -9,6 +9,7 @@ import pytest
 from llm_toll._budget.periods import LIFETIME
 from llm_toll._budget.records import BudgetSpec, BudgetState
 from llm_toll.store import BaseStore
+from llm_toll.store._sql import SQLStore
 from tests.stores.conftest import (
     StoreFactory,
 )
@@ -128,6 +129,7 @@ def test_a_bad_key_budget_is_refused_and_nothing_is_written(store: BaseStore) ->
 
 
 def test_reset_budget_narrowed_to_one_key(store: BaseStore) -> None:
+    assert isinstance(store, SQLStore)  # the narrowed reset of both built-in stores
     budget, key_budget = BudgetSpec(1_000, "daily"), BudgetSpec(100, "daily")
     store.record_call(keyed(60, "a"), budget, key_budget)
     store.record_call(keyed(40, "b"), budget, key_budget)
@@ -141,6 +143,7 @@ def test_reset_budget_narrowed_to_one_key(store: BaseStore) -> None:
 
 
 def test_reset_budget_narrowed_to_one_period(store: BaseStore) -> None:
+    assert isinstance(store, SQLStore)
     budget = BudgetSpec(1_000, "daily")
     tuesday = MONDAY + timedelta(days=1)
     store.record_call(keyed(60, "a"), budget, budget)

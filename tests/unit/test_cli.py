@@ -255,9 +255,9 @@ def test_export_writes_every_call_as_csv(
     )
     assert (code, out) == (0, "")
     rows = list(csv.DictReader(io.StringIO(target.read_text(encoding="utf-8"))))
-    assert [(r["model"], r["input_tokens"], float(r["cost"])) for r in rows] == [
-        ("gpt-4o-mini", "100000", 0.018),
-        ("gpt-4o", "1234", 0.0123),
+    assert [(r["model"], r["input_tokens"], r["cost"]) for r in rows] == [
+        ("gpt-4o", "1234", "0.0123"),  # oldest first, money exact
+        ("gpt-4o-mini", "100000", "0.018"),
     ]
 
 
@@ -397,7 +397,8 @@ def test_an_unwritable_output_is_an_error(
         (["--stats", "summary"], "cannot be combined with a command"),
         (["--db", "a.db", "--store-url", "sqlite:///b.db", "summary"], "not allowed with"),
         (["--dashboard"], "--dashboard was removed"),
-        (["--update-pricing"], "--update-pricing was removed"),
+        (["--update-pricing", "summary"], "cannot be combined with a command"),
+        (["logs", "--interval", "0"], "must be more than 0"),
     ],
 )
 def test_usage_errors_exit_with_2(

@@ -13,11 +13,14 @@ import json
 import os
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from llm_toll.cli._commands import COMMANDS
-from llm_toll.cli._parser import CommandLineError, build_parser, resolve_legacy
+from llm_toll.cli._parser import CommandFailure, CommandLineError, build_parser, resolve_legacy
+from llm_toll.cli._tools import tool_for
 from llm_toll.store import (
     STORE_URL_ENV,
     BaseStore,
@@ -26,10 +29,6 @@ from llm_toll.store import (
     create_store,
 )
 from llm_toll.store._secrets import redact_url
-
-
-class CommandFailure(Exception):
-    """The store could not be opened or read, or the output not written (exit code 1)."""
 
 
 def store_target(args: argparse.Namespace) -> str | None:
@@ -58,16 +57,23 @@ def open_store(target: str | None) -> BaseStore:
     return store
 
 
-def run_command(args: argparse.Namespace) -> Any:
-    """Open the store, run the command's store part, and close the store."""
+@contextmanager
+def store_session(args: argparse.Namespace) -> Iterator[BaseStore]:
+    """The store of ``args``, open for one command; its failures become CommandFailure."""
     with open_store(store_target(args)) as store, warnings.catch_warnings():
         # The 0.13 read methods report a failing store with a StoreWarning and an empty
         # answer; an empty table would hide the failure, so here it is the error it is.
         warnings.simplefilter("error", StoreWarning)
         try:
-            return COMMANDS[args.command].fetch(store, args)
+            yield store
         except (StoreError, StoreWarning) as exc:
             raise CommandFailure(str(exc)) from exc
+
+
+def run_command(args: argparse.Namespace) -> Any:
+    """Open the store, run the command's store part, and close the store."""
+    with store_session(args) as store:
+        return COMMANDS[args.command].fetch(store, args)
 
 
 def _write(text: str, output: str | None) -> None:
@@ -89,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         except SystemExit as done:  # --help and --version
             return done.code if isinstance(done.code, int) else 0
         resolve_legacy(parser, args)
+        tool = tool_for(args)
+        if tool is not None:  # a command that writes as it goes (export, logs --follow...)
+            return tool(args, lambda: store_session(args))
         result = run_command(args)
     except CommandLineError as exc:
         print(exc, file=sys.stderr)

@@ -68,7 +68,8 @@ def reset_scope(
     """RESET_PROJECT narrowed to one budget key and/or one period (None: all of them), with
     its parameters. Only the project's own lifetime row (key ``''``, period ``all``) is what
     llm-toll 0.13 calls the project's budget, so only its reset reaches a shared 0.13 file."""
-    sql, params = RESET_PROJECT, (now, now, project)
+    sql = RESET_PROJECT
+    params: tuple[object, ...] = (now, now, project)
     if budget_key is not None:
         sql, params = f"{sql} AND budget_key = ?", (*params, budget_key)
     if period is not None:
