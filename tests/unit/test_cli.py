@@ -267,7 +267,7 @@ def test_export_writes_every_call_as_csv(
 def test_reset_zeroes_the_running_totals_and_keeps_history(
     capsys: pytest.CaptureFixture[str], db: Path
 ) -> None:
-    code, out, _ = run(capsys, "--db", str(db), "reset", "research")
+    code, out, _ = run(capsys, "--db", str(db), "reset", "research", "--yes")
     assert (code, out) == (0, "Budget reset for project 'research' (was $6.9500).\n")
     with SQLiteStore(db) as store:
         assert store.get_total_cost("research") == 0.0
@@ -278,7 +278,7 @@ def test_reset_zeroes_the_running_totals_and_keeps_history(
 def test_reset_of_a_project_without_cost_changes_nothing(
     capsys: pytest.CaptureFixture[str], db: Path
 ) -> None:
-    code, out, _ = run(capsys, "--db", str(db), "reset", "nobody")
+    code, out, _ = run(capsys, "--db", str(db), "reset", "nobody", "--yes")
     assert (code, out) == (0, "Project 'nobody' has no recorded cost; nothing to reset.\n")
 
 

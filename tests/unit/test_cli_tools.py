@@ -275,7 +275,12 @@ def test_logs_follow_prints_calls_as_another_process_records_them(db: Path) -> N
     argv = [script, "--db", str(db), "logs", "--follow", "--interval", "0.05", "--limit", "1"]
     follower = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=lambda: [lines.put(line) for line in follower.stdout or ()])
+
+    def read_lines() -> None:
+        for line in follower.stdout or ():
+            lines.put(line)
+
+    reader = threading.Thread(target=read_lines)
     reader.start()
     try:
         first = lines.get(timeout=60)  # the latest recorded call

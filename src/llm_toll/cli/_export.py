@@ -109,7 +109,7 @@ def _time(value: object) -> object:
 
 def _count(store: BaseStore, filters: dict[str, Any]) -> int:
     """How many rows the export will write, for the progress bar."""
-    return sum(int(row["calls"]) for row in store.spend(("project",), **filters))
+    return sum(int(row["calls"]) for row in store.spend((), **filters))
 
 
 def _counted(rows: Iterable[Row], progress: Progress) -> Iterator[Row]:
