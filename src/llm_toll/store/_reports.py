@@ -223,7 +223,7 @@ class ReportMethods(BaseStore):
 
 
 def add_utilization(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Budget-total rows (from ``as_dict``) with their ``utilization``: spent / limit.
+    """Budget-total rows (from ``as_dicts``) with their ``utilization``: spent / limit.
 
     ``budget_key`` (added after the llm-toll 0.13 keys) is moved last.
     """

@@ -24,7 +24,7 @@ from llm_toll._budget.records import (
 from llm_toll.store import _totals
 from llm_toll.store._checks import check_call, check_rate, check_reserve, check_settlement
 from llm_toll.store._compat import CompatMethods, warn
-from llm_toll.store._ledger import as_dict
+from llm_toll.store._ledger import as_dicts
 from llm_toll.store._rate_windows import acquire_rate_in, settle_rate_in
 from llm_toll.store._reports import ReportMethods
 from llm_toll.store._reservations import PROJECT_ROW, release_in, reserve_in
@@ -227,7 +227,7 @@ class SQLStore(ReportMethods, CompatMethods):
         except StoreError as exc:
             warn(exc)
             return []
-        return [as_dict(names, row) for row in rows]
+        return as_dicts(names, rows)
 
     # -- internals -------------------------------------------------------------------------
 
