@@ -1,6 +1,7 @@
 """The ``llm-toll`` command: read the ledger and budgets of a store, reset a budget.
 
-Exit codes: 0 success, 1 the store could not be opened or read, 2 usage error.
+Exit codes: 0 success, 1 the store could not be opened or read, the output not written, a
+model not priced, or a reset not confirmed; 2 usage error.
 
 The flags of llm-toll 0.13 (``--stats``, ``--reset``, ``--export csv`` with ``--project``,
 ``--model`` and ``--output``) are still accepted and mapped onto the subcommands.
