@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -187,7 +186,8 @@ def test_reset_asks_on_a_terminal(
 
 def test_reset_of_one_key_and_one_period(capsys: pytest.CaptureFixture[str], db: Path) -> None:
     code, out, _ = run(capsys, "--db", str(db), "reset", "search", "--key", "tenant-a", "--yes")
-    assert (code, out) == (0, "Budget reset for project 'search', key 'tenant-a' (was $0.0000).\n")
+    assert code == 0
+    assert out == "Budget reset for project 'search', key 'tenant-a' (was $0.00000144).\n"
     today = f"{NOW:%Y-%m-%d}"
     code, out, _ = run(capsys, "--db", str(db), "reset", "chatbot", "--period", today, "--yes")
     assert out == f"Budget reset for project 'chatbot', period '{today}' (was $0.0180).\n"
@@ -229,12 +229,12 @@ def test_prices_and_cost_of_fetched_price_data(
         "tiers": [{"above": 0, "usd": "2"}, {"above": 1, "usd": "3"}],
     }
 
-    argv = ["cost", "--model", "toll-model", "--in", "1000", "--out", "10", "--cached", "400"]
+    argv = ["cost", "--model", "toll-model", "--in", "1000", "--out", "10", "--cached", "401"]
     code, out, _ = run(capsys, *argv)
-    nanos = 600 * 1_500 + 400 * 150 + 10 * 4_000
-    assert (code, out.split()[0]) == (0, f"${Decimal(nanos).scaleb(-9).normalize():f}")
+    nanos = 599 * 1_500 + 401 * 150 + 10 * 4_000  # per-token rates in nano-USD
+    assert (code, out.split()[0]) == (0, "$0.00099865")
     result = json.loads(run(capsys, "--json", *argv)[1])
-    assert (result["cost_nanos"], result["cost"]) == (nanos, "0.001")
+    assert (result["cost_nanos"], result["cost"]) == (nanos, "0.00099865")
 
 
 def test_unknown_models_and_bad_counts_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
@@ -302,3 +302,30 @@ def test_logs_follow_prints_calls_as_another_process_records_them(db: Path) -> N
     assert follower.stderr is not None
     assert follower.stderr.read() == ""
     follower.stderr.close()
+
+
+def test_export_into_a_pipe_closed_early_exits_quietly(tmp_path: Path) -> None:
+    db = tmp_path / "many.db"
+    with SQLiteStore(db) as store:
+        for i in range(3_000):  # far more than a pipe's buffer holds
+            record(store, "bulk", f"model-{i}", (i, i), "0.000001", NOW)
+    script = shutil.which("llm-toll", path=os.path.dirname(sys.executable))
+    assert script is not None
+    reader = subprocess.Popen(
+        [script, "--db", str(db), "export"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert reader.stdout is not None and reader.stderr is not None
+    assert reader.stdout.readline().startswith("id,project,model,")
+    reader.stdout.close()  # as `| head -1` does
+    assert reader.wait(timeout=60) == 0
+    assert reader.stderr.read() == ""
+    reader.stderr.close()
+
+
+def test_export_of_an_unknown_project_exits_1(capsys: pytest.CaptureFixture[str], db: Path) -> None:
+    code, out, err = run(capsys, "--db", str(db), "export", "--project", "chatbto")
+    assert (code, out) == (1, "")
+    assert "unknown project 'chatbto'" in err

@@ -45,12 +45,14 @@ def run(args: argparse.Namespace, session: Session) -> int:
         "model": args.model,
         "key": args.key,
     }
-    with session() as store, _opened(args.output) as out:
+    with session(reads=True) as store, _opened(args.output) as out:
         progress = Progress(_count(store, filters) if sys.stderr.isatty() else None, "Exporting")
         try:
             rows = _counted(store.iter_calls(**filters), progress)
             write = _write_jsonl if jsonl else _write_csv
             write(rows, columns, out)
+        except BrokenPipeError:
+            raise  # the reader went away (`| head`): main ends quietly
         except OSError as exc:
             raise CommandFailure(f"cannot write {args.output or 'stdout'}: {exc}") from exc
         finally:

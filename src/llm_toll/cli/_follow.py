@@ -13,7 +13,7 @@ import argparse
 import time
 from typing import TYPE_CHECKING, Any
 
-from llm_toll.cli._tables import count, usd
+from llm_toll.cli._tables import count, nanos_usd
 from llm_toll.cli._tables import time as utc_time
 
 if TYPE_CHECKING:
@@ -24,9 +24,14 @@ _BATCH = 1000
 
 
 def run(args: argparse.Namespace, session: Session) -> int:
-    filters = {"project": args.project, "model": args.model}
+    filters = {
+        "project": args.project,
+        "model": args.model,
+        "since": args.since,
+        "until": args.until,
+    }
     try:
-        with session() as store:
+        with session(reads=True) as store:
             recent = store.calls(**filters, limit=args.limit or _BATCH)
             last_id = _show(reversed(recent), 0)
             while True:
@@ -55,7 +60,7 @@ def _show(rows: Any, last_id: int) -> int:
         print(
             f"{utc_time(row['created_at'])}  {row['project']}  {row['model']}"
             f"  in {count(row['input_tokens'])}  out {count(row['output_tokens'])}"
-            f"  {usd(row['cost'])}{key}{flags}",
+            f"  {nanos_usd(row['cost_nanos'])}{key}{flags}",
             flush=True,
         )
         last_id = max(last_id, int(row["id"]))

@@ -14,6 +14,7 @@ from llm_toll.cli._parser import CommandFailure
 from llm_toll.exceptions import PricingMatrixOutdatedWarning
 from llm_toll.pricing import default_registry
 from llm_toll.pricing._sheet import PriceSheet, Rate
+from llm_toll.reporter import format_usd
 from llm_toll.usage.base import Usage, UsageError
 
 
@@ -50,7 +51,7 @@ def run_cost(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2))
     else:
         version = f" {price.version}" if price.version else ""
-        print(f"${nanos_to_text(price.cost_nanos)}  ({price.source}{version})")
+        print(f"{format_usd(price.cost_nanos)}  ({price.source}{version})")
     return 0
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from llm_toll._budget.periods import LIFETIME
 from llm_toll.cli._parser import CommandFailure
-from llm_toll.cli._tables import usd
+from llm_toll.cli._tables import nanos_usd
 from llm_toll.store._sql import SQLStore
 from llm_toll.store._totals import PROJECT_KEY
 
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace, session: Session) -> int:
         key, period = args.key or PROJECT_KEY, args.period or LIFETIME
         spent = next(
             (
-                row["total_cost"]
+                row["total_cost_nanos"]
                 for row in store.get_budget_utilization()
                 if (row["project"], row["budget_key"], row["period"]) == (args.project, key, period)
             ),
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace, session: Session) -> int:
         if not spent:
             print(f"{scope[0].upper()}{scope[1:]} has no recorded cost; nothing to reset.")
             return 0
-        if not args.yes and not _confirmed(f"Reset {scope} (spent {usd(spent)})? [y/N] "):
+        if not args.yes and not _confirmed(f"Reset {scope} (spent {nanos_usd(spent)})? [y/N] "):
             print("Nothing was reset.")
             return 1
         if isinstance(store, SQLStore):
@@ -51,9 +51,9 @@ def run(args: argparse.Namespace, session: Session) -> int:
             store.reset_budget(args.project)
     if args.json:
         result = {"project": args.project, "budget_key": args.key, "period": args.period}
-        print(json.dumps({**result, "previous_cost": spent}))
+        print(json.dumps({**result, "previous_cost_nanos": spent}))
     else:
-        print(f"Budget reset for {scope} (was {usd(spent)}).")
+        print(f"Budget reset for {scope} (was {nanos_usd(spent)}).")
     return 0
 
 

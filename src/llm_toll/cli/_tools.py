@@ -7,12 +7,19 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from typing import Protocol
 
 from llm_toll.cli import _export, _follow, _pricing, _reset
 from llm_toll.store import BaseStore
 
-Session = Callable[[], AbstractContextManager[BaseStore]]
-"""Opens the command's store for the ``with`` block; its failures exit with code 1."""
+
+class Session(Protocol):
+    """Opens the command's store for a ``with`` block; its failures exit with code 1.
+    ``reads``: a read, whose ``--project`` must name a project the store knows."""
+
+    def __call__(self, *, reads: bool = False) -> AbstractContextManager[BaseStore]: ...
+
+
 Tool = Callable[[argparse.Namespace, Session], int]
 
 
