@@ -22,6 +22,7 @@ from genai_prices.data_snapshot import set_custom_snapshot
 
 from llm_toll._budget.money import usd_to_nanos
 from llm_toll._budget.records import BudgetSpec, CallRecord
+from llm_toll.cli._progress import Progress
 from llm_toll.store import SQLiteStore
 from llm_toll.usage.base import Usage
 from tests.unit.pricing.helpers import SERVED_PROVIDERS, PriceServer
@@ -329,3 +330,17 @@ def test_export_of_an_unknown_project_exits_1(capsys: pytest.CaptureFixture[str]
     code, out, err = run(capsys, "--db", str(db), "export", "--project", "chatbto")
     assert (code, out) == (1, "")
     assert "unknown project 'chatbto'" in err
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_the_progress_line_is_drawn_on_a_terminal_only(terminal: bool) -> None:
+    stream = _Terminal() if terminal else io.StringIO()
+    progress = Progress(4096, "Exporting", stream)
+    for _ in range(4096):
+        progress.advance()
+    progress.close()
+    if terminal:
+        assert stream.getvalue().startswith(f"\rExporting [{'#' * 7}{'.' * 23}]  25% 1,024/4,096")
+        assert stream.getvalue().endswith("\r\033[K")  # cleared: the shell prompt comes next
+    else:
+        assert stream.getvalue() == ""
