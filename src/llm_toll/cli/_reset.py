@@ -8,9 +8,11 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
+from llm_toll._budget.money import usd_to_nanos
 from llm_toll._budget.periods import LIFETIME
 from llm_toll.cli._parser import CommandFailure
 from llm_toll.cli._tables import nanos_usd
+from llm_toll.store import BaseStore
 from llm_toll.store._sql import SQLStore
 from llm_toll.store._totals import PROJECT_KEY
 
@@ -25,20 +27,11 @@ def run(args: argparse.Namespace, session: Session) -> int:
             "add --yes to reset without asking"
         )
     scope = _scope(args)
+    narrowed = args.key is not None or args.period is not None
     with session() as store:
-        if (args.key is not None or args.period is not None) and not isinstance(store, SQLStore):
+        if narrowed and not isinstance(store, SQLStore):
             raise CommandFailure(f"{type(store).__name__} cannot reset one budget key or period")
-        # The figure shown is the scope's headline total: the lifetime one unless a period
-        # is named; a narrowed reset needs a store that supports it (both built-in ones do).
-        key, period = args.key or PROJECT_KEY, args.period or LIFETIME
-        spent = next(
-            (
-                row["total_cost_nanos"]
-                for row in store.get_budget_utilization()
-                if (row["project"], row["budget_key"], row["period"]) == (args.project, key, period)
-            ),
-            None,
-        )
+        spent = _spent(store, args, narrowed)
         if not spent:
             print(f"{scope[0].upper()}{scope[1:]} has no recorded cost; nothing to reset.")
             return 0
@@ -55,6 +48,18 @@ def run(args: argparse.Namespace, session: Session) -> int:
     else:
         print(f"Budget reset for {scope} (was {nanos_usd(spent)}).")
     return 0
+
+
+def _spent(store: BaseStore, args: argparse.Namespace, narrowed: bool) -> int | None:
+    """What the scope has spent: the project's lifetime total (llm-toll 0.13's read, which
+    every store has), or the key's lifetime total, or the named period's."""
+    if not narrowed:
+        return usd_to_nanos(store.get_total_cost(args.project))
+    wanted = (args.project, args.key or PROJECT_KEY, args.period or LIFETIME)
+    for row in store.get_budget_utilization():
+        if (row["project"], row["budget_key"], row["period"]) == wanted:
+            return int(row["total_cost_nanos"])
+    return None
 
 
 def _scope(args: argparse.Namespace) -> str:
