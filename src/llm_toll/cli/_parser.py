@@ -119,8 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="llm-toll",
         description="Show what LLM calls cost, per project, model and day, and their budgets.",
-        epilog="llm-toll 0.13 flags (--stats, --reset, --export csv, with --project, --model, "
-        "--output) are still accepted.",
+        epilog="llm-toll 0.13 flags (--stats, --reset, --export csv, --update-pricing, with "
+        "--project, --model, --output) are still accepted.",
     )
     parser.add_argument("--version", action="version", version=f"llm-toll {VERSION}")
     _add_store_options(parser, None)
