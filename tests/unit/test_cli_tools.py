@@ -22,7 +22,7 @@ from genai_prices.data_snapshot import set_custom_snapshot
 
 from llm_toll._budget.money import usd_to_nanos
 from llm_toll._budget.records import BudgetSpec, CallRecord
-from llm_toll.cli._progress import Progress
+from llm_toll.cli._progress import Progress, progress_bar
 from llm_toll.store import SQLiteStore
 from llm_toll.usage.base import Usage
 from tests.unit.pricing.helpers import SERVED_PROVIDERS, PriceServer
@@ -344,3 +344,14 @@ def test_the_progress_line_is_drawn_on_a_terminal_only(terminal: bool) -> None:
         assert stream.getvalue().endswith("\r\033[K")  # cleared: the shell prompt comes next
     else:
         assert stream.getvalue() == ""
+
+
+def test_with_rich_installed_the_bar_is_rich_s() -> None:
+    pytest.importorskip("rich")
+    stream = _Terminal()
+    bar = progress_bar(4096, "Exporting", stream)
+    for _ in range(4096):
+        bar.advance()
+    bar.close()
+    assert "Exporting" in stream.getvalue()
+    assert progress_bar(4096, "Exporting", io.StringIO()).__class__ is Progress  # no terminal

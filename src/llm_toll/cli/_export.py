@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from llm_toll._budget.money import nanos_to_text
 from llm_toll.cli._parser import CommandFailure
-from llm_toll.cli._progress import Progress
+from llm_toll.cli._progress import Bar, progress_bar
 from llm_toll.store import BaseStore
 from llm_toll.store._ledger import BOOLEAN_COLUMNS, JSON_COLUMNS, READ_COLUMNS
 
@@ -46,7 +46,8 @@ def run(args: argparse.Namespace, session: Session) -> int:
         "key": args.key,
     }
     with session(reads=True) as store, _opened(args.output) as out:
-        progress = Progress(_count(store, filters) if sys.stderr.isatty() else None, "Exporting")
+        total = _count(store, filters) if sys.stderr.isatty() else None
+        progress = progress_bar(total, "Exporting")
         try:
             rows = _counted(store.iter_calls(**filters), progress)
             write = _write_jsonl if jsonl else _write_csv
@@ -102,7 +103,7 @@ def _count(store: BaseStore, filters: dict[str, Any]) -> int:
     return sum(int(row["calls"]) for row in store.spend((), **filters))
 
 
-def _counted(rows: Iterable[Row], progress: Progress) -> Iterator[Row]:
+def _counted(rows: Iterable[Row], progress: Bar) -> Iterator[Row]:
     for row in rows:
         yield row
         progress.advance()
