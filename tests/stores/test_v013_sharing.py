@@ -31,6 +31,7 @@ from llm_toll.cli import main as cli
 from llm_toll.store import SQLiteStore, StoreError, StoreWarning, _ledger
 from llm_toll.store import _postgres_v013 as pg_v013
 from llm_toll.store import _sqlite_v013 as sqlite_v013
+from llm_toll.store._sql import SQLStore
 from llm_toll.store._sqlite_v013 import V013_LEDGER_COLUMNS
 from llm_toll.store._time import utc_now
 from llm_toll.store.reprice import reprice
@@ -575,6 +576,11 @@ def test_what_needs_llm_tolls_own_tables_is_declined_on_0_13s(pg: str) -> None:
         rows = rows_of(pg)
         with pytest.raises(StoreError, match=r"llm-toll 0\.13's tables"):
             reprice(store)
+        assert isinstance(store, SQLStore)
+        with pytest.warns(StoreWarning, match="one total per project"):
+            store.reset_budget("batch", budget_key="tenant")
+        with pytest.warns(StoreWarning, match="one total per project"):
+            store.reset_budget("batch", period="all")
         assert rows_of(pg) == rows
         # A call with a budget key is recorded for its project all the same.
         store.record_call(make_call(5, project="chat", at=now, budget_key="tenant"), None, spec)

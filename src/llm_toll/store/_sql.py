@@ -25,7 +25,7 @@ from llm_toll.store import _totals
 from llm_toll.store._alert_marks import CLAIM_REFUSAL_ALERT
 from llm_toll.store._checks import check_call, check_rate, check_reserve, check_settlement
 from llm_toll.store._compat import CompatMethods, warn
-from llm_toll.store._ledger import as_dict
+from llm_toll.store._ledger import as_dicts
 from llm_toll.store._rate_windows import acquire_rate_in, settle_rate_in
 from llm_toll.store._reports import ReportMethods
 from llm_toll.store._reservations import PROJECT_ROW, release_in, reserve_in
@@ -237,12 +237,18 @@ class SQLStore(ReportMethods, CompatMethods):
 
     # -- llm-toll 0.13 API (the rest comes from CompatMethods and ReportMethods) -----------
 
-    def reset_budget(self, project: str) -> None:
+    def reset_budget(
+        self, project: str, *, budget_key: str | None = None, period: str | None = None
+    ) -> None:
+        """``BaseStore.reset_budget``, optionally narrowed: ``budget_key`` resets one key's
+        totals only (``""``: the project's own), ``period`` one period key only (``all``,
+        ``2026-11-30``, ``2026-11``...)."""
         now = self._time_param(utc_now())
+        sql, params = _totals.reset_scope(project, now, budget_key=budget_key, period=period)
         try:
             with self._transaction("reset the budget", write=True) as tx:
                 tx.lock(_totals.PROJECT_ROWS, (project,))
-                tx.run(_totals.RESET_PROJECT, (now, now, project))
+                tx.run(sql, params)
         except StoreError as exc:
             warn(exc)
 
@@ -253,7 +259,7 @@ class SQLStore(ReportMethods, CompatMethods):
         except StoreError as exc:
             warn(exc)
             return []
-        return [as_dict(names, row) for row in rows]
+        return as_dicts(names, rows)
 
     # -- internals -------------------------------------------------------------------------
 
