@@ -396,7 +396,8 @@ def test_an_unwritable_output_is_an_error(
         (["--reset"], "--reset requires --project"),
         (["--stats", "summary"], "cannot be combined with a command"),
         (["--db", "a.db", "--store-url", "sqlite:///b.db", "summary"], "not allowed with"),
-        (["--dashboard"], "--dashboard was removed"),
+        (["--dashboard", "summary"], "cannot be combined with a command"),
+        (["dashboard", "--port", "65536"], "must be 0 (a free port) to 65535"),
         (["--update-pricing"], "--update-pricing was removed"),
     ],
 )

@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from llm_toll.cli._commands import COMMANDS
+from llm_toll.cli._commands import COMMANDS, CannotServe
 from llm_toll.cli._parser import CommandLineError, build_parser, resolve_legacy
 from llm_toll.store import (
     STORE_URL_ENV,
@@ -66,7 +66,7 @@ def run_command(args: argparse.Namespace) -> Any:
         warnings.simplefilter("error", StoreWarning)
         try:
             return COMMANDS[args.command].fetch(store, args)
-        except (StoreError, StoreWarning) as exc:
+        except (StoreError, StoreWarning, CannotServe) as exc:
             raise CommandFailure(str(exc)) from exc
 
 

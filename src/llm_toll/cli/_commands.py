@@ -227,6 +227,28 @@ def _show_reprice(result: Row, args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+class CannotServe(Exception):
+    """The dashboard could not start: its address is taken or its token malformed."""
+
+
+def _serve_dashboard(store: BaseStore, args: argparse.Namespace) -> Row:
+    from llm_toll.dashboard import serve
+
+    try:
+        serve(
+            store,
+            host=args.host,
+            port=args.port,
+            token=args.token,
+            open_browser=args.open,
+            say=lambda line: print(line, flush=True),
+        )
+    except (ValueError, OSError) as exc:
+        where = f"{args.host}:{args.port}"
+        raise CannotServe(f"cannot serve the dashboard on {where}: {exc}") from exc
+    return {"stopped": True}
+
+
 _EXPORT_FIELDS = ("project", "model", "input_tokens", "output_tokens", "cost", "created_at")
 
 
@@ -261,4 +283,5 @@ COMMANDS: dict[str, Command] = {
     "migrate": Command(_do_migrate, _show_migrate),
     "reprice": Command(_do_reprice, _show_reprice),
     "export": Command(_fetch_export, _show_export),
+    "dashboard": Command(_serve_dashboard, lambda result, args: "Dashboard stopped."),
 }

@@ -1,0 +1,180 @@
+"""What the dashboard shows, read from the store through its read API and made ready for
+JSON: money as strings of integer nano-USD (exact; the page formats them), times in ISO
+8601 UTC.
+
+The overview is read with one grouped query (the time step by project, model and key) and
+summed here, so a large ledger is scanned once per refresh, not once per table.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Final, Literal, get_args
+
+from llm_toll._budget.periods import Reset, period_key
+from llm_toll.store import BaseStore
+from llm_toll.store._totals import PROJECT_KEY
+
+Step = Literal["day", "week", "month"]
+Group = Literal["project", "model", "key"]
+STEPS: Final[tuple[Step, ...]] = get_args(Step)
+GROUPS: Final[tuple[Group, ...]] = get_args(Group)
+_RESETS: Final[tuple[Reset | None, ...]] = (None, "daily", "weekly", "monthly")
+_COUNTS: Final = (
+    "calls",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+    "reasoning_output_tokens",
+    "unpriced_calls",
+    "estimated_calls",
+)
+_MAX_SERIES: Final = 8
+"""The chart stacks the dearest names; the others are summed as one series."""
+OTHERS: Final = "(others)"
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    """A time range, ``since`` inclusive, ``until`` exclusive, either open."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def overview(store: BaseStore, when: Range, step: Step, group: Group) -> dict[str, Any]:
+    """Totals, spend per project / model / key, the spend over time of ``group`` by
+    ``step``, and the budgets of the current periods."""
+    rows = store.spend([step, *GROUPS], since=when.since, until=when.until)
+    totals = _Sums()
+    by_name: dict[Group, dict[str | None, _Sums]] = {g: defaultdict(_Sums) for g in GROUPS}
+    series: dict[str | None, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for row in rows:
+        totals.add(row)
+        for name in GROUPS:
+            by_name[name][row[name]].add(row)
+        series[row[group]][row[step]] += int(row["cost_nanos"])
+    return {
+        "range": {"since": _iso(when.since), "until": _iso(when.until)},
+        "step": step,
+        "group": group,
+        "totals": totals.as_json(),
+        "breakdown": {
+            name: [
+                {"name": value, **sums.as_json()}
+                for value, sums in sorted(
+                    by_name[name].items(), key=lambda item: (-item[1].cost_nanos, str(item[0]))
+                )
+            ]
+            for name in GROUPS
+        },
+        "series": _chart(series, [row[step] for row in rows]),
+        "budgets": budgets(store),
+    }
+
+
+def calls(
+    store: BaseStore, when: Range, *, after_id: int | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
+    """The most recent calls of the range, newest first, with their flags; only those newer
+    than ``after_id`` when it is given (the page's live updates)."""
+    rows = store.calls(since=when.since, until=when.until, after_id=after_id, limit=limit)
+    return [_call(row) for row in rows]
+
+
+def budgets(store: BaseStore, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Every budget with a limit, in the period running now: daily, weekly, monthly or for
+    all time."""
+    now = now or datetime.now(timezone.utc)
+    current = {period_key(reset, now): reset for reset in _RESETS}
+    shown = []
+    for row in store.get_budget_utilization():
+        period, limit = row["period"], row["limit_nanos"]
+        if limit is None or period not in current:
+            continue
+        key = row["budget_key"]
+        shown.append(
+            {
+                "project": row["project"],
+                "key": None if key == PROJECT_KEY else key,
+                "reset": current[period] or "never",
+                "period": period,
+                "limit_nanos": str(limit),
+                "spent_nanos": str(row["total_cost_nanos"]),
+                "utilization": row["utilization"],
+                "runs_out_at": None,
+            }
+        )
+    return shown
+
+
+class _Sums:
+    __slots__ = ("cost_nanos", "counts")
+
+    def __init__(self) -> None:
+        self.cost_nanos = 0
+        self.counts = dict.fromkeys(_COUNTS, 0)
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        self.cost_nanos += int(row["cost_nanos"])
+        for name in _COUNTS:
+            self.counts[name] += int(row[name] or 0)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"cost_nanos": str(self.cost_nanos), **self.counts}
+
+
+def _chart(series: Mapping[str | None, Mapping[str, int]], steps: Iterable[str]) -> dict[str, Any]:
+    """The stacked series of the chart: one per name, the dearest first, the rest as one."""
+    buckets = sorted(set(steps))
+    ranked = sorted(series.items(), key=lambda item: (-sum(item[1].values()), str(item[0])))
+    shown = ranked[:_MAX_SERIES]
+    if len(ranked) > _MAX_SERIES:
+        rest: dict[str, int] = defaultdict(int)
+        for _, costs in ranked[_MAX_SERIES - 1 :]:
+            for bucket, cost in costs.items():
+                rest[bucket] += cost
+        shown = [*ranked[: _MAX_SERIES - 1], (OTHERS, rest)]
+    return {
+        "buckets": buckets,
+        "series": [
+            {"name": name, "cost_nanos": [str(costs.get(bucket, 0)) for bucket in buckets]}
+            for name, costs in shown
+        ],
+    }
+
+
+_FLAGS: Final = (
+    ("estimated", lambda row: bool(row["estimated"])),
+    ("unpriced", lambda row: not row["price_known"]),
+    ("partial", lambda row: bool(row["unpriced_units"]) and bool(row["price_known"])),
+)
+
+
+def _call(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "created_at": _iso(row["created_at"]),
+        "project": row["project"],
+        "model": row["model"],
+        "provider": row["provider"],
+        "key": row["budget_key"],
+        "input_tokens": row["input_tokens"],
+        "output_tokens": row["output_tokens"],
+        "cost_nanos": str(row["cost_nanos"]),
+        "cost_source": row["cost_source"],
+        "flags": [flag for flag, applies in _FLAGS if applies(row)],
+    }
+
+
+def _iso(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        at = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+        return at.astimezone(timezone.utc).isoformat()
+    return str(value)
