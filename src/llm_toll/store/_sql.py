@@ -98,6 +98,20 @@ class SQLStore(ReportMethods, CompatMethods):
             _totals.GET_SPENT, project, reset=reset, at=at, budget_key=budget_key
         )
 
+    def get_spent_since(self, project: str, since: datetime, budget_key: str | None = None) -> int:
+        # The ledger's index on (project, created_at) bounds the read to the rows since then.
+        sql = (
+            f"SELECT COALESCE(SUM(cost_nanos), 0) FROM {self._queries().ledger} "
+            "WHERE project = ? AND created_at >= ?"
+        )
+        params: list[object] = [project, self._time_param(since)]
+        if budget_key is not None:
+            sql += " AND budget_key = ?"
+            params.append(budget_key)
+        with self._transaction("read recent spend", write=False) as tx:
+            rows = tx.run(sql, params)
+        return int(rows[0][0]) if rows else 0
+
     # -- strict budgets ------------------------------------------------------------------
 
     def reserve(
