@@ -4,17 +4,20 @@ back from the page's DOM."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Browser, Page
 
+from llm_toll._budget.forecast import forecast_budget
 from llm_toll._budget.money import usd_to_nanos
 from llm_toll._budget.records import BudgetSpec
 from llm_toll.dashboard import TOKEN_ENV
 from llm_toll.store import SQLiteStore
 from tests.dashboard.browser import wait_ready, watch
 from tests.dashboard.conftest import Serve
+from tests.dashboard.screenshot import screenshot
 from tests.stores.helpers import make_call
 
 pytestmark = pytest.mark.browser
@@ -65,8 +68,10 @@ def test_the_page_shows_the_store_figures(store: SQLiteStore, serve: Serve, page
     record_mix(store)
     server = serve()
     requests = watch(page, server.url)
+    before = datetime.now(timezone.utc)
     page.goto(server.url)
     wait_ready(page)
+    after = datetime.now(timezone.utc)
 
     # The figures equal the store's own, exactly.
     for group, selector in (("project", "#by-project"), ("model", "#by-model"), ("key", "#by-key")):
@@ -89,15 +94,27 @@ def test_the_page_shows_the_store_figures(store: SQLiteStore, serve: Serve, page
     assert shown_money(page, "#by-key")["bob"][1] == "$0.0123"
 
     # Budgets of the current periods, with limit, spent and use.
-    budgets = {
-        (row[0], row[1], row[2]): row[3:7] for row in cells(page, "#budgets") if len(row) > 3
-    }
-    assert budgets[("chat-app", NO_KEY, "daily")] == [
+    budgets = {(row[0], row[1], row[2]): row[3:] for row in cells(page, "#budgets") if len(row) > 3}
+    daily = budgets[("chat-app", NO_KEY, "daily")]
+    assert daily[:5] == [
         NOW.date().isoformat(),
         str(DAILY_5.limit_nanos),
         "1246913568",
         "24.9%",
+        "1246913568",  # all of it spent in the last hour: the burn rate's window
     ]
+    outlook = forecast_budget(
+        store, "chat-app", limit_nanos=DAILY_5.limit_nanos, reset="daily", now=before
+    )
+    runs_out_at = page.get_attribute(
+        '#budgets tr[data-project="chat-app"][data-key=""] td.runout', "data-at"
+    )
+    if outlook.runs_out:  # at 3 hours from now: unless the day ends first
+        assert outlook.seconds_left is not None and runs_out_at
+        seconds = timedelta(seconds=outlook.seconds_left)
+        assert before + seconds <= datetime.fromisoformat(runs_out_at) <= after + seconds
+    else:
+        assert runs_out_at == ""
     assert budgets[("chat-app", "alice", "monthly")][1:3] == [
         str(MONTHLY_2.limit_nanos),
         "1234567890",
@@ -181,3 +198,9 @@ def test_off_loopback_the_page_needs_its_token(
     wait_ready(page)
     assert page.url == base  # the token left the address bar for a cookie
     assert page.get_attribute("#total-calls", "data-value") == "14"
+
+
+def test_the_readme_screenshot_can_be_made(browser: Browser, tmp_path: Path) -> None:
+    target = tmp_path / "dashboard.png"
+    screenshot(browser, target)
+    assert target.read_bytes().startswith(b"\x89PNG")

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Final, Literal, get_args
 
+from llm_toll._budget.forecast import forecast_budget
 from llm_toll._budget.periods import Reset, period_key
 from llm_toll.store import BaseStore
 from llm_toll.store._totals import PROJECT_KEY
@@ -87,8 +88,8 @@ def calls(
 
 
 def budgets(store: BaseStore, now: datetime | None = None) -> list[dict[str, Any]]:
-    """Every budget with a limit, in the period running now: daily, weekly, monthly or for
-    all time."""
+    """Every budget with a limit, in the period running now (daily, weekly, monthly or for
+    all time), with when it runs out at the recent burn rate."""
     now = now or datetime.now(timezone.utc)
     current = {period_key(reset, now): reset for reset in _RESETS}
     shown = []
@@ -96,17 +97,35 @@ def budgets(store: BaseStore, now: datetime | None = None) -> list[dict[str, Any
         period, limit = row["period"], row["limit_nanos"]
         if limit is None or period not in current:
             continue
-        key = row["budget_key"]
+        reset = current[period]
+        key = None if row["budget_key"] == PROJECT_KEY else row["budget_key"]
+        spent = int(row["total_cost_nanos"])
+        outlook = forecast_budget(
+            store,
+            row["project"],
+            limit_nanos=limit,
+            reset=reset,
+            now=now,
+            budget_key=key,
+            spent_nanos=spent,
+        )
+        seconds = outlook.seconds_left
         shown.append(
             {
                 "project": row["project"],
-                "key": None if key == PROJECT_KEY else key,
-                "reset": current[period] or "never",
+                "key": key,
+                "reset": reset or "never",
                 "period": period,
                 "limit_nanos": str(limit),
-                "spent_nanos": str(row["total_cost_nanos"]),
+                "spent_nanos": str(spent),
                 "utilization": row["utilization"],
-                "runs_out_at": None,
+                # Spent in the forecast's window (the last hour), the burn rate's measure.
+                "burn_nanos": str(outlook.window_spent_nanos),
+                "burn_window_s": outlook.window_s,
+                "runs_out": outlook.runs_out,
+                "runs_out_at": None
+                if seconds is None or not outlook.runs_out
+                else _iso(now + timedelta(seconds=seconds)),
             }
         )
     return shown

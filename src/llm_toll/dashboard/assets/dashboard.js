@@ -128,7 +128,7 @@ function emptyRow(columns, text) {
 function drawBudgets(budgets) {
   const body = document.querySelector("#budgets tbody");
   body.replaceChildren();
-  if (!budgets.length) body.append(emptyRow(8, "No budget with a limit."));
+  if (!budgets.length) body.append(emptyRow(9, "No budget with a limit."));
   for (const budget of budgets) {
     const tr = el("tr", { "data-project": budget.project, "data-key": budget.key ?? "" });
     tr.append(el("td", {}, budget.project), el("td", {}, budget.key ?? "–"));
@@ -145,14 +145,18 @@ function drawBudgets(budgets) {
     } else {
       used.textContent = "–";
     }
-    tr.append(used, el("td", { class: "runout" }, runsOut(budget)));
+    tr.append(used, money(budget.burn_nanos));
+    tr.append(el("td", { class: "runout", "data-at": budget.runs_out_at ?? "" }, runsOut(budget)));
     body.append(tr);
   }
 }
 
+// When the budget runs out at the last hour's burn rate, or why it does not.
 function runsOut(budget) {
-  if (budget.runs_out_at === null || budget.runs_out_at === undefined) return "–";
-  return budget.runs_out_at.replace("T", " ").slice(0, 16) + " UTC";
+  if (BigInt(budget.spent_nanos) >= BigInt(budget.limit_nanos)) return "spent";
+  if (budget.runs_out_at !== null) return budget.runs_out_at.replace("T", " ").slice(0, 16) + " UTC";
+  if (BigInt(budget.burn_nanos) === 0n) return "no spend in the last hour";
+  return "lasts the period";
 }
 
 function drawChart(series) {
@@ -211,7 +215,10 @@ function callRow(call, fresh) {
   tr.append(el("td", {}, call.key ?? "–"));
   tr.append(el("td", { class: "num" }, count(call.input_tokens)));
   tr.append(el("td", { class: "num" }, count(call.output_tokens)));
-  tr.append(money(call.cost_nanos));
+  const cost = money(call.cost_nanos);
+  // No price known: recorded at $0, but not free.
+  if (call.flags.includes("unpriced")) cost.textContent = "unknown";
+  tr.append(cost);
   const flags = el("td", { class: "flags" });
   for (const flag of call.flags) flags.append(el("span", { class: `flag flag-${flag}` }, flag));
   tr.append(flags);
@@ -262,6 +269,7 @@ async function loadAll() {
     drawOverview(overview);
     drawCalls(calls.calls, false);
     showError(null);
+    showLive(true);
     document.body.dataset.state = "ready";
     performance.mark("llm-toll:figures");
   } catch (error) {
@@ -275,7 +283,6 @@ function schedulePoll(generation) {
 }
 
 async function poll(generation) {
-  const live = document.getElementById("live");
   try {
     const params = rangeParams();
     if (state.lastId !== null) params.set("after_id", String(state.lastId));
@@ -288,14 +295,19 @@ async function poll(generation) {
       drawOverview(overview);
       drawCalls(calls, true);
     }
-    live.textContent = `live · ${new Date().toISOString().slice(11, 19)} UTC`;
-    live.classList.add("on");
+    showLive(true);
     showError(null);
   } catch (error) {
-    live.classList.remove("on");
+    showLive(false);
     showError(error);
   }
   if (generation === state.generation) schedulePoll(generation);
+}
+
+function showLive(on) {
+  const live = document.getElementById("live");
+  live.classList.toggle("on", on);
+  live.textContent = on ? `live · ${new Date().toISOString().slice(11, 19)} UTC` : "offline";
 }
 
 function showError(error) {
