@@ -2,8 +2,11 @@
 JSON: money as strings of integer nano-USD (exact; the page formats them), times in ISO
 8601 UTC.
 
-The overview is read with one grouped query (the time step by project, model and key) and
-summed here, so a large ledger is scanned once per refresh, not once per table.
+The overview is read with two grouped queries, whatever the number of tables it fills: the
+spend by project, model and key (at most their product of rows, however many calls), summed
+here into the totals and the three breakdowns; and the spend of the chart's dimension per
+time step. Grouping by all four at once would return up to a row per call on a ledger of
+many keys.
 """
 
 from __future__ import annotations
@@ -50,15 +53,16 @@ class Range:
 def overview(store: BaseStore, when: Range, step: Step, group: Group) -> dict[str, Any]:
     """Totals, spend per project / model / key, the spend over time of ``group`` by
     ``step``, and the budgets of the current periods."""
-    rows = store.spend([step, *GROUPS], since=when.since, until=when.until)
     totals = _Sums()
     by_name: dict[Group, dict[str | None, _Sums]] = {g: defaultdict(_Sums) for g in GROUPS}
-    series: dict[str | None, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for row in rows:
+    for row in store.spend(GROUPS, since=when.since, until=when.until):
         totals.add(row)
         for name in GROUPS:
             by_name[name][row[name]].add(row)
-        series[row[group]][row[step]] += int(row["cost_nanos"])
+    over_time = store.spend([step, group], since=when.since, until=when.until)
+    series: dict[str | None, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for row in over_time:
+        series[row[group]][row[step]] = int(row["cost_nanos"])
     return {
         "range": {"since": _iso(when.since), "until": _iso(when.until)},
         "step": step,
@@ -73,7 +77,7 @@ def overview(store: BaseStore, when: Range, step: Step, group: Group) -> dict[st
             ]
             for name in GROUPS
         },
-        "series": _chart(series, [row[step] for row in rows]),
+        "series": _chart(series, [row[step] for row in over_time]),
         "budgets": budgets(store),
     }
 
@@ -139,9 +143,10 @@ class _Sums:
         self.counts = dict.fromkeys(_COUNTS, 0)
 
     def add(self, row: Mapping[str, Any]) -> None:
-        self.cost_nanos += int(row["cost_nanos"])
+        self.cost_nanos += row["cost_nanos"] or 0
+        counts = self.counts
         for name in _COUNTS:
-            self.counts[name] += int(row[name] or 0)
+            counts[name] += row[name] or 0
 
     def as_json(self) -> dict[str, Any]:
         return {"cost_nanos": str(self.cost_nanos), **self.counts}
