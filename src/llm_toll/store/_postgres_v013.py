@@ -38,6 +38,7 @@ from llm_toll._budget.records import (
 from llm_toll.store._checks import check_call
 from llm_toll.store._compat import warn
 from llm_toll.store._ledger import COLUMNS
+from llm_toll.store._reads import POSTGRES_BUCKETS
 from llm_toll.store._reports import ReportSQL
 from llm_toll.store._sql import SQLStore
 from llm_toll.store._time import utc_now
@@ -85,7 +86,10 @@ _TOTALS: Final = f"""(
     FROM budgets) AS budget_totals"""
 
 REPORTS: Final = ReportSQL.for_backend(
-    "(created_at AT TIME ZONE 'UTC')::date", ledger=_LEDGER, totals=_TOTALS
+    "(created_at AT TIME ZONE 'UTC')::date",
+    buckets=POSTGRES_BUCKETS,
+    ledger=_LEDGER,
+    totals=_TOTALS,
 )
 """The read queries of the llm-toll 0.13 API, over 0.13's tables."""
 
