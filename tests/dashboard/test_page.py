@@ -89,6 +89,7 @@ def test_the_page_shows_the_store_figures(store: SQLiteStore, serve: Serve, page
 
     # ...and are shown with the precision their size needs.
     assert page.text_content("#total-cost") == "$1.25"
+    assert page.get_attribute("#total-cost", "title") == "$1.246915008"  # exact, on hover
     projects = shown_money(page, "#by-project")
     assert projects["search"][1] == "$0.00000144"
     assert shown_money(page, "#by-key")["bob"][1] == "$0.0123"
@@ -103,6 +104,7 @@ def test_the_page_shows_the_store_figures(store: SQLiteStore, serve: Serve, page
         "24.9%",
         "1246913568",  # all of it spent in the last hour: the burn rate's window
     ]
+    assert DAILY_5.limit_nanos is not None
     outlook = forecast_budget(
         store, "chat-app", limit_nanos=DAILY_5.limit_nanos, reset="daily", now=before
     )

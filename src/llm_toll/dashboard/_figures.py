@@ -172,11 +172,16 @@ def _chart(series: Mapping[str | None, Mapping[str, int]], steps: Iterable[str])
     }
 
 
-_FLAGS: Final = (
-    ("estimated", lambda row: bool(row["estimated"])),
-    ("unpriced", lambda row: not row["price_known"]),
-    ("partial", lambda row: bool(row["unpriced_units"]) and bool(row["price_known"])),
-)
+def flags(row: Mapping[str, Any]) -> list[str]:
+    """What a ledger row says of its figures: ``estimated`` (usage estimated, not reported),
+    ``unpriced`` (no price known: recorded at $0), ``partial`` (priced, but some of its
+    units had no price, so the cost is part of the bill)."""
+    shown = ["estimated"] if row["estimated"] else []
+    if not row["price_known"]:
+        shown.append("unpriced")
+    elif row["unpriced_units"]:
+        shown.append("partial")
+    return shown
 
 
 def _call(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -191,7 +196,7 @@ def _call(row: Mapping[str, Any]) -> dict[str, Any]:
         "output_tokens": row["output_tokens"],
         "cost_nanos": str(row["cost_nanos"]),
         "cost_source": row["cost_source"],
-        "flags": [flag for flag, applies in _FLAGS if applies(row)],
+        "flags": flags(row),
     }
 
 

@@ -63,7 +63,8 @@ class DashboardServer(ThreadingHTTPServer):
     def url(self) -> str:
         """The page's address, with the token when one is required."""
         host, port = self.server_address[:2]
-        shown = f"[{host}]" if ":" in str(host) else str(host)
+        name = host.decode() if isinstance(host, bytes) else host
+        shown = f"[{name}]" if ":" in name else name
         token = self.access.token
         return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
 

@@ -32,6 +32,16 @@ function usd(nanosText) {
   return `${sign}$${whole}.${fraction}`;
 }
 
+// The exact amount, as the command line shows it: four decimals at least, every one the
+// amount has beyond them.
+function exactUsd(nanosText) {
+  let nanos = BigInt(nanosText);
+  const sign = nanos < 0n ? "-" : "";
+  if (nanos < 0n) nanos = -nanos;
+  const fraction = (nanos % NANOS_PER_USD).toString().padStart(9, "0").replace(/0{1,5}$/, "");
+  return `${sign}$${(nanos / NANOS_PER_USD).toLocaleString("en-US")}.${fraction.padEnd(4, "0")}`;
+}
+
 function count(value) {
   return Number(value).toLocaleString("en-US");
 }
@@ -82,7 +92,8 @@ function svg(tag, attrs = {}, text = null) {
 }
 
 function money(nanosText) {
-  return el("td", { class: "num money", "data-nanos": nanosText }, usd(nanosText));
+  const attrs = { class: "num money", "data-nanos": nanosText, title: exactUsd(nanosText) };
+  return el("td", attrs, usd(nanosText));
 }
 
 function label(name) {
@@ -92,6 +103,7 @@ function label(name) {
 function drawTotals(totals) {
   const cost = document.getElementById("total-cost");
   cost.textContent = usd(totals.cost_nanos);
+  cost.title = exactUsd(totals.cost_nanos);
   cost.dataset.nanos = totals.cost_nanos;
   const counts = {
     "total-calls": totals.calls,
