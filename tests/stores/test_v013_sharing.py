@@ -18,7 +18,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -220,10 +220,13 @@ def test_reads_through_views_and_after_sharing_agree(db: Path) -> None:
                 for p in ("chat", "batch")
                 for r in (None, "daily", "weekly", "monthly")
             ],
+            # The forecasts' burn: 0.13's rows of the last hour, the reset one's included.
+            [store.get_spent_since(p, now - timedelta(hours=1)) for p in ("chat", "batch")],
         ]
 
     with SQLiteStore(db) as store:
         through_views = everything(store)
+    assert through_views[-1] == [375_000_000, 2_000_000_000]
     share(db)
     with SQLiteStore(db) as store:
         assert everything(store) == through_views
@@ -534,6 +537,7 @@ def test_a_0_13_postgres_database_is_shared_and_never_changed(
             500_000_000
         ] * 3  # since its reset
         assert [r["cost_nanos"] for r in store.get_usage_logs("chat")] == [125_000_000, 250_000_000]
+        assert store.get_spent_since("chat", now - timedelta(hours=1)) == 375_000_000
     assert rows_of(pg) == rows  # reading changed no row
 
     with open_store("postgres", pg) as store:

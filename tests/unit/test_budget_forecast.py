@@ -74,8 +74,8 @@ def test_bad_figures_are_refused() -> None:
         forecast(limit_nanos=1, spent_nanos=0, window_spent_nanos=-1)
 
 
-def utc(*fields: int) -> datetime:
-    return datetime(*fields, tzinfo=timezone.utc)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=timezone.utc)
 
 
 @pytest.mark.parametrize(
