@@ -9,6 +9,7 @@ recorded calls.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import sqlite3
@@ -62,7 +63,8 @@ def build(path: Path, rows: int, *, seed: int = 12) -> None:
     start = now - timedelta(days=DAYS)
     step = (now - start) / rows
     names = list(COLUMNS)
-    with sqlite3.connect(path) as conn:
+    # Closed (its write-ahead log folded into the file) before the file is renamed.
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
         for first in range(0, rows - len(PROJECTS), BATCH):
             batch = []
             for n in range(first, min(first + BATCH, rows - len(PROJECTS))):
