@@ -74,6 +74,8 @@ def screenshot(browser: Browser, target: Path) -> None:
             try:
                 page.goto(server.url)
                 wait_ready(page)
+                page.click("button[data-days='30']")
+                page.wait_for_selector("body[data-state=ready]")
                 page.screenshot(path=str(target))
             finally:
                 page.close()

@@ -2,11 +2,12 @@
 JSON: money as strings of integer nano-USD (exact; the page formats them), times in ISO
 8601 UTC.
 
-The overview is read with three grouped queries whose answers stay small however long the
-ledger: the spend by project and model (summed here into the totals and both breakdowns),
-by key, and by the chart's dimension per time step. Grouping by project, model and key at
-once would return a row per combination, thousands on a ledger of many keys, each costing
-more to read than a scan.
+The overview is two grouped reads, each a pass over the range's calls (the cost that
+grows with the ledger): the spend per time step by project and model, and per time step by
+key. The totals, the three breakdowns and the chart are summed here from their answers,
+which stay small however many calls there are (steps times projects and models, steps times
+keys). Grouping by project, model and key at once would instead return a row per
+combination, thousands on a ledger of many keys.
 """
 
 from __future__ import annotations
@@ -53,18 +54,20 @@ class Range:
 def overview(store: BaseStore, when: Range, step: Step, group: Group) -> dict[str, Any]:
     """Totals, spend per project / model / key, the spend over time of ``group`` by
     ``step``, and the budgets of the current periods."""
+    by_who = store.spend([step, "project", "model"], since=when.since, until=when.until)
+    by_key = store.spend([step, "key"], since=when.since, until=when.until)
     totals = _Sums()
     by_name: dict[Group, dict[str | None, _Sums]] = {g: defaultdict(_Sums) for g in GROUPS}
-    for row in store.spend(["project", "model"], since=when.since, until=when.until):
+    for row in by_who:
         totals.add(row)
         by_name["project"][row["project"]].add(row)
         by_name["model"][row["model"]].add(row)
-    for row in store.spend(["key"], since=when.since, until=when.until):
+    for row in by_key:
         by_name["key"][row["key"]].add(row)
-    over_time = store.spend([step, group], since=when.since, until=when.until)
+    over_time = by_key if group == "key" else by_who
     series: dict[str | None, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for row in over_time:
-        series[row[group]][row[step]] = int(row["cost_nanos"])
+        series[row[group]][row[step]] += row["cost_nanos"]
     return {
         "range": {"since": _iso(when.since), "until": _iso(when.until)},
         "step": step,

@@ -328,19 +328,25 @@ function showError(error) {
   node.textContent = error === null ? "" : `Could not read the figures: ${error.message}`;
 }
 
-function preset(days) {
+// The range the page opens on: the last 7 days, read through the ledger's index on
+// (project, created_at) rather than a scan of its whole history.
+const DEFAULT_DAYS = 7;
+
+function setRange(days) {
   const since = document.getElementById("since");
   const until = document.getElementById("until");
+  until.value = "";
   if (days === 0) {
     since.value = "";
-    until.value = "";
   } else {
-    const today = new Date();
-    const start = new Date(today);
+    const start = new Date();
     start.setUTCDate(start.getUTCDate() - (days - 1));
     since.value = isoDate(start);
-    until.value = "";
   }
+}
+
+function preset(days) {
+  setRange(days);
   loadAll();
 }
 
@@ -351,5 +357,6 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const button of document.querySelectorAll("[data-days]")) {
     button.addEventListener("click", () => preset(Number(button.dataset.days)));
   }
+  setRange(DEFAULT_DAYS);
   loadAll();
 });
