@@ -1,8 +1,9 @@
 """The dashboard's first paint on a large ledger: from the page's navigation to its figures
 drawn (the ``llm-toll:figures`` mark the page sets), in headless Chromium.
 
-Prints JSON: rows, the first paint of each run (ms, median first), and the server's time
-for each of the page's two reads (ms). ``python benchmarks/dashboard_paint.py [ROWS]``.
+Prints JSON: rows, the first paint of each run (ms, median first), the server's time for
+each of the page's two first reads (the last 7 days) and for the overview of all history.
+``python benchmarks/dashboard_paint.py [ROWS]``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import statistics
 import sys
 import threading
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.request import urlopen
 
@@ -44,9 +46,12 @@ def main() -> None:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
+        # The page's first reads: the last 7 days (as the page opens), then all of history.
+        week = (datetime.now(timezone.utc) - timedelta(days=6)).date().isoformat()
         reads = {
-            "overview_ms": server_ms(f"{server.url}api/overview?step=day&group=project"),
-            "calls_ms": server_ms(f"{server.url}api/calls?limit=50"),
+            "overview_ms": server_ms(f"{server.url}api/overview?since={week}"),
+            "calls_ms": server_ms(f"{server.url}api/calls?since={week}&limit=50"),
+            "overview_all_ms": server_ms(f"{server.url}api/overview"),
         }
         paints = []
         with sync_playwright() as playwright:

@@ -47,11 +47,11 @@ def test_the_overview_is_the_read_apis(store: BaseStore, dashboard: DashboardSer
     answer = get(dashboard.url, f"/api/overview?step=day&group=model&since={since}&until={until}")
     assert answer.status == 200
     overview = answer.json()
-    window = {"since": MONDAY, "until": MONDAY + timedelta(days=3)}
+    end = MONDAY + timedelta(days=3)
     for group in ("project", "model", "key"):
         expected = [
             (row[group], str(row["cost_nanos"]), row["calls"])
-            for row in store.spend([group], **window)
+            for row in store.spend([group], since=MONDAY, until=end)
         ]
         shown = [
             (row["name"], row["cost_nanos"], row["calls"]) for row in overview["breakdown"][group]
