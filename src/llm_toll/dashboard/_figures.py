@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Final, Literal, get_args
 
 from llm_toll._budget.forecast import forecast_budget
@@ -82,7 +82,7 @@ def overview(store: BaseStore, when: Range, step: Step, group: Group) -> dict[st
             ]
             for name in GROUPS
         },
-        "series": _chart(series, [row[step] for row in over_time]),
+        "series": _chart(series, _every_step(step, [row[step] for row in over_time])),
         "budgets": budgets(store),
     }
 
@@ -155,6 +155,30 @@ class _Sums:
 
     def as_json(self) -> dict[str, Any]:
         return {"cost_nanos": str(self.cost_nanos), **self.counts}
+
+
+def _every_step(step: Step, seen: Iterable[str]) -> list[str]:
+    """The steps from the first seen to the last, those without calls included, so that
+    the chart's axis keeps time."""
+    present = sorted(set(seen))
+    if not present:
+        return []
+    steps, last = [present[0]], present[-1]
+    while steps[-1] < last:
+        steps.append(_next_step(step, steps[-1]))
+    return steps
+
+
+def _next_step(step: Step, label: str) -> str:
+    if step == "day":
+        return (date.fromisoformat(label) + timedelta(days=1)).isoformat()
+    if step == "week":  # ISO week, 2026-W49
+        year, week = label.split("-W")
+        monday = date.fromisocalendar(int(year), int(week), 1) + timedelta(days=7)
+        iso = monday.isocalendar()
+        return f"{iso[0]}-W{iso[1]:02d}"
+    year, month = map(int, label.split("-"))
+    return f"{year + month // 12}-{month % 12 + 1:02d}"
 
 
 def _chart(series: Mapping[str | None, Mapping[str, int]], steps: Iterable[str]) -> dict[str, Any]:
