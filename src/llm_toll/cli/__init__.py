@@ -1,6 +1,11 @@
 """The ``llm-toll`` command: read the ledger and budgets of a store, reset a budget.
 
-Exit codes: 0 success, 1 the store could not be opened or read, 2 usage error.
+Exit codes: 0 success (also when the reader of the output went away, as ``| head`` does),
+1 the store could not be opened or read, or a ``--project`` it does not know; 2 usage
+error.
+
+Tables are coloured (by ``rich``, the ``cli`` extra) only on a terminal, without
+``NO_COLOR``, as the reporter decides; otherwise plain text.
 
 The flags of llm-toll 0.13 (``--stats``, ``--reset``, ``--export csv`` with ``--project``,
 ``--model`` and ``--output``) are still accepted and mapped onto the subcommands.
@@ -17,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from llm_toll.cli._commands import COMMANDS, CannotServe
-from llm_toll.cli._parser import CommandLineError, build_parser, resolve_legacy
+from llm_toll.cli._parser import CommandLineError, build_parser, check_args, resolve_legacy
+from llm_toll.reporter import colour_wanted
 from llm_toll.store import (
     STORE_URL_ENV,
     BaseStore,
@@ -65,14 +71,32 @@ def run_command(args: argparse.Namespace) -> Any:
         # answer; an empty table would hide the failure, so here it is the error it is.
         warnings.simplefilter("error", StoreWarning)
         try:
-            return COMMANDS[args.command].fetch(store, args)
+            command = COMMANDS[args.command]
+            if command.reads:
+                _check_project(store, getattr(args, "project", None))
+            return command.fetch(store, args)
         except (StoreError, StoreWarning, CannotServe) as exc:
             raise CommandFailure(str(exc)) from exc
 
 
+def _check_project(store: BaseStore, project: str | None) -> None:
+    """A read of a project the store does not know is a mistake (a typo), not 'nothing'."""
+    if project is None:
+        return
+    known = store.projects()
+    if project not in known:
+        listed = ", ".join(known) if known else "none yet"
+        raise CommandFailure(f"unknown project {project!r} (projects in the store: {listed})")
+
+
 def _write(text: str, output: str | None) -> None:
     if output is None:
-        print(text)
+        try:
+            print(text, flush=True)
+        except BrokenPipeError:
+            # The reader went away (`| head`): say nothing, and keep the interpreter's own
+            # flush at exit from failing again on the closed pipe.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return
     try:
         Path(output).write_text(text + "\n", encoding="utf-8")
@@ -89,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         except SystemExit as done:  # --help and --version
             return done.code if isinstance(done.code, int) else 0
         resolve_legacy(parser, args)
+        check_args(parser, args)
         result = run_command(args)
     except CommandLineError as exc:
         print(exc, file=sys.stderr)
@@ -97,9 +122,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"llm-toll: error: {exc}", file=sys.stderr)
         return 1
     command = COMMANDS[args.command]
+    output = getattr(args, "output", None)
+    args.colour = output is None and colour_wanted(sys.stdout)
     text = json.dumps(result, indent=2, default=str) if args.json else command.show(result, args)
     try:
-        _write(text, getattr(args, "output", None))
+        _write(text, output)
     except CommandFailure as exc:
         print(f"llm-toll: error: {exc}", file=sys.stderr)
         return 1

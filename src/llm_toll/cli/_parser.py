@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 
 from llm_toll._version import VERSION
 from llm_toll.store import STORE_URL_ENV
+from llm_toll.store._reads import DIMENSIONS
 
 DEFAULT_DASHBOARD_PORT = 8050  # llm-toll 0.13's
 
@@ -63,6 +64,26 @@ def _utc_time(text: str) -> datetime:
     return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at
 
 
+def _dimensions(text: str) -> list[str]:
+    """A comma list of what ``spend`` groups by."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in DIMENSIONS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"cannot group by {text!r}: choose among {', '.join(DIMENSIONS)}"
+        )
+    return names
+
+
+_SINCE_HELP = "only calls made at or after TIME (YYYY-MM-DD, or an ISO 8601 time; UTC)"
+_UNTIL_HELP = "only calls made before TIME (YYYY-MM-DD: before that day; UTC)"
+
+
+def _add_range(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--since", type=_utc_time, metavar="TIME", help=_SINCE_HELP)
+    parser.add_argument("--until", type=_utc_time, metavar="TIME", help=_UNTIL_HELP)
+
+
 def _add_store_options(parser: argparse.ArgumentParser, default: Any) -> None:
     """Store and output options, accepted before and after the subcommand.
 
@@ -108,24 +129,48 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help_text, description=help_text, parents=[common])
 
     summary = command("summary", "calls, tokens and cost per project")
+    _add_range(summary)
     summary.add_argument("--model", help="only calls to this model")
 
     models = command("models", "calls, tokens and cost per model")
+    _add_range(models)
     models.add_argument("--project", help="only calls of this project")
 
+    spend = command("spend", "calls, tokens and cost grouped by time, project, model, key...")
+    _add_range(spend)
+    spend.add_argument(
+        "--by",
+        type=_dimensions,
+        action="extend",
+        metavar="DIMENSION",
+        help=f"group by {', '.join(DIMENSIONS)} (weeks are ISO weeks); repeat it or give a "
+        "comma list, e.g. --by week,model (default: day)",
+    )
+    spend.add_argument("--project", help="only calls of this project")
+    spend.add_argument("--model", help="only calls to this model")
+    spend.add_argument("--key", help="only calls of this budget key")
+    spend.add_argument("--provider", help="only calls to this provider")
+
     logs = command("logs", "the most recent calls, newest first")
+    _add_range(logs)
     logs.add_argument("--project", help="only calls of this project")
     logs.add_argument("--model", help="only calls to this model")
     logs.add_argument(
         "--limit", type=_non_negative_int, default=50, help="how many (0: all; default 50)"
     )
 
-    command("budgets", "running totals per project and budget period, with limit and use")
+    budgets = command("budgets", "running totals per project and budget period, with limit and use")
+    budgets.add_argument("--project", help="only the budgets of this project")
 
     trends = command("trends", "cost, tokens and calls per UTC day")
-    trends.add_argument(
+    span = trends.add_mutually_exclusive_group()
+    span.add_argument(
         "--days", type=_positive_int, default=30, help="how many days back (default 30)"
     )
+    span.add_argument("--since", type=_utc_time, metavar="TIME", help=_SINCE_HELP)
+    trends.add_argument("--until", type=_utc_time, metavar="TIME", help=_UNTIL_HELP)
+    trends.add_argument("--project", help="only calls of this project")
+    trends.add_argument("--model", help="only calls to this model")
 
     reset = command("reset", "zero the running budget totals of a project (history is kept)")
     reset.add_argument("project", help="project name")
@@ -141,12 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         "price the recorded calls again with the current prices; corrections are kept in "
         "price_corrections and carried into the budget totals",
     )
-    reprice.add_argument(
-        "--since",
-        type=_utc_time,
-        metavar="DATE",
-        help="only calls made at or after DATE (YYYY-MM-DD, or an ISO 8601 time; UTC)",
-    )
+    reprice.add_argument("--since", type=_utc_time, metavar="TIME", help=_SINCE_HELP)
     reprice.add_argument("--project", help="only calls of this project")
     reprice.add_argument(
         "--dry-run", action="store_true", help="show the differences, change nothing"
@@ -233,3 +273,17 @@ def resolve_legacy(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
         args.output = args.legacy_output
     else:
         parser.error("a command is required (see llm-toll --help)")
+
+
+def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """What argparse cannot check itself: a range that ends before it starts; the default
+    grouping of ``spend``."""
+    since, until = getattr(args, "since", None), getattr(args, "until", None)
+    if since is not None and until is not None and until <= since:
+        parser.error(f"--until ({until.isoformat()}) must be after --since ({since.isoformat()})")
+    if args.command == "spend":
+        if not args.by:
+            args.by = ["day"]
+        repeated = sorted({name for name in args.by if args.by.count(name) > 1})
+        if repeated:
+            parser.error(f"--by names {', '.join(repeated)} more than once")

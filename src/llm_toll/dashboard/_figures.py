@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Final, Literal, get_args
 
 from llm_toll._budget.forecast import forecast_budget
-from llm_toll._budget.periods import Reset, period_key
+from llm_toll._budget.periods import Reset, period_key, shown_period
 from llm_toll.store import BaseStore
 from llm_toll.store._totals import PROJECT_KEY
 
@@ -124,7 +124,7 @@ def budgets(store: BaseStore, now: datetime | None = None) -> list[dict[str, Any
                 "project": row["project"],
                 "key": key,
                 "reset": reset or "never",
-                "period": period,
+                "period": shown_period(period),  # as the command line shows it
                 "limit_nanos": str(limit),
                 "spent_nanos": str(spent),
                 "utilization": row["utilization"],
