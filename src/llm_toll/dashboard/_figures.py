@@ -173,8 +173,8 @@ def _next_step(step: Step, label: str) -> str:
     if step == "day":
         return (date.fromisoformat(label) + timedelta(days=1)).isoformat()
     if step == "week":  # ISO week, 2026-W49
-        year, week = label.split("-W")
-        monday = date.fromisocalendar(int(year), int(week), 1) + timedelta(days=7)
+        iso_year, iso_week = label.split("-W")
+        monday = date.fromisocalendar(int(iso_year), int(iso_week), 1) + timedelta(days=7)
         iso = monday.isocalendar()
         return f"{iso[0]}-W{iso[1]:02d}"
     year, month = map(int, label.split("-"))
