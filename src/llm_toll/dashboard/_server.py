@@ -40,6 +40,7 @@ _SECURITY_HEADERS: Final = {
     "Cache-Control": "no-store",
 }
 MAX_CALLS: Final = 500
+_EVERY_ADDRESS: Final = frozenset({"0.0.0.0", "::"})
 
 
 class BadRequest(ValueError):
@@ -64,6 +65,8 @@ class DashboardServer(ThreadingHTTPServer):
         """The page's address, with the token when one is required."""
         host, port = self.server_address[:2]
         name = host.decode() if isinstance(host, bytes) else host
+        if name in _EVERY_ADDRESS:  # listening everywhere: the machine's name reaches it
+            name = socket.gethostname()
         shown = f"[{name}]" if ":" in name else name
         token = self.access.token
         return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
