@@ -20,10 +20,10 @@ demo: $(STAMP)
 test: lint
 	$(PY) -m pytest -q tests
 
-# Without the end-to-end stack, PostgreSQL and the file-system faults: needs neither
-# root nor Go.
+# Without the end-to-end stack, PostgreSQL, the browser and the file-system faults: needs
+# neither root nor Go.
 test-fast: lint
-	$(PY) -m pytest -q -m "not e2e and not postgres and not root" tests
+	$(PY) -m pytest -q -m "not e2e and not postgres and not root and not browser" tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

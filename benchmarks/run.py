@@ -181,6 +181,23 @@ def store_down() -> None:
     sys.stdout.flush()
 
 
+DASHBOARD_ROWS = int(os.environ.get("BENCH_DASHBOARD_ROWS", "1000000"))
+
+
+def dashboard_first_paint() -> None:
+    """The dashboard on a cached ledger of DASHBOARD_ROWS calls, in headless Chromium."""
+    result = run_script(sys.executable, "dashboard_paint.py", str(DASHBOARD_ROWS))
+    print()
+    print(f"llm-toll dashboard, ledger of {result['rows']:,} calls (SQLite), ms")
+    print(
+        f"{'first paint (navigation to figures drawn), median':52} {result['first_paint_ms']:10.0f}"
+    )
+    print(f"{'/api/overview, last 7 days (as the page opens)':52} {result['overview_ms']:10.0f}")
+    print(f"{'/api/calls (the 50 most recent)':52} {result['calls_ms']:10.0f}")
+    print(f"{'/api/overview of all history (the All button)':52} {result['overview_all_ms']:10.0f}")
+    sys.stdout.flush()
+
+
 def main() -> None:
     old_py = old_python()
     request_overheads(old_py)
@@ -201,6 +218,7 @@ def main() -> None:
     print(f"budget check 1M rows / 10 rows: llm_toll {growth_new:.2f}, 0.13.0 {growth_old:.2f}")
     sys.stdout.flush()
     store_down()
+    dashboard_first_paint()
     throughput(old_py)
     export_times()
 

@@ -27,7 +27,6 @@ COLOURS_ON_A_TERMINAL = (
     "colours only on a terminal, or with FORCE_COLOR / CLICOLOR_FORCE "
     "(0.13 coloured any output unless NO_COLOR was set)"
 )
-NO_DASHBOARD = "the CLI's --dashboard and its web server (llm_toll.dashboard) are gone"
 
 PRIVATE_013_INTERNAL = (
     "tests a private llm-toll 0.13 internal: an underscore name, or a module llm_toll has not "
@@ -62,7 +61,6 @@ REASONS: tuple[str, ...] = (
     PRICES,
     EXACT_MONEY,
     COLOURS_ON_A_TERMINAL,
-    NO_DASHBOARD,
     PRIVATE_013_INTERNAL,
     PSYCOPG_3,
     MORE_PUBLIC_NAMES,
@@ -121,20 +119,6 @@ _LISTED: list[dict[str, str]] = [
         _REPORTER + "TestCostReporterOutput::test_report_call_red_cost",
         _REPORTER + "TestCostReporterOutput::test_report_call_cyan_model",
         _REPORTER + "TestCostReporterSession::test_session_bold_cost",
-    ),
-    _each(
-        NO_DASHBOARD,
-        *(
-            f"tests/unit/test_dashboard.py::TestDashboardAPI::{name}"
-            for name in (
-                "test_index_returns_html",
-                "test_api_summary",
-                "test_api_trends",
-                "test_api_projects",
-                "test_api_models",
-                "test_api_unknown_path_returns_404",
-            )
-        ),
     ),
     _each(
         PRIVATE_013_INTERNAL,

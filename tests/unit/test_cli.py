@@ -398,9 +398,10 @@ def test_an_unwritable_output_is_an_error(
         (["--reset"], "--reset requires --project"),
         (["--stats", "summary"], "cannot be combined with a command"),
         (["--db", "a.db", "--store-url", "sqlite:///b.db", "summary"], "not allowed with"),
-        (["--dashboard"], "--dashboard was removed"),
         (["--update-pricing", "summary"], "cannot be combined with a command"),
         (["logs", "--interval", "0"], "must be more than 0"),
+        (["--dashboard", "summary"], "cannot be combined with a command"),
+        (["dashboard", "--port", "65536"], "must be 0 (a free port) to 65535"),
     ],
 )
 def test_usage_errors_exit_with_2(

@@ -11,6 +11,8 @@ from llm_toll._version import VERSION
 from llm_toll.store import STORE_URL_ENV
 from llm_toll.store._reads import DIMENSIONS
 
+DEFAULT_DASHBOARD_PORT = 8050  # llm-toll 0.13's
+
 
 class CommandLineError(Exception):
     """The command line is wrong; reported like argparse's own errors (exit code 2)."""
@@ -56,6 +58,13 @@ def _int(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+
+
+def _port(text: str) -> int:
+    value = _int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0 (a free port) to 65535, got {value}")
+    return value
 
 
 def _utc_time(text: str) -> datetime:
@@ -220,6 +229,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--reason", default=None, help="why, kept with each correction (default: re-priced)"
     )
 
+    dashboard = command(
+        "dashboard", "a local web page of spend, budgets and recent calls, updated live"
+    )
+    dashboard.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; any other requires a token)",
+    )
+    dashboard.add_argument(
+        "--port",
+        type=_port,
+        default=DEFAULT_DASHBOARD_PORT,
+        help="port (0: a free one; default 8050)",
+    )
+    dashboard.add_argument(
+        "--token",
+        default=None,
+        help="the token every request must carry (default: $LLM_TOLL_DASHBOARD_TOKEN; "
+        "off loopback a new one is generated and printed)",
+    )
+    dashboard.add_argument("--open", action="store_true", help="open the page in a browser")
+
     export = command(
         "export", "every call with every ledger column, oldest first, as CSV or JSON Lines"
     )
@@ -275,22 +306,19 @@ def _add_legacy_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--project", dest="legacy_project", help=argparse.SUPPRESS)
     parser.add_argument("--model", dest="legacy_model", help=argparse.SUPPRESS)
     parser.add_argument("--output", dest="legacy_output", help=argparse.SUPPRESS)
+    parser.add_argument("--port", dest="legacy_port", type=_port, help=argparse.SUPPRESS)
 
 
 def resolve_legacy(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Turn 0.13 flags into the equivalent subcommand and its options, in place."""
-    if args.dashboard:
-        parser.error(
-            "--dashboard was removed: llm_toll exports its cost metrics over OpenTelemetry, "
-            "to be shown by the dashboards of your metrics backend (e.g. Grafana)"
-        )
-    legacy = args.stats or args.reset or args.export or args.update_pricing
-    given = [args.legacy_project, args.legacy_model, args.legacy_output]
+    legacy = args.stats or args.reset or args.export or args.update_pricing or args.dashboard
+    given = [args.legacy_project, args.legacy_model, args.legacy_output, args.legacy_port]
     if args.command is not None:
         if legacy or any(value is not None for value in given):
             parser.error(
-                "the 0.13 flags (--stats, --reset, --export, --update-pricing, --project, "
-                "--model, --output before the command) cannot be combined with a command"
+                "the 0.13 flags (--stats, --reset, --export, --update-pricing, --dashboard, "
+                "--project, --model, --output, --port before the command) cannot be combined "
+                "with a command"
             )
         return
     project, model = args.legacy_project, args.legacy_model
@@ -310,6 +338,10 @@ def resolve_legacy(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
             None,
             True,
         )
+    elif args.dashboard:
+        # 0.13 served its dashboard on 127.0.0.1 only, at --port (default 8050).
+        args.command, args.host, args.token, args.open = "dashboard", "127.0.0.1", None, False
+        args.port = DEFAULT_DASHBOARD_PORT if args.legacy_port is None else args.legacy_port
     elif args.export:
         args.command, args.project, args.model = "export", project, model
         args.output = args.legacy_output

@@ -1,6 +1,6 @@
 """The commands that write their own output as they go, instead of returning a result for
-``main`` to show: streamed export, ``logs --follow``, reset (which asks first) and the
-price commands (which need no store)."""
+``main`` to show: streamed export, ``logs --follow``, the dashboard, reset (which asks
+first) and the price commands (which need no store)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Protocol
 
-from llm_toll.cli import _export, _follow, _pricing, _reset
+from llm_toll.cli import _dashboard, _export, _follow, _pricing, _reset
 from llm_toll.store import BaseStore
 
 
@@ -31,6 +31,7 @@ def tool_for(args: argparse.Namespace) -> Tool | None:
 
 
 _TOOLS: dict[str, Tool] = {
+    "dashboard": _dashboard.run,
     "export": _export.run,
     "reset": _reset.run,
     "prices": lambda args, session: _pricing.run_prices(args),

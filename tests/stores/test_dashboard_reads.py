@@ -1,0 +1,82 @@
+"""The dashboard's JSON over each backend: its figures are the read API's, exactly."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from llm_toll.dashboard import DashboardServer, open_dashboard
+from llm_toll.store import BaseStore
+from tests.dashboard.http import get
+from tests.stores.helpers import MONDAY, make_call
+
+
+@pytest.fixture
+def dashboard(store: BaseStore) -> Iterator[DashboardServer]:
+    server = open_dashboard(store)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def record(store: BaseStore) -> None:
+    for day, (project, model, key, cost) in enumerate(
+        [
+            ("chat", "gpt-4o", "alice", 1_234_567_890),
+            ("chat", "gpt-4o-mini", None, 12_345),
+            ("search", "embed", "bob", 160),
+            ("chat", "gpt-4o", "bob", 7),
+        ]
+    ):
+        at = MONDAY + timedelta(days=day)
+        store.record_call(make_call(cost, project=project, model=model, budget_key=key, at=at))
+    store.record_call(make_call(0, project="search", model="odd", at=MONDAY, price_known=False))
+
+
+def test_the_overview_is_the_read_apis(store: BaseStore, dashboard: DashboardServer) -> None:
+    record(store)
+    since, until = MONDAY.date().isoformat(), (MONDAY + timedelta(days=3)).date().isoformat()
+    answer = get(dashboard.url, f"/api/overview?step=day&group=model&since={since}&until={until}")
+    assert answer.status == 200
+    overview = answer.json()
+    end = MONDAY + timedelta(days=3)
+    for group in ("project", "model", "key"):
+        expected = [
+            (row[group], str(row["cost_nanos"]), row["calls"])
+            for row in store.spend([group], since=MONDAY, until=end)
+        ]
+        shown = [
+            (row["name"], row["cost_nanos"], row["calls"]) for row in overview["breakdown"][group]
+        ]
+        assert sorted(shown, key=str) == sorted(expected, key=str), group
+    assert overview["totals"]["cost_nanos"] == str(1_234_567_890 + 12_345 + 160)
+    assert (overview["totals"]["calls"], overview["totals"]["unpriced_calls"]) == (4, 1)
+    chart = overview["series"]
+    days = [(MONDAY + timedelta(days=n)).date().isoformat() for n in range(3)]
+    assert chart["buckets"] == days
+    by_model = {series["name"]: series["cost_nanos"] for series in chart["series"]}
+    assert by_model["gpt-4o"] == ["1234567890", "0", "0"]
+    assert by_model["embed"] == ["0", "0", "160"]
+
+
+def test_calls_newest_first_and_after_an_id(store: BaseStore, dashboard: DashboardServer) -> None:
+    record(store)
+    calls = get(dashboard.url, "/api/calls?limit=3").json()["calls"]
+    assert [call["cost_nanos"] for call in calls] == ["7", "160", "12345"]
+    assert calls[0]["key"] == "bob" and calls[0]["created_at"].startswith("2026-03-05T12:00")
+    # Live updates go by id, the order of recording (a call may be recorded late).
+    newest = max(call["id"] for call in get(dashboard.url, "/api/calls").json()["calls"])
+    assert get(dashboard.url, f"/api/calls?after_id={newest}").json() == {"calls": []}
+    store.record_call(make_call(99, project="late", at=MONDAY + timedelta(days=9)))
+    (late,) = get(dashboard.url, f"/api/calls?after_id={newest}").json()["calls"]
+    assert (late["project"], late["cost_nanos"], late["flags"]) == ("late", "99", [])
+    odd = get(dashboard.url, "/api/calls?limit=50").json()["calls"]
+    assert [call["flags"] for call in odd if call["model"] == "odd"] == [["unpriced"]]
