@@ -559,7 +559,9 @@ def test_every_read_takes_a_utc_range_since_inclusive_until_exclusive(
         ("search", 9),
     ]
     assert [r["model"] for r in json_of("models", *week, "--project", "chatbot")] == ["gpt-4o"]
-    assert len(json_of("logs", *week, "--limit", "0")) == 10
+    logs = json_of("logs", *week, "--limit", "0")
+    assert len(logs) == 10
+    assert logs[-1]["created_at"] == "2026-11-23T09:00:00+00:00"
     # A time, with its offset: 10:00 at +01:00 is 09:00 UTC, the first call, included.
     since = "2026-11-23T10:00:00+01:00"
     assert len(json_of("logs", "--since", since, "--until", "2026-11-23T10:00")) == 1
