@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -629,3 +630,14 @@ def test_colour_is_forced_by_force_color_and_refused_by_no_color(
     monkeypatch.delenv("NO_COLOR")
     code, out, _ = run(capsys, "--db", str(week_db), "--json", "models")
     assert "\x1b[" not in out
+
+
+def test_without_rich_a_terminal_gets_the_plain_table(
+    capsys: pytest.CaptureFixture[str], week_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.setitem(sys.modules, "rich", None)  # what `import rich` meets uninstalled
+    code, out, err = run(capsys, "--db", str(week_db), "models")
+    assert (code, err) == (0, "")
+    assert "\x1b[" not in out
+    assert [cells(row)[-1] for row in table_rows(out)][-1] == "$0.01230144*~"
