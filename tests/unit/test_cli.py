@@ -258,9 +258,9 @@ def test_export_writes_every_call_as_csv(
     )
     assert (code, out) == (0, "")
     rows = list(csv.DictReader(io.StringIO(target.read_text(encoding="utf-8"))))
-    assert [(r["model"], r["input_tokens"], float(r["cost"])) for r in rows] == [
-        ("gpt-4o-mini", "100000", 0.018),
-        ("gpt-4o", "1234", 0.0123),
+    assert [(r["model"], r["input_tokens"], r["cost"]) for r in rows] == [
+        ("gpt-4o", "1234", "0.0123"),  # oldest first, money exact
+        ("gpt-4o-mini", "100000", "0.018"),
     ]
 
 
@@ -270,7 +270,7 @@ def test_export_writes_every_call_as_csv(
 def test_reset_zeroes_the_running_totals_and_keeps_history(
     capsys: pytest.CaptureFixture[str], db: Path
 ) -> None:
-    code, out, _ = run(capsys, "--db", str(db), "reset", "research")
+    code, out, _ = run(capsys, "--db", str(db), "reset", "research", "--yes")
     assert (code, out) == (0, "Budget reset for project 'research' (was $6.9500).\n")
     with SQLiteStore(db) as store:
         assert store.get_total_cost("research") == 0.0
@@ -281,7 +281,7 @@ def test_reset_zeroes_the_running_totals_and_keeps_history(
 def test_reset_of_a_project_without_cost_changes_nothing(
     capsys: pytest.CaptureFixture[str], db: Path
 ) -> None:
-    code, out, _ = run(capsys, "--db", str(db), "reset", "nobody")
+    code, out, _ = run(capsys, "--db", str(db), "reset", "nobody", "--yes")
     assert (code, out) == (0, "Project 'nobody' has no recorded cost; nothing to reset.\n")
 
 
@@ -400,7 +400,8 @@ def test_an_unwritable_output_is_an_error(
         (["--stats", "summary"], "cannot be combined with a command"),
         (["--db", "a.db", "--store-url", "sqlite:///b.db", "summary"], "not allowed with"),
         (["--dashboard"], "--dashboard was removed"),
-        (["--update-pricing"], "--update-pricing was removed"),
+        (["--update-pricing", "summary"], "cannot be combined with a command"),
+        (["logs", "--interval", "0"], "must be more than 0"),
     ],
 )
 def test_usage_errors_exit_with_2(
@@ -593,6 +594,24 @@ def test_budget_periods_read_lifetime_and_iso_weeks(
         "lifetime": ["$0.0123", "-", "-"],
         "2026-W48": ["$0.0123", "$1.0000", "1.2%"],
     }
+
+
+def test_reset_takes_a_period_as_budgets_shows_it(
+    capsys: pytest.CaptureFixture[str], week_db: Path
+) -> None:
+    argv = ("--db", str(week_db), "reset", "chatbot", "--yes", "--period")
+    code, out, _ = run(capsys, *argv, "2026-W48")
+    assert (code, out) == (
+        0,
+        "Budget reset for project 'chatbot', period '2026-W48' (was $0.0123).\n",
+    )
+    code, out, _ = run(capsys, "--db", str(week_db), "budgets", "--project", "chatbot")
+    periods = {cells(row)[1]: cells(row)[2] for row in table_rows(out)}
+    assert periods == {"lifetime": "$0.0123", "2026-W48": "$0.0000"}
+    code, out, _ = run(capsys, *argv, "lifetime")
+    assert out == "Budget reset for project 'chatbot', period 'lifetime' (was $0.0123).\n"
+    code, _, err = run(capsys, *argv, "2026-W60")
+    assert code == 2 and "no ISO week '2026-W60'" in err
 
 
 @pytest.mark.parametrize(

@@ -43,6 +43,22 @@ def period_key(reset: Reset | None, at: datetime) -> str:
     raise ValueError(f"unknown reset period {reset!r}")
 
 
+def period_end(reset: Reset | None, at: datetime) -> datetime | None:
+    """When the UTC calendar period of ``reset`` that ``at`` falls in ends (the next one
+    starts); None for a budget that never resets."""
+    if reset is None:
+        return None
+    at = at.astimezone(timezone.utc)
+    day = datetime(at.year, at.month, at.day, tzinfo=timezone.utc)
+    if reset == "daily":
+        return day + timedelta(days=1)
+    if reset == "weekly":
+        return day + timedelta(days=7 - at.weekday())
+    if reset == "monthly":
+        return datetime(at.year + at.month // 12, at.month % 12 + 1, 1, tzinfo=timezone.utc)
+    raise ValueError(f"unknown reset period {reset!r}")
+
+
 def shown_period(key: str) -> str:
     """A stored period key as it is shown: ``lifetime`` for ``all``, an ISO week
     (``2026-W49``) for a week's ``W2026-11-30`` (its Monday); days and months as they are.

@@ -1,8 +1,8 @@
 """The ``llm-toll`` command: read the ledger and budgets of a store, reset a budget.
 
 Exit codes: 0 success (also when the reader of the output went away, as ``| head`` does),
-1 the store could not be opened or read, or a ``--project`` it does not know; 2 usage
-error.
+1 the store could not be opened or read, a ``--project`` it does not know, the output not
+written, a model not priced, or a reset not confirmed; 2 usage error.
 
 Tables are coloured (by ``rich``, the ``cli`` extra) only on a terminal, without
 ``NO_COLOR``, as the reporter decides; otherwise plain text.
@@ -18,12 +18,22 @@ import json
 import os
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from llm_toll.cli._commands import COMMANDS
-from llm_toll.cli._parser import CommandLineError, build_parser, check_args, resolve_legacy
+from llm_toll.cli._parser import (
+    CommandFailure,
+    CommandLineError,
+    build_parser,
+    check_args,
+    resolve_legacy,
+)
+from llm_toll.cli._tools import tool_for
 from llm_toll.reporter import colour_wanted
 from llm_toll.store import (
     STORE_URL_ENV,
@@ -33,10 +43,6 @@ from llm_toll.store import (
     create_store,
 )
 from llm_toll.store._secrets import redact_url
-
-
-class CommandFailure(Exception):
-    """The store could not be opened or read, or the output not written (exit code 1)."""
 
 
 def store_target(args: argparse.Namespace) -> str | None:
@@ -65,19 +71,27 @@ def open_store(target: str | None) -> BaseStore:
     return store
 
 
-def run_command(args: argparse.Namespace) -> Any:
-    """Open the store, run the command's store part, and close the store."""
+@contextmanager
+def store_session(args: argparse.Namespace, *, reads: bool = False) -> Iterator[BaseStore]:
+    """The store of ``args``, open for one command; its failures become CommandFailure.
+    ``reads``: a read, whose ``--project`` must name a project the store knows."""
     with open_store(store_target(args)) as store, warnings.catch_warnings():
         # The 0.13 read methods report a failing store with a StoreWarning and an empty
         # answer; an empty table would hide the failure, so here it is the error it is.
         warnings.simplefilter("error", StoreWarning)
         try:
-            command = COMMANDS[args.command]
-            if command.reads:
+            if reads:
                 _check_project(store, getattr(args, "project", None))
-            return command.fetch(store, args)
+            yield store
         except (StoreError, StoreWarning) as exc:
             raise CommandFailure(str(exc)) from exc
+
+
+def run_command(args: argparse.Namespace) -> Any:
+    """Open the store, run the command's store part, and close the store."""
+    command = COMMANDS[args.command]
+    with store_session(args, reads=command.reads) as store:
+        return command.fetch(store, args)
 
 
 def _check_project(store: BaseStore, project: str | None) -> None:
@@ -90,14 +104,18 @@ def _check_project(store: BaseStore, project: str | None) -> None:
         raise CommandFailure(f"unknown project {project!r} (projects in the store: {listed})")
 
 
+def _reader_gone() -> None:
+    """The reader of stdout went away (`| head`): say nothing, and keep the interpreter's
+    own flush at exit from failing again on the closed pipe."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def _write(text: str, output: str | None) -> None:
     if output is None:
         try:
             print(text, flush=True)
         except BrokenPipeError:
-            # The reader went away (`| head`): say nothing, and keep the interpreter's own
-            # flush at exit from failing again on the closed pipe.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            _reader_gone()
         return
     try:
         Path(output).write_text(text + "\n", encoding="utf-8")
@@ -120,6 +138,13 @@ def main(argv: list[str] | None = None) -> int:
             return done.code if isinstance(done.code, int) else 0
         resolve_legacy(parser, args)
         check_args(parser, args)
+        tool = tool_for(args)
+        if tool is not None:  # a command that writes as it goes (export, logs --follow...)
+            try:
+                return tool(args, partial(store_session, args))
+            except BrokenPipeError:
+                _reader_gone()
+                return 0
         result = run_command(args)
     except CommandLineError as exc:
         print(exc, file=sys.stderr)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +20,6 @@ from llm_toll.cli._tables import (
     render_table,
     time,
     totals,
-    usd,
 )
 from llm_toll.exceptions import PricingMatrixOutdatedWarning
 from llm_toll.store import BaseStore, StoreError
@@ -194,19 +191,6 @@ def _range(args: argparse.Namespace) -> str:
     return f" ({' '.join(parts)} UTC)" if parts else ""
 
 
-def _do_reset(store: BaseStore, args: argparse.Namespace) -> Row:
-    previous = store.get_total_cost(args.project)
-    if previous:
-        store.reset_budget(args.project)
-    return {"project": args.project, "previous_cost": previous, "reset": bool(previous)}
-
-
-def _show_reset(result: Row, args: argparse.Namespace) -> str:
-    if not result["reset"]:
-        return f"Project '{result['project']}' has no recorded cost; nothing to reset."
-    return f"Budget reset for project '{result['project']}' (was {usd(result['previous_cost'])})."
-
-
 def _do_migrate(store: BaseStore, args: argparse.Namespace) -> Row:
     upgrade = getattr(store, "upgrade_schema", None)
     if upgrade is None:
@@ -292,21 +276,6 @@ def _show_reprice(result: Row, args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-_EXPORT_FIELDS = ("project", "model", "input_tokens", "output_tokens", "cost", "created_at")
-
-
-def _fetch_export(store: BaseStore, args: argparse.Namespace) -> list[Row]:
-    return store.get_usage_logs_filtered(project=args.project, model=args.model, limit=0)
-
-
-def _show_export(rows: list[Row], args: argparse.Namespace) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(_EXPORT_FIELDS)
-    writer.writerows([row[field] for field in _EXPORT_FIELDS] for row in rows)
-    return buffer.getvalue().rstrip("\n")
-
-
 def _nothing_for(args: argparse.Namespace) -> str:
     filters = [
         f"{name} '{value}'"
@@ -324,8 +293,6 @@ COMMANDS: dict[str, Command] = {
     "logs": Command(_fetch_logs, _show_logs, reads=True),
     "budgets": Command(_fetch_budgets, _show_budgets, reads=True),
     "trends": Command(_fetch_trends, _show_trends, reads=True),
-    "reset": Command(_do_reset, _show_reset),
     "migrate": Command(_do_migrate, _show_migrate),
     "reprice": Command(_do_reprice, _show_reprice),
-    "export": Command(_fetch_export, _show_export),
 }

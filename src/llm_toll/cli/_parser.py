@@ -7,6 +7,7 @@ import argparse
 from datetime import datetime, timezone
 from typing import Any, NoReturn
 
+from llm_toll._budget.periods import stored_period
 from llm_toll._version import VERSION
 from llm_toll.store import STORE_URL_ENV
 from llm_toll.store._reads import DIMENSIONS
@@ -14,6 +15,10 @@ from llm_toll.store._reads import DIMENSIONS
 
 class CommandLineError(Exception):
     """The command line is wrong; reported like argparse's own errors (exit code 2)."""
+
+
+class CommandFailure(Exception):
+    """The store could not be opened or read, or the output not written (exit code 1)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,6 +39,16 @@ def _non_negative_int(text: str) -> int:
     value = _int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 (all) or more, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
     return value
 
 
@@ -64,6 +79,14 @@ def _dimensions(text: str) -> list[str]:
             f"cannot group by {text!r}: choose among {', '.join(DIMENSIONS)}"
         )
     return names
+
+
+def _period(text: str) -> str:
+    """A period as ``budgets`` shows it (``lifetime``, ``2026-W49``), as the store keys it."""
+    try:
+        return stored_period(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 _SINCE_HELP = "only calls made at or after TIME (YYYY-MM-DD, or an ISO 8601 time; UTC)"
@@ -105,8 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="llm-toll",
         description="Show what LLM calls cost, per project, model and day, and their budgets.",
-        epilog="llm-toll 0.13 flags (--stats, --reset, --export csv, with --project, --model, "
-        "--output) are still accepted.",
+        epilog="llm-toll 0.13 flags (--stats, --reset, --export csv, --update-pricing, with "
+        "--project, --model, --output) are still accepted.",
     )
     parser.add_argument("--version", action="version", version=f"llm-toll {VERSION}")
     _add_store_options(parser, None)
@@ -149,6 +172,19 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument(
         "--limit", type=_non_negative_int, default=50, help="how many (0: all; default 50)"
     )
+    logs.add_argument(
+        "--follow",
+        "-f",
+        action="store_true",
+        help="then print new calls as they are recorded, until Ctrl-C",
+    )
+    logs.add_argument(
+        "--interval",
+        type=_positive_float,
+        default=1.0,
+        metavar="SECONDS",
+        help="with --follow: how often to look for new calls (default 1)",
+    )
 
     budgets = command("budgets", "running totals per project and budget period, with limit and use")
     budgets.add_argument("--project", help="only the budgets of this project")
@@ -165,6 +201,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     reset = command("reset", "zero the running budget totals of a project (history is kept)")
     reset.add_argument("project", help="project name")
+    reset.add_argument("--key", help="only this budget key's totals")
+    reset.add_argument(
+        "--period",
+        type=_period,
+        help="only this period's totals, as budgets shows it: lifetime, 2026-11-30, "
+        "2026-W49, 2026-11",
+    )
+    reset.add_argument(
+        "--yes", "-y", action="store_true", help="do not ask (required when not on a terminal)"
+    )
 
     command(
         "migrate",
@@ -186,11 +232,48 @@ def build_parser() -> argparse.ArgumentParser:
         "--reason", default=None, help="why, kept with each correction (default: re-priced)"
     )
 
-    export = command("export", "every call as CSV (or JSON with --json)")
+    export = command(
+        "export", "every call with every ledger column, oldest first, as CSV or JSON Lines"
+    )
+    export.add_argument(
+        "--format", choices=["csv", "jsonl"], help="csv (default) or jsonl (also: --json)"
+    )
     export.add_argument("--project", help="only calls of this project")
     export.add_argument("--model", help="only calls to this model")
+    export.add_argument("--key", help="only calls with this budget key")
+    _add_range(export)
     export.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout")
+
+    prices = command("prices", "the price of a model: rates per unit, tiers, source, version")
+    prices.add_argument("model", help="model name, as a call reports it")
+    prices.add_argument("--provider", help="provider hint (openai, anthropic, gcp.gemini...)")
+
+    cost = command("cost", "the exact price of one call with these token counts")
+    cost.add_argument("--model", required=True, help="model name")
+    cost.add_argument("--provider", help="provider hint (openai, anthropic, gcp.gemini...)")
+    for flag, dest, help_text in _COST_COUNTS:
+        cost.add_argument(
+            flag, dest=dest, type=_non_negative_int, default=0, metavar="N", help=help_text
+        )
+    cost.add_argument(
+        "--at",
+        type=_utc_time,
+        metavar="TIME",
+        help="the price in force at TIME (YYYY-MM-DD or ISO 8601, UTC; default now)",
+    )
+
+    update = command("update-pricing", "fetch genai-prices' latest price data (in this process)")
+    update.add_argument("--url", help="where to fetch it (default: genai-prices' own file)")
     return parser
+
+
+_COST_COUNTS = (
+    ("--in", "input_tokens", "input tokens, cached ones included"),
+    ("--out", "output_tokens", "output tokens, reasoning ones included"),
+    ("--cached", "cache_read_input_tokens", "of the input: read from the cache"),
+    ("--cache-write", "cache_creation_input_tokens", "of the input: written to the cache"),
+    ("--reasoning", "reasoning_output_tokens", "of the output: reasoning tokens"),
+)
 
 
 def _add_legacy_flags(parser: argparse.ArgumentParser) -> None:
@@ -213,18 +296,13 @@ def resolve_legacy(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
             "--dashboard was removed: llm_toll exports its cost metrics over OpenTelemetry, "
             "to be shown by the dashboards of your metrics backend (e.g. Grafana)"
         )
-    if args.update_pricing:
-        parser.error(
-            "--update-pricing was removed: prices come from the genai-prices package; "
-            "upgrade it to get new prices"
-        )
-    legacy = args.stats or args.reset or args.export
+    legacy = args.stats or args.reset or args.export or args.update_pricing
     given = [args.legacy_project, args.legacy_model, args.legacy_output]
     if args.command is not None:
         if legacy or any(value is not None for value in given):
             parser.error(
-                "the 0.13 flags (--stats, --reset, --export, --project, --model, --output "
-                "before the command) cannot be combined with a command"
+                "the 0.13 flags (--stats, --reset, --export, --update-pricing, --project, "
+                "--model, --output before the command) cannot be combined with a command"
             )
         return
     project, model = args.legacy_project, args.legacy_model
@@ -236,10 +314,22 @@ def resolve_legacy(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
     elif args.reset:
         if project is None:
             parser.error("--reset requires --project")
-        args.command, args.project = "reset", project
+        # 0.13 reset without asking.
+        args.command, args.project, args.key, args.period, args.yes = (
+            "reset",
+            project,
+            None,
+            None,
+            True,
+        )
     elif args.export:
         args.command, args.project, args.model = "export", project, model
         args.output = args.legacy_output
+        # 0.13's six columns (its tests read them by position); the money exact.
+        args.format, args.key, args.since, args.until = "csv", None, None, None
+        args.v013_columns = True
+    elif args.update_pricing:
+        args.command, args.url = "update-pricing", None
     else:
         parser.error("a command is required (see llm-toll --help)")
 

@@ -249,9 +249,16 @@ class OnV013Tables(SQLStore):
             scope, rpm=rpm, tpm=tpm, estimated_tokens=estimated_tokens, now=now
         )
 
-    def reset_budget(self, project: str) -> None:
+    def reset_budget(
+        self, project: str, *, budget_key: str | None = None, period: str | None = None
+    ) -> None:
         try:
             if self._on_v013_tables():
+                if budget_key is not None or period is not None:
+                    raise self._error(
+                        "reset one budget key or period",
+                        "llm-toll 0.13's tables keep one total per project",
+                    )
                 now = self._time_param(utc_now())
                 with self._transaction("reset the budget", write=True) as tx:
                     tx.run(RESET, (now, now, project))
@@ -259,7 +266,7 @@ class OnV013Tables(SQLStore):
         except StoreError as exc:
             warn(exc)
             return
-        super().reset_budget(project)
+        super().reset_budget(project, budget_key=budget_key, period=period)
 
     def upgrade_schema(self) -> str | None:
         if self._on_v013_tables():

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from llm_toll.store import _reads
+from llm_toll.store._alert_marks import THRESHOLD_BITS
 from llm_toll.store._ledger import READ_COLUMNS
 from llm_toll.store._reads import BATCH_ROWS, Filters, TimeBuckets
 from llm_toll.store._time import utc_now
@@ -70,7 +71,8 @@ class ReportSQL:
                 FROM {ledger} WHERE created_at >= ? GROUP BY 1 ORDER BY 1""",
             budget_totals=f"""
                 SELECT project, period, spent_nanos AS total_cost_nanos, limit_nanos,
-                       thresholds_fired, last_reset_at, updated_at, budget_key
+                       thresholds_fired & {THRESHOLD_BITS} AS thresholds_fired,
+                       last_reset_at, updated_at, budget_key
                 FROM {totals}
                 ORDER BY spent_nanos DESC, project, budget_key, period""",
             ledger=ledger,
@@ -223,7 +225,7 @@ class ReportMethods(BaseStore):
 
 
 def add_utilization(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Budget-total rows (from ``as_dict``) with their ``utilization``: spent / limit.
+    """Budget-total rows (from ``as_dicts``) with their ``utilization``: spent / limit.
 
     ``budget_key`` (added after the llm-toll 0.13 keys) is moved last.
     """

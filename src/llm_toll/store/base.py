@@ -106,6 +106,16 @@ class BaseStore(ABC):
         except Exception as exc:
             raise StoreError(f"{type(self).__name__}.get_total_cost failed: {exc!r}") from exc
 
+    def get_spent_since(self, project: str, since: datetime, budget_key: str | None = None) -> int:
+        """Nano-USD of the ledger's calls of ``project`` (or of its ``budget_key``) that
+        started at or after ``since``, whichever process or host recorded them. Reads only
+        the rows since then (the ledger's index on project and time), never the history.
+
+        Not abstract, as above: a store written for llm-toll 0.13 has no such read, and no
+        forecast is made on it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not read spend by time")
+
     # -- strict budgets: reservations -----------------------------------------------------
     # Not abstract, so that stores written for earlier versions still load; the decorator
     # falls back to the plain pre-call check (with a warning) on a store without them.
