@@ -63,7 +63,8 @@ HARNESSES = {
 }
 # Blocks that make no provider request.
 NO_REQUESTS = ("default_registry.register_model", "def answer(question): ...",
-               "def answer(user, question): ...", "llm_toll.record_batch(")  # fmt: skip
+               "def answer(user, question): ...", "llm_toll.record_batch(",
+               "store.spend(")  # fmt: skip
 
 
 def harness_of(block: str) -> Harness:

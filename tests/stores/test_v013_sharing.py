@@ -221,12 +221,17 @@ def test_reads_through_views_and_after_sharing_agree(db: Path) -> None:
                 for p in ("chat", "batch")
                 for r in (None, "daily", "weekly", "monthly")
             ],
+            store.spend(["day", "week", "month", "project", "model", "key", "provider"]),
+            store.calls(limit=-1),
+            list(store.iter_calls(project="chat")),
+            store.projects(),
             # The forecasts' burn: 0.13's rows of the last hour, the reset one's included.
             [store.get_spent_since(p, now - timedelta(hours=1)) for p in ("chat", "batch")],
         ]
 
     with SQLiteStore(db) as store:
         through_views = everything(store)
+        assert [r["cost_nanos"] for r in store.spend(["project"])] == [2_000_000_000, 375_000_000]
     assert through_views[-1] == [375_000_000, 2_000_000_000]
     share(db)
     with SQLiteStore(db) as store:
@@ -560,6 +565,28 @@ def test_a_0_13_postgres_database_is_shared_and_never_changed(
 
     assert cli(["--store-url", pg, "migrate"]) == 1
     assert "llm-toll 0.13's tables" in capsys.readouterr().err
+
+
+def test_the_ledger_reads_over_a_date_range_read_0_13s_tables(pg: str) -> None:
+    with open_store("postgres", pg) as store:
+        assert store.projects() == ["batch", "chat"]
+        [chat_4o, chat_mini] = store.spend(["day", "project", "model", "key"], project="chat")
+        assert (chat_4o["day"], chat_4o["model"], chat_4o["cost_nanos"]) == (
+            chat_4o["first_at"].date().isoformat(),
+            "gpt-4o",
+            250_000_000,
+        )
+        assert (chat_mini["calls"], chat_mini["unpriced_calls"], chat_mini["key"]) == (1, 0, None)
+        calls = store.calls(limit=-1)
+        assert [row["cost_nanos"] for row in calls] == [
+            500_000_000,
+            1_500_000_000,
+            125_000_000,
+            250_000_000,
+        ]
+        oldest_first = [row["id"] for row in store.iter_calls()]
+        assert oldest_first == sorted(row["id"] for row in calls)
+        assert store.calls(after_id=oldest_first[-2])[0]["cost_nanos"] == 500_000_000
 
 
 def test_what_needs_llm_tolls_own_tables_is_declined_on_0_13s(pg: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -561,7 +562,9 @@ def test_every_read_takes_a_utc_range_since_inclusive_until_exclusive(
         ("search", 9),
     ]
     assert [r["model"] for r in json_of("models", *week, "--project", "chatbot")] == ["gpt-4o"]
-    assert len(json_of("logs", *week, "--limit", "0")) == 10
+    logs = json_of("logs", *week, "--limit", "0")
+    assert len(logs) == 10
+    assert logs[-1]["created_at"] == "2026-11-23T09:00:00+00:00"
     # A time, with its offset: 10:00 at +01:00 is 09:00 UTC, the first call, included.
     since = "2026-11-23T10:00:00+01:00"
     assert len(json_of("logs", "--since", since, "--until", "2026-11-23T10:00")) == 1
@@ -592,6 +595,24 @@ def test_budget_periods_read_lifetime_and_iso_weeks(
         "lifetime": ["$0.0123", "-", "-"],
         "2026-W48": ["$0.0123", "$1.0000", "1.2%"],
     }
+
+
+def test_reset_takes_a_period_as_budgets_shows_it(
+    capsys: pytest.CaptureFixture[str], week_db: Path
+) -> None:
+    argv = ("--db", str(week_db), "reset", "chatbot", "--yes", "--period")
+    code, out, _ = run(capsys, *argv, "2026-W48")
+    assert (code, out) == (
+        0,
+        "Budget reset for project 'chatbot', period '2026-W48' (was $0.0123).\n",
+    )
+    code, out, _ = run(capsys, "--db", str(week_db), "budgets", "--project", "chatbot")
+    periods = {cells(row)[1]: cells(row)[2] for row in table_rows(out)}
+    assert periods == {"lifetime": "$0.0123", "2026-W48": "$0.0000"}
+    code, out, _ = run(capsys, *argv, "lifetime")
+    assert out == "Budget reset for project 'chatbot', period 'lifetime' (was $0.0123).\n"
+    code, _, err = run(capsys, *argv, "2026-W60")
+    assert code == 2 and "no ISO week '2026-W60'" in err
 
 
 @pytest.mark.parametrize(
@@ -629,3 +650,14 @@ def test_colour_is_forced_by_force_color_and_refused_by_no_color(
     monkeypatch.delenv("NO_COLOR")
     code, out, _ = run(capsys, "--db", str(week_db), "--json", "models")
     assert "\x1b[" not in out
+
+
+def test_without_rich_a_terminal_gets_the_plain_table(
+    capsys: pytest.CaptureFixture[str], week_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.setitem(sys.modules, "rich", None)  # what `import rich` meets uninstalled
+    code, out, err = run(capsys, "--db", str(week_db), "models")
+    assert (code, err) == (0, "")
+    assert "\x1b[" not in out
+    assert [cells(row)[-1] for row in table_rows(out)][-1] == "$0.01230144*~"

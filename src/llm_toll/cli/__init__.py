@@ -20,6 +20,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,11 @@ def _write(text: str, output: str | None) -> None:
         raise CommandFailure(f"cannot write {output}: {exc.strerror or exc}") from exc
 
 
+def _json_value(value: object) -> str:
+    """A time as ISO 8601 (``2026-11-30T09:00:00+00:00``), anything else as its text."""
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``llm-toll`` with ``argv`` (default: the process arguments); return the exit code."""
     parser = build_parser()
@@ -149,7 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     command = COMMANDS[args.command]
     output = getattr(args, "output", None)
     args.colour = output is None and colour_wanted(sys.stdout)
-    text = json.dumps(result, indent=2, default=str) if args.json else command.show(result, args)
+    text = (
+        json.dumps(result, indent=2, default=_json_value)
+        if args.json
+        else command.show(result, args)
+    )
     try:
         _write(text, output)
     except CommandFailure as exc:

@@ -7,6 +7,7 @@ import argparse
 from datetime import datetime, timezone
 from typing import Any, NoReturn
 
+from llm_toll._budget.periods import stored_period
 from llm_toll._version import VERSION
 from llm_toll.store import STORE_URL_ENV
 from llm_toll.store._reads import DIMENSIONS
@@ -87,6 +88,14 @@ def _dimensions(text: str) -> list[str]:
             f"cannot group by {text!r}: choose among {', '.join(DIMENSIONS)}"
         )
     return names
+
+
+def _period(text: str) -> str:
+    """A period as ``budgets`` shows it (``lifetime``, ``2026-W49``), as the store keys it."""
+    try:
+        return stored_period(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 _SINCE_HELP = "only calls made at or after TIME (YYYY-MM-DD, or an ISO 8601 time; UTC)"
@@ -203,7 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     reset.add_argument("project", help="project name")
     reset.add_argument("--key", help="only this budget key's totals")
     reset.add_argument(
-        "--period", help="only this period's totals: all, 2026-11-30, 2026-11... (see budgets)"
+        "--period",
+        type=_period,
+        help="only this period's totals, as budgets shows it: lifetime, 2026-11-30, "
+        "2026-W49, 2026-11",
     )
     reset.add_argument(
         "--yes", "-y", action="store_true", help="do not ask (required when not on a terminal)"

@@ -9,7 +9,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from llm_toll._budget.money import usd_to_nanos
-from llm_toll._budget.periods import LIFETIME
+from llm_toll._budget.periods import LIFETIME, shown_period
 from llm_toll.cli._parser import CommandFailure
 from llm_toll.cli._tables import nanos_usd
 from llm_toll.store import BaseStore
@@ -67,7 +67,7 @@ def _scope(args: argparse.Namespace) -> str:
     if args.key is not None:
         parts.append(f"key '{args.key}'")
     if args.period is not None:
-        parts.append(f"period '{args.period}'")
+        parts.append(f"period '{shown_period(args.period)}'")
     return ", ".join(parts)
 
 
