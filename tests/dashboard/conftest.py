@@ -50,7 +50,9 @@ def serve(store: SQLiteStore) -> Iterator[Serve]:
             thread.join()
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running on this
+# thread while it is open, and the async tests of other modules need none running.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     from playwright.sync_api import sync_playwright
 
