@@ -72,6 +72,10 @@ class BudgetSpec:
     limit_nanos: int | None
     reset: Reset | None = None
     """None (lifetime), "daily", "weekly" or "monthly", on the UTC calendar."""
+    also: tuple[BudgetSpec, ...] = ()
+    """Limits of the same scope over other periods (a limit kept in the store with its own
+    ``reset``, see ``_budget.limits``): each has its own period total, and the call is
+    refused when any is exhausted."""
 
 
 @dataclass(frozen=True, slots=True)

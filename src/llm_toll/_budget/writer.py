@@ -37,6 +37,7 @@ from opentelemetry.trace import Span
 
 from llm_toll._budget import foreign
 from llm_toll._budget.journal import ReplayStopped, SpillJournal
+from llm_toll._budget.limits import reported
 from llm_toll._budget.money import nanos_to_usd
 from llm_toll._budget.records import BudgetState, CallRecord, PendingWrite
 from llm_toll._budget.view import BudgetView
@@ -143,6 +144,7 @@ class CostSpanProcessor(SpanProcessor):
         cost_metrics_only: bool = False,
     ) -> None:
         """A recorded call on its span, in the metrics and the reporter's line."""
+        write = reported(write, state)  # of limits kept in the store too, the binding one
         call = write.call
         if span is not None and span.is_recording():
             try:
