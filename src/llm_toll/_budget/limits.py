@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from decimal import Decimal
 
+from llm_toll._budget.money import nanos_to_decimal
 from llm_toll._budget.periods import Reset, period_key, validate_reset
 from llm_toll._budget.records import BudgetSpec, BudgetState, PendingWrite
 
@@ -34,7 +36,13 @@ class StoredLimit:
 
     @property
     def reset_label(self) -> str:
+        """``daily``, ``weekly``, ``monthly`` or ``lifetime``."""
         return self.reset or LIFETIME_RESET
+
+    @property
+    def limit(self) -> Decimal:
+        """The limit in USD, exactly."""
+        return nanos_to_decimal(self.limit_nanos)
 
 
 def reset_of_label(label: str) -> Reset | None:

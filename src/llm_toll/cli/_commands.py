@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llm_toll._budget.money import nanos_to_decimal
+from llm_toll.cli import _budget
 from llm_toll.cli._tables import Column, Row, count, percent, render_table, time, totals, usd
 from llm_toll.exceptions import PricingMatrixOutdatedWarning
 from llm_toll.store import BaseStore, StoreError
@@ -31,6 +32,8 @@ class Command:
 
     fetch: Callable[[BaseStore, argparse.Namespace], Any]
     show: Callable[[Any, argparse.Namespace], str]
+    creates_store: Callable[[argparse.Namespace], bool] | None = None
+    """Whether it may write to a SQLite file not yet created (reads never create one)."""
 
 
 def _fetch_summary(store: BaseStore, args: argparse.Namespace) -> list[Row]:
@@ -261,4 +264,5 @@ COMMANDS: dict[str, Command] = {
     "migrate": Command(_do_migrate, _show_migrate),
     "reprice": Command(_do_reprice, _show_reprice),
     "export": Command(_fetch_export, _show_export),
+    "budget": Command(_budget.run, _budget.show, _budget.creates_store),
 }

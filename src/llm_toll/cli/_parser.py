@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from typing import Any, NoReturn
 
 from llm_toll._version import VERSION
+from llm_toll.cli import _budget
 from llm_toll.store import STORE_URL_ENV
 
 
@@ -145,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     reprice.add_argument(
         "--reason", default=None, help="why, kept with each correction (default: re-priced)"
     )
+
+    _budget.add_parser(command("budget", "set, list and remove limits kept in the store"), common)
 
     export = command("export", "every call as CSV (or JSON with --json)")
     export.add_argument("--project", help="only calls of this project")
