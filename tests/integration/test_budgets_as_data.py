@@ -200,3 +200,20 @@ def test_spans_report_the_binding_limit(
     daily = ledger.get_spent("binding", "daily", now)
     assert 0 < daily < monthly
     assert attributes["llm_toll.budget.spent"] == pytest.approx(daily / 1e9)
+
+
+async def test_async_calls_read_stored_limits_off_the_loop(
+    ledger: SQLiteStore, replay: ReplayServer, async_openai_client: Any
+) -> None:
+    @track_costs(project="async-stored")
+    async def ask() -> Any:
+        return await async_openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+
+    await ask()
+    budgets.set_budget("async-stored", 0, key=None, reset="weekly")
+    with pytest.raises(BudgetExceededError) as refusal:
+        await ask()
+    assert refusal.value.max_budget == 0.0
+    budgets.remove_budget("async-stored")
+    await ask()
+    assert len(ledger.get_usage_logs("async-stored")) == 2

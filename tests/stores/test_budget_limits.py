@@ -75,9 +75,12 @@ def test_each_limit_of_a_scope_counts_in_its_own_period(store: BaseStore) -> Non
         30,
         25,
     )
-    spent = [store.get_spent("proj", reset, at) for reset, at in (
-        ("daily", MONDAY), ("daily", day2), ("monthly", day2), (None, day2)
-    )]  # fmt: skip
+    spent = [
+        store.get_spent("proj", "daily", MONDAY),
+        store.get_spent("proj", "daily", day2),
+        store.get_spent("proj", "monthly", day2),
+        store.get_spent("proj", None, day2),
+    ]
     assert spent == [10, 25, 35, 35]  # the lifetime total counts each call once
     lifetime = [row for row in store.get_budget_utilization() if row["period"] == "all"]
     assert [row["limit_nanos"] for row in lifetime] == [1000]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import threading
 import time
 import weakref
 from collections.abc import Mapping
@@ -20,6 +19,7 @@ from llm_toll._budget.records import BudgetSpec
 from llm_toll._options import seconds_option
 from llm_toll._warnings import warn_once
 from llm_toll.exceptions import AccountingWarning
+from llm_toll.store.errors import StoreError
 
 if TYPE_CHECKING:
     from llm_toll._call.plan import Plan
@@ -36,7 +36,7 @@ NO_LIMITS: Limits = MappingProxyType({})
 class LimitCache:
     """The stored limits of each store this process uses, with when they were read.
 
-    Reads and replaces whole snapshots (one dict assignment): no lock on the call path.
+    Reads and replaces whole snapshots (one dict assignment): no lock.
     """
 
     def __init__(self, refresh_s: float | None = None) -> None:
@@ -44,7 +44,6 @@ class LimitCache:
         self._snapshots: weakref.WeakKeyDictionary[BaseStore, tuple[float, Limits]] = (
             weakref.WeakKeyDictionary()
         )
-        self._lock = threading.Lock()  # only around a refresh, so one reader at a time
 
     def fresh(self, store: BaseStore) -> Limits | None:
         """The limits, if read less than ``refresh_s`` ago; else None (call ``load``)."""
@@ -61,23 +60,23 @@ class LimitCache:
     def load(self, store: BaseStore) -> Limits:
         """Read the store's limits (blocking I/O: never on the event loop). When the store
         cannot answer, the limits last read stay in force until the next attempt, one
-        interval later, and the failure is warned once."""
-        with self._lock:
-            limits = self.fresh(store)
-            if limits is not None:  # another thread read them while this one waited
-                return limits
-            try:
-                limits = _by_scope(store)
-            except Exception as exc:
-                warn_once(
-                    f"stored-limits:{type(exc).__name__}",
-                    f"llm_toll could not read the budget limits kept in the store ({exc}); "
-                    "the limits read before stay in force.",
-                    AccountingWarning,
-                )
-                limits = self.current(store)
-            self._snapshots[store] = (time.monotonic(), limits)
-            return limits
+        interval later (a store that is down is warned of by the budget check and the
+        write; any other failure here once). No lock: threads that find the
+        copy stale at once each read it, and the last read stays."""
+        try:
+            limits = _by_scope(store)
+        except StoreError:  # a store that is down is warned of by the check and the write
+            limits = self.current(store)
+        except Exception as exc:
+            warn_once(
+                f"stored-limits:{type(exc).__name__}",
+                f"llm_toll could not read the budget limits kept in the store ({exc}); "
+                "the limits read before stay in force.",
+                AccountingWarning,
+            )
+            limits = self.current(store)
+        self._snapshots[store] = (time.monotonic(), limits)
+        return limits
 
     def forget(self) -> None:
         """Read the limits anew at the next call (after ``llm_toll.budgets`` changed them)."""

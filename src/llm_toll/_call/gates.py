@@ -169,7 +169,7 @@ def _gates(
                 yield _Refuse(plan, reserved, key, model)
                 raise reserved
             reservation = reserved  # None: the store cannot reserve; check plainly
-    if reservation is not None or granted is not None:
+    if scopes and (reservation is not None or granted is not None):
         # A reservation holds one period: limits kept in the store over other periods get
         # the plain check.
         held = plan.reserved_budget(key).reset
@@ -420,7 +420,8 @@ class _LoadLimits(_Step):
         return limits if limits is not None else stored_limits.load(store)
 
     async def run_async(self) -> Limits:
-        limits = stored_limits.fresh(self.store or _runtime.get_store())
+        store = self.store or _runtime._store  # a store is never opened on the event loop
+        limits = None if store is None else stored_limits.fresh(store)
         return limits if limits is not None else await worker.run(self.run)
 
 

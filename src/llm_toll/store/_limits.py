@@ -74,7 +74,9 @@ class LimitMethods(BaseStore):
         if self._on_v013_tables():
             return []
         try:
-            with self._transaction("read the budget limits", write=False) as tx:
+            # No write barrier: the limits are not written by this process's calls, and
+            # the gates read them from llm_toll's worker thread too.
+            with self._transaction("read the budget limits", write=False, barrier=False) as tx:
                 _, rows = tx.query(LIST_LIMITS)
         except StoreError as exc:
             if _missing_table(exc):
