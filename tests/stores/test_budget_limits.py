@@ -1,20 +1,31 @@
 """Budgets as data in the store: the ``budget_limits`` table (schema step 7) on both
-backends, limits of several periods in one scope's totals, and a database shared with
-llm-toll 0.13 that stays writable by 0.13."""
+backends, limits of several periods in one scope's totals, a database shared with
+llm-toll 0.13 that stays writable by 0.13, and limits set with ``llm-toll budget`` binding
+a running process (``@track_costs`` around the real openai client, against the loopback
+replay server) within its refresh interval."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from llm_toll._budget.limits import combine
 from llm_toll._budget.periods import period_key
 from llm_toll._budget.records import BudgetSpec
-from llm_toll.store import BaseStore, SQLiteStore, StoreError, StoreWarning
+from llm_toll.cli import main as cli
+from llm_toll.demo.replay import ReplayServer
+from llm_toll.store import STORE_URL_ENV, BaseStore, SQLiteStore, StoreError, StoreWarning
 from llm_toll.store._time import utc_now
-from tests.stores.conftest import PostgresServer, open_store
+from tests.stores.conftest import PostgresServer, StoreFactory, open_store
 from tests.stores.helpers import MONDAY, keyed, make_call
 from tests.stores.test_v013_sharing import (
     SHARING_NOTICE,
@@ -44,9 +55,10 @@ def test_limits_are_kept_replaced_and_removed(store: BaseStore) -> None:
     assert store.get_budget_limits() == []
 
 
-def test_a_second_store_sees_a_limit_another_set(store: BaseStore, store_factory: object) -> None:
-    assert callable(store_factory)
-    other: BaseStore = store_factory()
+def test_a_second_store_sees_a_limit_another_set(
+    store: BaseStore, store_factory: StoreFactory
+) -> None:
+    other = store_factory()
     other.set_budget_limit("proj", 2**63 - 1, reset="monthly")
     [limit] = store.get_budget_limits()
     assert (limit.limit_nanos, limit.reset_label) == (2**63 - 1, "monthly")
@@ -133,3 +145,102 @@ def test_a_v013_postgres_database_has_no_limits_and_refuses_one(
         assert v013_total(dsn, "chat", cwd=tmp_path) == pytest.approx(0.375)
     finally:
         postgres_server.drop_database(dsn)
+
+
+# -- a running process ------------------------------------------------------------------
+
+WORKER = Path(__file__).resolve().parents[1] / "support" / "budget_worker.py"
+REPO = Path(__file__).resolve().parents[2]
+REFRESH_S = 0.2  # the worker's LLM_TOLL_BUDGET_REFRESH_S
+PICKUP_TIMEOUT_S = 60.0  # generous: a change is due within REFRESH_S
+CODE_LIMIT_USD = 0.05
+
+
+class Worker:
+    """The running process: one decorated call per ``call()``."""
+
+    def __init__(self, replay: ReplayServer, url: str, project: str) -> None:
+        env = {**os.environ, STORE_URL_ENV: url, "LLM_TOLL_BUDGET_REFRESH_S": str(REFRESH_S)}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        argv = [sys.executable, str(WORKER), replay.base_url + "/v1", project, str(CODE_LIMIT_USD)]
+        self.process = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        )
+        assert self.readline() == "ready"
+
+    def readline(self) -> str:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        assert line, f"the worker exited with {self.process.wait()}"
+        return line.strip()
+
+    def call(self) -> dict[str, Any]:
+        assert self.process.stdin is not None
+        self.process.stdin.write("call\n")
+        self.process.stdin.flush()
+        answer: dict[str, Any] = json.loads(self.readline())
+        return answer
+
+    def until(self, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        """Call until ``done(answer)``: a change in the store reaches the worker at its
+        next refresh; the answer last seen is returned for the caller to assert on."""
+        deadline = time.monotonic() + PICKUP_TIMEOUT_S
+        while True:
+            answer = self.call()
+            if done(answer) or time.monotonic() >= deadline:
+                return answer
+
+    def stop(self) -> None:
+        try:
+            if self.process.stdin is not None:
+                self.process.stdin.close()
+            self.process.wait(timeout=30)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture
+def worker(replay: ReplayServer, store_factory: StoreFactory) -> Iterator[tuple[Worker, str]]:
+    """A worker process on this test's database, SQLite or PostgreSQL."""
+    running = Worker(replay, store_factory.location, "fleet")
+    try:
+        yield running, store_factory.location
+    finally:
+        running.stop()
+
+
+def refused(answer: dict[str, Any]) -> bool:
+    return not answer["ok"]
+
+
+def test_cli_limits_bind_a_running_process(
+    worker: tuple[Worker, str], store_factory: StoreFactory
+) -> None:
+    running, url = worker
+
+    def budget(*args: str) -> int:
+        return cli(["budget", *args, "--store-url", url])
+
+    assert running.call() == {"ok": True}  # under the code's limit, no stored one
+
+    # A stored limit stricter than max_budget= refuses the worker's calls.
+    assert budget("set", "fleet", "--limit", "0") == 0
+    assert running.until(refused) == {"ok": False, "max_budget": 0.0}
+
+    # Raised above the code's limit: calls go through again.
+    assert budget("set", "fleet", "--limit", "100", "--reset", "daily") == 0
+    assert budget("rm", "fleet", "--reset", "lifetime") == 0
+    assert running.until(lambda answer: answer["ok"]) == {"ok": True}
+
+    # Removed: the code's limit is what is left, and it binds once it is spent.
+    assert budget("set", "fleet", "--limit", "0") == 0
+    assert running.until(refused)["ok"] is False
+    assert budget("rm", "fleet") == 0
+    assert running.until(lambda answer: answer["ok"]) == {"ok": True}
+    last = running.until(refused)
+    assert last == {"ok": False, "max_budget": CODE_LIMIT_USD}
+    store = store_factory()
+    assert store.get_total_cost("fleet") >= CODE_LIMIT_USD
+    assert store.get_budget_limits() == []
