@@ -94,6 +94,8 @@ def test_each_limit_of_a_scope_counts_in_its_own_period(store: BaseStore) -> Non
         store.get_spent("proj", None, day2),
     ]
     assert spent == [10, 25, 35, 35]  # the lifetime total counts each call once
+    # The other totals come back too: the process's budget view learns each of them.
+    assert sorted((o.period, o.spent_nanos) for o in state.others) == [("2026-03", 35), ("all", 35)]
     lifetime = [row for row in store.get_budget_utilization() if row["period"] == "all"]
     assert [row["limit_nanos"] for row in lifetime] == [1000]
     # A looser stored limit: the code's is the one with least left, and is reported.

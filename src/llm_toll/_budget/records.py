@@ -93,6 +93,9 @@ class BudgetState:
     """True for the one call that took the spend from under the limit to at or over it."""
     key_state: BudgetState | None = None
     """The state of the call's budget key (per-tenant budget), when one was tracked."""
+    others: tuple[BudgetState, ...] = ()
+    """The scope's other period totals (limits kept in the store over other periods),
+    when this state is the binding one of several."""
 
 
 @dataclass(frozen=True, slots=True)

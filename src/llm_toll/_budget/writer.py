@@ -201,12 +201,12 @@ class CostSpanProcessor(SpanProcessor):
         return state
 
     def _remember(self, call: CallRecord, state: BudgetState) -> None:
-        self.view.remember(call.project, state.period, state.spent_nanos)
+        for known in (state, *state.others):  # others: limits kept in the store
+            self.view.remember(call.project, known.period, known.spent_nanos)
         key_state = state.key_state
         if key_state is not None and call.budget_key:
-            self.view.remember(
-                call.project, key_state.period, key_state.spent_nanos, call.budget_key
-            )
+            for known in (key_state, *key_state.others):
+                self.view.remember(call.project, known.period, known.spent_nanos, call.budget_key)
 
     # -- records the store refused --------------------------------------------------------
 

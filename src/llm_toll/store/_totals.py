@@ -156,9 +156,12 @@ def _add_budget(
     states = [_add(tx, first._replace(ledger_row=ledger_row))]
     states += [_add_period(tx, write) for write in others]
     limited = [state for state in states if state.limit_nanos is not None]
-    if not limited:
-        return states[0]
-    return min(limited, key=lambda state: (state.limit_nanos or 0) - state.spent_nanos)
+    binding = (
+        min(limited, key=lambda state: (state.limit_nanos or 0) - state.spent_nanos)
+        if limited
+        else states[0]
+    )
+    return replace(binding, others=tuple(state for state in states if state is not binding))
 
 
 def _add_period(tx: Transaction, write: ScopeWrite) -> BudgetState:
