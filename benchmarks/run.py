@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from exit_time import exit_times
+from export import main as export_times
 from imports import RUNS
 from imports import measure as measure_imports
 
@@ -201,6 +202,7 @@ def main() -> None:
     sys.stdout.flush()
     store_down()
     throughput(old_py)
+    export_times()
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ from llm_toll._call.plan import (
 )
 from llm_toll._options import count_option, text_option, usd_option
 from llm_toll._runtime import check_store_environment, set_reporter, set_store
+from llm_toll.alerts._alert import AlertCallback
+from llm_toll.alerts._options import alert_options
 from llm_toll.rate_limiter import RateLimiter
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -49,6 +51,9 @@ def track_costs(
     clamp: bool = True,
     on_store_error: StoreErrorPolicy | None = None,
     on_unpriced: UnpricedPolicy = "warn",
+    on_threshold: AlertCallback | None = None,
+    on_exceeded: AlertCallback | None = None,
+    alert_webhook: str | None = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -73,6 +78,9 @@ def track_costs(
     clamp: bool = True,
     on_store_error: StoreErrorPolicy | None = None,
     on_unpriced: UnpricedPolicy = "warn",
+    on_threshold: AlertCallback | None = None,
+    on_exceeded: AlertCallback | None = None,
+    alert_webhook: str | None = None,
 ) -> F | Callable[[F], F]:
     """Track the cost of every call of the decorated function and enforce its budget.
 
@@ -140,6 +148,17 @@ def track_costs(
             sends it and records its tokens at $0 with a ``PricingMatrixOutdatedWarning``;
             ``"refuse"`` raises ``UnpricedModelError`` (a ``BudgetExceededError``) before
             it is sent.
+        on_threshold: ``callable(alert)``, called once per crossing of 50, 80 and 100 % of
+            a budget (``max_budget``, ``key_budget``) in a period, across every process
+            sharing the store, with an :class:`llm_toll.alerts.Alert`. Called in
+            llm_toll's alert thread, never in the calling thread or on an event loop; an
+            exception it raises is warned about once.
+        on_exceeded: ``callable(alert)``, the same for the call that takes a budget's
+            spend to its limit or past it, and for the first call of a period that the
+            spent budget refuses (``alert.refused``).
+        alert_webhook: an ``http(s)://`` URL (a Slack incoming webhook, or any receiver
+            of Slack's JSON) that each alert is POSTed to, with retries; without it,
+            ``LLM_TOLL_ALERT_WEBHOOK``'s URL, if set.
     """
     options = plan_options(
         project=project,
@@ -160,6 +179,9 @@ def track_costs(
         clamp=clamp,
         on_store_error=on_store_error,
         on_unpriced=on_unpriced,
+        on_threshold=on_threshold,
+        on_exceeded=on_exceeded,
+        alert_webhook=alert_webhook,
     )
     check_store_environment()
 
@@ -189,6 +211,9 @@ def plan_options(
     clamp: bool = True,
     on_store_error: StoreErrorPolicy | None = None,
     on_unpriced: UnpricedPolicy = "warn",
+    on_threshold: AlertCallback | None = None,
+    on_exceeded: AlertCallback | None = None,
+    alert_webhook: str | None = None,
 ) -> dict[str, Any]:
     """The options of ``track_costs`` (and of ``llm_toll.run``, ``instrument`` and the
     framework callbacks) checked, as the fields of a Plan; a ValueError names the option
@@ -233,6 +258,7 @@ def plan_options(
         raise ValueError(f"key_in_metrics must be True or False, got {key_in_metrics!r}")
     policy = store_error_option(on_store_error, strict=strict)
     unpriced = unpriced_option(on_unpriced)
+    alerts = alert_options(on_threshold, on_exceeded, alert_webhook)
     limiter = (
         RateLimiter(rpm=rate_limit, tpm=tpm_limit)
         if rate_limit is not None or tpm_limit is not None
@@ -257,6 +283,7 @@ def plan_options(
         "clamp": clamp,
         "on_store_error": policy,
         "on_unpriced": unpriced,
+        "alerts": alerts,
     }
 
 

@@ -15,7 +15,7 @@ import sys
 import threading
 import warnings
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import IO
 
 from llm_toll._budget.money import nanos_to_decimal, usd_to_nanos
@@ -32,7 +32,7 @@ _BOLD = "1"
 
 _ONE_CENT = usd_to_nanos("0.01")
 _TEN_CENTS = usd_to_nanos("0.10")
-_SHOWN_PLACES = Decimal("0.0001")
+_MIN_PLACES = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,12 +114,7 @@ class CostReporter:
         return self._file if self._file is not None else sys.stderr
 
     def _colour_on(self) -> bool:
-        if os.environ.get("NO_COLOR", ""):
-            return False
-        if colour_forced():
-            return True
-        isatty = getattr(self._stream(), "isatty", None)
-        return bool(isatty is not None and isatty())
+        return colour_wanted(self._stream())
 
     def _write(self, line: str) -> None:
         print(line, file=self._stream(), flush=True)
@@ -139,6 +134,17 @@ def reporter_from_env() -> CostReporter:
     return CostReporter(enabled=value in _TRUE_VALUES)
 
 
+def colour_wanted(stream: object) -> bool:
+    """Whether to colour what goes to ``stream``: never with ``NO_COLOR``; when forced; else
+    only on a terminal."""
+    if os.environ.get("NO_COLOR", ""):
+        return False
+    if colour_forced():
+        return True
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty is not None and isatty())
+
+
 def colour_forced() -> bool:
     """``FORCE_COLOR`` set to anything but empty, ``0`` or ``false``, or ``CLICOLOR_FORCE``
     set to anything but empty or ``0``: colours even when the output is not a terminal."""
@@ -148,12 +154,15 @@ def colour_forced() -> bool:
 
 
 def format_usd(nanos: int, *, grouping: bool = False) -> str:
-    """``$0.0123``: four decimals, rounded half-up as people round money.
+    """An amount of nano-USD shown exactly: four decimals (``$0.0123``), more when the
+    amount has them (``$0.00000144``), so a cost is never rounded, nor shown as zero.
 
     ``grouping`` adds thousands separators (``$1,234.5000``) for tables.
     """
-    amount = nanos_to_decimal(nanos).quantize(_SHOWN_PLACES, rounding=ROUND_HALF_UP)
-    return f"${amount:,}" if grouping else f"${amount}"
+    amount = nanos_to_decimal(nanos)
+    exponent = amount.normalize().as_tuple().exponent
+    places = max(_MIN_PLACES, -exponent if isinstance(exponent, int) else 0)
+    return f"${amount:{',' if grouping else ''}.{places}f}"
 
 
 def _check_tokens(name: str, value: int) -> None:

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 import pytest
 
 from llm_toll import SQLiteStore
+from llm_toll._budget.forecast import forecast_budget
 from tests.e2e import workload_collector_kill as workload
 from tests.e2e.binaries import Binaries
 from tests.e2e.harness import REPO, child_env, eventually, tail
@@ -373,6 +374,89 @@ def test_a_budget_crossing_alerts_by_both_paths(stack: Stack, demo_run: DemoRun)
         timeout=EXPORT_DEADLINE_S,
     )
     assert thresholds == {"0.5", "0.8", "1"}
+
+
+# --- 4b. budget forecasts ------------------------------------------------------------------
+
+FORECAST_PANEL = "Budget time remaining (forecast)"
+FORECAST_WORKLOAD = """
+import sys
+from llm_toll import CostReporter, SQLiteStore, default_registry, set_reporter, set_store
+from llm_toll import track_costs
+set_store(SQLiteStore(sys.argv[1]))
+set_reporter(CostReporter(enabled=False))
+default_registry.register_model("forecast-model", 0.001, 0.001)
+
+@track_costs(project="forecast-e2e", max_budget=1.0)
+def ask(i):
+    return {"object": "chat.completion", "model": "forecast-model", "id": f"f{i}", "choices": [],
+            "usage": {"prompt_tokens": 200, "completion_tokens": 0}}
+
+for i in range(4):
+    ask(i)
+"""
+
+
+def test_a_budget_running_out_is_forecast_on_the_dashboard_and_alerted(
+    stack: Stack, demo_run: DemoRun, tmp_path: Path
+) -> None:
+    """$0.80 of a $1.00 budget spent in the last hour: the gauge, the dashboard's panel and
+    the store's own forecast agree on 900 s left, and LlmTollBudgetRunningOut fires; the
+    demo's spent budget shows 0 and is left to LlmTollBudgetExhausted."""
+    service = f"llm-toll-e2e-forecast-{time.time_ns()}"
+    db = tmp_path / "forecast.db"
+    done = subprocess.run(
+        [sys.executable, "-c", FORECAST_WORKLOAD, str(db)],
+        env=demo_env(stack.collector, service),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    with SQLiteStore(db) as store:
+        expected = forecast_budget(
+            store, "forecast-e2e", limit_nanos=10**9, reset=None, now=datetime.now(timezone.utc)
+        )
+    assert (expected.spent_nanos, expected.window_spent_nanos) == (800_000_000, 800_000_000)
+    assert expected.seconds_left == 900.0
+
+    panel = [expr for title, expr in dashboard_queries() if title == FORECAST_PANEL]
+    assert len(panel) == 1, dashboard_queries()
+
+    def per_project() -> dict[str, float]:
+        return {
+            row["metric"].get("llm_toll_project", ""): float(row["value"][1])
+            for row in stack.prometheus.query(panel[0])
+        }
+
+    shown = eventually(
+        per_project,
+        # The last export is the final state (one made between calls may come first).
+        lambda got: got.get("forecast-e2e") == expected.seconds_left and "research-agent" in got,
+        timeout=EXPORT_DEADLINE_S,
+    )
+    logs = stack.logs("collector", "prometheus", "alertmanager")
+    assert shown.get("forecast-e2e") == expected.seconds_left, f"{shown}\n{logs}"
+    assert shown.get("research-agent") == 0.0, shown  # the demo's $0.10, spent
+
+    def running_out(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [a for a in alerts if a["labels"]["alertname"] == "LlmTollBudgetRunningOut"]
+
+    held = eventually(
+        lambda: running_out(stack.alertmanager.alerts()),
+        lambda found: any(a["labels"].get("job") == service for a in found),
+        timeout=EXPORT_DEADLINE_S,
+    )
+    ours = [a for a in held if a["labels"].get("job") == service]
+    assert len(ours) == 1, f"{held}\n{logs}"
+    alert = ours[0]
+    assert alert["status"]["state"] == "active"
+    assert alert["labels"]["llm_toll_project"] == "forecast-e2e"
+    assert alert["labels"]["llm_toll_budget_period"] == "lifetime"
+    assert alert["labels"]["severity"] == "warning"
+    assert alert["annotations"]["summary"].endswith("runs out in 15m 0s"), alert
+    # A spent budget is not "running out": LlmTollBudgetExhausted fires for it instead.
+    assert not [a for a in held if a["labels"].get("job") == demo_run.service_name], held
 
 
 # --- 5. a Collector that dies ----------------------------------------------------------

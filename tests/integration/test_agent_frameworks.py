@@ -25,7 +25,12 @@ from llm_toll.usage import Usage
 from tests.conftest import API_KEY
 from tests.integration.test_decorated_providers import genai_prices_nanos
 from tests.support.otel import Telemetry
-from tests.support.payloads.tool_calls import chat_tool_call, responses_function_call
+from tests.support.payloads.tool_calls import (
+    chat_tool_call,
+    chat_tool_call_stream,
+    responses_function_call,
+    responses_function_call_stream,
+)
 
 if TYPE_CHECKING:
     import openai
@@ -44,9 +49,22 @@ def get_weather(city: str) -> str:
     return f"Sunny in {city}."
 
 
+def served(exchange: Exchange) -> dict[str, Any]:
+    """The response one exchange answered, whole: for a stream, its chat chunk that carries
+    the usage, or the Responses API's ``response.completed`` response."""
+    if isinstance(exchange.response, dict):
+        return exchange.response
+    for data in reversed(exchange.response):
+        if isinstance(data, dict) and data.get("type") == "response.completed":
+            return dict(data["response"])
+        if isinstance(data, dict) and data.get("usage"):
+            return data
+    raise AssertionError(f"no usage in the stream answered: {exchange.response!r}")
+
+
 def sent_usage(exchange: Exchange) -> Usage:
     """The usage the server sent for one exchange (scripted or computed), normalised."""
-    usage = exchange.response["usage"]
+    usage = served(exchange)["usage"]
     if exchange.api == "openai.responses":
         cached = usage["input_tokens_details"]["cached_tokens"]
         return Usage(usage["input_tokens"], usage["output_tokens"], cached)
@@ -62,9 +80,9 @@ def assert_each_request_recorded(
     assert len(replay.requests) == requests
     assert all(exchange.status == 200 for exchange in replay.requests)
     rows = {row["response_id"]: row for row in store.get_usage_logs(project, limit=100)}
-    assert sorted(rows) == sorted(e.response["id"] for e in replay.requests)
+    assert sorted(rows) == sorted(served(e)["id"] for e in replay.requests)
     for exchange in replay.requests:
-        row, usage = rows[exchange.response["id"]], sent_usage(exchange)
+        row, usage = rows[served(exchange)["id"]], sent_usage(exchange)
         assert (row["provider"], row["model"]) == ("openai", MODEL)
         assert (row["input_tokens"], row["output_tokens"]) == (usage.input_tokens,
                                                                usage.output_tokens)  # fmt: skip
@@ -90,7 +108,7 @@ def assert_refused_second(
     assert refused.value.max_budget == pytest.approx(CAP_BELOW_FIRST)
     assert len(replay.requests) == 1  # the server's count: the second request was not sent
     [row] = store.get_usage_logs(project)
-    assert row["response_id"] == replay.requests[0].response["id"]
+    assert row["response_id"] == served(replay.requests[0])["id"]
     assert refused.value.current_cost == pytest.approx(row["cost"])
 
 
@@ -168,6 +186,38 @@ async def test_pydantic_ai_run_is_stopped_at_its_cap(
     assert_refused_second(refused, store, "pai-async-cap", replay)
 
 
+async def pydantic_streamed(agent: Any) -> str:
+    """``agent.run_stream``, read to its final output."""
+    async with agent.run_stream(QUESTION) as result:
+        return str(await result.get_output())
+
+
+async def test_pydantic_ai_run_stream_records_each_request(
+    store: SQLiteStore, replay: ReplayServer, telemetry: Telemetry, async_openai_client: Any
+) -> None:
+    """``agent.run_stream``: the tool call and the answer both arrive as streams, each
+    metered as it arrives and recorded once."""
+    agent = pydantic_agent(async_openai_client)
+    replay.script(body=chat_tool_call_stream(MODEL, "get_weather", CITY, **TOOL_CALL_TOKENS))
+    async with llm_toll.run("pai-stream", max_cost=1.0) as run:
+        output = await pydantic_streamed(agent)
+    assert output == replay.requests[1].text
+    assert all(exchange.stream for exchange in replay.requests)
+    total = assert_each_request_recorded(store, "pai-stream", replay, telemetry, requests=2)
+    assert run.cost == pytest.approx(total)
+
+
+async def test_pydantic_ai_run_stream_is_stopped_at_its_cap(
+    store: SQLiteStore, replay: ReplayServer, async_openai_client: Any
+) -> None:
+    agent = pydantic_agent(async_openai_client)
+    replay.script(body=chat_tool_call_stream(MODEL, "get_weather", CITY, **TOOL_CALL_TOKENS))
+    with pytest.raises(BudgetExceededError) as refused:
+        async with llm_toll.run("pai-stream-cap", max_cost=CAP_BELOW_FIRST):
+            await pydantic_streamed(agent)
+    assert_refused_second(refused, store, "pai-stream-cap", replay)
+
+
 # -- OpenAI Agents SDK ----------------------------------------------------------------------
 
 APIS = ("responses", "chat_completions")
@@ -191,6 +241,7 @@ def openai_agent(client: openai.AsyncOpenAI, api: str) -> Any:
     Chat Completions through a model object given the client."""
     from agents import (
         Agent,
+        ModelSettings,
         OpenAIChatCompletionsModel,
         function_tool,
         set_default_openai_client,
@@ -205,6 +256,9 @@ def openai_agent(client: openai.AsyncOpenAI, api: str) -> Any:
         instructions="Answer with the weather tool.",
         model=model,
         tools=[function_tool(get_weather)],
+        # A Chat Completions stream from another host than api.openai.com (here the replay
+        # server) carries its usage only when asked to.
+        model_settings=ModelSettings(include_usage=True),
     )
 
 
@@ -284,3 +338,53 @@ async def test_agents_sdk_run_is_stopped_at_its_cap(
         async with llm_toll.run(f"oa-agents-async-cap-{api}", max_cost=CAP_BELOW_FIRST):
             await Runner.run(agent, QUESTION)
     assert_refused_second(refused, store, f"oa-agents-async-cap-{api}", replay)
+
+
+def script_streamed_tool_call(replay: ReplayServer, api: str) -> None:
+    build = responses_function_call_stream if api == "responses" else chat_tool_call_stream
+    replay.script(body=build(MODEL, "get_weather", CITY, **TOOL_CALL_TOKENS))
+
+
+async def agents_streamed(agent: Any) -> Any:
+    """``Runner.run_streamed``, its events read to the end (which re-raises what stopped
+    the run)."""
+    from agents import Runner
+
+    result = Runner.run_streamed(agent, QUESTION)
+    async for _ in result.stream_events():
+        pass
+    return result
+
+
+@pytest.mark.usefixtures("agents_default_client")
+@pytest.mark.parametrize("api", APIS)
+async def test_agents_sdk_run_streamed_records_each_request(
+    store: SQLiteStore,
+    replay: ReplayServer,
+    telemetry: Telemetry,
+    async_openai_client: Any,
+    api: str,
+) -> None:
+    agent = openai_agent(async_openai_client, api)
+    script_streamed_tool_call(replay, api)
+    async with llm_toll.run(f"oa-agents-stream-{api}", max_cost=1.0) as run:
+        result = await agents_streamed(agent)
+    assert result.final_output == replay.requests[1].text
+    assert all(exchange.stream for exchange in replay.requests)
+    total = assert_each_request_recorded(
+        store, f"oa-agents-stream-{api}", replay, telemetry, requests=2
+    )
+    assert run.cost == pytest.approx(total)
+
+
+@pytest.mark.usefixtures("agents_default_client")
+@pytest.mark.parametrize("api", APIS)
+async def test_agents_sdk_run_streamed_is_stopped_at_its_cap(
+    store: SQLiteStore, replay: ReplayServer, async_openai_client: Any, api: str
+) -> None:
+    agent = openai_agent(async_openai_client, api)
+    script_streamed_tool_call(replay, api)
+    with pytest.raises(BudgetExceededError) as refused:
+        async with llm_toll.run(f"oa-agents-stream-cap-{api}", max_cost=CAP_BELOW_FIRST):
+            await agents_streamed(agent)
+    assert_refused_second(refused, store, f"oa-agents-stream-cap-{api}", replay)

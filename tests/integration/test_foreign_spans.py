@@ -6,9 +6,13 @@ resource; one they do record (inside a run) is recorded once."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
+    BaseInstrumentor,
+)
 from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -36,22 +40,30 @@ class Instrumented:
         self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
 
 
-@pytest.fixture
-def instrumented() -> Iterator[Instrumented]:
+@contextmanager
+def instrumented_by(*instrumentors: BaseInstrumentor) -> Iterator[Instrumented]:
+    """``instrumentors`` on an app's TracerProvider that llm_toll prices the spans of."""
     saved = providers._settings, providers._resource
     app = Instrumented()
     llm_toll.setup_telemetry(price_foreign_spans=True, traces=False, metrics=False)
     llm_toll.telemetry.attach(app.provider)
-    instrumentor = OpenAIInstrumentor()  # type: ignore[no-untyped-call]
-    instrumentor.instrument(tracer_provider=app.provider)
+    for instrumentor in instrumentors:
+        instrumentor.instrument(tracer_provider=app.provider)
     try:
         yield app
     finally:
-        instrumentor.uninstrument()
+        for instrumentor in instrumentors:
+            instrumentor.uninstrument()
         foreign.enable(False)
         providers._settings, providers._resource = saved
         providers._resolved = None
         app.provider.shutdown()
+
+
+@pytest.fixture
+def instrumented() -> Iterator[Instrumented]:
+    with instrumented_by(OpenAIInstrumentor()) as app:  # type: ignore[no-untyped-call]
+        yield app
 
 
 def chat(client: Any) -> None:
@@ -68,6 +80,7 @@ def test_a_request_llm_toll_did_not_hook_is_recorded_from_the_span(
     cost_before = telemetry.sum_for(
         "gen_ai.client.operation.cost", **{"gen_ai.request.model": "gpt-4o-mini"}
     )
+    project_before = telemetry.sum_for("llm_toll.cost", **{"llm_toll.project": PROJECT})
     chat(openai_client)  # outside any run: llm_toll's hooks record nothing
 
     [span] = instrumented.exporter.get_finished_spans()
@@ -83,9 +96,9 @@ def test_a_request_llm_toll_did_not_hook_is_recorded_from_the_span(
     assert row["cost_nanos"] == genai_prices_nanos(sent, row["model"], "openai") > 0
     assert telemetry.requests() == []  # llm_toll made no span of its own
     cost = nanos_to_usd(row["cost_nanos"])
-    assert telemetry.sum_for("llm_toll.cost", **{"llm_toll.project": PROJECT}) == pytest.approx(
-        cost
-    )
+    assert telemetry.sum_for(
+        "llm_toll.cost", **{"llm_toll.project": PROJECT}
+    ) - project_before == pytest.approx(cost)
     assert telemetry.sum_for(
         "gen_ai.client.operation.cost", **{"gen_ai.request.model": "gpt-4o-mini"}
     ) - cost_before == pytest.approx(cost)
@@ -127,3 +140,62 @@ async def test_an_async_request_the_hooks_record_is_recorded_once(
     assert [in_run["response_id"], outside["response_id"]] == [
         e.response_id for e in replay.requests
     ]
+
+
+def llm_toll_layers(method: Any) -> list[Any]:
+    """The wrapper functions of llm_toll's modules in the stack of wrapt wrappers of
+    ``method``, as the SDK holds it."""
+    found = []
+    while hasattr(method, "__wrapped__"):
+        wrapper = getattr(method, "_self_wrapper", None)
+        if getattr(wrapper, "__module__", "").startswith("llm_toll"):
+            found.append(wrapper)
+        method = method.__wrapped__
+    return found
+
+
+def test_uninstrument_under_another_instrumentation_takes_only_its_own_layer(
+    store: SQLiteStore,
+    replay: ReplayServer,
+    openai_client: Any,
+    instrumented: Instrumented,
+    telemetry: Telemetry,
+) -> None:
+    import wrapt
+    from openai._base_client import SyncAPIClient
+    from opentelemetry.instrumentation.utils import unwrap
+
+    # openai-v2 wraps ``Completions.create``; an instrumentation that wraps the method
+    # llm_toll hooks, after it, stacks its wrapt layer on top of llm_toll's.
+    theirs: list[object] = []
+
+    def counting(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        theirs.append(instance)
+        return wrapped(*args, **kwargs)
+
+    llm_toll.instrument()
+    wrapt.wrap_function_wrapper("openai._base_client", "SyncAPIClient.request", counting)
+    try:
+        assert len(llm_toll_layers(vars(SyncAPIClient)["request"])) == 1
+        llm_toll.uninstrument()
+        assert llm_toll_layers(vars(SyncAPIClient)["request"]) == []
+
+        chat(openai_client)  # both other instrumentations still see it; llm_toll's hook not
+        assert len(theirs) == 1
+        assert len(instrumented.exporter.get_finished_spans()) == 1
+        assert telemetry.requests() == []
+        assert len(store.get_usage_logs(PROJECT)) == 1  # priced from openai-v2's span
+
+        assert llm_toll.instrument(project="again")
+        assert llm_toll.instrument(project="again")  # idempotent: one layer, not two
+        assert len(llm_toll_layers(vars(SyncAPIClient)["request"])) == 1
+        chat(openai_client)
+        assert len(theirs) == 2
+        assert len(instrumented.exporter.get_finished_spans()) == 2
+        assert len(telemetry.requests()) == 1
+        assert len(store.get_usage_logs("again")) == 1
+        assert len(store.get_usage_logs(PROJECT)) == 1
+    finally:
+        llm_toll.uninstrument()
+        unwrap(SyncAPIClient, "request")
+    assert not hasattr(vars(SyncAPIClient)["request"], "__wrapped__")

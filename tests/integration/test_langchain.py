@@ -19,6 +19,7 @@ import llm_toll
 from llm_toll import BudgetExceededError, LangChainCallback
 from llm_toll._worker import worker
 from llm_toll.demo.replay import ReplayServer
+from llm_toll.exceptions import UsageWarning
 from llm_toll.integrations.langchain import AsyncLangChainCallback
 from llm_toll.store import SQLiteStore
 from tests.integration.test_decorated_providers import assert_recorded, genai_prices_nanos
@@ -98,6 +99,17 @@ def test_chat_openai_streamed(store: SQLiteStore, replay: ReplayServer) -> None:
     assert_recorded(store, "lc-stream", replay, "openai")
 
 
+def test_a_stream_without_usage_warns_and_records_nothing(
+    store: SQLiteStore, replay: ReplayServer
+) -> None:
+    """langchain-openai given a base_url asks a stream for no usage: nothing to price."""
+    model = chat_openai(replay, [LangChainCallback(project="lc-no-usage")], streaming=True)
+    with pytest.warns(UsageWarning, match="stream_usage=True"):
+        assert "".join(str(chunk.content) for chunk in model.stream("hello there"))
+    assert replay.last.usage is None
+    assert store.get_usage_logs("lc-no-usage") == []
+
+
 def test_chat_anthropic_with_cache_writes(store: SQLiteStore, replay: ReplayServer) -> None:
     replay.script(cached_tokens=40, cache_creation_tokens=24)
     model = chat_anthropic(replay, [LangChainCallback(project="lc-anthropic")])
@@ -110,6 +122,53 @@ def test_chat_anthropic_with_cache_writes(store: SQLiteStore, replay: ReplayServ
     assert row["cache_creation_input_tokens"] == 24
     assert (row["provider"], row["response_id"]) == ("anthropic", message.response_metadata["id"])
     assert row["cost_nanos"] == genai_prices_nanos(sent, row["model"], "anthropic") > 0
+
+
+def assert_each_anthropic_request_recorded(
+    store: SQLiteStore, project: str, replay: ReplayServer
+) -> None:
+    """One row per request served, each with every unit served (the input side from the
+    stream's cumulative ``message_delta``) at its exact cost, and their sum as the total.
+    langchain-anthropic's streamed message carries no response id: rows are matched by
+    their units."""
+
+    def units(row: dict[str, Any]) -> tuple[int, ...]:
+        return tuple(row[name] for name in UNITS)
+
+    rows = sorted(store.get_usage_logs(project, limit=100), key=units)
+    served = sorted((e.tokens for e in replay.requests if e.tokens), key=lambda t: tuple(
+        getattr(t, name) for name in UNITS))  # fmt: skip
+    assert len(rows) == len(served) == len(replay.requests)
+    for row, sent in zip(rows, served, strict=True):
+        assert units(row) == tuple(getattr(sent, name) for name in UNITS)
+        assert row["cost_nanos"] == genai_prices_nanos(sent, row["model"], "anthropic") > 0
+    total = sum(row["cost_nanos"] for row in rows)
+    assert store.get_total_cost(project) == pytest.approx(total / 1e9)
+
+
+UNITS = ("input_tokens", "output_tokens", "cache_read_input_tokens",
+         "cache_creation_input_tokens")  # fmt: skip
+STREAMED_ANTHROPIC = [{"cached_tokens": 40, "cache_creation_tokens": 24}, {}]
+
+
+def test_chat_anthropic_streamed(store: SQLiteStore, replay: ReplayServer) -> None:
+    """langchain-anthropic reads a stream's usage from its ``message_delta`` alone: the
+    input side is there too (cumulative counts, as the API sends them)."""
+    model = chat_anthropic(replay, [LangChainCallback(project="lc-anthropic-stream")])
+    for script in STREAMED_ANTHROPIC:
+        replay.script(**script)
+        assert "".join(str(chunk.content) for chunk in model.stream("Name three colours."))
+    assert len(replay.requests) == len(STREAMED_ANTHROPIC)
+    assert_each_anthropic_request_recorded(store, "lc-anthropic-stream", replay)
+
+
+async def test_chat_anthropic_astreamed(store: SQLiteStore, replay: ReplayServer) -> None:
+    model = chat_anthropic(replay, [AsyncLangChainCallback(project="lc-anthropic-astream")])
+    for script in STREAMED_ANTHROPIC:
+        replay.script(**script)
+        assert "".join([str(chunk.content) async for chunk in model.astream("Name colours.")])
+    assert len(replay.requests) == len(STREAMED_ANTHROPIC)
+    assert_each_anthropic_request_recorded(store, "lc-anthropic-astream", replay)
 
 
 def test_a_spent_budget_stops_the_chain_before_the_request(

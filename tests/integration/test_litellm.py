@@ -245,3 +245,140 @@ def test_a_retried_completion_is_recorded_once(
     sent = replay.last.tokens
     assert sent is not None
     assert (row["input_tokens"], row["output_tokens"]) == (sent.input_tokens, sent.output_tokens)
+
+
+# -- retries and router fallbacks -----------------------------------------------------------
+
+
+def deployment(replay: ReplayServer, name: str, model: str) -> dict[str, Any]:
+    """A Router deployment on the replay server; the openai SDK's own retries off, so every
+    attempt is the Router's and reaches the server."""
+    params = {"model": f"openai/{model}", "api_base": replay.base_url + "/v1", "api_key": "test",
+              "max_retries": 0}  # fmt: skip
+    return {"model_name": name, "litellm_params": params}
+
+
+def router_with_a_failing_main(litellm: Any, replay: ReplayServer, status: int) -> Any:
+    """A Router whose ``main`` deployment answers ``status`` to every attempt (retried),
+    then falls back to ``backup``, which answers."""
+    replay.fail("gpt-4o", status)
+    replay.script(cached_tokens=1024)  # for the one request that gets an answer
+    return litellm.Router(
+        model_list=[
+            deployment(replay, "main", "gpt-4o"),
+            deployment(replay, "backup", "gpt-4o-mini"),
+        ],
+        fallbacks=[{"main": ["backup"]}],
+        num_retries=2,
+    )
+
+
+def assert_only_the_answer_recorded(
+    replay: ReplayServer, store: SQLiteStore, project: str, status: int, response: Any
+) -> None:
+    """Only the request that came back is recorded, once, at LiteLLM's cost of it; the
+    failed attempts cost nothing."""
+    failed = [e for e in replay.requests if e.status != 200]
+    [served] = [e for e in replay.requests if e.status == 200]
+    assert failed and all((e.model, e.status) == ("gpt-4o", status) for e in failed)
+    assert replay.requests[-1] is served and served.model == "gpt-4o-mini"
+    [row] = store.get_usage_logs(project)
+    sent = served.tokens
+    assert sent is not None
+    assert (row["model"], row["response_id"]) == ("gpt-4o-mini", served.response_id)
+    assert (row["input_tokens"], row["output_tokens"]) == (sent.input_tokens, sent.output_tokens)
+    assert row["cache_read_input_tokens"] == 1024
+    assert row["cost_nanos"] == usd_to_nanos(response._hidden_params["response_cost"]) > 0
+    assert store.get_total_cost(project) == pytest.approx(row["cost_nanos"] / 1e9)
+
+
+@pytest.mark.parametrize("status", [500, 429])
+def test_a_router_fallback_records_the_request_that_answered(
+    litellm: Any, replay: ReplayServer, store: SQLiteStore, status: int
+) -> None:
+    callback = Callback(project="litellm-router")
+    litellm.callbacks = [callback]
+    router = router_with_a_failing_main(litellm, replay, status)
+    response = router.completion(model="main", messages=MESSAGES)
+    callback.wait()
+    assert_only_the_answer_recorded(replay, store, "litellm-router", status, response)
+
+
+@pytest.mark.parametrize("status", [500, 429])
+async def test_an_async_router_fallback_records_the_request_that_answered(
+    litellm: Any, replay: ReplayServer, store: SQLiteStore, status: int
+) -> None:
+    callback = Callback(project="litellm-arouter")
+    litellm.callbacks = [callback]
+    router = router_with_a_failing_main(litellm, replay, status)
+    response = await router.acompletion(model="main", messages=MESSAGES)
+    await asyncio.to_thread(callback.wait)
+    assert_only_the_answer_recorded(replay, store, "litellm-arouter", status, response)
+
+
+# -- per-call callbacks and several callbacks -----------------------------------------------
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_a_per_call_callback_records_and_refuses(
+    litellm: Any, replay: ReplayServer, store: SQLiteStore, stream: bool
+) -> None:
+    """``completion(..., callbacks=[...])``: recorded, and a spent budget refuses the next
+    call of either kind before it is sent."""
+    callback = Callback(project="litellm-per-call", max_budget=1e-9)
+    litellm.completion(**request(replay), callbacks=[callback])
+    callback.wait()
+    assert len(replay.requests) == 1
+
+    with pytest.raises(BudgetExceededError) as refused:
+        litellm.completion(**request(replay, stream=stream), callbacks=[callback])
+    assert refused.value.project == "litellm-per-call"
+
+    async def asynchronous() -> None:
+        with pytest.raises(BudgetExceededError):
+            await litellm.acompletion(**request(replay, stream=stream), callbacks=[callback])
+
+    asyncio.run(asynchronous())
+    assert len(replay.requests) == 1
+    [row] = store.get_usage_logs("litellm-per-call")
+    assert row["response_id"] == replay.requests[0].response_id
+
+
+def test_two_projects_each_record_and_refuse_for_their_own(
+    litellm: Any, replay: ReplayServer, store: SQLiteStore
+) -> None:
+    spent = Callback(project="litellm-a", max_budget=1e-9)
+    roomy = Callback(project="litellm-b", max_budget=1.0)
+    litellm.callbacks = [spent, roomy]
+    litellm.completion(**request(replay))
+    spent.wait()
+    roomy.wait()
+    [a] = store.get_usage_logs("litellm-a")
+    [b] = store.get_usage_logs("litellm-b")
+    assert a["response_id"] == b["response_id"] == replay.last.response_id
+    assert a["cost_nanos"] == b["cost_nanos"] > 0
+
+    with pytest.raises(BudgetExceededError) as refused:
+        litellm.completion(**request(replay))
+    assert refused.value.project == "litellm-a"  # its budget, not the other one's
+    assert len(replay.requests) == 1
+
+
+def test_one_project_with_two_budgets_records_each_call_once(
+    litellm: Any, replay: ReplayServer, store: SQLiteStore
+) -> None:
+    """Both callbacks are kept (LiteLLM drops a second logger that looks the same): the
+    lower budget refuses, and the project's ledger holds each call once."""
+    roomy = Callback(project="litellm-shared", max_budget=1.0)
+    tight = Callback(project="litellm-shared", max_budget=1e-9)
+    litellm.callbacks = [roomy, tight]
+    litellm.completion(**request(replay))
+    roomy.wait()
+    tight.wait()
+    [row] = store.get_usage_logs("litellm-shared")
+    assert row["response_id"] == replay.last.response_id
+
+    with pytest.raises(BudgetExceededError) as refused:
+        litellm.completion(**request(replay))
+    assert refused.value.max_budget == pytest.approx(1e-9)
+    assert len(replay.requests) == 1

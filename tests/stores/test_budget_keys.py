@@ -9,6 +9,7 @@ import pytest
 from llm_toll._budget.periods import LIFETIME
 from llm_toll._budget.records import BudgetSpec, BudgetState
 from llm_toll.store import BaseStore
+from llm_toll.store._sql import SQLStore
 from tests.stores.conftest import (
     StoreFactory,
 )
@@ -125,3 +126,33 @@ def test_a_bad_key_budget_is_refused_and_nothing_is_written(store: BaseStore) ->
     with pytest.raises(ValueError, match="limit_nanos"):
         store.record_call(keyed(1, "k"), None, BudgetSpec(-1))
     assert all_logs(store) == []
+
+
+def test_reset_budget_narrowed_to_one_key(store: BaseStore) -> None:
+    assert isinstance(store, SQLStore)  # the narrowed reset of both built-in stores
+    budget, key_budget = BudgetSpec(1_000, "daily"), BudgetSpec(100, "daily")
+    store.record_call(keyed(60, "a"), budget, key_budget)
+    store.record_call(keyed(40, "b"), budget, key_budget)
+    store.reset_budget("proj", budget_key="a")
+    assert store.get_spent("proj", "daily", MONDAY, budget_key="a") == 0
+    assert store.get_spent("proj", None, MONDAY, budget_key="a") == 0
+    assert store.get_spent("proj", "daily", MONDAY, budget_key="b") == 40
+    assert store.get_spent("proj", "daily", MONDAY) == 100  # the project's own stay
+    again = store.record_call(keyed(60, "a"), budget, key_budget)
+    assert again.key_state == BudgetState(60, 100, "2026-03-02", (50,))  # fired again
+
+
+def test_reset_budget_narrowed_to_one_period(store: BaseStore) -> None:
+    assert isinstance(store, SQLStore)
+    budget = BudgetSpec(1_000, "daily")
+    tuesday = MONDAY + timedelta(days=1)
+    store.record_call(keyed(60, "a"), budget, budget)
+    store.record_call(keyed(30, "a", at=tuesday), budget, budget)
+    store.reset_budget("proj", period="2026-03-02")
+    assert store.get_spent("proj", "daily", MONDAY) == 0
+    assert store.get_spent("proj", "daily", MONDAY, budget_key="a") == 0
+    assert store.get_spent("proj", "daily", tuesday) == 30
+    assert store.get_spent("proj", None, MONDAY) == 90  # lifetime totals are another period
+    store.reset_budget("proj", budget_key="", period=LIFETIME)
+    assert store.get_spent("proj", None, MONDAY) == 0
+    assert store.get_spent("proj", None, MONDAY, budget_key="a") == 90

@@ -18,7 +18,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from llm_toll.cli import main as cli
 from llm_toll.store import SQLiteStore, StoreError, StoreWarning, _ledger
 from llm_toll.store import _postgres_v013 as pg_v013
 from llm_toll.store import _sqlite_v013 as sqlite_v013
+from llm_toll.store._sql import SQLStore
 from llm_toll.store._sqlite_v013 import V013_LEDGER_COLUMNS
 from llm_toll.store._time import utc_now
 from llm_toll.store.reprice import reprice
@@ -220,10 +221,13 @@ def test_reads_through_views_and_after_sharing_agree(db: Path) -> None:
                 for p in ("chat", "batch")
                 for r in (None, "daily", "weekly", "monthly")
             ],
+            # The forecasts' burn: 0.13's rows of the last hour, the reset one's included.
+            [store.get_spent_since(p, now - timedelta(hours=1)) for p in ("chat", "batch")],
         ]
 
     with SQLiteStore(db) as store:
         through_views = everything(store)
+    assert through_views[-1] == [375_000_000, 2_000_000_000]
     share(db)
     with SQLiteStore(db) as store:
         assert everything(store) == through_views
@@ -534,6 +538,7 @@ def test_a_0_13_postgres_database_is_shared_and_never_changed(
             500_000_000
         ] * 3  # since its reset
         assert [r["cost_nanos"] for r in store.get_usage_logs("chat")] == [125_000_000, 250_000_000]
+        assert store.get_spent_since("chat", now - timedelta(hours=1)) == 375_000_000
     assert rows_of(pg) == rows  # reading changed no row
 
     with open_store("postgres", pg) as store:
@@ -571,6 +576,11 @@ def test_what_needs_llm_tolls_own_tables_is_declined_on_0_13s(pg: str) -> None:
         rows = rows_of(pg)
         with pytest.raises(StoreError, match=r"llm-toll 0\.13's tables"):
             reprice(store)
+        assert isinstance(store, SQLStore)
+        with pytest.warns(StoreWarning, match="one total per project"):
+            store.reset_budget("batch", budget_key="tenant")
+        with pytest.warns(StoreWarning, match="one total per project"):
+            store.reset_budget("batch", period="all")
         assert rows_of(pg) == rows
         # A call with a budget key is recorded for its project all the same.
         store.record_call(make_call(5, project="chat", at=now, budget_key="tenant"), None, spec)

@@ -80,10 +80,13 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def table_rows(out: str) -> list[list[str]]:
-    """The cells of each table line below the dashes (cells are separated by 2+ spaces)."""
+    """The cells of each table line below the dashes (cells are separated by 2+ spaces),
+    up to the legend of the marks."""
     lines = out.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("---"))
-    return [[cell for cell in line.split("  ") if cell] for line in lines[start + 1 :]]
+    body = lines[start + 1 :]
+    body = body[: body.index("")] if "" in body else body
+    return [[cell for cell in line.split("  ") if cell] for line in body]
 
 
 def cells(row: list[str]) -> list[str]:
@@ -172,8 +175,8 @@ def test_budgets_show_every_period_with_limit_and_use(
     assert code == 0
     shown = {(row[0], row[1]): row[2:5] for row in map(cells, table_rows(out))}
     assert shown == {
-        ("research", "all"): ["$6.9500", "$10.0000", "69.5%"],
-        ("chatbot", "all"): ["$0.0303", "-", "-"],
+        ("research", "lifetime"): ["$6.9500", "$10.0000", "69.5%"],
+        ("chatbot", "lifetime"): ["$0.0303", "-", "-"],
         ("chatbot", period_key("daily", NOW)): ["$0.0180", "$0.0500", "36.0%"],
         ("chatbot", period_key("daily", YESTERDAY)): ["$0.0123", "$0.0500", "24.6%"],
     }
@@ -197,8 +200,8 @@ def test_budgets_show_budget_keys_when_there_are_some(
     assert code == 0
     shown = {(row[0], row[1], row[2]): row[3:6] for row in map(cells, table_rows(out))}
     assert shown == {
-        ("saas", "tenant-1", "all"): ["$0.2500", "$1.0000", "25.0%"],
-        ("saas", "-", "all"): ["$0.2500", "-", "-"],  # the project's own total
+        ("saas", "tenant-1", "lifetime"): ["$0.2500", "$1.0000", "25.0%"],
+        ("saas", "-", "lifetime"): ["$0.2500", "-", "-"],  # the project's own total
     }
 
 
@@ -216,11 +219,6 @@ def test_trends_cover_the_requested_days(capsys: pytest.CaptureFixture[str], db:
 
 def test_an_empty_store_says_so(capsys: pytest.CaptureFixture[str], empty_db: Path) -> None:
     assert run(capsys, "--db", str(empty_db), "summary") == (0, "No usage data found.\n", "")
-    assert run(capsys, "--db", str(empty_db), "logs", "--project", "x") == (
-        0,
-        "No usage data found for project 'x'.\n",
-        "",
-    )
     assert run(capsys, "--db", str(empty_db), "budgets") == (0, "No budgets recorded.\n", "")
     assert run(capsys, "--db", str(empty_db), "--json", "models") == (0, "[]\n", "")
 
@@ -232,7 +230,7 @@ def test_json_output_is_the_store_rows(capsys: pytest.CaptureFixture[str], db: P
     code, out, _ = run(capsys, "--db", str(db), "--json", "summary")
     assert code == 0
     projects = json.loads(out)
-    assert [(p["project"], p["call_count"], p["total_cost_nanos"]) for p in projects] == [
+    assert [(p["project"], p["calls"], p["cost_nanos"]) for p in projects] == [
         ("research", 2, 6_950_000_000),
         ("chatbot", 2, 30_300_000),
     ]
@@ -243,7 +241,11 @@ def test_json_is_accepted_after_the_command(capsys: pytest.CaptureFixture[str], 
     assert code == 0
     budgets = json.loads(out)
     research = next(b for b in budgets if b["project"] == "research")
-    assert (research["period"], research["limit"], research["utilization"]) == ("all", 10.0, 0.695)
+    assert (research["period"], research["limit"], research["utilization"]) == (
+        "lifetime",
+        10.0,
+        0.695,
+    )
 
 
 def test_export_writes_every_call_as_csv(
@@ -255,9 +257,9 @@ def test_export_writes_every_call_as_csv(
     )
     assert (code, out) == (0, "")
     rows = list(csv.DictReader(io.StringIO(target.read_text(encoding="utf-8"))))
-    assert [(r["model"], r["input_tokens"], float(r["cost"])) for r in rows] == [
-        ("gpt-4o-mini", "100000", 0.018),
-        ("gpt-4o", "1234", 0.0123),
+    assert [(r["model"], r["input_tokens"], r["cost"]) for r in rows] == [
+        ("gpt-4o", "1234", "0.0123"),  # oldest first, money exact
+        ("gpt-4o-mini", "100000", "0.018"),
     ]
 
 
@@ -267,7 +269,7 @@ def test_export_writes_every_call_as_csv(
 def test_reset_zeroes_the_running_totals_and_keeps_history(
     capsys: pytest.CaptureFixture[str], db: Path
 ) -> None:
-    code, out, _ = run(capsys, "--db", str(db), "reset", "research")
+    code, out, _ = run(capsys, "--db", str(db), "reset", "research", "--yes")
     assert (code, out) == (0, "Budget reset for project 'research' (was $6.9500).\n")
     with SQLiteStore(db) as store:
         assert store.get_total_cost("research") == 0.0
@@ -278,7 +280,7 @@ def test_reset_zeroes_the_running_totals_and_keeps_history(
 def test_reset_of_a_project_without_cost_changes_nothing(
     capsys: pytest.CaptureFixture[str], db: Path
 ) -> None:
-    code, out, _ = run(capsys, "--db", str(db), "reset", "nobody")
+    code, out, _ = run(capsys, "--db", str(db), "reset", "nobody", "--yes")
     assert (code, out) == (0, "Project 'nobody' has no recorded cost; nothing to reset.\n")
 
 
@@ -397,7 +399,8 @@ def test_an_unwritable_output_is_an_error(
         (["--stats", "summary"], "cannot be combined with a command"),
         (["--db", "a.db", "--store-url", "sqlite:///b.db", "summary"], "not allowed with"),
         (["--dashboard"], "--dashboard was removed"),
-        (["--update-pricing"], "--update-pricing was removed"),
+        (["--update-pricing", "summary"], "cannot be combined with a command"),
+        (["logs", "--interval", "0"], "must be more than 0"),
     ],
 )
 def test_usage_errors_exit_with_2(
@@ -415,3 +418,213 @@ def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
     commands = ("summary", "models", "logs", "budgets", "trends", "reset", "migrate")
     assert all(name in out for name in commands)
     assert run(capsys, "--version") == (0, f"llm-toll {VERSION}\n", "")
+
+
+# -- date ranges, grouping, exact money --------------------------------------------------------
+
+
+@pytest.fixture
+def week_db(tmp_path: Path) -> Path:
+    """Calls of the week of Monday 2026-11-23 (ISO week 2026-W48) and the week before."""
+    path = tmp_path / "week.db"
+    monday = datetime(2026, 11, 23, 9, tzinfo=timezone.utc)
+    with SQLiteStore(path) as store:
+        for hour in range(9):  # nine embedding calls of 160 nano-USD
+            at = monday + timedelta(hours=hour)
+            store.record_call(
+                CallRecord(
+                    project="search",
+                    model="text-embedding-3-small",
+                    usage=Usage(10, 0),
+                    cost_nanos=160,
+                    started_at=at,
+                    provider="openai",
+                )
+            )
+        last_week = monday - timedelta(days=3)
+        unpriced = CallRecord(
+            project="chatbot",
+            model="mystery-model",
+            usage=Usage(100, 20),
+            cost_nanos=0,
+            started_at=last_week,
+            price_known=False,
+            budget_key="team-a",
+        )
+        store.record_call(unpriced)
+        estimated = CallRecord(
+            project="chatbot",
+            model="gpt-4o",
+            usage=Usage(1000, 200),
+            cost_nanos=usd_to_nanos("0.0123"),
+            started_at=monday + timedelta(days=1),
+            estimated=True,
+            provider="openai",
+        )
+        store.record_call(estimated, BudgetSpec(usd_to_nanos("1"), reset="weekly"))
+    return path
+
+
+def legend_of(out: str) -> list[str]:
+    return out.split("\n\n")[-1].splitlines()
+
+
+def test_tiny_costs_are_exact_and_unpriced_or_estimated_ones_marked(
+    capsys: pytest.CaptureFixture[str], week_db: Path
+) -> None:
+    code, out, err = run(capsys, "--db", str(week_db), "models")
+    assert (code, err) == (0, "")
+    assert [cells(row) for row in table_rows(out)] == [
+        ["gpt-4o", "1", "1,000", "200", "$0.0123~"],
+        ["text-embedding-3-small", "9", "90", "0", "$0.00000144"],
+        ["mystery-model", "1", "100", "20", "$0.0000*"],
+        ["TOTAL", "11", "1,190", "220", "$0.01230144*~"],
+    ]
+    assert legend_of(out) == [
+        "* unpriced: no price known for the model, counted as $0",
+        "~ estimated: the provider reported no usage, the tokens were counted locally",
+    ]
+    # Amounts stay right-aligned with the marks beside them.
+    lines = out.split("\n\n")[1].splitlines()  # the title, the table, the legend
+    ends = {
+        line.index("$") + len(line.split("$")[1].rstrip("*~ ")) for line in lines if "$" in line
+    }
+    assert len(ends) == 1
+
+
+def test_spend_groups_by_iso_week_and_model(
+    capsys: pytest.CaptureFixture[str], week_db: Path
+) -> None:
+    code, out, _ = run(capsys, "--db", str(week_db), "spend", "--by", "week,model")
+    assert code == 0
+    assert out.startswith("Spend by week, model\n")
+    assert [cells(row) for row in table_rows(out)] == [
+        ["2026-W47", "mystery-model", "1", "100", "20", "$0.0000*"],
+        ["2026-W48", "gpt-4o", "1", "1,000", "200", "$0.0123~"],
+        ["2026-W48", "text-embedding-3-small", "9", "90", "0", "$0.00000144"],
+        ["TOTAL", "11", "1,190", "220", "$0.01230144*~"],
+    ]
+    code, out, _ = run(
+        capsys, "--db", str(week_db), "--json", "spend", "--by", "provider", "--by", "key"
+    )
+    groups = [(row["provider"], row["key"], row["calls"]) for row in json.loads(out)]
+    assert groups == [(None, "team-a", 1), ("openai", None, 10)]
+
+
+def test_spend_groups_by_day_by_default_and_filters(
+    capsys: pytest.CaptureFixture[str], week_db: Path
+) -> None:
+    code, out, _ = run(
+        capsys, "--db", str(week_db), "--json", "spend", "--project", "search", "--model",
+        "text-embedding-3-small", "--provider", "openai",
+    )  # fmt: skip
+    assert code == 0
+    [day] = json.loads(out)
+    assert (day["day"], day["calls"], day["cost_nanos"]) == ("2026-11-23", 9, 1_440)
+    code, out, _ = run(capsys, "--db", str(week_db), "--json", "spend", "--key", "team-a")
+    assert [row["cost_nanos"] for row in json.loads(out)] == [0]
+    code, out, _ = run(capsys, "--db", str(week_db), "--json", "spend", "--by", "month")
+    assert [(row["month"], row["calls"]) for row in json.loads(out)] == [("2026-11", 11)]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["spend", "--by", "year"], "cannot group by 'year': choose among day, week"),
+        (["spend", "--by", "day,model", "--by", "day"], "--by names day more than once"),
+        (["logs", "--since", "2026-11-31"], "not a date (YYYY-MM-DD) or ISO 8601 time"),
+        (["summary", "--since", "2026-11-24", "--until", "2026-11-23"], "must be after"),
+        (["trends", "--days", "3", "--since", "2026-11-23"], "not allowed with argument"),
+    ],
+)
+def test_bad_groupings_and_ranges_are_usage_errors(
+    capsys: pytest.CaptureFixture[str], week_db: Path, argv: list[str], message: str
+) -> None:
+    code, out, err = run(capsys, "--db", str(week_db), *argv)
+    assert (code, out) == (2, "")
+    assert message in err
+
+
+def test_every_read_takes_a_utc_range_since_inclusive_until_exclusive(
+    capsys: pytest.CaptureFixture[str], week_db: Path
+) -> None:
+    week = ("--since", "2026-11-23", "--until", "2026-11-30")
+
+    def json_of(*argv: str) -> list[dict[str, object]]:
+        code, out, err = run(capsys, "--db", str(week_db), "--json", *argv)
+        assert (code, err) == (0, "")
+        return list(json.loads(out))
+
+    assert [(r["project"], r["calls"]) for r in json_of("summary", *week)] == [
+        ("chatbot", 1),
+        ("search", 9),
+    ]
+    assert [r["model"] for r in json_of("models", *week, "--project", "chatbot")] == ["gpt-4o"]
+    assert len(json_of("logs", *week, "--limit", "0")) == 10
+    # A time, with its offset: 10:00 at +01:00 is 09:00 UTC, the first call, included.
+    since = "2026-11-23T10:00:00+01:00"
+    assert len(json_of("logs", "--since", since, "--until", "2026-11-23T10:00")) == 1
+    assert [
+        r["day"] for r in json_of("trends", "--since", "2026-11-20", "--until", "2026-11-24")
+    ] == [
+        "2026-11-20",
+        "2026-11-23",
+    ]
+    assert run(capsys, "--db", str(week_db), "summary", "--until", "2026-11-01") == (
+        0,
+        "No usage data found (until 2026-11-01 00:00:00 UTC).\n",
+        "",
+    )
+    _, out, _ = run(capsys, "--db", str(week_db), "models", *week)
+    assert out.startswith(
+        "llm-toll usage by model (since 2026-11-23 00:00:00 until 2026-11-30 00:00:00 UTC)\n"
+    )
+
+
+def test_budget_periods_read_lifetime_and_iso_weeks(
+    capsys: pytest.CaptureFixture[str], week_db: Path
+) -> None:
+    code, out, _ = run(capsys, "--db", str(week_db), "budgets", "--project", "chatbot")
+    assert code == 0
+    periods = {cells(row)[1]: cells(row)[2:5] for row in table_rows(out)}
+    assert periods == {
+        "lifetime": ["$0.0123", "-", "-"],
+        "2026-W48": ["$0.0123", "$1.0000", "1.2%"],
+    }
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["models", "--project", "nope"],
+        ["spend", "--model", "gpt-4o", "--project", "nope"],
+        ["logs", "--project", "nope"],
+        ["budgets", "--project", "nope"],
+        ["trends", "--project", "nope"],
+        ["--stats", "--project", "nope"],
+    ],
+)
+def test_an_unknown_project_is_an_error(
+    capsys: pytest.CaptureFixture[str], week_db: Path, argv: list[str]
+) -> None:
+    code, out, err = run(capsys, "--db", str(week_db), *argv)
+    assert (code, out) == (1, "")
+    assert err == (
+        "llm-toll: error: unknown project 'nope' (projects in the store: chatbot, search)\n"
+    )
+
+
+def test_colour_is_forced_by_force_color_and_refused_by_no_color(
+    capsys: pytest.CaptureFixture[str], week_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    code, out, _ = run(capsys, "--db", str(week_db), "models")
+    assert code == 0 and "\x1b[" in out
+    assert "$0.00000144" in out and "text-embedding-3-small" in out
+    monkeypatch.setenv("NO_COLOR", "1")
+    code, plain, _ = run(capsys, "--db", str(week_db), "models")
+    assert "\x1b[" not in plain
+    assert [cells(row)[0] for row in table_rows(plain)][-1] == "TOTAL"
+    monkeypatch.delenv("NO_COLOR")
+    code, out, _ = run(capsys, "--db", str(week_db), "--json", "models")
+    assert "\x1b[" not in out

@@ -145,6 +145,7 @@ METRICS = {
     "llm_toll.budget.limit",
     "llm_toll.budget.spent",
     "llm_toll.budget.utilization",
+    "llm_toll.budget.time_remaining",
     "llm_toll.budget.rejections",
     "llm_toll.ratelimit.rejections",
     "llm_toll.calls.unpriced",

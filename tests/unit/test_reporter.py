@@ -42,16 +42,24 @@ def test_session_line_keeps_the_013_format() -> None:
     assert out.getvalue().splitlines()[-1] == "[session] 2 calls, 1,500 in / 250 out, total $0.7500"
 
 
-def test_costs_are_shown_rounded_half_up() -> None:
+def test_costs_are_shown_exactly_never_rounded_to_zero() -> None:
     out = io.StringIO()
     CostReporter(file=out).report_call("m", 1, 1, 0.00005)
-    assert out.getvalue().endswith("-> $0.0001\n")
+    assert out.getvalue().endswith("-> $0.00005\n")
+
+
+def test_format_usd_keeps_four_decimals_or_every_one_the_amount_has() -> None:
+    assert format_usd(1_440) == "$0.00000144"  # nine embedding calls
+    assert format_usd(1) == "$0.000000001"
+    assert format_usd(12_300_000) == "$0.0123"
+    assert format_usd(1_500_000_000) == "$1.5000"
+    assert format_usd(0) == "$0.0000"
 
 
 def test_format_usd_groups_thousands_on_request() -> None:
-    assert format_usd(1_234_567_850_000) == "$1234.5679"
-    assert format_usd(1_234_567_850_000, grouping=True) == "$1,234.5679"
-    assert format_usd(0) == "$0.0000"
+    assert format_usd(1_234_567_850_000) == "$1234.56785"
+    assert format_usd(1_234_567_850_000, grouping=True) == "$1,234.56785"
+    assert format_usd(100_000_000_000_000, grouping=True) == "$100,000.0000"
 
 
 def test_session_is_silent_without_calls() -> None:

@@ -48,42 +48,33 @@ SCOPE: Final = "llm_toll"
 """The instrumentation scope of llm_toll's own spans (``telemetry.providers.SCOPE``)."""
 DEFAULT_PROJECT: Final = "default"
 
-# The attribute names read, in order of preference: the GenAI semantic conventions first,
-# then OpenLLMetry's (``gen_ai.usage.prompt_tokens``..., ``llm.usage.*``) and OpenLIT's
-# where they differ.
-INPUT: Final = (
-    attr.INPUT_TOKENS,
-    "gen_ai.usage.prompt_tokens",
-    "llm.usage.prompt_tokens",
-    "llm.usage.input_tokens",
-)
-OUTPUT: Final = (
-    attr.OUTPUT_TOKENS,
-    "gen_ai.usage.completion_tokens",
-    "llm.usage.completion_tokens",
-    "llm.usage.output_tokens",
-)
-CACHE_READ: Final = (
-    attr.CACHE_READ_TOKENS,
-    "gen_ai.usage.cache_read_input_tokens",
-    "llm.usage.cache_read_input_tokens",
-)
+# The attribute names read, in order of preference: the GenAI semantic conventions (also
+# what opentelemetry-instrumentation-openai-v2, OpenLLMetry 0.48+ and OpenLIT set), then the
+# names OpenLLMetry set before it moved to the conventions (0.47 and older: semconv_ai's
+# ``LLM_USAGE_*`` and ``LLM_SYSTEM``), then OpenLLMetry's and OpenLIT's reasoning count.
+INPUT: Final = (attr.INPUT_TOKENS, "gen_ai.usage.prompt_tokens")
+OUTPUT: Final = (attr.OUTPUT_TOKENS, "gen_ai.usage.completion_tokens")
+CACHE_READ: Final = (attr.CACHE_READ_TOKENS, "gen_ai.usage.cache_read_input_tokens")
 CACHE_CREATION: Final = (
     attr.CACHE_CREATION_TOKENS,
     attr.CACHE_WRITE_TOKENS,
     "gen_ai.usage.cache_creation_input_tokens",
-    "llm.usage.cache_creation_input_tokens",
 )
 REASONING: Final = (
     attr.REASONING_TOKENS,
     "gen_ai.usage.reasoning_tokens",
     "llm.usage.reasoning_tokens",
 )
-MODEL: Final = (attr.RESPONSE_MODEL, attr.REQUEST_MODEL, "llm.response.model", "llm.request.model")
+MODEL: Final = (attr.RESPONSE_MODEL, attr.REQUEST_MODEL)
 PROVIDER: Final = (attr.PROVIDER, "gen_ai.system")
 OPERATION: Final = (attr.OPERATION, "llm.request.type")
 # OpenLLMetry's ``llm.request.type`` values, as GenAI operation names.
 _OPERATIONS: Final = {"completion": "text_completion", "embedding": "embeddings"}
+# OpenLIT marks each of its spans ``telemetry.sdk.name=openlit`` (openlit/__helpers.py,
+# ``common_span_attributes``) and makes them with the tracer of ``openlit.otel.tracing``.
+_OPENLIT: Final = "openlit"
+_OPENLIT_SCOPE: Final = "openlit.otel.tracing"
+_SDK_NAME: Final = "telemetry.sdk.name"
 
 _enabled = False
 # Spans started inside one of llm_toll's request spans: recorded by llm_toll already.
@@ -153,12 +144,18 @@ def priced(span: ReadableSpan) -> CallRecord | None:
         return None
     name = span.instrumentation_scope.name if span.instrumentation_scope else "unknown"
     model = _text(attributes, MODEL)
+    provider = _text(attributes, PROVIDER)
+    cache_read = _count(_first(attributes, CACHE_READ))
+    cache_creation = _count(_first(attributes, CACHE_CREATION))
+    input_tokens = _count(raw_input)
+    if _input_excludes_cache(name, attributes, provider):
+        input_tokens = _with_cache(input_tokens, cache_read, cache_creation)
     try:
         usage = Usage.checked(
-            _count(raw_input),
+            input_tokens,
             _count(raw_output),
-            cache_read_input_tokens=_count(_first(attributes, CACHE_READ)),
-            cache_creation_input_tokens=_count(_first(attributes, CACHE_CREATION)),
+            cache_read_input_tokens=cache_read,
+            cache_creation_input_tokens=cache_creation,
             reasoning_output_tokens=_count(_first(attributes, REASONING)),
         )
         if model is None:
@@ -171,7 +168,6 @@ def priced(span: ReadableSpan) -> CallRecord | None:
             UsageWarning,
         )
         return None
-    provider = _text(attributes, PROVIDER)
     operation = _text(attributes, OPERATION)
     response_id = _text(attributes, (attr.RESPONSE_ID,))
     found = ExtractedUsage(
@@ -207,6 +203,27 @@ def project_of(attributes: Mapping[str, object], resource: Attributes) -> str:
         or _text(resource or {}, (attr.PROJECT,))
         or DEFAULT_PROJECT
     )
+
+
+def _input_excludes_cache(
+    scope: str, attributes: Mapping[str, object], provider: str | None
+) -> bool:
+    """Whether the span's input count leaves cache reads and writes out, as Anthropic's
+    ``usage.input_tokens`` does, where the conventions' ``gen_ai.usage.input_tokens``
+    includes them. Only OpenLIT's Anthropic spans do: it sets Anthropic's count as is
+    (openlit/instrumentation/anthropic/utils.py), while OpenLLMetry adds the cache tokens
+    to it (opentelemetry/instrumentation/anthropic/__init__.py, ``_set_token_usage``)."""
+    from_openlit = scope == _OPENLIT_SCOPE or attributes.get(_SDK_NAME) == _OPENLIT
+    return from_openlit and provider is not None and provider.lower() == "anthropic"
+
+
+def _with_cache(input_tokens: object, *cached: object) -> object:
+    """``input_tokens`` plus the cache counts; as is when one of them is not a count (for
+    Usage.checked to refuse with its reason)."""
+    counts = [input_tokens, *(0 if count is None else count for count in cached)]
+    if all(type(count) is int for count in counts):
+        return sum(counts)  # type: ignore[arg-type]
+    return input_tokens
 
 
 def _first(attributes: Mapping[str, object], names: tuple[str, ...]) -> object:

@@ -28,3 +28,9 @@ def nanos_to_usd(nanos: int) -> float:
 
 def nanos_to_decimal(nanos: int) -> Decimal:
     return Decimal(nanos).scaleb(-9)
+
+
+def nanos_to_text(nanos: int) -> str:
+    """The exact USD amount as a plain decimal: ``0.00000016``, ``6.95``, ``0``; never an
+    exponent (``1.6e-07``) nor trailing zeros."""
+    return format(nanos_to_decimal(nanos).normalize(), "f")

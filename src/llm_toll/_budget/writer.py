@@ -42,6 +42,7 @@ from llm_toll._budget.money import nanos_to_usd
 from llm_toll._budget.records import BudgetState, CallRecord, PendingWrite
 from llm_toll._budget.view import BudgetView
 from llm_toll._warnings import Guard, warn_once
+from llm_toll.alerts._fire import after_write, crossed
 from llm_toll.exceptions import AccountingWarning, TelemetryWarning
 from llm_toll.reporter import CostReporter
 from llm_toll.store import BaseStore, StoreError
@@ -49,6 +50,7 @@ from llm_toll.telemetry import metrics
 from llm_toll.telemetry.spans import annotate_call, end_span
 
 if TYPE_CHECKING:
+    from llm_toll.alerts._options import AlertOptions
     from llm_toll.store._sql import SQLStore
 
 # Records kept in memory (a store without a journal, or a journal that cannot be written),
@@ -104,8 +106,11 @@ class CostSpanProcessor(SpanProcessor):
         held: int | None = None,
         key_in_metrics: bool = False,
         cost_metrics_only: bool = False,
+        alerts: AlertOptions | None = None,
     ) -> BudgetState | None:
-        """Record ``write.call`` exactly once, then annotate the span and record metrics.
+        """Record ``write.call`` exactly once, then annotate the span and record metrics,
+        and queue the alerts of the thresholds its write crossed (to ``alerts``, and to
+        ``LLM_TOLL_ALERT_WEBHOOK``).
 
         ``store`` overrides the process-wide store (integrations configured with their own).
         ``held`` is the ticket of the call's cost held in the view (see BudgetView.hold),
@@ -114,8 +119,11 @@ class CostSpanProcessor(SpanProcessor):
         metrics (another instrumentation's span: it records its own). Never raises: store,
         span and metric failures are warned about, not propagated.
         """
-        state = self._write(store or self._store(), write, held)
-        self._publish(span, write, state, key_in_metrics, cost_metrics_only)
+        target = store or self._store()
+        state = self._write(target, write, held)
+        self._publish(target, span, write, state, key_in_metrics, cost_metrics_only)
+        if state is not None and crossed(state):
+            after_write(alerts, write.call, state)
         return state
 
     def record_once(self, write: PendingWrite, start_span: Callable[[], Span]) -> bool:
@@ -124,26 +132,29 @@ class CostSpanProcessor(SpanProcessor):
         by ``start_span``, annotated and ended, and its metrics recorded, as ``record``
         does. A store that keeps no record ids (one written for llm-toll 0.13) records it
         every time. Never raises for store, span or metric failures."""
+        store = self._store()
         try:
-            state = self._write(self._store(), write, None)
+            state = self._write(store, write, None)
         except AlreadyRecorded:
             return False
         span = start_span()
         try:
-            self._publish(span, write, state, False)
+            self._publish(store, span, write, state, False)
         finally:
             end_span(span)
         return True
 
     def _publish(
         self,
+        store: BaseStore,
         span: Span | None,
         write: PendingWrite,
         state: BudgetState | None,
         key_in_metrics: bool,
         cost_metrics_only: bool = False,
     ) -> None:
-        """A recorded call on its span, in the metrics and the reporter's line."""
+        """A recorded call on its span, in the metrics (its budgets' forecasts read
+        ``store``) and the reporter's line."""
         write = reported(write, state)  # of limits kept in the store too, the binding one
         call = write.call
         if span is not None and span.is_recording():
@@ -160,10 +171,12 @@ class CostSpanProcessor(SpanProcessor):
             else:
                 metrics.record_call(call, with_key=key_in_metrics)
             if write.budget is not None and state is not None:
-                metrics.record_budget(call.project, write.budget, state)
+                metrics.record_budget(call.project, write.budget, state, store=store)
             key_state = None if state is None else state.key_state
             if key_in_metrics and write.key_budget is not None and key_state is not None:
-                metrics.record_budget(call.project, write.key_budget, key_state, call.budget_key)
+                metrics.record_budget(
+                    call.project, write.key_budget, key_state, call.budget_key, store=store
+                )
         except Exception as exc:
             warn_once("metrics", f"llm_toll could not record metrics: {exc!r}", TelemetryWarning)
         reporter = self._reporter()

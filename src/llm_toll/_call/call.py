@@ -292,7 +292,12 @@ class Call:
             self._take_reservation(),
         )
         _runtime.writer().record(
-            self.span, write, store=store, held=held, key_in_metrics=plan.key_in_metrics
+            self.span,
+            write,
+            store=store,
+            held=held,
+            key_in_metrics=plan.key_in_metrics,
+            alerts=plan.alerts,
         )
 
     def _done(self, error: BaseException | None) -> None:

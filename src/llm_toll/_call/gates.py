@@ -369,6 +369,10 @@ def end_refusal(plan: Plan, span: Span, error: Refusal) -> None:
         plan.project, "budget" if isinstance(error, BudgetExceededError) else "ratelimit"
     )
     span.end()
+    if isinstance(error, BudgetExceededError):
+        from llm_toll.alerts._fire import after_refusal  # refusals only
+
+        after_refusal(plan, error, _runtime.get_store())
 
 
 # -- steps: what the gates ask for, done in the calling thread or off the event loop ------

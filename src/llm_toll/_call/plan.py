@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from llm_toll._budget.limits import every_limit
 from llm_toll._budget.records import BudgetSpec
 from llm_toll._warnings import warn_once
 from llm_toll.exceptions import UsageWarning
 from llm_toll.rate_limiter import RateLimiter
+
+if TYPE_CHECKING:
+    from llm_toll.alerts._options import AlertOptions
 
 StoreErrorPolicy = Literal["allow", "refuse"]
 """What a call does when the budget store cannot be used before it: go ahead unchecked
@@ -61,6 +64,9 @@ class Plan:
     """When the store cannot be read or reserve before a call (``gates.store_unavailable``)."""
     on_unpriced: UnpricedPolicy = "warn"
     """When the model a request asks for has no known price (``gates.unpriced``)."""
+    alerts: AlertOptions | None = None
+    """Where the alerts of its budgets go (``on_threshold``, ``on_exceeded``,
+    ``alert_webhook``); None: only to ``LLM_TOLL_ALERT_WEBHOOK``, if set."""
 
     @property
     def rate_scope(self) -> str:

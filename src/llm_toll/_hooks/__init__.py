@@ -76,8 +76,9 @@ _SDKS: dict[str, Callable[[], list[tuple[str, str, Callable[..., Any]]]]] = {
 _lock = threading.RLock()
 _enabled = False
 _registered = False
-_patched: dict[tuple[str, str], Any] = {}
-"""(module, attribute path) -> the object that owns the patched attribute."""
+_patched: dict[tuple[str, str], tuple[Any, Callable[..., Any]]] = {}
+"""(module, attribute path) -> the object that owns the patched attribute, and llm_toll's
+wrapper function there."""
 
 
 def hooks_allowed() -> bool:
@@ -126,13 +127,25 @@ def uninstall() -> None:
     global _enabled
     with _lock:
         _enabled = False
-        for (module, path), owner in list(_patched.items()):
-            name = path.rsplit(".", 1)[-1]
-            wrapper = getattr(owner, name, None)
-            original = getattr(wrapper, "__wrapped__", None)
-            if original is not None:
-                setattr(owner, name, original)
+        for (module, path), (owner, wrapper) in list(_patched.items()):
+            _unwrap(owner, path.rsplit(".", 1)[-1], wrapper)
             del _patched[(module, path)]
+
+
+def _unwrap(owner: Any, name: str, wrapper: Callable[..., Any]) -> None:
+    """Take llm_toll's layer out of ``owner.name``, wherever it is in a stack of wrapt
+    wrappers: another instrumentation (OpenTelemetry's are wrapt too) may have wrapped it
+    since, and its wrapper stays, now around what llm_toll's wrapped."""
+    above: Any = None
+    layer = vars(owner).get(name)
+    while layer is not None and hasattr(layer, "__wrapped__"):
+        if getattr(layer, "_self_wrapper", None) is wrapper:
+            if above is None:
+                setattr(owner, name, layer.__wrapped__)
+            else:
+                above.__wrapped__ = layer.__wrapped__
+            return
+        above, layer = layer, layer.__wrapped__
 
 
 def _on_import(module: Any) -> None:
@@ -156,7 +169,7 @@ def _patch(sdk: str) -> None:
             for part in owner_path.split("."):
                 owner = getattr(owner, part)
             wrapt.wrap_function_wrapper(module, path, wrapper)
-            _patched[(module_name, path)] = owner
+            _patched[(module_name, path)] = (owner, wrapper)
     except Exception as exc:  # an SDK version whose internals moved: say so, go on
         warn_once(
             f"hooks:{sdk}",

@@ -1,6 +1,11 @@
 """The ``llm-toll`` command: read the ledger and budgets of a store, reset a budget.
 
-Exit codes: 0 success, 1 the store could not be opened or read, 2 usage error.
+Exit codes: 0 success (also when the reader of the output went away, as ``| head`` does),
+1 the store could not be opened or read, a ``--project`` it does not know, the output not
+written, a model not priced, or a reset not confirmed; 2 usage error.
+
+Tables are coloured (by ``rich``, the ``cli`` extra) only on a terminal, without
+``NO_COLOR``, as the reporter decides; otherwise plain text.
 
 The flags of llm-toll 0.13 (``--stats``, ``--reset``, ``--export csv`` with ``--project``,
 ``--model`` and ``--output``) are still accepted and mapped onto the subcommands.
@@ -13,11 +18,22 @@ import json
 import os
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from llm_toll.cli._commands import COMMANDS
-from llm_toll.cli._parser import CommandLineError, build_parser, resolve_legacy
+from llm_toll.cli._parser import (
+    CommandFailure,
+    CommandLineError,
+    build_parser,
+    check_args,
+    resolve_legacy,
+)
+from llm_toll.cli._tools import tool_for
+from llm_toll.reporter import colour_wanted
 from llm_toll.store import (
     STORE_URL_ENV,
     BaseStore,
@@ -26,10 +42,6 @@ from llm_toll.store import (
     create_store,
 )
 from llm_toll.store._secrets import redact_url
-
-
-class CommandFailure(Exception):
-    """The store could not be opened or read, or the output not written (exit code 1)."""
 
 
 def store_target(args: argparse.Namespace) -> str | None:
@@ -58,25 +70,55 @@ def open_store(target: str | None, *, create: bool = False) -> BaseStore:
     return store
 
 
-def run_command(args: argparse.Namespace) -> Any:
-    """Open the store, run the command's store part, and close the store."""
-    command = COMMANDS[args.command]
-    store = open_store(
-        store_target(args), create=command.creates_store is not None and command.creates_store(args)
-    )
-    with store, warnings.catch_warnings():
+@contextmanager
+def store_session(
+    args: argparse.Namespace, *, reads: bool = False, create: bool = False
+) -> Iterator[BaseStore]:
+    """The store of ``args``, open for one command; its failures become CommandFailure.
+    ``reads``: a read, whose ``--project`` must name a project the store knows;
+    ``create``: a write that may create a SQLite file not there yet."""
+    with open_store(store_target(args), create=create) as store, warnings.catch_warnings():
         # The 0.13 read methods report a failing store with a StoreWarning and an empty
         # answer; an empty table would hide the failure, so here it is the error it is.
         warnings.simplefilter("error", StoreWarning)
         try:
-            return command.fetch(store, args)
+            if reads:
+                _check_project(store, getattr(args, "project", None))
+            yield store
         except (StoreError, StoreWarning) as exc:
             raise CommandFailure(str(exc)) from exc
 
 
+def run_command(args: argparse.Namespace) -> Any:
+    """Open the store, run the command's store part, and close the store."""
+    command = COMMANDS[args.command]
+    create = command.creates_store is not None and command.creates_store(args)
+    with store_session(args, reads=command.reads, create=create) as store:
+        return command.fetch(store, args)
+
+
+def _check_project(store: BaseStore, project: str | None) -> None:
+    """A read of a project the store does not know is a mistake (a typo), not 'nothing'."""
+    if project is None:
+        return
+    known = store.projects()
+    if project not in known:
+        listed = ", ".join(known) if known else "none yet"
+        raise CommandFailure(f"unknown project {project!r} (projects in the store: {listed})")
+
+
+def _reader_gone() -> None:
+    """The reader of stdout went away (`| head`): say nothing, and keep the interpreter's
+    own flush at exit from failing again on the closed pipe."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def _write(text: str, output: str | None) -> None:
     if output is None:
-        print(text)
+        try:
+            print(text, flush=True)
+        except BrokenPipeError:
+            _reader_gone()
         return
     try:
         Path(output).write_text(text + "\n", encoding="utf-8")
@@ -93,6 +135,14 @@ def main(argv: list[str] | None = None) -> int:
         except SystemExit as done:  # --help and --version
             return done.code if isinstance(done.code, int) else 0
         resolve_legacy(parser, args)
+        check_args(parser, args)
+        tool = tool_for(args)
+        if tool is not None:  # a command that writes as it goes (export, logs --follow...)
+            try:
+                return tool(args, partial(store_session, args))
+            except BrokenPipeError:
+                _reader_gone()
+                return 0
         result = run_command(args)
     except CommandLineError as exc:
         print(exc, file=sys.stderr)
@@ -101,9 +151,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"llm-toll: error: {exc}", file=sys.stderr)
         return 1
     command = COMMANDS[args.command]
+    output = getattr(args, "output", None)
+    args.colour = output is None and colour_wanted(sys.stdout)
     text = json.dumps(result, indent=2, default=str) if args.json else command.show(result, args)
     try:
-        _write(text, getattr(args, "output", None))
+        _write(text, output)
     except CommandFailure as exc:
         print(f"llm-toll: error: {exc}", file=sys.stderr)
         return 1

@@ -8,6 +8,7 @@ from typing import Any
 
 from llm_toll import budgets
 from llm_toll._budget.limits import LIFETIME_RESET, StoredLimit
+from llm_toll.cli._parser import CommandFailure
 from llm_toll.cli._tables import Column, Row, render_table, time
 from llm_toll.store import BaseStore
 
@@ -79,8 +80,6 @@ def run(store: BaseStore, args: argparse.Namespace) -> Any:
         args.project, key=args.key, reset=args.budget_reset, store=store
     )
     if not removed:
-        from llm_toll.cli import CommandFailure  # the package imports this module
-
         period = f" over the period {args.budget_reset}" if args.budget_reset else ""
         raise CommandFailure(f"no limit is kept for {_scope(args.project, args.key)}{period}")
     return {

@@ -3,24 +3,42 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from llm_toll._budget.money import nanos_to_decimal
+from llm_toll._budget.periods import shown_period
 from llm_toll.cli import _budget
-from llm_toll.cli._tables import Column, Row, count, percent, render_table, time, totals, usd
+from llm_toll.cli._tables import (
+    Column,
+    Row,
+    cost_column,
+    count,
+    nanos_usd,
+    percent,
+    render_table,
+    time,
+    totals,
+)
 from llm_toll.exceptions import PricingMatrixOutdatedWarning
 from llm_toll.store import BaseStore, StoreError
+from llm_toll.store._time import utc_now
 
-_CALLS = Column("Calls", "call_count", count, right=True)
-_INPUT = Column("Input Tokens", "total_input_tokens", count, right=True)
-_OUTPUT = Column("Output Tokens", "total_output_tokens", count, right=True)
-_COST = Column("Total Cost", "total_cost", usd, right=True)
-_SUMMED = ("call_count", "total_input_tokens", "total_output_tokens")
+_CALLS = Column("Calls", "calls", count, right=True)
+_INPUT = Column("Input Tokens", "input_tokens", count, right=True)
+_OUTPUT = Column("Output Tokens", "output_tokens", count, right=True)
+_SUMMED = ("calls", "input_tokens", "output_tokens", "unpriced_calls", "estimated_calls")
+_DIMENSION_HEADERS = {
+    "day": "Day (UTC)",
+    "week": "Week",
+    "month": "Month",
+    "project": "Project",
+    "model": "Model",
+    "key": "Key",
+    "provider": "Provider",
+}
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -28,47 +46,86 @@ _SUMMED = ("call_count", "total_input_tokens", "total_output_tokens")
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """A subcommand: ``fetch`` talks to the store, ``show`` turns its result into text."""
+    """A subcommand: ``fetch`` talks to the store, ``show`` turns its result into text.
+
+    ``reads``: a read, whose ``--project`` must name a project the store knows.
+    """
 
     fetch: Callable[[BaseStore, argparse.Namespace], Any]
     show: Callable[[Any, argparse.Namespace], str]
+    reads: bool = False
     creates_store: Callable[[argparse.Namespace], bool] | None = None
     """Whether it may write to a SQLite file not yet created (reads never create one)."""
 
 
+def _spend(store: BaseStore, args: argparse.Namespace, by: list[str], **filters: Any) -> list[Row]:
+    # llm-toll 0.13's flags (--stats) come without a range.
+    since, until = getattr(args, "since", None), getattr(args, "until", None)
+    return store.spend(by, since=since, until=until, **filters)
+
+
+def _costliest_first(rows: list[Row], name: str) -> list[Row]:
+    return sorted(rows, key=lambda row: (-row["cost_nanos"], str(row[name])))
+
+
+def _table(
+    args: argparse.Namespace, columns: list[Column], rows: list[Row], total: Row | None = None
+) -> str:
+    return render_table(columns, rows, total, colour=getattr(args, "colour", False))
+
+
 def _fetch_summary(store: BaseStore, args: argparse.Namespace) -> list[Row]:
-    if args.model is not None:
-        return store.get_project_summaries_for_model(args.model)
-    return store.get_all_project_summaries()
+    return _costliest_first(_spend(store, args, ["project"], model=args.model), "project")
 
 
 def _show_summary(rows: list[Row], args: argparse.Namespace) -> str:
     if not rows:
         return _nothing_for(args)
-    columns = [Column("Project", "project"), _CALLS, _INPUT, _OUTPUT, _COST]
+    columns = [Column("Project", "project"), _CALLS, _INPUT, _OUTPUT, cost_column("Total Cost")]
     if args.model is None:
-        columns.append(Column("Last Used (UTC)", "last_used", time))
-    total = totals(rows, "total_cost", _SUMMED, {"project": "TOTAL"})
+        columns.append(Column("Last Used (UTC)", "last_at", time))
+    total = totals(rows, _SUMMED, {"project": "TOTAL"})
     # The titles of llm-toll 0.13's --stats.
     title = f"Usage for model: {args.model}" if args.model else "llm-toll Usage Summary"
-    return f"{title}\n\n{render_table(columns, rows, total)}"
+    return f"{title}{_range(args)}\n\n{_table(args, columns, rows, total)}"
 
 
 def _fetch_models(store: BaseStore, args: argparse.Namespace) -> list[Row]:
-    return store.get_model_summaries(project=args.project)
+    return _costliest_first(_spend(store, args, ["model"], project=args.project), "model")
 
 
 def _show_models(rows: list[Row], args: argparse.Namespace) -> str:
     if not rows:
         return _nothing_for(args)
-    columns = [Column("Model", "model"), _CALLS, _INPUT, _OUTPUT, _COST]
-    total = totals(rows, "total_cost", _SUMMED, {"model": "TOTAL"})
+    columns = [Column("Model", "model"), _CALLS, _INPUT, _OUTPUT, cost_column("Total Cost")]
+    total = totals(rows, _SUMMED, {"model": "TOTAL"})
     title = f"Usage for project: {args.project}" if args.project else "llm-toll usage by model"
-    return f"{title}\n\n{render_table(columns, rows, total)}"
+    return f"{title}{_range(args)}\n\n{_table(args, columns, rows, total)}"
+
+
+def _fetch_spend(store: BaseStore, args: argparse.Namespace) -> list[Row]:
+    filters = {name: getattr(args, name) for name in ("project", "model", "key", "provider")}
+    return _spend(store, args, args.by, **filters)
+
+
+def _show_spend(rows: list[Row], args: argparse.Namespace) -> str:
+    if not rows:
+        return _nothing_for(args)
+    columns = [Column(_DIMENSION_HEADERS[name], name) for name in args.by]
+    columns += [_CALLS, _INPUT, _OUTPUT, cost_column()]
+    total = totals(rows, _SUMMED, {args.by[0]: "TOTAL"})
+    title = f"Spend by {', '.join(args.by)}"
+    return f"{title}{_range(args)}\n\n{_table(args, columns, rows, total)}"
 
 
 def _fetch_logs(store: BaseStore, args: argparse.Namespace) -> list[Row]:
-    return store.get_usage_logs_filtered(project=args.project, model=args.model, limit=args.limit)
+    return store.calls(
+        since=args.since,
+        until=args.until,
+        project=args.project,
+        model=args.model,
+        limit=args.limit or -1,
+    )
 
 
 def _show_logs(rows: list[Row], args: argparse.Namespace) -> str:
@@ -80,13 +137,20 @@ def _show_logs(rows: list[Row], args: argparse.Namespace) -> str:
         Column("Model", "model"),
         Column("Input", "input_tokens", count, right=True),
         Column("Output", "output_tokens", count, right=True),
-        Column("Cost", "cost", usd, right=True),
+        cost_column(),
     ]
-    return render_table(columns, rows)
+    if any(row.get("budget_key") for row in rows):
+        columns.insert(2, Column("Key", "budget_key"))
+    return _table(args, columns, rows)
 
 
 def _fetch_budgets(store: BaseStore, args: argparse.Namespace) -> list[Row]:
-    return store.get_budget_utilization()
+    rows = store.get_budget_utilization()
+    for row in rows:
+        row["period"] = shown_period(row["period"])
+    if args.project is not None:
+        rows = [row for row in rows if row["project"] == args.project]
+    return rows
 
 
 def _show_budgets(rows: list[Row], args: argparse.Namespace) -> str:
@@ -95,47 +159,39 @@ def _show_budgets(rows: list[Row], args: argparse.Namespace) -> str:
     columns = [
         Column("Project", "project"),
         Column("Period", "period"),
-        Column("Spent", "total_cost", usd, right=True),
-        Column("Limit", "limit", usd, right=True),
+        Column("Spent", "total_cost_nanos", nanos_usd, right=True),
+        Column("Limit", "limit_nanos", nanos_usd, right=True),
         Column("Used", "utilization", percent, right=True),
         Column("Last Reset (UTC)", "last_reset_at", time),
         Column("Updated (UTC)", "updated_at", time),
     ]
     if any(row.get("budget_key") for row in rows):  # per-tenant budgets: show whose
         columns.insert(1, Column("Budget Key", "budget_key", lambda key: key or "-"))
-    return render_table(columns, rows)
+    return _table(args, columns, rows)
 
 
 def _fetch_trends(store: BaseStore, args: argparse.Namespace) -> list[Row]:
-    return store.get_daily_cost_trends(days=args.days)
+    if args.since is None:
+        args.since = utc_now() - timedelta(days=args.days)
+    return _spend(store, args, ["day"], project=args.project, model=args.model)
 
 
 def _show_trends(rows: list[Row], args: argparse.Namespace) -> str:
     if not rows:
-        return f"No usage in the last {args.days} days."
-    columns = [
-        Column("Date", "date"),
-        Column("Calls", "call_count", count, right=True),
-        Column("Input Tokens", "daily_input_tokens", count, right=True),
-        Column("Output Tokens", "daily_output_tokens", count, right=True),
-        Column("Cost", "daily_cost", usd, right=True),
+        return _nothing_for(args)
+    columns = [Column("Date", "day"), _CALLS, _INPUT, _OUTPUT, cost_column()]
+    total = totals(rows, _SUMMED, {"day": "TOTAL"})
+    return _table(args, columns, rows, total)
+
+
+def _range(args: argparse.Namespace) -> str:
+    """The date range of a title: `` (since ... until ...)``, or ''."""
+    parts = [
+        f"{name} {time(value)}"
+        for name in ("since", "until")
+        if (value := getattr(args, name, None)) is not None
     ]
-    summed = ("call_count", "daily_input_tokens", "daily_output_tokens")
-    total = totals(rows, "daily_cost", summed, {"date": "TOTAL"})
-    return render_table(columns, rows, total)
-
-
-def _do_reset(store: BaseStore, args: argparse.Namespace) -> Row:
-    previous = store.get_total_cost(args.project)
-    if previous:
-        store.reset_budget(args.project)
-    return {"project": args.project, "previous_cost": previous, "reset": bool(previous)}
-
-
-def _show_reset(result: Row, args: argparse.Namespace) -> str:
-    if not result["reset"]:
-        return f"Project '{result['project']}' has no recorded cost; nothing to reset."
-    return f"Budget reset for project '{result['project']}' (was {usd(result['previous_cost'])})."
+    return f" ({' '.join(parts)} UTC)" if parts else ""
 
 
 def _do_migrate(store: BaseStore, args: argparse.Namespace) -> Row:
@@ -187,13 +243,6 @@ def _do_reprice(store: BaseStore, args: argparse.Namespace) -> Row:
     }
 
 
-def _exact_usd(nanos: Any, *, signed: bool = False) -> str:
-    """Nano-USD shown exactly: a correction can be smaller than a table's four decimals."""
-    amount = nanos_to_decimal(abs(int(nanos)))
-    sign = ("-" if int(nanos) < 0 else "+" if signed else "") if nanos else ""
-    return f"{sign}${amount:,.9f}"
-
-
 def _show_reprice(result: Row, args: argparse.Namespace) -> str:
     rows: list[Row] = result["projects"]
     if not rows:
@@ -202,9 +251,9 @@ def _show_reprice(result: Row, args: argparse.Namespace) -> str:
         Column("Project", "project"),
         Column("Calls", "rows", count, right=True),
         Column("Changed", "changed", count, right=True),
-        Column("Old Cost", "old_cost_nanos", _exact_usd, right=True),
-        Column("New Cost", "new_cost_nanos", _exact_usd, right=True),
-        Column("Difference", "delta_nanos", lambda v: _exact_usd(v, signed=True), right=True),
+        Column("Old Cost", "old_cost_nanos", nanos_usd, right=True),
+        Column("New Cost", "new_cost_nanos", nanos_usd, right=True),
+        Column("Difference", "delta_nanos", lambda v: nanos_usd(v, signed=True), right=True),
         Column("Unknown", "unknown", count, right=True),
         Column("Provider", "provider", count, right=True),
     ]
@@ -212,7 +261,7 @@ def _show_reprice(result: Row, args: argparse.Namespace) -> str:
     total: Row = {"project": "TOTAL", "unknown": 0, "provider": 0}
     for key in (*summed, "unknown", "provider"):
         total[key] = sum(int(row[key]) for row in rows)
-    lines = [render_table(columns, rows, total), ""]
+    lines = [_table(args, columns, rows, total), ""]
     changed = total["changed"]
     if result["dry_run"]:
         lines.append(f"Dry run: {changed:,} call(s) would be corrected; nothing was changed.")
@@ -230,39 +279,24 @@ def _show_reprice(result: Row, args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-_EXPORT_FIELDS = ("project", "model", "input_tokens", "output_tokens", "cost", "created_at")
-
-
-def _fetch_export(store: BaseStore, args: argparse.Namespace) -> list[Row]:
-    return store.get_usage_logs_filtered(project=args.project, model=args.model, limit=0)
-
-
-def _show_export(rows: list[Row], args: argparse.Namespace) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(_EXPORT_FIELDS)
-    writer.writerows([row[field] for field in _EXPORT_FIELDS] for row in rows)
-    return buffer.getvalue().rstrip("\n")
-
-
 def _nothing_for(args: argparse.Namespace) -> str:
     filters = [
         f"{name} '{value}'"
-        for name in ("project", "model")
+        for name in ("project", "model", "key", "provider")
         if (value := getattr(args, name, None)) is not None
     ]
-    return "No usage data found" + (f" for {' and '.join(filters)}." if filters else ".")
+    found = "No usage data found" + (f" for {' and '.join(filters)}" if filters else "")
+    return f"{found}{_range(args)}."
 
 
 COMMANDS: dict[str, Command] = {
-    "summary": Command(_fetch_summary, _show_summary),
-    "models": Command(_fetch_models, _show_models),
-    "logs": Command(_fetch_logs, _show_logs),
-    "budgets": Command(_fetch_budgets, _show_budgets),
-    "trends": Command(_fetch_trends, _show_trends),
-    "reset": Command(_do_reset, _show_reset),
+    "summary": Command(_fetch_summary, _show_summary, reads=True),
+    "models": Command(_fetch_models, _show_models, reads=True),
+    "spend": Command(_fetch_spend, _show_spend, reads=True),
+    "logs": Command(_fetch_logs, _show_logs, reads=True),
+    "budgets": Command(_fetch_budgets, _show_budgets, reads=True),
+    "trends": Command(_fetch_trends, _show_trends, reads=True),
     "migrate": Command(_do_migrate, _show_migrate),
     "reprice": Command(_do_reprice, _show_reprice),
-    "export": Command(_fetch_export, _show_export),
-    "budget": Command(_budget.run, _budget.show, _budget.creates_store),
+    "budget": Command(_budget.run, _budget.show, creates_store=_budget.creates_store),
 }

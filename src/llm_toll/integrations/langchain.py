@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from llm_toll._call.plan import StoreErrorPolicy
+from llm_toll._warnings import warn_once
 from llm_toll._worker import worker
 from llm_toll.exceptions import UsageWarning
 from llm_toll.integrations._callback import BudgetedCallback
@@ -206,6 +207,14 @@ class _LangChainHandler(BudgetedCallback):
             return None  # the hooks record this request (its stream may carry no id here)
         found = _found(response, started)
         if found is None:
+            model = started.model if started else None
+            warn_once(
+                f"langchain-no-usage:{model}",
+                f"llm_toll: LangChain reported no usage for a call of {model or 'a model'}: "
+                "not recorded (a langchain-openai stream from another endpoint than "
+                "OpenAI's carries it only with stream_usage=True)",
+                UsageWarning,
+            )
             return None
         return found, started or _Started(datetime.now(timezone.utc), time.perf_counter(),
                                           None, None, False)  # fmt: skip

@@ -8,17 +8,20 @@ litellm.callbacks = [LiteLLMCallback(project="my-app", max_budget=10.0)]
 that use LiteLLM; ``import llm_toll`` does not import it). LiteLLM logs and swallows what its
 logging hooks raise, so a spent budget is refused by a pre-call rule
 (``litellm.pre_call_rules``) that the first callback made registers: it runs before every
-``completion`` and ``acompletion`` (streamed or not) and raises ``BudgetExceededError`` as it
-is. Each successful response is recorded once, priced from its usage (cache reads and
-writes, reasoning) with LiteLLM's own ``response_cost`` as the provider's figure, over the
-start and end times LiteLLM reports; failed attempts cost nothing and are not recorded. An
-async call's record is written in llm_toll's worker thread, off the event loop.
+``completion`` and ``acompletion`` (streamed or not), for the callbacks of
+``litellm.callbacks`` and of the call's own ``callbacks=``, and raises
+``BudgetExceededError`` as it is. Each successful response is recorded once, priced from
+its usage (cache reads and writes, reasoning) with LiteLLM's own ``response_cost`` as the
+provider's figure, over the start and end times LiteLLM reports; failed attempts cost
+nothing and are not recorded. An async call's record is written in llm_toll's worker
+thread, off the event loop.
 """
 
 from __future__ import annotations
 
 import threading
 import warnings
+from collections import OrderedDict
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -60,9 +63,10 @@ class LiteLLMCallback(BudgetedCallback, _Logger):
             reporter=reporter,
             on_store_error=on_store_error,
         )
-        # LiteLLM keeps one logger per class and public str/int/bool attributes: the
-        # project tells the callbacks of two projects apart.
+        # LiteLLM keeps one logger per class and public str/int/bool attributes (a float is
+        # not one of them): the project and the budget tell two callbacks apart.
         self.project = project
+        self.budget = "none" if max_budget is None else repr(float(max_budget))
         if _Logger is not object:
             _Logger.__init__(self)
             _register_pre_call_rule()
@@ -77,7 +81,7 @@ class LiteLLMCallback(BudgetedCallback, _Logger):
     ) -> None:
         """Called by LiteLLM after a successful completion (for a stream, once with the
         whole response): records its usage and cost."""
-        found = self._usage(kwargs, response_obj)
+        found = self._to_record(kwargs, response_obj)
         if found is not None:
             self._record(found, *_times(start_time, end_time))
 
@@ -86,7 +90,7 @@ class LiteLLMCallback(BudgetedCallback, _Logger):
     ) -> None:
         """The same for ``acompletion``: the record is written in llm_toll's worker thread,
         so a slow store never blocks the event loop."""
-        found = self._usage(kwargs, response_obj)
+        found = self._to_record(kwargs, response_obj)
         if found is not None:
             await worker.run(self._record, found, *_times(start_time, end_time))
 
@@ -99,6 +103,13 @@ class LiteLLMCallback(BudgetedCallback, _Logger):
         self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
     ) -> None:
         """Failed attempts cost nothing that LiteLLM reports: nothing to record."""
+
+    def _to_record(self, kwargs: dict[str, Any], response_obj: Any) -> ExtractedUsage | None:
+        """The call's usage, unless another callback of this project recorded the call."""
+        call_id = kwargs.get("litellm_call_id") if isinstance(kwargs, dict) else None
+        if not _recorded.first(self.project, call_id):
+            return None
+        return self._usage(kwargs, response_obj)
 
     @staticmethod
     def _usage(kwargs: dict[str, Any], response_obj: Any) -> ExtractedUsage | None:
@@ -137,20 +148,59 @@ def _response_cost(kwargs: dict[str, Any], response: Any) -> int | None:
     return None if value is None else checked_cost("LiteLLM response_cost", value)
 
 
+class _FirstPerProject:
+    """The (project, LiteLLM call id) pairs recorded lately: two callbacks of one project
+    (with different budgets) both see every call, which the project records once."""
+
+    _SIZE = 4096  # calls whose success is being logged at the same time
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    def first(self, project: str, call_id: object) -> bool:
+        """Whether this is the first record of the call for ``project`` (a call without an
+        id cannot be matched: always)."""
+        if not isinstance(call_id, str) or not call_id:
+            return True
+        with self._lock:
+            if (project, call_id) in self._seen:
+                return False
+            self._seen[(project, call_id)] = None
+            if len(self._seen) > self._SIZE:
+                self._seen.popitem(last=False)
+            return True
+
+
+_recorded = _FirstPerProject()
+
+
 # -- refusing a call before it is sent ------------------------------------------------------
 
 _lock = threading.Lock()
 
 
 def _refuse_when_spent(text: str) -> bool:
-    """LiteLLM's pre-call rule: every LiteLLMCallback in ``litellm.callbacks`` refuses
-    (raises BudgetExceededError) when its budget is spent; True lets the call go."""
+    """LiteLLM's pre-call rule: every LiteLLMCallback LiteLLM will call refuses (raises
+    BudgetExceededError) when its budget is spent; True lets the call go."""
+    for callback in _registered():
+        callback._refuse_if_spent()
+    return True
+
+
+def _registered() -> list[LiteLLMCallback]:
+    """The LiteLLMCallbacks of ``litellm.callbacks`` and of a call's own ``callbacks=``:
+    LiteLLM adds the latter to its lists of loggers before it runs the pre-call rules
+    (and keeps them there for later calls). Each once, in order."""
     import litellm
 
-    for callback in litellm.callbacks:
-        if isinstance(callback, LiteLLMCallback):
-            callback._refuse_if_spent()
-    return True
+    found: dict[int, LiteLLMCallback] = {}
+    for group in (litellm.callbacks, litellm.input_callback, litellm.success_callback,
+                  litellm._async_success_callback):  # fmt: skip
+        for callback in group:
+            if isinstance(callback, LiteLLMCallback):
+                found.setdefault(id(callback), callback)
+    return list(found.values())
 
 
 def _register_pre_call_rule() -> None:

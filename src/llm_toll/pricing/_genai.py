@@ -195,6 +195,14 @@ class GenaiModel:
         # in practice: the tiers and batch; bounded against a caller inventing them).
         self._variants: dict[tuple[tuple[str, str], ...], tuple[PriceVariant, ...]] = {}
 
+    @property
+    def info(self) -> ModelInfo:
+        return self._info
+
+    @property
+    def provider(self) -> Provider:
+        return self._provider
+
     def nanos(self, usage: Usage, when: datetime) -> int:
         """The cost of ``usage`` at request time ``when``, in nano-USD."""
         return self.price(usage, when, NO_CONTEXT)[0]

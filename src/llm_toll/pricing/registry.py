@@ -23,7 +23,7 @@ from __future__ import annotations
 import threading
 import warnings
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from llm_toll.exceptions import PricingMatrixOutdatedWarning, UsageWarning
@@ -40,6 +40,7 @@ from llm_toll.pricing._routes import (
     RouteCache,
     genai,
 )
+from llm_toll.pricing._sheet import PriceSheet, near_names, providers_of, sheet_of
 from llm_toll.usage.base import NO_CONTEXT, Usage, UsageError
 
 if TYPE_CHECKING:
@@ -201,6 +202,23 @@ class PricingRegistry:
         aliases), not from a list, so use ``has_model`` to ask about one.
         """
         return sorted({*self._overrides, *LOCAL_MODEL_PREFIXES})
+
+    def price_sheet(
+        self, model: str, provider: str | None = None, at: datetime | None = None
+    ) -> PriceSheet | None:
+        """The rates calls to ``model`` are priced at, at ``at`` (default now), with their
+        source and version; None if the model has no price (the fallback counts)."""
+        when = at if at is not None else datetime.now(timezone.utc)
+        return sheet_of(self._route(model, provider), model, when)
+
+    def similar_models(self, model: str) -> list[str]:
+        """Other model names with a price that look like ``model``, closest first."""
+        return near_names(model, genai().current_snapshot(), self._overrides)
+
+    def providers_of(self, model: str) -> list[str]:
+        """genai-prices providers listing ``model`` by this exact name (to pass as
+        ``provider`` when the name alone does not find it)."""
+        return providers_of(model, genai().current_snapshot())
 
     # -- internals ------------------------------------------------------------------------
 

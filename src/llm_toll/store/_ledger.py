@@ -18,7 +18,7 @@ or an earlier llm_toll wrote.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -116,22 +116,27 @@ def from_json(value: object) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def as_dict(names: Iterable[str], values: Iterable[Any]) -> dict[str, Any]:
-    """A row as llm-toll 0.13 returned it, keys in its order, then the exact nano amounts.
-
-    A column named ``<x>_nanos`` is returned both as ``<x>`` (float USD) and as itself.
-    """
-    result: dict[str, Any] = {}
-    exact: dict[str, int | None] = {}
-    for name, value in zip(names, values, strict=True):
-        if name.endswith("_nanos"):
-            result[name.removesuffix("_nanos")] = None if value is None else nanos_to_usd(value)
-            exact[name] = value
-        else:
-            if name in BOOLEAN_COLUMNS:
-                value = bool(value)
-            elif name in JSON_COLUMNS:
-                value = from_json(value)
-            result[name] = value
-    result.update(exact)
+def as_dicts(names: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
+    """Rows of one query as llm-toll 0.13 returned them, keys in its order, then the exact
+    nano amounts: a column named ``<x>_nanos`` is returned both as ``<x>`` (float USD) and
+    as itself. What each column needs is decided once per query, not per row (an export
+    reads a million rows)."""
+    keys = [name.removesuffix("_nanos") for name in names]
+    nanos = [(i, name) for i, name in enumerate(names) if name.endswith("_nanos")]
+    booleans = [i for i, name in enumerate(names) if name in BOOLEAN_COLUMNS]
+    jsons = [i for i, name in enumerate(names) if name in JSON_COLUMNS]
+    result = []
+    for row in rows:
+        values = list(row)
+        for i in booleans:
+            values[i] = bool(values[i])
+        for i in jsons:
+            values[i] = from_json(values[i])
+        exact = [(name, values[i]) for i, name in nanos]
+        for i, _ in nanos:
+            if values[i] is not None:
+                values[i] = nanos_to_usd(values[i])
+        as_row = dict(zip(keys, values, strict=True))
+        as_row.update(exact)
+        result.append(as_row)
     return result

@@ -38,6 +38,7 @@ from llm_toll._budget.records import (
 from llm_toll.store._checks import check_call
 from llm_toll.store._compat import warn
 from llm_toll.store._ledger import COLUMNS
+from llm_toll.store._reads import POSTGRES_BUCKETS
 from llm_toll.store._reports import ReportSQL
 from llm_toll.store._sql import SQLStore
 from llm_toll.store._time import utc_now
@@ -85,7 +86,10 @@ _TOTALS: Final = f"""(
     FROM budgets) AS budget_totals"""
 
 REPORTS: Final = ReportSQL.for_backend(
-    "(created_at AT TIME ZONE 'UTC')::date", ledger=_LEDGER, totals=_TOTALS
+    "(created_at AT TIME ZONE 'UTC')::date",
+    buckets=POSTGRES_BUCKETS,
+    ledger=_LEDGER,
+    totals=_TOTALS,
 )
 """The read queries of the llm-toll 0.13 API, over 0.13's tables."""
 
@@ -245,9 +249,16 @@ class OnV013Tables(SQLStore):
             scope, rpm=rpm, tpm=tpm, estimated_tokens=estimated_tokens, now=now
         )
 
-    def reset_budget(self, project: str) -> None:
+    def reset_budget(
+        self, project: str, *, budget_key: str | None = None, period: str | None = None
+    ) -> None:
         try:
             if self._on_v013_tables():
+                if budget_key is not None or period is not None:
+                    raise self._error(
+                        "reset one budget key or period",
+                        "llm-toll 0.13's tables keep one total per project",
+                    )
                 now = self._time_param(utc_now())
                 with self._transaction("reset the budget", write=True) as tx:
                     tx.run(RESET, (now, now, project))
@@ -255,7 +266,7 @@ class OnV013Tables(SQLStore):
         except StoreError as exc:
             warn(exc)
             return
-        super().reset_budget(project)
+        super().reset_budget(project, budget_key=budget_key, period=period)
 
     def upgrade_schema(self) -> str | None:
         if self._on_v013_tables():

@@ -8,12 +8,15 @@ those and inherits the rest.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
+from llm_toll.store import _reads
+from llm_toll.store._alert_marks import THRESHOLD_BITS
 from llm_toll.store._ledger import READ_COLUMNS
+from llm_toll.store._reads import BATCH_ROWS, Filters, TimeBuckets
 from llm_toll.store._time import utc_now
 from llm_toll.store._totals import PROJECT_KEY
 from llm_toll.store.base import BaseStore
@@ -38,12 +41,16 @@ class ReportSQL:
     ledger: str
     """What the queries read as ``usage_logs``: the table, or a query that shows another
     table as it (llm-toll 0.13's, see ``_postgres_v013``)."""
+    totals: str
+    """What the queries read as ``budget_totals``, likewise."""
+    buckets: TimeBuckets
 
     @classmethod
     def for_backend(
         cls,
         utc_day_of_created_at: str,
         *,
+        buckets: TimeBuckets,
         ledger: str = "usage_logs",
         totals: str = "budget_totals",
     ) -> ReportSQL:
@@ -64,10 +71,13 @@ class ReportSQL:
                 FROM {ledger} WHERE created_at >= ? GROUP BY 1 ORDER BY 1""",
             budget_totals=f"""
                 SELECT project, period, spent_nanos AS total_cost_nanos, limit_nanos,
-                       thresholds_fired, last_reset_at, updated_at, budget_key
+                       thresholds_fired & {THRESHOLD_BITS} AS thresholds_fired,
+                       last_reset_at, updated_at, budget_key
                 FROM {totals}
                 ORDER BY spent_nanos DESC, project, budget_key, period""",
             ledger=ledger,
+            totals=totals,
+            buckets=buckets,
         )
 
 
@@ -124,6 +134,77 @@ class ReportMethods(BaseStore):
         sql = self._queries().budget_totals
         return add_utilization(self._report("read budget utilization", sql))
 
+    # -- the ledger over a date range (see ``_reads``) ------------------------------------
+
+    def spend(
+        self,
+        by: Sequence[str] | str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        project: str | None = None,
+        model: str | None = None,
+        key: str | None = None,
+        provider: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Spend grouped ``by`` dimensions of ``_reads.DIMENSIONS``, one dict per group that
+        has calls: the dimensions, then ``calls``, the token sums, ``cost_nanos`` (exact),
+        ``unpriced_calls``, ``estimated_calls``, ``first_at`` and ``last_at``."""
+        dims = _reads.dimensions(by)
+        filters = Filters(since, until, project, model, key, provider)
+        where, params = filters.where(self._time_param)
+        queries = self._queries()
+        sql = _reads.spend_query(dims, queries.buckets, queries.ledger, where)
+        return _reads.spend_rows(dims, self._report("read spend", sql, params))
+
+    def calls(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        project: str | None = None,
+        model: str | None = None,
+        key: str | None = None,
+        after_id: int | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        """The ledger rows selected, newest first, at most ``limit`` (negative: all);
+        ``after_id``: only rows recorded after that one."""
+        filters = Filters(since, until, project, model, key, after_id=after_id)
+        where, params = filters.where(self._time_param)
+        sql = _reads.calls_query(self._queries().ledger, where, newest_first=True)
+        rows = self._report("read calls", sql, (*params, self._limit_param(limit)))
+        return [_reads.call_row(row) for row in rows]
+
+    def iter_calls(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        project: str | None = None,
+        model: str | None = None,
+        key: str | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every ledger row selected, as recorded (by id: oldest first), read in batches of
+        ``BATCH_ROWS`` after the last id seen, so memory stays constant."""
+        after_id: int | None = None
+        while True:
+            filters = Filters(since, until, project, model, key, after_id=after_id)
+            where, params = filters.where(self._time_param)
+            sql = _reads.calls_query(self._queries().ledger, where, newest_first=False)
+            rows = self._report("read calls", sql, (*params, BATCH_ROWS))
+            for row in rows:
+                yield _reads.call_row(row)
+            if len(rows) < BATCH_ROWS:
+                return
+            after_id = rows[-1]["id"]
+
+    def projects(self) -> list[str]:
+        """The projects that have calls or budget totals, sorted."""
+        queries = self._queries()
+        sql = _reads.projects_query(queries.ledger, queries.totals)
+        return [row["project"] for row in self._report("read projects", sql)]
+
     def _usage_logs(
         self, project: str | None, model: str | None, limit: int
     ) -> list[dict[str, Any]]:
@@ -144,7 +225,7 @@ class ReportMethods(BaseStore):
 
 
 def add_utilization(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Budget-total rows (from ``as_dict``) with their ``utilization``: spent / limit.
+    """Budget-total rows (from ``as_dicts``) with their ``utilization``: spent / limit.
 
     ``budget_key`` (added after the llm-toll 0.13 keys) is moved last.
     """

@@ -22,9 +22,10 @@ from llm_toll._budget.records import (
     Reservation,
 )
 from llm_toll.store import _totals
+from llm_toll.store._alert_marks import CLAIM_REFUSAL_ALERT
 from llm_toll.store._checks import check_call, check_rate, check_reserve, check_settlement
 from llm_toll.store._compat import CompatMethods, warn
-from llm_toll.store._ledger import as_dict
+from llm_toll.store._ledger import as_dicts
 from llm_toll.store._limits import LimitMethods
 from llm_toll.store._rate_windows import acquire_rate_in, settle_rate_in
 from llm_toll.store._reports import ReportMethods
@@ -99,6 +100,20 @@ class SQLStore(ReportMethods, CompatMethods, LimitMethods):
             _totals.GET_SPENT, project, reset=reset, at=at, budget_key=budget_key
         )
 
+    def get_spent_since(self, project: str, since: datetime, budget_key: str | None = None) -> int:
+        # The ledger's index on (project, created_at) bounds the read to the rows since then.
+        sql = (
+            f"SELECT COALESCE(SUM(cost_nanos), 0) FROM {self._queries().ledger} "
+            "WHERE project = ? AND created_at >= ?"
+        )
+        params: list[object] = [project, self._time_param(since)]
+        if budget_key is not None:
+            sql += " AND budget_key = ?"
+            params.append(budget_key)
+        with self._transaction("read recent spend", write=False) as tx:
+            rows = tx.run(sql, params)
+        return int(rows[0][0]) if rows else 0
+
     # -- strict budgets ------------------------------------------------------------------
 
     def reserve(
@@ -172,6 +187,23 @@ class SQLStore(ReportMethods, CompatMethods, LimitMethods):
             _totals.GET_RESERVED, project, reset=reset, at=at, budget_key=budget_key
         )
 
+    # -- alerts --------------------------------------------------------------------------
+
+    def claim_refusal_alert(
+        self, project: str, budget_key: str | None, period: str, limit_nanos: int
+    ) -> bool | None:
+        """Set the mark that a refusal of this budget's period was alerted: True for the
+        one caller that set it, False once set; None where the store keeps no marks (a
+        PostgreSQL database of llm-toll 0.13)."""
+        if self._on_v013_tables():
+            return None
+        now = self._time_param(utc_now())
+        with self._transaction("mark an alert", write=True, barrier=False) as tx:
+            rows = tx.run(
+                CLAIM_REFUSAL_ALERT, (project, scope_key(budget_key), period, limit_nanos, now)
+            )
+        return bool(rows)
+
     # -- shared rate limits --------------------------------------------------------------
 
     def acquire_rate(
@@ -206,12 +238,18 @@ class SQLStore(ReportMethods, CompatMethods, LimitMethods):
 
     # -- llm-toll 0.13 API (the rest comes from CompatMethods and ReportMethods) -----------
 
-    def reset_budget(self, project: str) -> None:
+    def reset_budget(
+        self, project: str, *, budget_key: str | None = None, period: str | None = None
+    ) -> None:
+        """``BaseStore.reset_budget``, optionally narrowed: ``budget_key`` resets one key's
+        totals only (``""``: the project's own), ``period`` one period key only (``all``,
+        ``2026-11-30``, ``2026-11``...)."""
         now = self._time_param(utc_now())
+        sql, params = _totals.reset_scope(project, now, budget_key=budget_key, period=period)
         try:
             with self._transaction("reset the budget", write=True) as tx:
                 tx.lock(_totals.PROJECT_ROWS, (project,))
-                tx.run(_totals.RESET_PROJECT, (now, now, project))
+                tx.run(sql, params)
         except StoreError as exc:
             warn(exc)
 
@@ -222,7 +260,7 @@ class SQLStore(ReportMethods, CompatMethods, LimitMethods):
         except StoreError as exc:
             warn(exc)
             return []
-        return [as_dict(names, row) for row in rows]
+        return as_dicts(names, rows)
 
     # -- internals -------------------------------------------------------------------------
 

@@ -69,6 +69,21 @@ WHERE project = ?
 """
 
 
+def reset_scope(
+    project: str, now: object, *, budget_key: str | None, period: str | None
+) -> tuple[str, tuple[object, ...]]:
+    """RESET_PROJECT narrowed to one budget key and/or one period (None: all of them), with
+    its parameters. Only the project's own lifetime row (key ``''``, period ``all``) is what
+    llm-toll 0.13 calls the project's budget, so only its reset reaches a shared 0.13 file."""
+    sql = RESET_PROJECT
+    params: tuple[object, ...] = (now, now, project)
+    if budget_key is not None:
+        sql, params = f"{sql} AND budget_key = ?", (*params, budget_key)
+    if period is not None:
+        sql, params = f"{sql} AND period = ?", (*params, period)
+    return sql, params
+
+
 class ScopeWrite(NamedTuple):
     """A call's cost added to one scope's totals: its lifetime total, and the period total
     of its budget when it has one."""

@@ -30,6 +30,7 @@ class UnusableStore(BaseStore):
     get_usage_logs = get_usage_logs_filtered = get_all_project_summaries = _fail
     get_model_summaries = get_project_summaries_for_model = get_daily_cost_trends = _fail
     get_budget_utilization = reset_budget = _fail
+    spend = calls = iter_calls = projects = _fail
 
     def close(self) -> None:
         """Nothing to release."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -106,6 +106,16 @@ class BaseStore(ABC):
             return usd_to_nanos(self.get_total_cost(project))
         except Exception as exc:
             raise StoreError(f"{type(self).__name__}.get_total_cost failed: {exc!r}") from exc
+
+    def get_spent_since(self, project: str, since: datetime, budget_key: str | None = None) -> int:
+        """Nano-USD of the ledger's calls of ``project`` (or of its ``budget_key``) that
+        started at or after ``since``, whichever process or host recorded them. Reads only
+        the rows since then (the ledger's index on project and time), never the history.
+
+        Not abstract, as above: a store written for llm-toll 0.13 has no such read, and no
+        forecast is made on it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not read spend by time")
 
     # -- strict budgets: reservations -----------------------------------------------------
     # Not abstract, so that stores written for earlier versions still load; the decorator
@@ -262,6 +272,53 @@ class BaseStore(ABC):
     def get_budget_utilization(self) -> list[dict[str, Any]]:
         """Per (project, budget key, period) running total, with its limit and utilization
         when known; ``budget_key`` is '' for the project's own totals."""
+
+    # -- the ledger over a date range: UTC times, since inclusive, until exclusive --------
+
+    def spend(
+        self,
+        by: Sequence[str] | str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        project: str | None = None,
+        model: str | None = None,
+        key: str | None = None,
+        provider: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Spend grouped by ``day``, ``week`` (ISO), ``month``, ``project``, ``model``,
+        ``key`` and/or ``provider``, with exact ``cost_nanos``; ordered by the groups."""
+        raise NotImplementedError(f"{type(self).__name__} does not support grouped reads")
+
+    def calls(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        project: str | None = None,
+        model: str | None = None,
+        key: str | None = None,
+        after_id: int | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        """Ledger rows, newest first; ``after_id``: only rows recorded after it."""
+        raise NotImplementedError(f"{type(self).__name__} does not support grouped reads")
+
+    def iter_calls(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        project: str | None = None,
+        model: str | None = None,
+        key: str | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every ledger row selected, oldest first, in constant memory."""
+        raise NotImplementedError(f"{type(self).__name__} does not support grouped reads")
+
+    def projects(self) -> list[str]:
+        """The projects that have calls or budget totals, sorted."""
+        raise NotImplementedError(f"{type(self).__name__} does not support grouped reads")
 
     @abstractmethod
     def reset_budget(self, project: str) -> None:

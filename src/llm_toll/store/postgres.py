@@ -28,6 +28,7 @@ from typing import Any, Final
 from llm_toll._budget.periods import LIFETIME
 from llm_toll._options import count_option, seconds_option
 from llm_toll.store import _ledger, _totals
+from llm_toll.store._reads import POSTGRES_BUCKETS
 from llm_toll.store._reports import ReportSQL
 from llm_toll.store._secrets import redact, redact_url, url_passwords
 from llm_toll.store._sql import keep_inherited
@@ -140,7 +141,7 @@ class PostgresStore(OnV013Tables):
 
     # -- internals -------------------------------------------------------------------------
 
-    _sql = ReportSQL.for_backend("(created_at AT TIME ZONE 'UTC')::date")
+    _sql = ReportSQL.for_backend("(created_at AT TIME ZONE 'UTC')::date", buckets=POSTGRES_BUCKETS)
 
     @contextlib.contextmanager
     def _transaction(

@@ -26,6 +26,7 @@ from llm_toll.store import _ledger, _totals
 from llm_toll.store import _sqlite_v013 as v013
 from llm_toll.store._breaker import Breaker
 from llm_toll.store._compat import warn
+from llm_toll.store._reads import SQLITE_BUCKETS
 from llm_toll.store._reports import ReportSQL
 from llm_toll.store._sql import SQLStore, keep_inherited
 from llm_toll.store._sqlite_files import backup_copy, create_private_file
@@ -113,7 +114,7 @@ class SQLiteStore(SQLStore):
 
     # -- internals -------------------------------------------------------------------------
 
-    _sql = ReportSQL.for_backend("DATE(created_at)")
+    _sql = ReportSQL.for_backend("DATE(created_at)", buckets=SQLITE_BUCKETS)
 
     def _transaction(
         self, action: str, *, write: bool, atomic: bool = True, barrier: bool = True

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from opentelemetry.metrics import (
     CallbackOptions,
@@ -27,7 +27,12 @@ from llm_toll._budget.money import nanos_to_usd
 from llm_toll._budget.records import BudgetSpec, BudgetState, CallRecord
 from llm_toll.telemetry import names as attr
 from llm_toll.telemetry import semconv
+from llm_toll.telemetry._forecasts import observe_time_remaining
+from llm_toll.telemetry._forecasts import watch as watch_forecast
 from llm_toll.telemetry.providers import meter, metrics_wanted, on_reconfigure
+
+if TYPE_CHECKING:
+    from llm_toll.store import BaseStore
 
 # Instrument names: the GenAI ones from the semantic-conventions package.
 METRIC_TOKEN_USAGE: Final = gen_ai_metrics.GEN_AI_CLIENT_TOKEN_USAGE
@@ -37,6 +42,7 @@ METRIC_COST: Final = "llm_toll.cost"
 METRIC_BUDGET_LIMIT: Final = "llm_toll.budget.limit"
 METRIC_BUDGET_SPENT: Final = "llm_toll.budget.spent"
 METRIC_BUDGET_UTILIZATION: Final = "llm_toll.budget.utilization"
+METRIC_BUDGET_TIME_REMAINING: Final = "llm_toll.budget.time_remaining"
 METRIC_BUDGET_REJECTIONS: Final = "llm_toll.budget.rejections"
 METRIC_RATELIMIT_REJECTIONS: Final = "llm_toll.ratelimit.rejections"
 METRIC_UNPRICED_CALLS: Final = "llm_toll.calls.unpriced"
@@ -74,6 +80,7 @@ class Instruments:
     budget_limit: ObservableGauge
     budget_spent: ObservableGauge
     budget_utilization: ObservableGauge
+    budget_time_remaining: ObservableGauge
     budget_rejections: Counter
     ratelimit_rejections: Counter
     unpriced_calls: Counter
@@ -122,6 +129,14 @@ class Instruments:
                 callbacks=[_budget_observations(2)],
                 unit="1",
                 description="Spent divided by limit.",
+            ),
+            # Read from the store at collection time (see telemetry._forecasts).
+            budget_time_remaining=meter.create_observable_gauge(
+                METRIC_BUDGET_TIME_REMAINING,
+                callbacks=[observe_time_remaining],
+                unit="s",
+                description="Seconds until the budget runs out at its burn rate of the last "
+                "hour, when that comes before the period ends; 0 when spent.",
             ),
             budget_rejections=meter.create_counter(
                 METRIC_BUDGET_REJECTIONS,
@@ -340,9 +355,14 @@ def _budget_observations(index: int) -> Callable[[CallbackOptions], Iterable[Obs
 
 
 def record_budget(
-    project: str, budget: BudgetSpec, state: BudgetState, key: str | None = None
+    project: str,
+    budget: BudgetSpec,
+    state: BudgetState,
+    key: str | None = None,
+    store: BaseStore | None = None,
 ) -> None:
-    """The budget gauges' latest state of a project, or of one of its budget keys (opt-in)."""
+    """The budget gauges' latest state of a project, or of one of its budget keys (opt-in);
+    with ``store``, the one the state came from, the budget's forecast too."""
     if state.limit_nanos is None or not metrics_wanted():
         return
     instruments()
@@ -350,6 +370,8 @@ def record_budget(
     utilization = state.spent_nanos / limit if limit > 0 else None
     scope = (project, attr.period_label(budget.reset), key or None)
     _budgets[scope] = (nanos_to_usd(limit), nanos_to_usd(state.spent_nanos), utilization)
+    if store is not None:
+        watch_forecast(store, project, budget.reset, limit, key)
 
 
 RejectionKind = Literal["budget", "ratelimit"]

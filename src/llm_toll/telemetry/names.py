@@ -13,7 +13,7 @@ from typing import Final
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.semconv.attributes import error_attributes
 
-from llm_toll._budget.periods import Reset
+from llm_toll._budget.periods import LIFETIME_SHOWN, Reset
 
 # OpenTelemetry GenAI semantic conventions.
 OPERATION: Final = gen_ai.GEN_AI_OPERATION_NAME
@@ -96,4 +96,4 @@ CURRENCY: Final = "USD"
 
 def period_label(reset: Reset | None) -> str:
     """The bounded value of ``llm_toll.budget.period``: the reset cadence, not the date."""
-    return reset or "lifetime"
+    return reset or LIFETIME_SHOWN

@@ -37,6 +37,27 @@ def test_scripted_http_errors_reach_each_sdk(
     assert [exchange.status for exchange in replay.requests] == [429, 529, 500]
 
 
+def test_a_failing_model_answers_errors_and_keeps_the_scripts(
+    openai_client: openai.OpenAI, replay: ReplayServer
+) -> None:
+    replay.fail("gpt-4o", 503)
+    replay.script(text="Scripted.")
+    for _ in range(2):
+        with pytest.raises(openai.InternalServerError):
+            openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    answer = openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert answer.choices[0].message.content == "Scripted."  # the script waited for it
+    assert [(e.model, e.status) for e in replay.requests] == [
+        ("gpt-4o", 503),
+        ("gpt-4o", 503),
+        ("gpt-4o-mini", 200),
+    ]
+    replay.reset()
+    openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    with pytest.raises(ValueError, match="4xx or 5xx"):
+        replay.fail("gpt-4o", 200)
+
+
 def test_server_records_requests(openai_client: openai.OpenAI, replay: ReplayServer) -> None:
     openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES, user="u-1")
     (exchange,) = replay.requests

@@ -80,3 +80,63 @@ def responses_function_call(
             "total_tokens": prompt + completion,
         },
     }
+
+
+def chat_tool_call_stream(
+    model: str, name: str, arguments: dict[str, Any], *, prompt: int, completion: int
+) -> list[Any]:
+    """The same call as :func:`chat_tool_call`, streamed: the call's name, then its
+    arguments, then ``finish_reason``; the usage chunk (``include_usage``) and ``[DONE]``."""
+    whole = chat_tool_call(model, name, arguments, prompt=prompt, completion=completion)
+    head = {
+        "id": whole["id"],
+        "object": "chat.completion.chunk",
+        "created": CREATED,
+        "model": model,
+        "system_fingerprint": "fp_replay",
+    }
+    call = whole["choices"][0]["message"]["tool_calls"][0]
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return {**head, "choices": [choice], "usage": None}
+
+    named = {**call, "index": 0, "function": {"name": name, "arguments": ""}}
+    argued = {"index": 0, "function": {"arguments": call["function"]["arguments"]}}
+    return [
+        chunk({"role": "assistant", "content": None, "tool_calls": [named]}),
+        chunk({"tool_calls": [argued]}),
+        chunk({}, "tool_calls"),
+        {**head, "choices": [], "usage": whole["usage"]},
+        "[DONE]",
+    ]
+
+
+def responses_function_call_stream(
+    model: str, name: str, arguments: dict[str, Any], *, prompt: int, completion: int
+) -> list[Any]:
+    """The same call as :func:`responses_function_call`, as the Responses API streams it:
+    ``(event name, data)`` pairs from ``response.created`` to ``response.completed``."""
+    whole = responses_function_call(model, name, arguments, prompt=prompt, completion=completion)
+    item = whole["output"][0]
+    started = {**whole, "status": "in_progress", "output": [], "usage": None}
+    where = {"item_id": item["id"], "output_index": 0}
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": started},
+        {"type": "response.in_progress", "response": started},
+        {
+            "type": "response.output_item.added",
+            "output_index": 0,
+            "item": {**item, "arguments": "", "status": "in_progress"},
+        },
+        {"type": "response.function_call_arguments.delta", **where, "delta": item["arguments"]},
+        {
+            "type": "response.function_call_arguments.done",
+            **where,
+            "name": name,
+            "arguments": item["arguments"],
+        },
+        {"type": "response.output_item.done", "output_index": 0, "item": item},
+        {"type": "response.completed", "response": whole},
+    ]
+    return [(e["type"], {**e, "sequence_number": n}) for n, e in enumerate(events)]

@@ -23,7 +23,9 @@ a reported count and an estimate can be told apart), plus any scripted cached pr
 output costs the same per word of the reply, plus any scripted reasoning tokens.
 
 Scripting (tests): :meth:`ReplayServer.script` queues an override for the next request
-(usage omitted or malformed, another model, an HTTP error, a stream cut mid-way...), and
+(usage omitted or malformed, another model, an HTTP error, a stream cut mid-way...),
+:meth:`ReplayServer.fail` makes every request for one model answer an HTTP error (a
+deployment that is down, for retries and fallbacks), and
 :attr:`ReplayServer.requests` records each exchange, including exactly what usage was sent.
 
 Only the standard library is used here: the SDKs are never imported, and neither is

@@ -22,6 +22,15 @@ def _anthropic_usage(a: Answer, output_tokens: int) -> dict[str, Any]:
     return usage
 
 
+def _delta_usage(a: Answer) -> dict[str, Any]:
+    """``message_delta``'s usage: cumulative counts, without the cache TTL split or the
+    service tier that only ``message_start`` carries."""
+    whole = _anthropic_usage(a, a.output_tokens)
+    for name in ("cache_creation", "service_tier"):
+        del whole[name]
+    return whole
+
+
 def anthropic_message(a: Answer, body: dict[str, Any], stream: bool) -> tuple[Any, Any]:
     """``POST /v1/messages``: a ``message``, or the documented SSE event sequence."""
     message = {
@@ -37,12 +46,11 @@ def anthropic_message(a: Answer, body: dict[str, Any], stream: bool) -> tuple[An
         usage = a.usage(_anthropic_usage(a, a.output_tokens))
         return with_usage(message, "usage", usage), usage
     # message_start carries the input side (and a first output count); message_delta the
-    # cumulative output count. A scripted override applies to both.
+    # cumulative counts, input and cache ones included, as the API sends them now (its
+    # MessageDeltaUsage; langchain-anthropic reads a stream's usage from it alone). A
+    # scripted override applies to both.
     start_usage = a.usage(_anthropic_usage(a, 1))
-    delta_usage = a.usage(
-        {"output_tokens": a.output_tokens}
-        | ({"output_tokens_details": {"thinking_tokens": a.reasoning}} if a.reasoning else {})
-    )
+    delta_usage = a.usage(_delta_usage(a))
     started = {**message, "content": [], "stop_reason": None}
     events: SSE = [
         (

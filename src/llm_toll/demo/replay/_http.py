@@ -116,6 +116,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         api, builder, model, stream, id_prefix = route
         exchange.api, exchange.stream = api, stream
+        failing = replay._failure(model)
+        if failing is not None:
+            exchange.status, exchange.model = failing, model
+            self._json(failing, _error_body(api, failing, f"{model} is failing"), Script())
+            return
         script = replay._next_script()
         if script.status is not None:
             exchange.status = script.status

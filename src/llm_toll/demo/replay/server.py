@@ -31,6 +31,7 @@ class ReplayServer:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._scripts: deque[Script] = deque()
+        self._failing: dict[str, int] = {}
         self._ids = 0
         self.requests: list[Exchange] = []
         """Every request received, oldest first."""
@@ -95,10 +96,20 @@ class ReplayServer:
         with self._lock:
             self._scripts.append(Script(**overrides))
 
+    def fail(self, model: str, status: int = 500) -> None:
+        """Answer every request for ``model`` with the HTTP error ``status`` and the
+        provider's error body, until :meth:`reset` (a deployment that is down, for
+        retries and fallbacks to another model). Queued scripts are kept for the others."""
+        if not 400 <= status <= 599:
+            raise ValueError(f"an error status is 4xx or 5xx, not {status}")
+        with self._lock:
+            self._failing[model] = status
+
     def reset(self) -> None:
-        """Forget queued scripts and recorded requests."""
+        """Forget queued scripts, failing models and recorded requests."""
         with self._lock:
             self._scripts.clear()
+            self._failing.clear()
             self.requests.clear()
 
     @property
@@ -110,6 +121,11 @@ class ReplayServer:
             return self.requests[-1]
 
     # -- used by the handler -------------------------------------------------------------
+
+    def _failure(self, model: str) -> int | None:
+        """The error status every request for ``model`` gets, if :meth:`fail` set one."""
+        with self._lock:
+            return self._failing.get(model)
 
     def _next_script(self) -> Script:
         with self._lock:
