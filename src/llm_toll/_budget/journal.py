@@ -266,11 +266,18 @@ def _decode_write(data: dict[str, Any]) -> PendingWrite:
 
 
 def _encode_spec(spec: BudgetSpec | None) -> list[Any] | None:
-    return None if spec is None else [spec.limit_nanos, spec.reset]
+    if spec is None:
+        return None
+    if not spec.also:  # the form journals had before stored limits
+        return [spec.limit_nanos, spec.reset]
+    return [spec.limit_nanos, spec.reset, [[other.limit_nanos, other.reset] for other in spec.also]]
 
 
 def _decode_spec(data: list[Any] | None) -> BudgetSpec | None:
-    return None if data is None else BudgetSpec(data[0], data[1])
+    if data is None:
+        return None
+    also = tuple(BudgetSpec(limit, reset) for limit, reset in data[2]) if len(data) > 2 else ()
+    return BudgetSpec(data[0], data[1], also=also)
 
 
 def _encode_reservation(reservation: Reservation | None) -> dict[str, Any] | None:

@@ -72,6 +72,10 @@ class BudgetSpec:
     limit_nanos: int | None
     reset: Reset | None = None
     """None (lifetime), "daily", "weekly" or "monthly", on the UTC calendar."""
+    also: tuple[BudgetSpec, ...] = ()
+    """Limits of the same scope over other periods (a limit kept in the store with its own
+    ``reset``, see ``_budget.limits``): each has its own period total, and the call is
+    refused when any is exhausted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +93,9 @@ class BudgetState:
     """True for the one call that took the spend from under the limit to at or over it."""
     key_state: BudgetState | None = None
     """The state of the call's budget key (per-tenant budget), when one was tracked."""
+    others: tuple[BudgetState, ...] = ()
+    """The scope's other period totals (limits kept in the store over other periods),
+    when this state is the binding one of several."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ from opentelemetry.trace import Span
 
 from llm_toll._budget import foreign
 from llm_toll._budget.journal import ReplayStopped, SpillJournal
+from llm_toll._budget.limits import reported
 from llm_toll._budget.money import nanos_to_usd
 from llm_toll._budget.records import BudgetState, CallRecord, PendingWrite
 from llm_toll._budget.view import BudgetView
@@ -154,6 +155,7 @@ class CostSpanProcessor(SpanProcessor):
     ) -> None:
         """A recorded call on its span, in the metrics (its budgets' forecasts read
         ``store``) and the reporter's line."""
+        write = reported(write, state)  # of limits kept in the store too, the binding one
         call = write.call
         if span is not None and span.is_recording():
             try:
@@ -212,12 +214,12 @@ class CostSpanProcessor(SpanProcessor):
         return state
 
     def _remember(self, call: CallRecord, state: BudgetState) -> None:
-        self.view.remember(call.project, state.period, state.spent_nanos)
+        for known in (state, *state.others):  # others: limits kept in the store
+            self.view.remember(call.project, known.period, known.spent_nanos)
         key_state = state.key_state
         if key_state is not None and call.budget_key:
-            self.view.remember(
-                call.project, key_state.period, key_state.spent_nanos, call.budget_key
-            )
+            for known in (key_state, *key_state.others):
+                self.view.remember(call.project, known.period, known.spent_nanos, call.budget_key)
 
     # -- records the store refused --------------------------------------------------------
 

@@ -87,7 +87,7 @@ class Call:
         record then span instead of the time they are made."""
         self.by = by
         self.timed = timed
-        self.plan = plan
+        self.plan = admission.plan or plan  # with the limits kept in the store
         self.run = run
         self.ends_run = ends_run
         if run is not None and not ends_run:

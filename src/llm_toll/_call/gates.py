@@ -21,6 +21,8 @@ from llm_toll import _runtime
 from llm_toll._budget.money import nanos_to_usd, usd_to_nanos
 from llm_toll._budget.periods import period_key
 from llm_toll._budget.records import Reservation
+from llm_toll._budget.stored import Limits, with_stored_limits
+from llm_toll._budget.stored import cache as stored_limits
 from llm_toll._call import admission
 from llm_toll._call.admission import Lease
 from llm_toll._call.plan import BudgetScope, Plan
@@ -59,6 +61,9 @@ class Admission(NamedTuple):
     """Its admission under the rate limits, settled or released exactly once."""
     granted: Granted | None = None
     """A strict provider request's grant: its output cap and what it holds."""
+    plan: Plan | None = None
+    """The plan the call was admitted under, with the limits kept in the store folded in
+    (``_budget.stored``); None: the plan it was given."""
 
 
 def admit(
@@ -128,6 +133,7 @@ def _gates(
     lease: Lease | None = None
     model = plan.requested_model(kwargs)  # named on a refusal's span
     key = plan.budget_key_of(args, kwargs) if run is None else run.budget_key
+    plan = with_stored_limits(plan, key, (yield _LoadLimits(store)))
     if plan.on_unpriced == "refuse" and model is not None:
         priced = yield _CheckPrice(model)
         if not priced:
@@ -163,19 +169,23 @@ def _gates(
                 yield _Refuse(plan, reserved, key, model)
                 raise reserved
             reservation = reserved  # None: the store cannot reserve; check plainly
-    if reservation is None and granted is None:
-        for scope in scopes:
-            spent = None if store is not None else _recent_spent(plan, now, scope)
-            if spent is None:
-                try:
-                    spent = yield _ReadSpent(plan, now, scope, store)
-                except StoreError as down:
-                    yield from _refuse_if_asked(plan, down, "read the budget of", key, model)
-                    break  # allowed without a budget check
-            refusal = _budget_refusal(plan, spent, scope)
-            if refusal is not None:
-                yield _Refuse(plan, refusal, key, model)
-                raise refusal
+    if scopes and (reservation is not None or granted is not None):
+        # A reservation holds one period: limits kept in the store over other periods get
+        # the plain check.
+        held = plan.reserved_budget(key).reset
+        scopes = tuple(scope for scope in scopes if scope.spec.reset != held)
+    for scope in scopes:
+        spent = None if store is not None else _recent_spent(plan, now, scope)
+        if spent is None:
+            try:
+                spent = yield _ReadSpent(plan, now, scope, store)
+            except StoreError as down:
+                yield from _refuse_if_asked(plan, down, "read the budget of", key, model)
+                break  # allowed without a budget check
+        refusal = _budget_refusal(plan, spent, scope)
+        if refusal is not None:
+            yield _Refuse(plan, refusal, key, model)
+            raise refusal
     if run is not None:
         lease = run.take_lease()  # a run's first request was admitted with the run
     while lease is None and plan.limiter is not None:
@@ -192,7 +202,7 @@ def _gates(
                 run.unhold(granted.run_held)
             yield _Refuse(plan, refusal, key, model)
             raise
-    return Admission(now, key, reservation, lease, granted)
+    return Admission(now, key, reservation, lease, granted, plan)
 
 
 def _strict_request(
@@ -397,6 +407,26 @@ class _ReadSpent(_Step):
 
     async def run_async(self) -> int:
         return await _shared_read(self.plan, self.now, self.scope)
+
+
+class _LoadLimits(_Step):
+    """The limits kept in the store (``_budget.stored``): from this process's copy while
+    it is fresh; else read, in the worker for async callers."""
+
+    __slots__ = ("store",)
+
+    def __init__(self, store: BaseStore | None) -> None:
+        self.store = store
+
+    def run(self) -> Limits:
+        store = self.store or _runtime.get_store()
+        limits = stored_limits.fresh(store)
+        return limits if limits is not None else stored_limits.load(store)
+
+    async def run_async(self) -> Limits:
+        store = self.store or _runtime._store  # a store is never opened on the event loop
+        limits = None if store is None else stored_limits.fresh(store)
+        return limits if limits is not None else await worker.run(self.run)
 
 
 class _Reserve(_Step):

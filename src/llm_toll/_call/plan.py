@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
+from llm_toll._budget.limits import every_limit
 from llm_toll._budget.records import BudgetSpec
 from llm_toll._warnings import warn_once
 from llm_toll.exceptions import UsageWarning
@@ -74,14 +75,22 @@ class Plan:
 
     def scopes(self, key: str | None) -> tuple[BudgetScope, ...]:
         """The budgets with a limit that a call with budget key ``key`` must pass: the
-        project's first, then the key's."""
+        project's first, then the key's; each scope's limit of the plan's own period
+        first, then those kept in the store over other periods (``BudgetSpec.also``)."""
         scopes: tuple[BudgetScope, ...] = ()
-        if self.budget is not None and self.budget.limit_nanos is not None:
-            scopes += (BudgetScope(self.budget, None),)
-        key_budget = self.key_budget
-        if key is not None and key_budget is not None and key_budget.limit_nanos is not None:
-            scopes += (BudgetScope(key_budget, key),)
+        if self.budget is not None:
+            scopes += _limited(self.budget, None)
+        if key is not None and self.key_budget is not None:
+            scopes += _limited(self.key_budget, key)
         return scopes
+
+    def reserved_budget(self, key: str | None) -> BudgetSpec:
+        """The project's budget a strict reservation of a call with ``key`` holds: the
+        plan's, or, with none, no limit over the period of the first budget with one (the
+        key's, whose row the reservation holds too)."""
+        if self.budget is not None:
+            return self.budget
+        return BudgetSpec(None, self.scopes(key)[0].spec.reset)
 
     def spec_of(self, key: str | None) -> BudgetSpec | None:
         """The budget of the scope named by ``key``: the key's, or the project's (None)."""
@@ -124,3 +133,11 @@ class Plan:
             )
             return None
         return key
+
+
+def _limited(spec: BudgetSpec, key: str | None) -> tuple[BudgetScope, ...]:
+    if not spec.also:  # the usual case, on every call
+        return (BudgetScope(spec, key),) if spec.limit_nanos is not None else ()
+    return tuple(
+        BudgetScope(limit, key) for limit in every_limit(spec) if limit.limit_nanos is not None
+    )

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
 
 from llm_toll import _runtime
-from llm_toll._budget.records import BudgetSpec, Reservation
+from llm_toll._budget.records import Reservation
 from llm_toll._call.gates import store_unavailable
 from llm_toll._call.plan import Plan
 from llm_toll._call.request_bound import RequestBound
@@ -194,8 +194,7 @@ class RequestGate:
 
     def _reserve(self, amount: int) -> Reservation | None:
         plan, key = self.plan, self.key
-        scopes = plan.scopes(key)
-        spec = plan.budget if plan.budget is not None else BudgetSpec(None, scopes[0].spec.reset)
+        spec = plan.reserved_budget(key)
         return _runtime.get_store().reserve(
             plan.project,
             budget_key=key,

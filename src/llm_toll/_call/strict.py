@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 from llm_toll import _runtime
 from llm_toll._budget.money import nanos_to_usd
-from llm_toll._budget.records import BudgetSpec, Reservation
+from llm_toll._budget.records import Reservation
 from llm_toll._call.plan import BudgetScope, Plan
 from llm_toll._call.request_bound import max_output_tokens
 from llm_toll._warnings import warn_once
@@ -91,7 +91,7 @@ def reserve(
     reservations (a store written for llm-toll 0.13: warned once; the caller falls back to
     the plain check). ``StoreError`` when the store cannot be used: the gates decide."""
     scopes = plan.scopes(key)
-    spec = plan.budget if plan.budget is not None else BudgetSpec(None, scopes[0].spec.reset)
+    spec = plan.reserved_budget(key)
     key_spec = plan.key_budget if key is not None else None
     store = _runtime.get_store()
     try:

@@ -56,26 +56,29 @@ def store_target(args: argparse.Namespace) -> str | None:
     return None
 
 
-def open_store(target: str | None) -> BaseStore:
+def open_store(target: str | None, *, create: bool = False) -> BaseStore:
     """The store ``target`` names; a SQLite file must already exist (reading must not create
-    an empty one, which would hide a mistyped path)."""
+    an empty one, which would hide a mistyped path), unless ``create``."""
     try:
         store = create_store(target)
     except (ValueError, ImportError, NotImplementedError) as exc:
         shown = None if target is None else redact_url(target)
         raise CommandFailure(f"cannot open the store {shown!r}: {exc}") from exc
     db_path = getattr(store, "db_path", None)  # a store in a file: SQLite's
-    if isinstance(db_path, str) and not Path(db_path).exists():
+    if isinstance(db_path, str) and not create and not Path(db_path).exists():
         store.close()
         raise CommandFailure(f"no database at {db_path} (nothing recorded there yet?)")
     return store
 
 
 @contextmanager
-def store_session(args: argparse.Namespace, *, reads: bool = False) -> Iterator[BaseStore]:
+def store_session(
+    args: argparse.Namespace, *, reads: bool = False, create: bool = False
+) -> Iterator[BaseStore]:
     """The store of ``args``, open for one command; its failures become CommandFailure.
-    ``reads``: a read, whose ``--project`` must name a project the store knows."""
-    with open_store(store_target(args)) as store, warnings.catch_warnings():
+    ``reads``: a read, whose ``--project`` must name a project the store knows;
+    ``create``: a write that may create a SQLite file not there yet."""
+    with open_store(store_target(args), create=create) as store, warnings.catch_warnings():
         # The 0.13 read methods report a failing store with a StoreWarning and an empty
         # answer; an empty table would hide the failure, so here it is the error it is.
         warnings.simplefilter("error", StoreWarning)
@@ -90,7 +93,8 @@ def store_session(args: argparse.Namespace, *, reads: bool = False) -> Iterator[
 def run_command(args: argparse.Namespace) -> Any:
     """Open the store, run the command's store part, and close the store."""
     command = COMMANDS[args.command]
-    with store_session(args, reads=command.reads) as store:
+    create = command.creates_store is not None and command.creates_store(args)
+    with store_session(args, reads=command.reads, create=create) as store:
         return command.fetch(store, args)
 
 

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from llm_toll._budget.periods import shown_period
+from llm_toll.cli import _budget
 from llm_toll.cli._tables import (
     Column,
     Row,
@@ -53,6 +54,8 @@ class Command:
     fetch: Callable[[BaseStore, argparse.Namespace], Any]
     show: Callable[[Any, argparse.Namespace], str]
     reads: bool = False
+    creates_store: Callable[[argparse.Namespace], bool] | None = None
+    """Whether it may write to a SQLite file not yet created (reads never create one)."""
 
 
 def _spend(store: BaseStore, args: argparse.Namespace, by: list[str], **filters: Any) -> list[Row]:
@@ -295,4 +298,5 @@ COMMANDS: dict[str, Command] = {
     "trends": Command(_fetch_trends, _show_trends, reads=True),
     "migrate": Command(_do_migrate, _show_migrate),
     "reprice": Command(_do_reprice, _show_reprice),
+    "budget": Command(_budget.run, _budget.show, creates_store=_budget.creates_store),
 }

@@ -263,6 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dashboard.add_argument("--open", action="store_true", help="open the page in a browser")
 
+    from llm_toll.cli import _budget  # it raises this module's CommandFailure
+
+    _budget.add_parser(command("budget", "set, list and remove limits kept in the store"), common)
+
     export = command(
         "export", "every call with every ledger column, oldest first, as CSV or JSON Lines"
     )

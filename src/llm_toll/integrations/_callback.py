@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from llm_toll import _runtime
 from llm_toll._budget.once import claims
+from llm_toll._budget.stored import cache as stored_limits
+from llm_toll._budget.stored import with_stored_limits
 from llm_toll._call.call import Call
 from llm_toll._call.gates import Admission, admit
 from llm_toll._call.plan import Plan, StoreErrorPolicy
@@ -67,7 +70,10 @@ class BudgetedCallback:
         timed = None
         if started_at is not None and ended_at is not None:
             timed = (_ns(started_at), _ns(ended_at))
-        admitted = Admission(start, budget_key=None, reservation=None, lease=None)
+        # The limits kept in the store, as the pre-call check last read them (no I/O here).
+        limits = stored_limits.current(self._store or _runtime.get_store())
+        plan = with_stored_limits(self._plan, None, limits)
+        admitted = Admission(start, budget_key=None, reservation=None, lease=None, plan=plan)
         kwargs = {"model": request_model} if request_model else {}
         call = Call(self._plan, (), kwargs, admitted, by="callback", t0=t0, timed=timed)
         call.finish_with(found, self._store)

@@ -28,10 +28,10 @@ def check_call(
         ("Usage.cache_creation_input_tokens", usage.cache_creation_input_tokens),
         ("Usage.reasoning_output_tokens", usage.reasoning_output_tokens),
     )
-    if budget is not None and budget.limit_nanos is not None:
-        amounts += (("BudgetSpec.limit_nanos", budget.limit_nanos),)
-    if key_budget is not None and key_budget.limit_nanos is not None:
-        amounts += (("key BudgetSpec.limit_nanos", key_budget.limit_nanos),)
+    for name, spec in (("BudgetSpec", budget), ("key BudgetSpec", key_budget)):
+        for limit in () if spec is None else (spec, *spec.also):
+            if limit.limit_nanos is not None:
+                amounts += ((f"{name}.limit_nanos", limit.limit_nanos),)
     if call.budget_key is not None and not isinstance(call.budget_key, str):
         raise ValueError(f"CallRecord.budget_key must be a str or None, got {call.budget_key!r}")
     for name, value in amounts:

@@ -141,6 +141,21 @@ MIGRATIONS: tuple[Step, ...] = (
             "CREATE INDEX price_corrections_ledger_id ON price_corrections (ledger_id)",
         ),
     ),
+    (
+        7,
+        (
+            # Budgets as data (see the SQLite schema's step 7).
+            """CREATE TABLE budget_limits (
+                project     TEXT COLLATE "C" NOT NULL,
+                budget_key  TEXT COLLATE "C" NOT NULL DEFAULT '',
+                reset       TEXT COLLATE "C" NOT NULL,
+                limit_nanos BIGINT NOT NULL,
+                set_by      TEXT,
+                set_at      TIMESTAMPTZ NOT NULL,
+                PRIMARY KEY (project, budget_key, reset)
+            )""",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

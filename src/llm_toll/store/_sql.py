@@ -26,6 +26,7 @@ from llm_toll.store._alert_marks import CLAIM_REFUSAL_ALERT
 from llm_toll.store._checks import check_call, check_rate, check_reserve, check_settlement
 from llm_toll.store._compat import CompatMethods, warn
 from llm_toll.store._ledger import as_dicts
+from llm_toll.store._limits import LimitMethods
 from llm_toll.store._rate_windows import acquire_rate_in, settle_rate_in
 from llm_toll.store._reports import ReportMethods
 from llm_toll.store._reservations import PROJECT_ROW, release_in, reserve_in
@@ -36,7 +37,7 @@ from llm_toll.store._transaction import Transaction
 from llm_toll.store.errors import StoreError
 
 
-class SQLStore(ReportMethods, CompatMethods):
+class SQLStore(ReportMethods, CompatMethods, LimitMethods):
     """The store API over a backend's :class:`Transaction`.
 
     Writes of the hot path (``record_call``, reservations, rate limits) skip the write
@@ -84,7 +85,7 @@ class SQLStore(ReportMethods, CompatMethods):
         check_call(call, budget, key_budget)
         # More than one statement on a backend that writes a scope in one: thresholds to
         # mark, or a budget key's totals too.
-        atomic = (budget is not None and budget.limit_nanos is not None) or (
+        atomic = (budget is not None and (budget.limit_nanos is not None or bool(budget.also))) or (
             key_budget is not None and bool(call.budget_key)
         )
         with self._transaction("record a call", write=True, atomic=atomic, barrier=False) as tx:

@@ -159,6 +159,24 @@ MIGRATIONS: tuple[Step, ...] = (
             "CREATE INDEX price_corrections_ledger_id ON price_corrections (ledger_id)",
         ),
     ),
+    (
+        7,
+        (
+            # Budgets as data: limits set without a deploy (``llm-toll budget set``), per
+            # (project, budget key or '' for the project, reset period or 'lifetime').
+            # A table of its own: llm-toll 0.13 never reads it, so a shared file stays
+            # writable by 0.13.
+            """CREATE TABLE budget_limits (
+                project     TEXT    NOT NULL,
+                budget_key  TEXT    NOT NULL DEFAULT '',
+                reset       TEXT    NOT NULL,
+                limit_nanos INTEGER NOT NULL,
+                set_by      TEXT,
+                set_at      TEXT    NOT NULL,
+                PRIMARY KEY (project, budget_key, reset)
+            ) WITHOUT ROWID""",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Final, NamedTuple
 
+from llm_toll._budget.limits import every_limit
 from llm_toll._budget.periods import LIFETIME, period_key, threshold_mask, thresholds_crossed
 from llm_toll._budget.records import BudgetSpec, BudgetState, CallRecord
 from llm_toll.store import _ledger
@@ -39,6 +40,12 @@ INSERT INTO budget_totals AS t (project, budget_key, period, spent_nanos, limit_
 ADD_TO_BUDGET: Final = f"{ADD_TO_BUDGET_INSERT} VALUES (?, ?, ?, ?, ?, ?) {ADD_TO_BUDGET_CONFLICT}"
 """Add to a budget's period total and set its limit; parameters (project, key, period,
 cost, limit, now)."""
+SET_LIFETIME_LIMIT: Final = """
+UPDATE budget_totals SET limit_nanos = ?
+WHERE project = ? AND budget_key = ? AND period = 'all'
+RETURNING spent_nanos, thresholds_fired
+"""
+"""Set the limit of a lifetime total written earlier in the transaction."""
 SET_THRESHOLDS_FIRED: Final = """
 UPDATE budget_totals SET thresholds_fired = ?
 WHERE project = ? AND budget_key = ? AND period = ?
@@ -128,16 +135,60 @@ def record_in(
         call = replace(call, started_at=written_at)
     now = time_param(written_at)
     ledger = _ledger.row(call, time_param)
-    state = _add(tx, _scope_write(call, key=PROJECT_KEY, budget=budget, now=now, ledger_row=ledger))
+    state = _add_budget(tx, call, key=PROJECT_KEY, budget=budget, now=now, ledger_row=ledger)
     key = tracked_key(call, key_budget)
     if key is not None:
         state = replace(
             state,
-            key_state=_add(
-                tx, _scope_write(call, key=key, budget=key_budget, now=now, ledger_row=None)
-            ),
+            key_state=_add_budget(tx, call, key=key, budget=key_budget, now=now, ledger_row=None),
         )
     return state
+
+
+def _add_budget(
+    tx: Transaction,
+    call: CallRecord,
+    *,
+    key: str,
+    budget: BudgetSpec | None,
+    now: object,
+    ledger_row: tuple[object, ...] | None,
+) -> BudgetState:
+    """A scope's totals: the lifetime total and the period total of each of its limits
+    (``BudgetSpec.also``: limits kept in the store). Rows are written lifetime first, then
+    by period key, whatever the spec's order, so writers never lock them in another order.
+    The state reported is the binding limit's: the one with the least money left."""
+    if budget is None or not budget.also:
+        return _add(tx, _scope_write(call, key=key, budget=budget, now=now, ledger_row=ledger_row))
+    writes = sorted(
+        (
+            _scope_write(call, key=key, budget=spec, now=now, ledger_row=None)
+            for spec in every_limit(budget)
+        ),
+        key=lambda write: (write.period != LIFETIME, write.period),
+    )
+    first, *others = writes
+    states = [_add(tx, first._replace(ledger_row=ledger_row))]
+    states += [_add_period(tx, write) for write in others]
+    limited = [state for state in states if state.limit_nanos is not None]
+    binding = (
+        min(limited, key=lambda state: (state.limit_nanos or 0) - state.spent_nanos)
+        if limited
+        else states[0]
+    )
+    return replace(binding, others=tuple(state for state in states if state is not binding))
+
+
+def _add_period(tx: Transaction, write: ScopeWrite) -> BudgetState:
+    """One more period total of a scope whose lifetime total is already written."""
+    if write.period == LIFETIME:  # the call's cost is in it already: only set its limit
+        [(spent, fired)] = tx.run(SET_LIFETIME_LIMIT, (write.limit, write.project, write.key))
+    else:
+        [(spent, fired)] = tx.run(
+            ADD_TO_BUDGET,
+            (write.project, write.key, write.period, write.cost, write.limit, write.now),
+        )
+    return _marked(tx, write, spent, fired)
 
 
 def _scope_write(
@@ -158,6 +209,10 @@ def _scope_write(
 
 def _add(tx: Transaction, write: ScopeWrite) -> BudgetState:
     spent, fired = tx.add_to_scope(write)
+    return _marked(tx, write, spent, fired)
+
+
+def _marked(tx: Transaction, write: ScopeWrite, spent: int, fired: int) -> BudgetState:
     state, mask = budget_state(
         spent=spent, fired=fired, cost=write.cost, limit=write.limit, period=write.period
     )

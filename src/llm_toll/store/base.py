@@ -8,6 +8,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
+from llm_toll._budget.limits import StoredLimit
 from llm_toll._budget.money import nanos_to_usd, usd_to_nanos
 from llm_toll._budget.periods import LIFETIME, Reset, threshold_mask, thresholds_crossed
 from llm_toll._budget.records import BudgetSpec, BudgetState, CallRecord, RateAdmission, Reservation
@@ -182,6 +183,35 @@ class BaseStore(ABC):
         the request used, counted from ``now``; 0 gives the estimate back (a release). The
         request itself keeps counting towards ``rpm``."""
         raise NotImplementedError(f"{type(self).__name__} does not support shared rate limits")
+
+    # -- budgets as data: limits kept in the store (``llm_toll.budgets``) -----------------
+    # Not abstract either: a store written for llm-toll 0.13 keeps no limits.
+
+    def set_budget_limit(
+        self,
+        project: str,
+        limit_nanos: int,
+        *,
+        reset: Reset | None = None,
+        budget_key: str | None = None,
+        set_by: str | None = None,
+    ) -> StoredLimit:
+        """Keep a limit for ``project`` (or its ``budget_key``) over ``reset``'s period,
+        replacing the one kept for that scope and period; running processes pick it up
+        (``llm_toll.budgets``)."""
+        raise StoreError(f"{type(self).__name__} keeps no budget limits")
+
+    def get_budget_limits(self) -> list[StoredLimit]:
+        """Every limit kept in the store, by project, key and period."""
+        return []
+
+    def remove_budget_limits(
+        self, project: str, *, budget_key: str | None = None, period: str | None = None
+    ) -> int:
+        """Remove the limits of ``project`` (or its ``budget_key``) over ``period``
+        (``daily``, ``weekly``, ``monthly`` or ``lifetime``), or over every period (None);
+        how many were removed."""
+        raise StoreError(f"{type(self).__name__} keeps no budget limits")
 
     # -- llm-toll 0.13 API ---------------------------------------------------------------
 
