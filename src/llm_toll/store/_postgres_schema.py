@@ -154,6 +154,8 @@ MIGRATIONS: tuple[Step, ...] = (
                 set_at      TIMESTAMPTZ NOT NULL,
                 PRIMARY KEY (project, budget_key, reset)
             )""",
+            # Reads over a date range across projects, and the newest calls first.
+            "CREATE INDEX usage_logs_created_at ON usage_logs (created_at, id)",
         ),
     ),
 )

@@ -175,6 +175,9 @@ MIGRATIONS: tuple[Step, ...] = (
                 set_at      TEXT    NOT NULL,
                 PRIMARY KEY (project, budget_key, reset)
             ) WITHOUT ROWID""",
+            # Reads over a date range across projects (the dashboard, ``llm-toll spend
+            # --since``, the newest calls): without it each one scans the whole ledger.
+            "CREATE INDEX usage_logs_created_at ON usage_logs (created_at)",
         ),
     ),
 )
