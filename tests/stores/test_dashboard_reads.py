@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from llm_toll._budget.records import BudgetSpec
 from llm_toll.dashboard import DashboardServer, open_dashboard
+from llm_toll.dashboard._figures import budgets
 from llm_toll.store import BaseStore
 from tests.dashboard.http import get
 from tests.stores.helpers import MONDAY, make_call
@@ -80,3 +82,28 @@ def test_calls_newest_first_and_after_an_id(store: BaseStore, dashboard: Dashboa
     assert (late["project"], late["cost_nanos"], late["flags"]) == ("late", "99", [])
     odd = get(dashboard.url, "/api/calls?limit=50").json()["calls"]
     assert [call["flags"] for call in odd if call["model"] == "odd"] == [["unpriced"]]
+
+
+def test_budgets_include_stored_limits_nothing_spent_against(store: BaseStore) -> None:
+    """A limit set with ``llm-toll budget set`` is a budget from the moment it is set, not
+    from its first call; one that calls already carry is shown once."""
+    now = datetime.now(timezone.utc)
+    store.set_budget_limit("chat", 5_000_000_000, reset="daily", budget_key=None, set_by="ops")
+    store.set_budget_limit("search", 2_000_000_000, reset=None, budget_key=None, set_by="ops")
+    store.record_call(
+        make_call(250_000_000, project="search", at=now),
+        BudgetSpec(2_000_000_000, None),
+    )
+
+    shown = {(b["project"], b["reset"]): b for b in budgets(store, now)}
+
+    assert set(shown) == {("chat", "daily"), ("search", "never")}
+    assert (shown["chat", "daily"]["limit_nanos"], shown["chat", "daily"]["spent_nanos"]) == (
+        "5000000000",
+        "0",
+    )
+    assert shown["chat", "daily"]["period"] == now.date().isoformat()
+    assert (shown["search", "never"]["spent_nanos"], shown["search", "never"]["period"]) == (
+        "250000000",
+        "lifetime",
+    )

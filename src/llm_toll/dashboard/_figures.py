@@ -98,46 +98,63 @@ def calls(
 
 def budgets(store: BaseStore, now: datetime | None = None) -> list[dict[str, Any]]:
     """Every budget with a limit, in the period running now (daily, weekly, monthly or for
-    all time), with when it runs out at the recent burn rate."""
+    all time), with when it runs out at the recent burn rate: those the running totals
+    carry, and the limits kept in the store that nothing has spent against yet."""
     now = now or datetime.now(timezone.utc)
     current = {period_key(reset, now): reset for reset in _RESETS}
     shown = []
+    seen: set[tuple[str, str | None, Reset | None]] = set()
     for row in store.get_budget_utilization():
         period, limit = row["period"], row["limit_nanos"]
         if limit is None or period not in current:
             continue
-        reset = current[period]
         key = None if row["budget_key"] == PROJECT_KEY else row["budget_key"]
-        spent = int(row["total_cost_nanos"])
+        budget = _Budget(row["project"], key, current[period], limit)
+        seen.add((budget.project, key, budget.reset))
+        shown.append(budget.figures(store, now, int(row["total_cost_nanos"])))
+    for stored in store.get_budget_limits():
+        if (stored.project, stored.budget_key, stored.reset) in seen:
+            continue
+        budget = _Budget(stored.project, stored.budget_key, stored.reset, stored.limit_nanos)
+        spent = store.get_spent(budget.project, budget.reset, now, budget_key=budget.key)
+        shown.append(budget.figures(store, now, spent))
+    return shown
+
+
+@dataclass(frozen=True)
+class _Budget:
+    project: str
+    key: str | None
+    reset: Reset | None
+    limit_nanos: int
+
+    def figures(self, store: BaseStore, now: datetime, spent: int) -> dict[str, Any]:
         outlook = forecast_budget(
             store,
-            row["project"],
-            limit_nanos=limit,
-            reset=reset,
+            self.project,
+            limit_nanos=self.limit_nanos,
+            reset=self.reset,
             now=now,
-            budget_key=key,
+            budget_key=self.key,
             spent_nanos=spent,
         )
         seconds = outlook.seconds_left
-        shown.append(
-            {
-                "project": row["project"],
-                "key": key,
-                "reset": reset or "never",
-                "period": shown_period(period),  # as the command line shows it
-                "limit_nanos": str(limit),
-                "spent_nanos": str(spent),
-                "utilization": row["utilization"],
-                # Spent in the forecast's window (the last hour), the burn rate's measure.
-                "burn_nanos": str(outlook.window_spent_nanos),
-                "burn_window_s": outlook.window_s,
-                "runs_out": outlook.runs_out,
-                "runs_out_at": None
-                if seconds is None or not outlook.runs_out
-                else _iso(now + timedelta(seconds=seconds)),
-            }
-        )
-    return shown
+        return {
+            "project": self.project,
+            "key": self.key,
+            "reset": self.reset or "never",
+            "period": shown_period(period_key(self.reset, now)),  # as the CLI shows it
+            "limit_nanos": str(self.limit_nanos),
+            "spent_nanos": str(spent),
+            "utilization": spent / self.limit_nanos if self.limit_nanos else None,
+            # Spent in the forecast's window (the last hour), the burn rate's measure.
+            "burn_nanos": str(outlook.window_spent_nanos),
+            "burn_window_s": outlook.window_s,
+            "runs_out": outlook.runs_out,
+            "runs_out_at": None
+            if seconds is None or not outlook.runs_out
+            else _iso(now + timedelta(seconds=seconds)),
+        }
 
 
 class _Sums:
