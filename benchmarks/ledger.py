@@ -19,6 +19,7 @@ from pathlib import Path
 from llm_toll._budget.records import BudgetSpec, CallRecord
 from llm_toll.store import SQLiteStore
 from llm_toll.store._ledger import COLUMNS, INSERT
+from llm_toll.store._sqlite_schema import LATEST_VERSION
 from llm_toll.usage.base import Usage
 
 CACHE = Path(os.environ.get("LLM_TOLL_CACHE", Path.home() / ".cache" / "llm-toll"))
@@ -38,10 +39,18 @@ BATCH = 20_000
 
 
 def cached_ledger(rows: int) -> Path:
-    """The path of a ledger of ``rows`` calls, built the first time."""
-    path = CACHE / f"bench-ledger-v{LAYOUT_VERSION}-{rows}.db"
+    """The path of a ledger of ``rows`` calls, built the first time each day.
+
+    Keyed by the rows' layout, the schema version and the day it was built: its calls end
+    on that day, so the dashboard's default range (the last days) has calls in it.
+    """
+    day = datetime.now(timezone.utc).date().isoformat()
+    name = f"bench-ledger-v{LAYOUT_VERSION}-schema{LATEST_VERSION}-{rows}"
+    path = CACHE / f"{name}-{day}.db"
     if not path.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
+        for stale in CACHE.glob(f"{name}-*.db"):  # an earlier day's (and its copies)
+            stale.unlink()
         partial = path.with_suffix(".partial")
         partial.unlink(missing_ok=True)
         build(partial, rows)
@@ -70,6 +79,8 @@ def build(path: Path, rows: int, *, seed: int = 12) -> None:
             for n in range(first, min(first + BATCH, rows - len(PROJECTS))):
                 model, provider, rate = chance.choice(MODELS)
                 tokens_in, tokens_out = chance.randint(50, 4_000), chance.randint(0, 800)
+                cached = chance.randrange(tokens_in) if chance.random() < 0.3 else 0
+                priced = n % 997 != 0
                 values = dict.fromkeys(names)
                 values.update(
                     project=chance.choice(PROJECTS),
@@ -78,15 +89,18 @@ def build(path: Path, rows: int, *, seed: int = 12) -> None:
                     operation="embeddings" if model.startswith("text-") else "chat",
                     input_tokens=tokens_in,
                     output_tokens=tokens_out,
-                    cache_read_input_tokens=0,
+                    cache_read_input_tokens=cached,
                     cache_creation_input_tokens=0,
-                    reasoning_output_tokens=0,
-                    cost_nanos=(tokens_in + 4 * tokens_out) * rate,
-                    price_known=n % 997 != 0,
+                    reasoning_output_tokens=tokens_out // 4 if n % 5 == 0 else 0,
+                    cost_nanos=(tokens_in + 4 * tokens_out) * rate if priced else 0,
+                    price_known=priced,
                     estimated=n % 1_009 == 0,
                     budget_key=chance.choice(KEYS),
-                    duration_s=0.5,
+                    response_id=f"resp-{n}",
+                    duration_s=chance.random() * 5,
                     created_at=(start + step * n).isoformat(),
+                    price_source="genai-prices" if priced else None,
+                    price_version="0.0.40" if priced else None,
                     cost_source="local",
                 )
                 batch.append(tuple(values[name] for name in names))
