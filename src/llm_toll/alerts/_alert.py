@@ -29,8 +29,9 @@ class Alert:
     budget_key: str | None
     """The budget key whose own budget crossed (``key_budget=``); None for the project's."""
     period: str
-    """The budget's period: ``2026-11-30`` (daily), ``W2026-11-30`` (the ISO week of that
-    Monday), ``2026-11`` (monthly) or ``all`` (a budget that never resets)."""
+    """The budget's period, as the CLI and dashboard show it: ``2026-11-30`` (daily),
+    ``2026-W49`` (weekly, an ISO week), ``2026-11`` (monthly) or ``lifetime`` (a budget
+    that never resets)."""
     limit: Decimal
     spent: Decimal
     threshold: int

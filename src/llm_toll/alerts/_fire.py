@@ -18,7 +18,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Final
 
 from llm_toll._budget.money import nanos_to_decimal, usd_to_nanos
-from llm_toll._budget.periods import period_key
+from llm_toll._budget.periods import period_key, shown_period, stored_period
 from llm_toll._warnings import Guard, shown, warn_once
 from llm_toll.alerts import _dispatch
 from llm_toll.alerts._alert import Alert, AlertCallback
@@ -75,7 +75,7 @@ def _crossings(
     figures = {
         "project": project,
         "budget_key": key,
-        "period": state.period,
+        "period": shown_period(state.period),
         "limit": nanos_to_decimal(limit),
         "spent": nanos_to_decimal(state.spent_nanos),
         "at": at,
@@ -113,7 +113,7 @@ def after_refusal(plan: Plan, error: BudgetExceededError, store: BaseStore) -> N
             kind="exceeded",
             project=plan.project,
             budget_key=error.budget_key,
-            period=period,
+            period=shown_period(period),
             limit=nanos_to_decimal(usd_to_nanos(error.max_budget or 0)),
             spent=nanos_to_decimal(usd_to_nanos(error.current_cost or 0)),
             threshold=100,
@@ -144,7 +144,8 @@ def _claim_and_deliver(
     claim = getattr(store, "claim_refusal_alert", None)
     if claim is not None:
         try:
-            won = claim(alert.project, alert.budget_key, alert.period, usd_to_nanos(alert.limit))
+            period = stored_period(alert.period)  # the key of the store's running total
+            won = claim(alert.project, alert.budget_key, period, usd_to_nanos(alert.limit))
         except StoreError as error:
             warn_once("alert-mark", f"llm_toll could not mark a refusal alert in the store "
                       f"({error}); it is not sent.", AccountingWarning)  # fmt: skip
