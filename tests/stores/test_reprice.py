@@ -396,7 +396,10 @@ def test_the_reprice_command(store_factory: StoreFactory) -> None:
     assert len(query(store, "SELECT * FROM price_corrections")) == 1
 
     later = llm_toll(store_factory, "reprice", "--since", "2030-01-01")
-    assert (later.returncode, later.stdout.strip()) == (0, "No usage data found.")
+    assert (later.returncode, later.stdout.strip()) == (
+        0,
+        "No usage data found (since 2030-01-01 00:00:00 UTC).",
+    )
     bad = llm_toll(store_factory, "reprice", "--since", "yesterday")
     assert bad.returncode == 2 and "not a date" in bad.stderr
 
