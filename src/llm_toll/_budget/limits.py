@@ -15,10 +15,10 @@ from datetime import datetime
 from decimal import Decimal
 
 from llm_toll._budget.money import nanos_to_decimal
-from llm_toll._budget.periods import Reset, period_key, validate_reset
+from llm_toll._budget.periods import LIFETIME_SHOWN, Reset, period_key, validate_reset
 from llm_toll._budget.records import BudgetSpec, BudgetState, PendingWrite
 
-LIFETIME_RESET = "lifetime"
+LIFETIME_RESET = LIFETIME_SHOWN  # the one word for a period that never resets
 """How the store and the CLI name the reset period of a limit that never resets."""
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from llm_toll import budgets
-from llm_toll._budget.limits import LIFETIME_RESET, StoredLimit
+from llm_toll._budget.periods import LIFETIME_SHOWN as LIFETIME_RESET
 from llm_toll.cli._parser import CommandFailure
 from llm_toll.cli._tables import Column, Row, render_table, time
-from llm_toll.store import BaseStore
+
+if TYPE_CHECKING:
+    from llm_toll._budget.limits import StoredLimit
+    from llm_toll.store import BaseStore
 
 PERIODS = ("daily", "weekly", "monthly", LIFETIME_RESET)
 
@@ -18,10 +20,8 @@ PERIODS = ("daily", "weekly", "monthly", LIFETIME_RESET)
 def add_parser(budget: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
     """The ``budget`` command's own subcommands; ``common``: the store options."""
     actions = budget.add_subparsers(dest="budget_action", metavar="ACTION", required=True)
-    pickup = (
-        f"running processes apply it within {budgets.refresh_interval():g} s "
-        "(LLM_TOLL_BUDGET_REFRESH_S)"
-    )
+    # Not read from llm_toll.budgets here: --help stays free of the call path's imports.
+    pickup = "running processes apply it within LLM_TOLL_BUDGET_REFRESH_S (default 5) s"
     set_ = actions.add_parser(
         "set",
         parents=[common],
@@ -63,6 +63,8 @@ def creates_store(args: argparse.Namespace) -> bool:
 
 
 def run(store: BaseStore, args: argparse.Namespace) -> Any:
+    from llm_toll import budgets  # the call path's imports, for this command only
+
     action = args.budget_action
     if action == "set":
         limit = budgets.set_budget(
@@ -91,6 +93,8 @@ def run(store: BaseStore, args: argparse.Namespace) -> Any:
 
 
 def show(result: Any, args: argparse.Namespace) -> str:
+    from llm_toll import budgets
+
     action = args.budget_action
     if action == "set":
         return (

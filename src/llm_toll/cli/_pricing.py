@@ -18,7 +18,7 @@ from llm_toll.reporter import format_usd
 from llm_toll.usage.base import Usage, UsageError
 
 
-def run_prices(args: argparse.Namespace) -> int:
+def run_prices(args: argparse.Namespace, _session: object) -> int:
     sheet = default_registry.price_sheet(args.model, args.provider)
     if sheet is None:
         raise CommandFailure(_unknown(args.model, args.provider))
@@ -26,7 +26,7 @@ def run_prices(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_cost(args: argparse.Namespace) -> int:
+def run_cost(args: argparse.Namespace, _session: object) -> int:
     try:
         usage = Usage.checked(
             args.input_tokens,
@@ -55,7 +55,7 @@ def run_cost(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_update_pricing(args: argparse.Namespace) -> int:
+def run_update_pricing(args: argparse.Namespace, _session: object) -> int:
     from llm_toll.pricing._genai import data_version
     from llm_toll.pricing.update import update_pricing
 

@@ -7,10 +7,11 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Protocol
+from importlib import import_module
+from typing import TYPE_CHECKING, Protocol
 
-from llm_toll.cli import _dashboard, _export, _follow, _pricing, _reset
-from llm_toll.store import BaseStore
+if TYPE_CHECKING:
+    from llm_toll.store import BaseStore
 
 
 class Session(Protocol):
@@ -24,17 +25,23 @@ Tool = Callable[[argparse.Namespace, Session], int]
 
 
 def tool_for(args: argparse.Namespace) -> Tool | None:
-    """The tool that runs ``args``' command, or None for a command ``main`` shows."""
-    if args.command == "logs" and args.follow:
-        return _follow.run
-    return _TOOLS.get(args.command)
+    """The tool that runs ``args``' command, or None for a command ``main`` shows. Its
+    module is imported here, for that command only (``--help`` imports none)."""
+    command = "logs --follow" if args.command == "logs" and args.follow else args.command
+    where = _TOOLS.get(command)
+    if where is None:
+        return None
+    module, function = where
+    tool: Tool = getattr(import_module(f"llm_toll.cli.{module}"), function)
+    return tool
 
 
-_TOOLS: dict[str, Tool] = {
-    "dashboard": _dashboard.run,
-    "export": _export.run,
-    "reset": _reset.run,
-    "prices": lambda args, session: _pricing.run_prices(args),
-    "cost": lambda args, session: _pricing.run_cost(args),
-    "update-pricing": lambda args, session: _pricing.run_update_pricing(args),
+_TOOLS: dict[str, tuple[str, str]] = {
+    "dashboard": ("_dashboard", "run"),
+    "export": ("_export", "run"),
+    "logs --follow": ("_follow", "run"),
+    "reset": ("_reset", "run"),
+    "prices": ("_pricing", "run_prices"),
+    "cost": ("_pricing", "run_cost"),
+    "update-pricing": ("_pricing", "run_update_pricing"),
 }
