@@ -31,6 +31,11 @@ def test_demo_runs_hits_a_budget_and_summarises(tmp_path: Path) -> None:
         projects = {row[0] for row in conn.execute("SELECT DISTINCT project FROM usage_logs")}
     assert projects == {"support-bot", "research-agent", "summarizer", "experiments"}
     assert "rate limited" in done.stdout and "No price is known" in done.stdout
+    # Read back as the CLI shows it: the unpriced call marked, not a bare $0, and the
+    # period without reset named as everywhere else.
+    summary = done.stdout.split("Summary, read back from the store:")[1]
+    assert "$0.0000*" in summary and "* unpriced" in summary
+    assert "research-agent  lifetime" in summary
 
 
 def test_demo_exports_spans_and_metrics_over_otlp(tmp_path: Path, receiver: OTLPReceiver) -> None:

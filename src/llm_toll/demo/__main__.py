@@ -34,7 +34,6 @@ from llm_toll import (
     track_costs,
 )
 from llm_toll.demo.replay import ReplayServer
-from llm_toll.reporter import format_usd
 
 QUESTIONS = [
     "How do I reset my password?",
@@ -145,23 +144,15 @@ async def run_summarizer(gemini_client: Any) -> None:
         pass
 
 
-def print_summary(store: SQLiteStore) -> None:
+def print_summary(db_path: Path) -> None:
+    """The ledger and budgets read back as ``llm-toll summary`` and ``llm-toll budgets``
+    show them: exact money, unpriced calls marked, periods named as everywhere else."""
+    from llm_toll.cli import main as llm_toll_cli
+
     print("\nSummary, read back from the store:")
-    print(f"  {'project':16} {'calls':>6} {'input tok':>10} {'output tok':>10} {'cost':>12}")
-    for row in store.get_all_project_summaries():
-        print(
-            f"  {row['project']:16} {row['call_count']:6d} {row['total_input_tokens']:10,d} "
-            f"{row['total_output_tokens']:10,d} {'$' + format(row['total_cost'], '.6f'):>12}"
-        )
-    print(f"\n  {'budget':16} {'period':>10} {'spent':>12} {'limit':>10} {'used':>6}")
-    for row in store.get_budget_utilization():
-        if row["limit"] is None:
-            continue
-        spent, limit = f"${row['total_cost']:.6f}", f"${row['limit']:.2f}"
-        print(
-            f"  {row['project']:16} {row['period']:>10} {spent:>12} {limit:>10} "
-            f"{row['utilization']:6.0%}"
-        )
+    for command in ("summary", "budgets"):
+        print()
+        llm_toll_cli(["--db", str(db_path), command])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -198,9 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         with app.start_as_current_span("demo experiments"):
             run_experiments(sdk["openai"])
 
-    print_summary(store)
-    spent = sum(row["total_cost"] for row in store.get_all_project_summaries())
-    print(f"\nTotal: {format_usd(round(spent * 1e9))}")
+    store.wait_for_writes()  # the async calls' records, before another connection reads
+    print_summary(db_path)
     if app_tracing is not None:
         app_tracing.force_flush()
     telemetry.flush()
