@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -420,6 +421,22 @@ def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
     commands = ("summary", "models", "logs", "budgets", "trends", "reset", "migrate")
     assert all(name in out for name in commands)
     assert run(capsys, "--version") == (0, f"llm-toll {VERSION}\n", "")
+
+
+def test_help_imports_no_command_machinery() -> None:
+    """``--help`` builds the parser and nothing else: no store, ledger records, tables or
+    reporter (each command imports its own when it runs). A fresh interpreter: this
+    process has imported them all."""
+    code = (
+        "import sys; from llm_toll.cli import main; main(['--help']); "
+        "print(sorted(m for m in sys.modules if m.startswith(("
+        "'llm_toll.store.base', 'llm_toll._budget.records', 'llm_toll.usage', "
+        "'llm_toll.reporter', 'llm_toll.cli._commands', 'llm_toll.cli._tables', "
+        "'opentelemetry', 'decimal', 'json'))), file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "usage: llm-toll" in done.stdout
+    assert done.stderr.strip() == "[]"
 
 
 # -- date ranges, grouping, exact money --------------------------------------------------------

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from llm_toll._budget.periods import LIFETIME_SHOWN as LIFETIME_RESET
 from llm_toll.cli._parser import CommandFailure
-from llm_toll.cli._tables import Column, Row, render_table, time
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the parser is built for --help too: the rest is imported when run
+    from decimal import Decimal
+
     from llm_toll._budget.limits import StoredLimit
+    from llm_toll.cli._tables import Row
     from llm_toll.store import BaseStore
 
 PERIODS = ("daily", "weekly", "monthly", LIFETIME_RESET)
@@ -94,6 +95,7 @@ def run(store: BaseStore, args: argparse.Namespace) -> Any:
 
 def show(result: Any, args: argparse.Namespace) -> str:
     from llm_toll import budgets
+    from llm_toll.cli._tables import Column, render_table, time
 
     action = args.budget_action
     if action == "set":
@@ -138,6 +140,8 @@ def _scope(project: str, key: str | None) -> str:
 
 
 def _usd(text: str) -> Decimal:
+    from decimal import Decimal, InvalidOperation
+
     try:
         amount = Decimal(text)
     except InvalidOperation:

@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 from llm_toll._budget.periods import stored_period
 from llm_toll._version import VERSION
 from llm_toll.store import STORE_URL_ENV
-from llm_toll.store._reads import DIMENSIONS
+from llm_toll.store._dimensions import DIMENSIONS
 
 DEFAULT_DASHBOARD_PORT = 8050  # llm-toll 0.13's
 

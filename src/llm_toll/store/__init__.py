@@ -6,10 +6,10 @@ import re
 from typing import TYPE_CHECKING, Any, Literal
 
 from llm_toll.store._secrets import redact_url
-from llm_toll.store.base import BaseStore
 from llm_toll.store.errors import StoreError, StoreWarning
 
 if TYPE_CHECKING:  # at run time through __getattr__, on first use (psycopg is optional)
+    from llm_toll.store.base import BaseStore
     from llm_toll.store.postgres import PostgresStore
     from llm_toll.store.sqlite import SQLiteStore
 
@@ -92,11 +92,16 @@ def check_store_url(url: str) -> None:
 
 def __getattr__(name: str) -> Any:
     # The stores are imported when first asked for: SQLite's and the SQL they share cost an
-    # import that a program that only decorates functions pays at its first call, and
+    # import that a program that only decorates functions pays at its first call (the base
+    # class brings the ledger's records, which the command line's --help does without), and
     # PostgreSQL's needs psycopg, an optional dependency. Once imported, a name is a plain
     # attribute of this module.
-    if name in ("SQLiteStore", "UsageStore"):  # UsageStore: llm-toll 0.13's name
-        value: Any = _sqlite_store()
+    if name == "BaseStore":
+        from llm_toll.store.base import BaseStore
+
+        value: Any = BaseStore
+    elif name in ("SQLiteStore", "UsageStore"):  # UsageStore: llm-toll 0.13's name
+        value = _sqlite_store()
     elif name == "PostgresStore":
         from llm_toll.store.postgres import PostgresStore
 

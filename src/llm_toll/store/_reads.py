@@ -13,12 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Final
 
+from llm_toll.store._dimensions import DIMENSIONS, TIME_DIMENSIONS
 from llm_toll.store._ledger import READ_COLUMNS
 from llm_toll.store._time import parse_time
-
-TIME_DIMENSIONS: Final = ("day", "week", "month")
-DIMENSIONS: Final = (*TIME_DIMENSIONS, "project", "model", "key", "provider")
-"""What ``spend`` groups by."""
 
 _COLUMN_OF: Final = {
     "project": "project",

@@ -147,7 +147,7 @@ class ReportMethods(BaseStore):
         key: str | None = None,
         provider: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Spend grouped ``by`` dimensions of ``_reads.DIMENSIONS``, one dict per group that
+        """Spend grouped ``by`` dimensions of ``_dimensions.DIMENSIONS``, one dict per group that
         has calls: the dimensions, then ``calls``, the token sums, ``cost_nanos`` (exact),
         ``unpriced_calls``, ``estimated_calls``, ``first_at`` and ``last_at``."""
         dims = _reads.dimensions(by)
