@@ -63,7 +63,8 @@ class Plan:
     on_store_error: StoreErrorPolicy = "allow"
     """When the store cannot be read or reserve before a call (``gates.store_unavailable``)."""
     on_unpriced: UnpricedPolicy = "warn"
-    """When the model a request asks for has no known price (``gates.unpriced``)."""
+    """When the model a request asks for has no known price: ``"refuse"`` makes the gates
+    raise ``UnpricedModelError`` before it is sent."""
     alerts: AlertOptions | None = None
     """Where the alerts of its budgets go (``on_threshold``, ``on_exceeded``,
     ``alert_webhook``); None: only to ``LLM_TOLL_ALERT_WEBHOOK``, if set."""
