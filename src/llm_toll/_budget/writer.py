@@ -11,9 +11,10 @@ Accounting does not depend on tracing: a call whose span was dropped by the app'
 (or made with no SDK at all) is recorded the same way.
 
 If the store cannot be written (locked past its timeout, read-only, disk full, down...), the
-record goes to the store's spill journal (``journal.py``), on disk before the call returns,
-and is written to the store, exactly once, by the first write that finds the store working
-again: in this process, or in the next one that uses the store. A store without a journal
+record goes to the store's spill journal (``journal.py``; ``spill.py``: where a record
+waits), on disk before the call returns, and is written to the store, exactly once, by the
+first write that finds the store working again: in this process, or in the next one that
+uses the store. A store without a journal
 (one written for llm-toll 0.13), or a journal that cannot be written, keeps the record in
 memory until then or exit. The app is told once per cause, and at exit where records wait.
 """
@@ -23,12 +24,9 @@ from __future__ import annotations
 import atexit
 import contextlib
 import sys
-import threading
 import time
 import weakref
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 
 from opentelemetry.context import Context
@@ -40,6 +38,7 @@ from llm_toll._budget.journal import ReplayStopped, SpillJournal
 from llm_toll._budget.limits import reported
 from llm_toll._budget.money import nanos_to_usd
 from llm_toll._budget.records import BudgetState, CallRecord, PendingWrite
+from llm_toll._budget.spill import Spill
 from llm_toll._budget.view import BudgetView
 from llm_toll._warnings import Guard, warn_once
 from llm_toll.alerts._fire import after_write, crossed
@@ -53,11 +52,6 @@ if TYPE_CHECKING:
     from llm_toll.alerts._options import AlertOptions
     from llm_toll.store._sql import SQLStore
 
-# Records kept in memory (a store without a journal, or a journal that cannot be written),
-# before the oldest are dropped.
-MAX_SPOOLED = 1_000_000
-# The longest pause between tries of a store that refused the records kept for it.
-MAX_RETRY_PAUSE_S = 5.0
 _REPORTING = Guard("reporter", "print a call's cost", TelemetryWarning)
 
 
@@ -91,7 +85,7 @@ class CostSpanProcessor(SpanProcessor):
     ) -> None:
         self._store = store
         self._reporter = reporter
-        self._spills: weakref.WeakKeyDictionary[BaseStore, _Spill] = weakref.WeakKeyDictionary()
+        self._spills: weakref.WeakKeyDictionary[BaseStore, Spill] = weakref.WeakKeyDictionary()
         self._exit_registered = False
         self.view = BudgetView()
 
@@ -223,55 +217,22 @@ class CostSpanProcessor(SpanProcessor):
 
     # -- records the store refused --------------------------------------------------------
 
-    def _first_sight(self, store: BaseStore) -> _Spill:
+    def _first_sight(self, store: BaseStore) -> Spill:
         """The first write to ``store`` in this process: records an earlier process left
         in its journal are written before this one."""
         from llm_toll.store._sql import SQLStore
 
         journal = SpillJournal(store.location) if isinstance(store, SQLStore) else None
-        spill = _Spill(journal, pending=journal is not None and journal.has_records())
+        spill = Spill(journal, pending=journal is not None and journal.has_records())
         return self._spills.setdefault(store, spill)  # one per store, whoever came first
 
     def _spill(
-        self, store: BaseStore, spill: _Spill, write: PendingWrite, error: StoreError | None
+        self, store: BaseStore, spill: Spill, write: PendingWrite, error: StoreError | None
     ) -> None:
-        """Keep a record the store refused: in the store's journal, else in memory."""
         self._at_exit_once()
-        cause = "" if error is None else f" ({error})"
-        journal = spill.journal
-        if journal is not None:
-            try:
-                journal.append([write])
-            except OSError as journal_error:
-                warn_once(
-                    f"journal-unwritable:{journal.path}",
-                    f"llm_toll could not record a call{cause}, nor keep it in the spill "
-                    f"journal {journal.path} ({journal_error}): it is kept in memory only, and "
-                    "lost if the process ends before the store takes writes again.",
-                    AccountingWarning,
-                )
-            else:
-                spill.pending = True
-                warn_once(
-                    f"spilled:{journal.path}",
-                    f"llm_toll could not record a call in {journal.location}{cause}; it is "
-                    f"kept in the spill journal {journal.path} and will be written to the "
-                    "store as soon as it takes writes again, by this process or the next one "
-                    "that uses this store.",
-                    AccountingWarning,
-                )
-                return
-        else:
-            cause_name = "store" if error is None else type(error.__cause__).__name__
-            warn_once(
-                f"store-write:{cause_name}",
-                f"llm_toll could not record a call{cause}; it is kept in memory and will be "
-                "written when the store is writable again.",
-                AccountingWarning,
-            )
-        spill.keep_in_memory(store, write)
+        spill.keep(store, write, error)
 
-    def _catch_up(self, store: BaseStore, spill: _Spill, *, now: bool = False) -> bool:
+    def _catch_up(self, store: BaseStore, spill: Spill, *, now: bool = False) -> bool:
         """Write what earlier writes could not, oldest first; False while the store still
         refuses. One thread at a time: the others go on with their own write. ``now``:
         even while backing off from the store's last refusal."""
@@ -303,7 +264,7 @@ class CostSpanProcessor(SpanProcessor):
         finally:
             spill.lock.release()
 
-    def _drain(self, store: BaseStore, spill: _Spill) -> bool:
+    def _drain(self, store: BaseStore, spill: Spill) -> bool:
         """Write the store's records kept in memory, in order; False if it still fails."""
         memory = spill.memory
         while memory:
@@ -385,41 +346,3 @@ class CostSpanProcessor(SpanProcessor):
 
     def shutdown(self) -> None:
         self.force_flush()
-
-
-@dataclass(slots=True)
-class _Spill:
-    """Where the records a store refuses wait, and whether any may be waiting."""
-
-    journal: SpillJournal | None
-    pending: bool
-    """The journal may hold records."""
-    memory: deque[PendingWrite] = field(default_factory=deque)
-    """Records neither the store nor the journal took."""
-    owner: BaseStore | None = None
-    """The store itself while ``memory`` holds its records: kept alive until they are in."""
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    """Held by the one thread catching up."""
-    refusals: int = 0
-    """Catch-ups the store refused in a row."""
-    retry_at: float = 0.0
-    """``time.monotonic()`` before which records go to the journal without trying the store:
-    a store that refuses (locked, down) is not waited on by every call."""
-
-    @property
-    def waiting(self) -> bool:
-        return self.pending or bool(self.memory)
-
-    def keep_in_memory(self, store: BaseStore, write: PendingWrite) -> None:
-        if len(self.memory) >= MAX_SPOOLED:
-            self.memory.popleft()
-            warn_once("spool-full", "llm_toll's in-memory spool is full: the oldest "
-                      "unwritten record was dropped.", AccountingWarning)  # fmt: skip
-        self.memory.append(write)
-        self.owner = store
-
-    def refused(self) -> bool:
-        """Back off, up to 5 s, before the next try; False (for the caller to return)."""
-        self.refusals += 1
-        self.retry_at = time.monotonic() + min(0.1 * 2**self.refusals, MAX_RETRY_PAUSE_S)
-        return False

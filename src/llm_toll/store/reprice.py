@@ -31,6 +31,9 @@ current prices already, is not changed when a later batch reads it. A threshold 
 
 A PostgreSQL database of llm-toll 0.13, used through 0.13's own tables, is never changed:
 ``reprice`` refuses it.
+
+One module of about 400 lines: reading a batch, pricing it again and writing its
+corrections share one transaction and one row type, and this docstring is its manual.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from llm_toll._budget.money import nanos_to_usd
 from llm_toll._budget.periods import LIFETIME, period_key
@@ -359,13 +362,19 @@ def _apply(
                 _ADD_TO_V013_BUDGET,
                 (nanos_to_usd(c.new_cost) - nanos_to_usd(c.old_cost), c.project, c.created_at),
             )
-    for (project, key, _, period), delta in _total_deltas(tx, corrections):
+    for total, delta in _total_deltas(tx, corrections):
         if delta:
-            tx.run(_ADD_TO_TOTAL, (delta, now, project, key, period))
+            tx.run(_ADD_TO_TOTAL, (delta, now, total.project, total.key, total.period))
 
 
-_Total = tuple[str, str, bool, str]
-"""(project, budget key, not lifetime, period): sorts in the order every write locks."""
+class _Total(NamedTuple):
+    """A running total; sorts in the order every write locks them (a scope's lifetime total
+    before its periods')."""
+
+    project: str
+    key: str
+    periodic: bool
+    period: str
 
 
 def _total_deltas(tx: Transaction, corrections: Sequence[_Correction]) -> list[tuple[_Total, int]]:
@@ -379,12 +388,12 @@ def _total_deltas(tx: Transaction, corrections: Sequence[_Correction]) -> list[t
         for key in keys:
             for reset in _PERIODS:
                 period = period_key(reset, c.at)
-                wanted[(c.project, key, period != LIFETIME, period)].append(c)
+                wanted[_Total(c.project, key, period != LIFETIME, period)].append(c)
     deltas: list[tuple[_Total, int]] = []
-    scopes = sorted({(project, key) for project, key, _, _ in wanted})
+    scopes = sorted({(total.project, total.key) for total in wanted})
     for project, key in scopes:
-        mine = sorted(total for total in wanted if total[:2] == (project, key))
-        periods = [total[3] for total in mine]
+        mine = sorted(t for t in wanted if (t.project, t.key) == (project, key))
+        periods = [total.period for total in mine]
         marks = ", ".join("?" * len(periods))
         select = (
             "SELECT period, last_reset_at FROM budget_totals "
@@ -396,7 +405,7 @@ def _total_deltas(tx: Transaction, corrections: Sequence[_Correction]) -> list[t
         _, rows = tx.query(select, params)
         last_reset = {period: reset_at for period, reset_at in rows}
         for total in mine:
-            period = total[3]
+            period = total.period
             if period not in last_reset:
                 continue  # no budget of that period: no total counted the row
             reset_at = last_reset[period]
