@@ -115,7 +115,14 @@ class CostSpanProcessor(SpanProcessor):
         """
         target = store or self._store()
         state = self._write(target, write, held)
-        self._publish(target, span, write, state, key_in_metrics, cost_metrics_only)
+        self._publish(
+            target,
+            span,
+            write,
+            state,
+            key_in_metrics=key_in_metrics,
+            cost_metrics_only=cost_metrics_only,
+        )
         if state is not None and crossed(state):
             after_write(alerts, write.call, state)
         return state
@@ -133,7 +140,7 @@ class CostSpanProcessor(SpanProcessor):
             return False
         span = start_span()
         try:
-            self._publish(store, span, write, state, False)
+            self._publish(store, span, write, state, key_in_metrics=False)
         finally:
             end_span(span)
         return True
@@ -144,6 +151,7 @@ class CostSpanProcessor(SpanProcessor):
         span: Span | None,
         write: PendingWrite,
         state: BudgetState | None,
+        *,
         key_in_metrics: bool,
         cost_metrics_only: bool = False,
     ) -> None:
@@ -169,7 +177,7 @@ class CostSpanProcessor(SpanProcessor):
             key_state = None if state is None else state.key_state
             if key_in_metrics and write.key_budget is not None and key_state is not None:
                 metrics.record_budget(
-                    call.project, write.key_budget, key_state, call.budget_key, store=store
+                    call.project, write.key_budget, key_state, key=call.budget_key, store=store
                 )
         except Exception as exc:
             warn_once("metrics", f"llm_toll could not record metrics: {exc!r}", TelemetryWarning)

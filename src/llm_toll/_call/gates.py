@@ -58,6 +58,7 @@ def admit(
     plan: Plan,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
+    *,
     store: BaseStore | None = None,
     run: Run | None = None,
     generates: bool = True,
@@ -88,6 +89,7 @@ async def admit_async(
     plan: Plan,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
+    *,
     run: Run | None = None,
     generates: bool = True,
 ) -> Admission:
@@ -140,7 +142,9 @@ def _gates(
     reservation: Reservation | None = None
     granted: Granted | None = None
     if plan.strict and run is not None:  # a strict request: its own worst case, or refused
-        granted = yield from _strict_request(plan, key, now, kwargs, run, generates, model)
+        granted = yield from _strict_request(
+            plan, key, now, kwargs, run=run, generates=generates, model=model
+        )
         reservation = granted.reservation
     elif plan.strict and scopes:  # a strict run starts: the worst case its arguments show
         from llm_toll._call import strict
@@ -150,7 +154,7 @@ def _gates(
             try:
                 reserved = yield steps.Reserve(plan, key, now, amount)
             except StoreError as down:
-                yield from _refuse_if_asked(plan, down, "reserve budget for", key, model)
+                yield from _refuse_if_asked(plan, down, "reserve budget for", key=key, model=model)
                 scopes = ()  # allowed unchecked: the store that failed is not read again
                 reserved = None
             if isinstance(reserved, BudgetExceededError):
@@ -168,7 +172,7 @@ def _gates(
             try:
                 spent = yield steps.ReadSpent(plan, now, scope, store)
             except StoreError as down:
-                yield from _refuse_if_asked(plan, down, "read the budget of", key, model)
+                yield from _refuse_if_asked(plan, down, "read the budget of", key=key, model=model)
                 break  # allowed without a budget check
         refusal = _budget_refusal(plan, spent, scope)
         if refusal is not None:
@@ -198,6 +202,7 @@ def _strict_request(
     key: str | None,
     now: datetime,
     body: dict[str, Any],
+    *,
     run: Run,
     generates: bool,
     model: str | None,
@@ -213,7 +218,7 @@ def _strict_request(
     if isinstance(bound, str):
         refusal = request_gate.unbounded(plan, bound)
     else:
-        gate = request_gate.RequestGate(plan, key, now, bound, run)
+        gate = request_gate.RequestGate(plan, key, now, bound, run=run)
         refusal = gate.refusal()
     while refusal is None and gate is not None:
         outcome = yield steps.ReserveRequest(gate)
@@ -245,7 +250,7 @@ def _recent_spent(plan: Plan, now: datetime, scope: BudgetScope) -> int | None:
 
 
 def _refuse_if_asked(
-    plan: Plan, down: StoreError, action: str, key: str | None, model: str | None
+    plan: Plan, down: StoreError, action: str, *, key: str | None, model: str | None
 ) -> Generator[steps.Step, Any, None]:
     """The store failed before the call: refuse it (its refusal span, then the error) when
     ``on_store_error`` says so; else return, and the call goes ahead unchecked."""

@@ -100,6 +100,7 @@ class RequestGate:
         key: str | None,
         now: datetime,
         bound: RequestBound,
+        *,
         run: Run | None,
     ) -> None:
         self.plan = plan

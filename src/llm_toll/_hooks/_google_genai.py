@@ -79,7 +79,13 @@ def request(
         call.finish(_json(response))
         return response
 
-    return send(run, described, _body(args, kwargs), _sender(wrapped, args, kwargs), read)
+    return send(
+        run,
+        described,
+        sent=_body(args, kwargs),
+        send_it=_sender(wrapped, args, kwargs),
+        read=read,
+    )
 
 
 def request_streamed(
@@ -93,7 +99,13 @@ def request_streamed(
         return wrapped(*args, **kwargs)
     # A generator: the request is sent when it is first iterated, as the SDK's own is.
     sent = _body(args, kwargs)
-    return send(run, described, sent, _sender(wrapped, args, kwargs), _metered_chunks)
+    return send(
+        run,
+        described,
+        sent=sent,
+        send_it=_sender(wrapped, args, kwargs),
+        read=_metered_chunks,
+    )
 
 
 async def async_request(
@@ -111,7 +123,9 @@ async def async_request(
         return response
 
     sent = _body(args, kwargs)
-    return await send_async(run, described, sent, _sender(wrapped, args, kwargs), read)
+    return await send_async(
+        run, described, sent=sent, send_it=_sender(wrapped, args, kwargs), read=read
+    )
 
 
 async def async_request_streamed(
@@ -128,7 +142,9 @@ async def async_request_streamed(
         return _metered_async_chunks(call, chunks)
 
     sent = _body(args, kwargs)
-    return await send_async(run, described, sent, _sender(wrapped, args, kwargs), read)
+    return await send_async(
+        run, described, sent=sent, send_it=_sender(wrapped, args, kwargs), read=read
+    )
 
 
 def _metered_chunks(call: Call, chunks: Iterator[Any]) -> Iterator[Any]:

@@ -63,6 +63,7 @@ def _to_send(request: ProviderRequest, admission: Admission, sent: Body) -> Body
 def send(
     run: Run,
     request: ProviderRequest,
+    *,
     sent: Body,
     send_it: Callable[[Body | None], Any],
     read: Callable[[Call, Any], Any],
@@ -89,6 +90,7 @@ def send(
 async def send_async(
     run: Run,
     request: ProviderRequest,
+    *,
     sent: Body,
     send_it: Callable[[Body | None], Awaitable[Any]],
     read: Callable[[Call, Any], Awaitable[Any]],

@@ -42,7 +42,11 @@ def request_hooks(provider: str, endpoints: Mapping[str, CapKeys]) -> tuple[Wrap
             return wrapped(*call_args, **call_kwargs)
 
         return send(
-            run, request, request.body, send_it, lambda call, result: _read(call, result, streamed)
+            run,
+            request,
+            sent=request.body,
+            send_it=send_it,
+            read=lambda call, result: _read(call, result, streamed),
         )
 
     async def async_request(
@@ -63,7 +67,7 @@ def request_hooks(provider: str, endpoints: Mapping[str, CapKeys]) -> tuple[Wrap
         async def read(call: Call, result: Any) -> Any:
             return await _read_async(call, result, streamed)
 
-        return await send_async(run, request, request.body, send_it, read)
+        return await send_async(run, request, sent=request.body, send_it=send_it, read=read)
 
     return sync_request, async_request
 

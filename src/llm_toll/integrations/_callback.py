@@ -49,11 +49,12 @@ class BudgetedCallback:
     def _refuse_if_spent(self) -> None:
         """Raise BudgetExceededError (and record the refusal) when the budget is spent: the
         decorator's own pre-call check."""
-        admit(self._plan, (), {}, self._store)
+        admit(self._plan, (), {}, store=self._store)
 
     def _record(
         self,
         found: ExtractedUsage,
+        *,
         started_at: datetime | None = None,
         ended_at: datetime | None = None,
         t0: float | None = None,

@@ -230,7 +230,7 @@ class _LangChainHandler(BudgetedCallback):
 
     def _record_found(self, ended: tuple[ExtractedUsage, _Started]) -> None:
         found, started = ended
-        self._record(found, started.at, t0=started.t0, request_model=started.model)
+        self._record(found, started_at=started.at, t0=started.t0, request_model=started.model)
 
 
 class LangChainCallback(_LangChainHandler, BaseCallbackHandler):

@@ -24,6 +24,7 @@ import warnings
 from collections import OrderedDict
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from llm_toll._call.plan import StoreErrorPolicy
@@ -83,7 +84,8 @@ class LiteLLMCallback(BudgetedCallback, _Logger):
         whole response): records its usage and cost."""
         found = self._to_record(kwargs, response_obj)
         if found is not None:
-            self._record(found, *_times(start_time, end_time))
+            started_at, ended_at = _times(start_time, end_time)
+            self._record(found, started_at=started_at, ended_at=ended_at)
 
     async def async_log_success_event(
         self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
@@ -92,7 +94,9 @@ class LiteLLMCallback(BudgetedCallback, _Logger):
         so a slow store never blocks the event loop."""
         found = self._to_record(kwargs, response_obj)
         if found is not None:
-            await worker.run(self._record, found, *_times(start_time, end_time))
+            started_at, ended_at = _times(start_time, end_time)
+            record = partial(self._record, found, started_at=started_at, ended_at=ended_at)
+            await worker.run(record)
 
     def log_failure_event(
         self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any

@@ -214,7 +214,15 @@ def reprice(
     last_id = 0
     while True:
         with store._transaction("re-price the ledger", write=not dry_run) as tx:
-            batch = _read_batch(tx, store, last_id, since, project, batch_size, dry_run)
+            batch = _read_batch(
+                tx,
+                store,
+                after_id=last_id,
+                since=since,
+                project=project,
+                size=batch_size,
+                dry_run=dry_run,
+            )
             for row in batch.rows_read:
                 correction = _price_again(row, prices, tallies, unknown_models)
                 if correction is not None:
@@ -244,6 +252,7 @@ class _ReadBatch:
 def _read_batch(
     tx: Transaction,
     store: SQLStore,
+    *,
     after_id: int,
     since: datetime | None,
     project: str | None,

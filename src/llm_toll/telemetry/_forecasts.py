@@ -48,7 +48,12 @@ _watched: OrderedDict[Scope, _Watched] = OrderedDict()
 
 
 def watch(
-    store: BaseStore, project: str, reset: Reset | None, limit_nanos: int, key: str | None = None
+    store: BaseStore,
+    project: str,
+    *,
+    reset: Reset | None,
+    limit_nanos: int,
+    key: str | None = None,
 ) -> None:
     """Forecast this budget at the next collections (the latest call's store and limit)."""
     scope = (project, attr.period_label(reset), key or None)

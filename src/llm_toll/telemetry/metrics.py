@@ -358,6 +358,7 @@ def record_budget(
     project: str,
     budget: BudgetSpec,
     state: BudgetState,
+    *,
     key: str | None = None,
     store: BaseStore | None = None,
 ) -> None:
@@ -371,7 +372,7 @@ def record_budget(
     scope = (project, attr.period_label(budget.reset), key or None)
     _budgets[scope] = (nanos_to_usd(limit), nanos_to_usd(state.spent_nanos), utilization)
     if store is not None:
-        watch_forecast(store, project, budget.reset, limit, key)
+        watch_forecast(store, project, reset=budget.reset, limit_nanos=limit, key=key)
 
 
 RejectionKind = Literal["budget", "ratelimit"]

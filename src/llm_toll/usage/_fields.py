@@ -75,7 +75,7 @@ def count(
         raise UsageError(f"{where}: {exc}") from None
 
 
-def add_unit(units: dict[str, int], where: str, label: str, key: str, value: object) -> None:
+def add_unit(units: dict[str, int], where: str, label: str, key: str, *, value: object) -> None:
     """Add the checked count ``value`` (named ``label`` in errors) to ``units[key]``, unless 0."""
     number = count(where, label, value)
     if number:

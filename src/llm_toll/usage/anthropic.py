@@ -60,7 +60,7 @@ def message_usage(where: str, usage: object, delta: object = None) -> Usage:
             where,
             "usage.cache_creation.ephemeral_1h_input_tokens",
             "cache_write_1h_tokens",
-            get(
+            value=get(
                 get(usage, "cache_creation") if split is None else split,
                 "ephemeral_1h_input_tokens",
             ),
@@ -70,7 +70,7 @@ def message_usage(where: str, usage: object, delta: object = None) -> Usage:
         where,
         "usage.server_tool_use.web_search_requests",
         "web_searches",
-        get(field("server_tool_use"), "web_search_requests"),
+        value=get(field("server_tool_use"), "web_search_requests"),
     )
     return checked_usage(
         where,

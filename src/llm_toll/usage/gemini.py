@@ -78,7 +78,7 @@ def _modality_units(where: str, metadata: object, units: dict[str, int]) -> None
                 continue
             tokens = get2(entry, "token_count", "tokenCount")
             for key in keys[kind]:
-                add_unit(units, where, f"{label}.{kind}", key, tokens)
+                add_unit(units, where, f"{label}.{kind}", key, value=tokens)
 
 
 def usage_metadata(metadata: object, where: str = _WHERE) -> Usage:

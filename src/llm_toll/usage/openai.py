@@ -80,6 +80,7 @@ def _layout(
     output: str,
     input_details: str,
     output_details: str,
+    *,
     input_units: tuple[tuple[str, _Read, str], ...],
     output_units: tuple[tuple[str, _Read, str], ...],
 ) -> _Layout:
@@ -105,16 +106,25 @@ _CHAT_FIELDS = _layout(
     "completion_tokens",
     "prompt_tokens_details",
     "completion_tokens_details",
-    (("audio_tokens", get, "input_audio_tokens"), ("image_tokens", get, "input_image_tokens")),
-    (("audio_tokens", get, "output_audio_tokens"), ("image_tokens", extra, "output_image_tokens")),
+    input_units=(
+        ("audio_tokens", get, "input_audio_tokens"),
+        ("image_tokens", get, "input_image_tokens"),
+    ),
+    output_units=(
+        ("audio_tokens", get, "output_audio_tokens"),
+        ("image_tokens", extra, "output_image_tokens"),
+    ),
 )
 _RESPONSES_FIELDS = _layout(
     "input_tokens",
     "output_tokens",
     "input_tokens_details",
     "output_tokens_details",
-    (("audio_tokens", extra, "input_audio_tokens"), ("image_tokens", extra, "input_image_tokens")),
-    (
+    input_units=(
+        ("audio_tokens", extra, "input_audio_tokens"),
+        ("image_tokens", extra, "input_image_tokens"),
+    ),
+    output_units=(
         ("audio_tokens", extra, "output_audio_tokens"),
         ("image_tokens", extra, "output_image_tokens"),
     ),
@@ -132,11 +142,11 @@ def _usage(
     if inputs is not None:
         for detail in layout.input_units:
             if value := detail.read(inputs, detail.name):
-                add_unit(units, where, detail.label, detail.key, value)
+                add_unit(units, where, detail.label, detail.key, value=value)
     if outputs is not None:
         for detail in layout.output_units:
             if value := detail.read(outputs, detail.name):
-                add_unit(units, where, detail.label, detail.key, value)
+                add_unit(units, where, detail.label, detail.key, value=value)
     return checked_usage(
         where,
         input_tokens=count(where, layout.input_label, get(usage, layout.input), required=True),
@@ -200,7 +210,7 @@ def tool_units(where: str, response: object) -> Mapping[str, int]:
             where,
             "tool_usage.web_search.num_requests",
             "web_searches",
-            get(searches, "num_requests"),
+            value=get(searches, "num_requests"),
         )
     for item in as_list(get(response, "output")):
         kind = get(item, "type")
