@@ -113,19 +113,16 @@ class AsyncStreamProxy(_StreamProxy):
         meter = self._self_meter
         meter.feed(item)
         if meter.limit is not None and (overrun := meter.overrun()) is not None:
-            stream = self.__wrapped__
-            try:
-                closer = getattr(stream, "aclose", None) or getattr(stream, "close", None)
-                if closer is not None:
-                    result = closer()
-                    if hasattr(result, "__await__"):
-                        await result
-            finally:
-                await meter.finish_async(overrun)
+            await self._close_and_finish(overrun)
             raise overrun
         return item
 
     async def aclose(self) -> None:
+        await self._close_and_finish(None)
+
+    async def _close_and_finish(self, error: BaseException | None) -> None:
+        """Close the SDK's stream (``aclose``, or an async or sync ``close``), then record
+        the call, ended by ``error`` (a stream cut past its reservation) or by the caller."""
         stream = self.__wrapped__
         try:
             closer = getattr(stream, "aclose", None) or getattr(stream, "close", None)
@@ -134,7 +131,7 @@ class AsyncStreamProxy(_StreamProxy):
                 if hasattr(result, "__await__"):
                     await result
         finally:
-            await self._self_meter.finish_async(None)
+            await self._self_meter.finish_async(error)
 
     async def close(self) -> None:  # OpenAI's and Anthropic's async streams call it close()
         await self.aclose()
