@@ -127,8 +127,8 @@ E2E = Path(__file__).resolve().parent / "e2e"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark what needs the slow parts, so ``-m "not e2e and not postgres"`` (``make
-    test-fast``) runs everything else with neither root nor Go."""
+    """Mark what needs the slow parts, so ``make test-fast`` (``-m "not e2e and not postgres
+    and not root and not browser"``) runs everything else with neither root nor Go."""
     for item in items:
         if E2E in item.path.parents:
             item.add_marker(pytest.mark.e2e)

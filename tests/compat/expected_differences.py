@@ -37,7 +37,8 @@ PSYCOPG_3 = (
     "psycopg2's connection pool"
 )
 MORE_PUBLIC_NAMES = (
-    "llm_toll.__all__ also has the OpenTelemetry names CostSpanProcessor and setup_telemetry"
+    "llm_toll.__all__ also has the OpenTelemetry names CostSpanProcessor and setup_telemetry, "
+    "run, instrument, uninstrument, record_batch, BatchSummary and UnpricedModelError"
 )
 MORE_LOG_FIELDS = (
     "ledger rows have 0.13's keys first, then more: cost_nanos (exact), provider, operation, "

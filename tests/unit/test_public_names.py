@@ -161,6 +161,14 @@ def test_all_is_pinned_and_every_name_resolves() -> None:
         llm_toll.no_such_name  # noqa: B018
 
 
+def test_readme_lists_every_name_added_to_013s() -> None:
+    """The README's "Differences from llm-toll 0.13" names each public name 0.13 had not."""
+    text = README.read_text(encoding="utf-8")
+    bullet = text[text.index("- **More public names**") :].split("\n- ", 1)[0]
+    added = set(PUBLIC) - set(V013_PATHS["llm_toll"])
+    assert {name for name in added if f"`{name}`" not in bullet} == set()
+
+
 @pytest.mark.parametrize("path", sorted(V013_PATHS))
 def test_v013_import_paths_export_their_names(path: str) -> None:
     module = importlib.import_module(path)
