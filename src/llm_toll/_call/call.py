@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -44,6 +44,13 @@ def _ns_since(t0: float) -> int:
     return int((time.perf_counter() - t0) * 1e9)
 
 
+class Timed(NamedTuple):
+    """When a call a framework already made started and ended (``time.time_ns``)."""
+
+    start_ns: int
+    end_ns: int
+
+
 class Call:
     """One started call: its span is open until one of the ``finish*`` methods or ``fail``."""
 
@@ -76,15 +83,15 @@ class Call:
         t0: float | None = None,
         ends_run: bool = False,
         by: Path = "hooks",
-        timed: tuple[int, int] | None = None,
+        timed: Timed | None = None,
     ) -> None:
         """``run``: the run the call's cost counts in. ``t0``: when the call started
         (``time.perf_counter``), when that was before this object was made: a run's
         return value is read after the run, but its call began with the run. ``by``: the
         path that records it (a framework's callback, or llm_toll's own hooks and
         decorators), so that a response both see is recorded once. ``timed``: the start
-        and end (``time.time_ns``) of a call a framework already made, which its span and
-        record then span instead of the time they are made."""
+        and end of a call a framework already made, which its span and record then span
+        instead of the time they are made."""
         self.by = by
         self.timed = timed
         self.plan = admission.plan or plan  # with the limits kept in the store
@@ -104,7 +111,7 @@ class Call:
             # A call that began before this object (a framework reports it at its end):
             # its span starts when the call did, at the framework's time if it gave one.
             if timed is not None:
-                start_ns: int | None = timed[0]
+                start_ns: int | None = timed.start_ns
             else:
                 start_ns = None if t0 is None else time.time_ns() - _ns_since(t0)
             self.span = start_call_span(
@@ -272,7 +279,7 @@ class Call:
             with _RECORDING:
                 self._record(call, store, held)
         finally:
-            end_span(self.span, self.timed[1] if end_ns is None and self.timed else end_ns)
+            end_span(self.span, self.timed.end_ns if end_ns is None and self.timed else end_ns)
             self._done(None)
 
     def _record(self, call: CallRecord | None, store: BaseStore | None, held: int | None) -> None:
@@ -315,7 +322,7 @@ class Call:
 
     def _duration_s(self) -> float:
         if self.timed is not None:
-            return max(0, self.timed[1] - self.timed[0]) / 1e9
+            return max(0, self.timed.end_ns - self.timed.start_ns) / 1e9
         return time.perf_counter() - self.t0
 
     def _price(self, found: ExtractedUsage) -> CallRecord:

@@ -8,7 +8,7 @@ from llm_toll import _runtime
 from llm_toll._budget.once import claims
 from llm_toll._budget.stored import cache as stored_limits
 from llm_toll._budget.stored import with_stored_limits
-from llm_toll._call.call import Call
+from llm_toll._call.call import Call, Timed
 from llm_toll._call.gates import Admission, admit
 from llm_toll._call.plan import Plan, StoreErrorPolicy
 from llm_toll._runtime import check_store_environment, set_reporter
@@ -70,7 +70,7 @@ class BudgetedCallback:
         start = started_at.astimezone(timezone.utc) if started_at else datetime.now(timezone.utc)
         timed = None
         if started_at is not None and ended_at is not None:
-            timed = (_ns(started_at), _ns(ended_at))
+            timed = Timed(_ns(started_at), _ns(ended_at))
         # The limits kept in the store, as the pre-call check last read them (no I/O here).
         limits = stored_limits.current(self._store or _runtime.get_store())
         plan = with_stored_limits(self._plan, None, limits)
