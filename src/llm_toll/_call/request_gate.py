@@ -163,13 +163,12 @@ class RequestGate:
         held = 0
         caps = None if run is None else run.caps_left()
         if run is not None and caps is not None:
-            left, free = caps
-            fit = self._fit(left)
+            fit = self._fit(caps.left)
             if fit is None:
                 return self._run_refusal()
             self.cap = fit
             held = self.cost(fit)
-            if held > free or not run.hold(held):
+            if held > caps.free or not run.hold(held):
                 return self._wait()
         amount = self.cost(self.cap)
         reservation = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from contextvars import ContextVar, Token
-from typing import Any
+from typing import Any, NamedTuple
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -41,6 +41,15 @@ def current_run() -> Run | None:
 def set_process_run(run: Run | None) -> None:
     global _process_run
     _process_run = run
+
+
+class CapsLeft(NamedTuple):
+    """What the tightest cap around a run leaves, in nano-USD."""
+
+    left: int
+    """The cap less what the run's requests have cost."""
+    free: int
+    """``left`` less what strict requests in flight hold."""
 
 
 class Run:
@@ -173,15 +182,14 @@ class Run:
             scope="run",
         )
 
-    def caps_left(self) -> tuple[int, int] | None:
-        """What the tightest cap around this run leaves: (cap - cost, cap - cost - held),
-        the second net of what strict requests in flight hold; None without caps."""
+    def caps_left(self) -> CapsLeft | None:
+        """What the tightest cap around this run leaves; None without caps."""
         with _holds:
             capped = self._capped()
             if not capped:
                 return None
             left = min(run.max_cost_nanos - run.cost_nanos for run in capped)  # type: ignore[operator]
-            return left, min(run._room() for run in capped)
+            return CapsLeft(left, min(run._room() for run in capped))
 
     def hold(self, amount: int) -> bool:
         """Hold ``amount`` for a strict request under every cap around this run, if each has

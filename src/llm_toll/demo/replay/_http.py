@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
 from llm_toll.demo.replay._answer import DEFAULT, SSE, Answer, Exchange, Script
@@ -72,6 +72,17 @@ _ROUTES: dict[str, tuple[str, _Builder, str]] = {
     "/v1/responses": ("openai.responses", openai_response, "resp_replay"),
     "/v1/messages": ("anthropic.messages", anthropic_message, "msg_replay"),
 }
+
+
+class _Route(NamedTuple):
+    """What answers a POST: the API it speaks, the body's builder, the model asked for,
+    whether it streams, and the prefix of the ids it makes."""
+
+    api: str
+    builder: _Builder
+    model: str
+    stream: bool
+    id_prefix: str
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -148,18 +159,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, payload, script)
 
     @staticmethod
-    def _route(path: str, body: Any) -> tuple[str, _Builder, str, bool, str] | None:
-        """(api, builder, model, stream, id prefix) of a POST, None if nothing answers it."""
+    def _route(path: str, body: Any) -> _Route | None:
+        """What answers a POST, None if nothing does."""
         if not isinstance(body, dict):
             return None
         if path in _ROUTES:
             api, builder, id_prefix = _ROUTES[path]
             model = str(body.get("model") or "unknown-model")
-            return api, builder, model, body.get("stream") is True, id_prefix
+            return _Route(api, builder, model, body.get("stream") is True, id_prefix)
         match = _GEMINI_PATH.match(path)
         if match:
             stream = match.group(3) == "streamGenerateContent"
-            return "gemini.generate_content", gemini_generate, match.group(2), stream, "replay-"
+            return _Route(
+                "gemini.generate_content", gemini_generate, match.group(2), stream, "replay-"
+            )
         return None
 
     def _json(self, status: int, payload: Any, script: Script) -> None:
