@@ -39,6 +39,7 @@ UNUSABLE = [
     f"postgresql://llm:{SECRET}%ZZ@db.example/ledger",  # libpq quotes the bad token
     f"postgresql://llm:{SECRET}@[::1/ledger",  # libpq quotes the whole URL
     f"postgresql://llm:{SECRET} x@db.example/ledger",  # libpq quotes the bad userinfo
+    f"host=db.example password={SECRET} dbname=ledger",  # libpq's form: not a file name
 ]
 
 
@@ -129,6 +130,7 @@ def test_an_unusable_store_url_in_the_environment_refuses_to_decorate(
     process_store: Path, monkeypatch: pytest.MonkeyPatch, url: str
 ) -> None:
     monkeypatch.setenv("LLM_TOLL_STORE_URL", url)
+    monkeypatch.chdir(process_store.parent)  # where a URL taken for a file name would go
     for configure in (
         lambda: track_costs(project="p"),
         lambda: llm_toll.run(project="p", max_budget=1.0),
@@ -138,7 +140,16 @@ def test_an_unusable_store_url_in_the_environment_refuses_to_decorate(
         with pytest.raises(ValueError, match=r"^LLM_TOLL_STORE_URL: ") as refused:
             configure()
         assert SECRET not in str(refused.value)
-    assert not process_store.exists()
+    assert list(process_store.parent.iterdir()) == []  # no SQLite file, default or other
+
+
+def test_a_file_named_like_a_connection_string_is_still_a_file(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"key=value connection string.*\./host=") as refused:
+        create_store(f"host=db password={SECRET}.db")
+    assert SECRET not in str(refused.value)
+    with create_store(f"{tmp_path}/host=db.db") as store:  # a path with a directory
+        store.log_usage("p", "m", 1, 1, 0.5)
+    assert (tmp_path / "host=db.db").exists()
 
 
 def test_a_postgresql_url_is_checked_without_connecting(
