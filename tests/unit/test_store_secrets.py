@@ -96,9 +96,36 @@ def test_libpqs_reason_is_kept_with_the_password_masked() -> None:
 def test_a_password_libpq_reads_as_a_port_or_a_path_is_not_shown_either() -> None:
     # An unencoded '/' ends libpq's host part early: it reads "llm" as the host, the first
     # half of the password as the port and the rest as the database name.
-    store = PostgresStore("postgresql://llm:S3cr3t/Pa55word@db.example/ledger")
-    assert "S3cr3t" not in store.dsn_display
-    assert "Pa55word" not in store.dsn_display
+    with pytest.raises(ValueError, match="its port is not a number") as refused:
+        PostgresStore("postgresql://llm:S3cr3t/Pa55word@db.example/ledger")
+    assert "S3cr3t" not in str(refused.value)
+    assert "Pa55word" not in str(refused.value)
+    store = PostgresStore("postgresql://llm:31337/Pa55word@db.example/ledger")  # a port number
+    try:
+        assert "31337" not in store.dsn_display
+        assert "Pa55word" not in store.dsn_display
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        (f"postgresql://llm:{SECRET}@db.example:543x/ledger", "its port is not a number"),
+        (f"postgresql://llm:{SECRET}@db.example:70000/ledger", "its port is not a number"),
+        (f"postgresql://llm:{SECRET}@db.example:0/ledger", "its port is not a number"),
+        (f"postgresql://llm:{SECRET}@db.example/ledger?sslmode=requir", "sslmode must be one of"),
+    ],
+)
+def test_what_libpq_would_refuse_only_when_connecting_is_refused_at_once(
+    process_store: Path, monkeypatch: pytest.MonkeyPatch, url: str, reason: str
+) -> None:
+    with pytest.raises(ValueError, match=reason) as refused:
+        PostgresStore(url)
+    assert SECRET not in str(refused.value)
+    monkeypatch.setenv("LLM_TOLL_STORE_URL", url)
+    with pytest.raises(ValueError, match=rf"^LLM_TOLL_STORE_URL: .*{reason}"):
+        track_costs(project="p")  # not a store that is down at every call
 
 
 @pytest.mark.parametrize(
