@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,11 +27,14 @@ class Host:
     """A clock_workload process: its calls, and the steps of its wall clock."""
 
     def __init__(self, db: Path, mode: str) -> None:
+        # A file, not a pipe: a pipe nobody reads while the test talks to the process
+        # could fill up and block it.
+        self.errors = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.faults.clock_workload", mode],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self.errors,
             env=dict(os.environ, LLM_TOLL_STORE_URL=str(db), PYTHONPATH=str(ROOT)),
             text=True,
             cwd=ROOT,
@@ -61,8 +65,8 @@ class Host:
         assert self.ask(f"step {seconds}") == ["stepped"]
 
     def stderr(self) -> str:
-        assert self.process.stderr is not None
-        return self.process.stderr.read()
+        self.errors.seek(0)
+        return self.errors.read()
 
 
 @contextmanager
@@ -78,7 +82,7 @@ def host(db: Path, mode: str) -> Iterator[Host]:
         if started.process.poll() is None:
             started.process.kill()
             started.process.wait(HANG_GUARD_S)
-        for stream in (started.process.stdin, started.process.stdout, started.process.stderr):
+        for stream in (started.process.stdin, started.process.stdout, started.errors):
             if stream is not None:
                 stream.close()
 
