@@ -105,6 +105,7 @@ def test_locked_database_keeps_records_until_writable(tmp_path: Path) -> None:
     store = SQLiteStore(db_path, busy_timeout_s=0.05)
     llm_toll.set_store(store)
     llm_toll.set_reporter(llm_toll.CostReporter(enabled=False))
+    blocker = sqlite3.connect(db_path, isolation_level=None)
     try:
 
         @track_costs(project="robust-locked")
@@ -112,20 +113,22 @@ def test_locked_database_keeps_records_until_writable(tmp_path: Path) -> None:
             return chat(10 + n, 1)
 
         ask(0)  # creates the schema
-        blocker = sqlite3.connect(db_path, isolation_level=None)
         blocker.execute("BEGIN EXCLUSIVE")
         with pytest.warns(AccountingWarning, match="kept in the spill journal"):
             assert ask(1)["usage"]["prompt_tokens"] == 11  # the app is not broken
         ask(2)
         assert _runtime.writer().pending == 2
         blocker.execute("ROLLBACK")
-        blocker.close()
         assert _runtime.writer().force_flush()  # the journal is written to the store now
         assert _runtime.writer().pending == 0
         ask(3)
         rows = store.get_usage_logs("robust-locked")
         assert sorted(r["input_tokens"] for r in rows) == [10, 11, 12, 13]
     finally:
+        if blocker.in_transaction:  # a failed assert: the lock goes, the records with it
+            blocker.execute("ROLLBACK")
+            _runtime.writer().force_flush()
+        blocker.close()
         llm_toll.set_store(None)
         llm_toll.set_reporter(None)
         store.close()

@@ -80,6 +80,16 @@ def test_model_must_be_a_non_empty_string(value: object) -> None:
         llm_toll.run(project="p", model=value)
 
 
+@pytest.mark.parametrize("value", NOT_NAMES)
+def test_a_project_must_be_a_non_empty_string_wherever_it_is_given(value: object) -> None:
+    with pytest.raises(ValueError, match=named("project")):
+        track_costs(project=value)  # type: ignore[call-overload]
+    with pytest.raises(ValueError, match=named("project")):
+        llm_toll.run(project=value)  # type: ignore[arg-type]  # never quietly "default"
+    with pytest.raises(ValueError, match=named("project")):
+        llm_toll.run(project=value, max_budget=1.0)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("value", NOT_USD)
 def test_a_run_cap_is_checked_like_a_budget(value: object) -> None:
     with pytest.raises(ValueError, match=named("max_cost")):
@@ -96,6 +106,9 @@ def test_instrument_checks_its_options_before_it_hooks_anything() -> None:
             with pytest.raises(ValueError, match=named(next(iter(options)))):
                 llm_toll.instrument(project="p", **options)
             assert not installed()
+        with pytest.raises(ValueError, match=named("project")):
+            llm_toll.instrument(project="")
+        assert not installed()
     finally:  # as the other tests found them
         llm_toll.uninstrument()
         if hooked_before:

@@ -39,6 +39,7 @@ UNUSABLE = [
     f"postgresql://llm:{SECRET}%ZZ@db.example/ledger",  # libpq quotes the bad token
     f"postgresql://llm:{SECRET}@[::1/ledger",  # libpq quotes the whole URL
     f"postgresql://llm:{SECRET} x@db.example/ledger",  # libpq quotes the bad userinfo
+    f"host=db.example password={SECRET} dbname=ledger",  # libpq's form: not a file name
 ]
 
 
@@ -95,9 +96,36 @@ def test_libpqs_reason_is_kept_with_the_password_masked() -> None:
 def test_a_password_libpq_reads_as_a_port_or_a_path_is_not_shown_either() -> None:
     # An unencoded '/' ends libpq's host part early: it reads "llm" as the host, the first
     # half of the password as the port and the rest as the database name.
-    store = PostgresStore("postgresql://llm:S3cr3t/Pa55word@db.example/ledger")
-    assert "S3cr3t" not in store.dsn_display
-    assert "Pa55word" not in store.dsn_display
+    with pytest.raises(ValueError, match="its port is not a number") as refused:
+        PostgresStore("postgresql://llm:S3cr3t/Pa55word@db.example/ledger")
+    assert "S3cr3t" not in str(refused.value)
+    assert "Pa55word" not in str(refused.value)
+    store = PostgresStore("postgresql://llm:31337/Pa55word@db.example/ledger")  # a port number
+    try:
+        assert "31337" not in store.dsn_display
+        assert "Pa55word" not in store.dsn_display
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        (f"postgresql://llm:{SECRET}@db.example:543x/ledger", "its port is not a number"),
+        (f"postgresql://llm:{SECRET}@db.example:70000/ledger", "its port is not a number"),
+        (f"postgresql://llm:{SECRET}@db.example:0/ledger", "its port is not a number"),
+        (f"postgresql://llm:{SECRET}@db.example/ledger?sslmode=requir", "sslmode must be one of"),
+    ],
+)
+def test_what_libpq_would_refuse_only_when_connecting_is_refused_at_once(
+    process_store: Path, monkeypatch: pytest.MonkeyPatch, url: str, reason: str
+) -> None:
+    with pytest.raises(ValueError, match=reason) as refused:
+        PostgresStore(url)
+    assert SECRET not in str(refused.value)
+    monkeypatch.setenv("LLM_TOLL_STORE_URL", url)
+    with pytest.raises(ValueError, match=rf"^LLM_TOLL_STORE_URL: .*{reason}"):
+        track_costs(project="p")  # not a store that is down at every call
 
 
 @pytest.mark.parametrize(
@@ -129,6 +157,7 @@ def test_an_unusable_store_url_in_the_environment_refuses_to_decorate(
     process_store: Path, monkeypatch: pytest.MonkeyPatch, url: str
 ) -> None:
     monkeypatch.setenv("LLM_TOLL_STORE_URL", url)
+    monkeypatch.chdir(process_store.parent)  # where a URL taken for a file name would go
     for configure in (
         lambda: track_costs(project="p"),
         lambda: llm_toll.run(project="p", max_budget=1.0),
@@ -138,7 +167,16 @@ def test_an_unusable_store_url_in_the_environment_refuses_to_decorate(
         with pytest.raises(ValueError, match=r"^LLM_TOLL_STORE_URL: ") as refused:
             configure()
         assert SECRET not in str(refused.value)
-    assert not process_store.exists()
+    assert list(process_store.parent.iterdir()) == []  # no SQLite file, default or other
+
+
+def test_a_file_named_like_a_connection_string_is_still_a_file(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"key=value connection string.*\./host=") as refused:
+        create_store(f"host=db password={SECRET}.db")
+    assert SECRET not in str(refused.value)
+    with create_store(f"{tmp_path}/host=db.db") as store:  # a path with a directory
+        store.log_usage("p", "m", 1, 1, 0.5)
+    assert (tmp_path / "host=db.db").exists()
 
 
 def test_a_postgresql_url_is_checked_without_connecting(

@@ -36,7 +36,8 @@ class RunScope:
         self._own_plan: Plan | None = None
         if project is not None or options or key is not None:
             fields = plan_options(
-                project=project or "default",
+                # An empty project is refused by name, not quietly made "default".
+                project="default" if project is None else project,
                 budget_key=None if key is None else (lambda *a, **k: key),
                 max_run_cost=max_cost,
                 **options,

@@ -64,6 +64,15 @@ def parse_store_url(url: str) -> tuple[Literal["sqlite", "postgres"], str]:
                 f"the store URL {redact_url(url)!r} has a scheme ({looks_like.group(1)}:) but "
                 f"no '//': {_URL_FORMS} (write ./{looks_like.group(1)}:... for such a file)"
             )
+        # libpq's key=value form would otherwise name a SQLite file (password and all) in
+        # the working directory: a fleet meant to share PostgreSQL would get one per host.
+        keyword = _LIBPQ_KEYWORD.match(url)
+        if keyword is not None:
+            raise ValueError(
+                f"the store URL {redact_url(url)!r} is a PostgreSQL key=value connection "
+                f"string: write it as postgresql://user@host:port/dbname (write "
+                f"./{keyword.group(1)}=... for a SQLite file of that name)"
+            )
         return "sqlite", url
     kind = _SCHEMES.get(scheme.lower())
     if kind is None:
@@ -127,3 +136,8 @@ _SCHEMES: dict[str, Literal["sqlite", "postgres"]] = {
     "postgres": "postgres",
 }
 _URL_FORMS = "use a file path, sqlite:///path/to/file.db or postgresql://user@host/db"
+_LIBPQ_KEYWORD = re.compile(
+    r"\s*(host|hostaddr|port|dbname|user|password|passfile|service|sslmode|connect_timeout"
+    r"|application_name|options|target_session_attrs)\s*=",
+    re.IGNORECASE,
+)

@@ -257,14 +257,36 @@ def parse_dsn(dsn: object) -> dict[str, Any]:
     ValueError, with libpq's reason and never the password, when it is not one."""
     if not isinstance(dsn, str) or not dsn.strip():
         raise ValueError(f"dsn must be a PostgreSQL connection string or URL, got {dsn!r}")
+    reason: str | None
     try:
-        return conninfo_to_dict(dsn)
+        params = conninfo_to_dict(dsn)
     except psycopg.Error as exc:
-        raise ValueError(
-            f"{redact_url(dsn)!r} is not a valid PostgreSQL connection string or URL "
-            f"({redact(describe(exc), *url_passwords(dsn))}); it looks like "
-            "postgresql://user@host:5432/dbname or 'host=... dbname=...'"
-        ) from None
+        reason = redact(describe(exc), *url_passwords(dsn))
+    else:
+        reason = _unusable_value(params)
+        if reason is None:
+            return params
+    raise ValueError(
+        f"{redact_url(dsn)!r} is not a valid PostgreSQL connection string or URL "
+        f"({reason}); it looks like "
+        "postgresql://user@host:5432/dbname or 'host=... dbname=...'"
+    )
+
+
+_SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+def _unusable_value(params: dict[str, Any]) -> str | None:
+    """What libpq would refuse only when it connects, found now: a port that is no port
+    number, an unknown ``sslmode``. The value is not quoted: a password that libpq read
+    as the port (an unencoded '/' in it) would be."""
+    for port in str(params.get("port") or "").split(","):
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            return "its port is not a number from 1 to 65535"
+    sslmode = params.get("sslmode")
+    if sslmode is not None and sslmode not in _SSLMODES:
+        return f"sslmode must be one of {', '.join(_SSLMODES)}"
+    return None
 
 
 def _display_name(params: dict[str, Any]) -> str:
