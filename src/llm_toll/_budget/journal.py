@@ -292,6 +292,7 @@ def _encode_reservation(reservation: Reservation | None) -> dict[str, Any] | Non
         "expires_at": reservation.expires_at.isoformat(),
         "spec": _encode_spec(reservation.spec),
         "key_spec": _encode_spec(reservation.key_spec),
+        "others": [list(row) for row in reservation.others],
     }
 
 
@@ -308,4 +309,6 @@ def _decode_reservation(data: dict[str, Any]) -> Reservation:
         expires_at=datetime.fromisoformat(data["expires_at"]),
         spec=spec,
         key_spec=_decode_spec(data["key_spec"]),
+        # Journals written before reservations held several periods have none.
+        others=tuple((int(row_id), str(period)) for row_id, period in data.get("others", ())),
     )
