@@ -155,6 +155,7 @@ class CostSpanProcessor(SpanProcessor):
     ) -> None:
         """A recorded call on its span, in the metrics (its budgets' forecasts read
         ``store``) and the reporter's line."""
+        combined = write
         write = reported(write, state)  # of limits kept in the store too, the binding one
         call = write.call
         if span is not None and span.is_recording():
@@ -171,12 +172,15 @@ class CostSpanProcessor(SpanProcessor):
             else:
                 metrics.record_call(call, with_key=key_in_metrics)
             if write.budget is not None and state is not None:
-                metrics.record_budget(call.project, write.budget, state, store=store)
+                metrics.record_budget(
+                    call.project, write.budget, state, store=store, combined=combined.budget
+                )
             key_state = None if state is None else state.key_state
             if key_in_metrics and write.key_budget is not None and key_state is not None:
                 metrics.record_budget(
-                    call.project, write.key_budget, key_state, call.budget_key, store=store
-                )
+                    call.project, write.key_budget, key_state, call.budget_key, store=store,
+                    combined=combined.key_budget,
+                )  # fmt: skip
         except Exception as exc:
             warn_once("metrics", f"llm_toll could not record metrics: {exc!r}", TelemetryWarning)
         reporter = self._reporter()
