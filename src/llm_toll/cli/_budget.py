@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from llm_toll._budget.periods import LIFETIME_SHOWN as LIFETIME_RESET
 from llm_toll.cli._parser import CommandFailure
-from llm_toll.cli._tables import Column, Row, render_table, time
+from llm_toll.cli._tables import Column, Row, nanos_usd, render_table, time
 
 if TYPE_CHECKING:
     from llm_toll._budget.limits import StoredLimit
@@ -109,11 +109,11 @@ def show(result: Any, args: argparse.Namespace) -> str:
             Column("Project", "project"),
             Column("Key", "key"),
             Column("Reset", "reset"),
-            Column("Limit", "limit", lambda amount: f"${amount}", right=True),
+            Column("Limit", "limit_nanos", nanos_usd, right=True),
             Column("Set by", "set_by"),
             Column("Set at (UTC)", "set_at", time),
         ]
-        return render_table(columns, result)
+        return render_table(columns, result, colour=getattr(args, "colour", False))
     count = result["removed"]
     return (
         f"Removed {count} limit{'s' if count != 1 else ''} of "
