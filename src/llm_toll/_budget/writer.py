@@ -36,13 +36,14 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.trace import Span
 
 from llm_toll._budget import foreign
-from llm_toll._budget.journal import ReplayStopped, SpillJournal
+from llm_toll._budget.journal import Entry, ReplayStopped, SpillJournal
 from llm_toll._budget.limits import reported
 from llm_toll._budget.money import nanos_to_usd
 from llm_toll._budget.records import BudgetState, CallRecord, PendingWrite
 from llm_toll._budget.view import BudgetView
 from llm_toll._warnings import Guard, warn_once
 from llm_toll.alerts._fire import after_write, crossed
+from llm_toll.alerts._options import AlertOptions
 from llm_toll.exceptions import AccountingWarning, TelemetryWarning
 from llm_toll.reporter import CostReporter
 from llm_toll.store import BaseStore, StoreError
@@ -50,7 +51,6 @@ from llm_toll.telemetry import metrics
 from llm_toll.telemetry.spans import annotate_call, end_span
 
 if TYPE_CHECKING:
-    from llm_toll.alerts._options import AlertOptions
     from llm_toll.store._sql import SQLStore
 
 # Records kept in memory (a store without a journal, or a journal that cannot be written),
@@ -94,6 +94,7 @@ class CostSpanProcessor(SpanProcessor):
         self._spills: weakref.WeakKeyDictionary[BaseStore, _Spill] = weakref.WeakKeyDictionary()
         self._exit_registered = False
         self.view = BudgetView()
+        self._spilled_alerts = _SpilledAlerts()
 
     # -- the write ------------------------------------------------------------------------
 
@@ -120,7 +121,7 @@ class CostSpanProcessor(SpanProcessor):
         span and metric failures are warned about, not propagated.
         """
         target = store or self._store()
-        state = self._write(target, write, held)
+        state = self._write(target, write, held, alerts)
         self._publish(target, span, write, state, key_in_metrics, cost_metrics_only)
         if state is not None and crossed(state):
             after_write(alerts, write.call, state)
@@ -193,12 +194,18 @@ class CostSpanProcessor(SpanProcessor):
                     nanos_to_usd(call.cost_nanos),
                 )
 
-    def _write(self, store: BaseStore, write: PendingWrite, held: int | None) -> BudgetState | None:
+    def _write(
+        self,
+        store: BaseStore,
+        write: PendingWrite,
+        held: int | None,
+        alerts: AlertOptions | None = None,
+    ) -> BudgetState | None:
         state = None
         spill = self._spills.get(store) or self._first_sight(store)
         try:
             if spill.waiting and not self._catch_up(store, spill):
-                self._spill(store, spill, write, None)  # the store still refuses: no wait
+                self._spill(store, spill, write, None, alerts)  # the store still refuses
                 return None
             state = _apply(store, write)
         except ValueError as exc:  # a record no store can hold; callers validate first
@@ -209,7 +216,7 @@ class CostSpanProcessor(SpanProcessor):
                     store.release_reservation(write.reservation)
         except StoreError as exc:
             spill.refused()
-            self._spill(store, spill, write, exc)
+            self._spill(store, spill, write, exc, alerts)
         finally:
             if state is not None:  # the new total first, so the cost is never missed
                 self._remember(write.call, state)
@@ -237,15 +244,21 @@ class CostSpanProcessor(SpanProcessor):
         return self._spills.setdefault(store, spill)  # one per store, whoever came first
 
     def _spill(
-        self, store: BaseStore, spill: _Spill, write: PendingWrite, error: StoreError | None
+        self,
+        store: BaseStore,
+        spill: _Spill,
+        write: PendingWrite,
+        error: StoreError | None,
+        alerts: AlertOptions | None,
     ) -> None:
-        """Keep a record the store refused: in the store's journal, else in memory."""
+        """Keep a record the store refused: in the store's journal, else in memory; with
+        where the alerts its write will cross go."""
         self._at_exit_once()
         cause = "" if error is None else f" ({error})"
         journal = spill.journal
         if journal is not None:
             try:
-                journal.append([write])
+                [record_id] = journal.append([write], [_webhook(alerts)])
             except OSError as journal_error:
                 warn_once(
                     f"journal-unwritable:{journal.path}",
@@ -256,6 +269,7 @@ class CostSpanProcessor(SpanProcessor):
                 )
             else:
                 spill.pending = True
+                self._spilled_alerts.keep(record_id, alerts)
                 warn_once(
                     f"spilled:{journal.path}",
                     f"llm_toll could not record a call in {journal.location}{cause}; it is "
@@ -273,7 +287,7 @@ class CostSpanProcessor(SpanProcessor):
                 "written when the store is writable again.",
                 AccountingWarning,
             )
-        spill.keep_in_memory(store, write)
+        spill.keep_in_memory(store, write, alerts)
 
     def _catch_up(self, store: BaseStore, spill: _Spill, *, now: bool = False) -> bool:
         """Write what earlier writes could not, oldest first; False while the store still
@@ -289,7 +303,7 @@ class CostSpanProcessor(SpanProcessor):
             journal = spill.journal
             if spill.pending and journal is not None:
                 try:
-                    replayed = journal.replay(cast("SQLStore", store))
+                    replayed = journal.replay(cast("SQLStore", store), self._replayed)
                 except ReplayStopped:
                     return spill.refused()
                 if not replayed.busy:
@@ -311,16 +325,31 @@ class CostSpanProcessor(SpanProcessor):
         """Write the store's records kept in memory, in order; False if it still fails."""
         memory = spill.memory
         while memory:
+            write, alerts = memory[0]
             try:
-                state = _apply(store, memory[0])
+                state = _apply(store, write)
             except StoreError:
                 return False
             except AlreadyRecorded:  # recorded again while this one waited
                 memory.popleft()
                 continue
-            self._remember(memory.popleft().call, state)
+            memory.popleft()
+            self._remember(write.call, state)
+            if crossed(state):
+                after_write(alerts, write.call, state)
         spill.owner = None
         return True
+
+    def _replayed(self, entry: Entry, state: BudgetState) -> None:
+        """A record of a spill journal is in the store: raise the alerts its write crossed
+        (the store's marks decide, as for any write), to the callbacks of the call if this
+        process made it, and to its webhook."""
+        alerts = self._spilled_alerts.pop(entry.record_id)
+        if not crossed(state):
+            return
+        if alerts is None and entry.webhook is not None:  # spilled by another process
+            alerts = AlertOptions(webhook=entry.webhook)
+        after_write(alerts, entry.write.call, state)
 
     @property
     def pending(self) -> int:
@@ -349,7 +378,9 @@ class CostSpanProcessor(SpanProcessor):
             journal = spill.journal
             if journal is not None and spill.memory:  # it may take what memory holds now
                 with contextlib.suppress(OSError):
-                    journal.append(list(spill.memory))
+                    kept = list(spill.memory)
+                    journal.append([write for write, _ in kept],
+                                   [_webhook(alerts) for _, alerts in kept])  # fmt: skip
                     spill.memory.clear()
                     spill.pending = True
             lost += len(spill.memory)
@@ -398,8 +429,8 @@ class _Spill:
     journal: SpillJournal | None
     pending: bool
     """The journal may hold records."""
-    memory: deque[PendingWrite] = field(default_factory=deque)
-    """Records neither the store nor the journal took."""
+    memory: deque[tuple[PendingWrite, AlertOptions | None]] = field(default_factory=deque)
+    """Records neither the store nor the journal took, with where their alerts go."""
     owner: BaseStore | None = None
     """The store itself while ``memory`` holds its records: kept alive until they are in."""
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -414,12 +445,14 @@ class _Spill:
     def waiting(self) -> bool:
         return self.pending or bool(self.memory)
 
-    def keep_in_memory(self, store: BaseStore, write: PendingWrite) -> None:
+    def keep_in_memory(
+        self, store: BaseStore, write: PendingWrite, alerts: AlertOptions | None
+    ) -> None:
         if len(self.memory) >= MAX_SPOOLED:
             self.memory.popleft()
             warn_once("spool-full", "llm_toll's in-memory spool is full: the oldest "
                       "unwritten record was dropped.", AccountingWarning)  # fmt: skip
-        self.memory.append(write)
+        self.memory.append((write, alerts))
         self.owner = store
 
     def refused(self) -> bool:
@@ -427,3 +460,32 @@ class _Spill:
         self.refusals += 1
         self.retry_at = time.monotonic() + min(0.1 * 2**self.refusals, MAX_RETRY_PAUSE_S)
         return False
+
+
+def _webhook(alerts: AlertOptions | None) -> str | None:
+    """The webhook a spilled record's decorator or run named, kept with it in the journal
+    (``LLM_TOLL_ALERT_WEBHOOK`` is read by whoever replays it)."""
+    return None if alerts is None else alerts.webhook
+
+
+class _SpilledAlerts:
+    """The alert options of this process's records in spill journals, by record id: the
+    callbacks cannot go to disk, so only this process can call them when it replays its
+    records. Bounded: past ``MAX_SPOOLED`` records the oldest are forgotten (their
+    webhooks are in the journal)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_id: dict[str, AlertOptions] = {}
+
+    def keep(self, record_id: str, alerts: AlertOptions | None) -> None:
+        if alerts is None:
+            return
+        with self._lock:
+            if len(self._by_id) >= MAX_SPOOLED:
+                del self._by_id[next(iter(self._by_id))]
+            self._by_id[record_id] = alerts
+
+    def pop(self, record_id: str) -> AlertOptions | None:
+        with self._lock:
+            return self._by_id.pop(record_id, None)
