@@ -105,6 +105,39 @@ def test_spans_report_the_binding_limit(
     assert attributes["llm_toll.budget.spent"] == pytest.approx(daily / 1e9)
 
 
+def budget_gauges(telemetry: Telemetry, project: str) -> dict[str, dict[str, float]]:
+    """The budget gauges' series of ``project`` at a collection: period -> gauge -> value."""
+    found: dict[str, dict[str, float]] = {}
+    for name in ("llm_toll.budget.limit", "llm_toll.budget.spent"):
+        for point in telemetry.points(name):
+            if point.attributes.get("llm_toll.project") == project:
+                found.setdefault(point.attributes["llm_toll.budget.period"], {})[name] = point.value
+    return found
+
+
+def test_the_budget_gauges_follow_the_binding_limit(
+    ledger: SQLiteStore, replay: ReplayServer, openai_client: Any, telemetry: Telemetry
+) -> None:
+    @track_costs(project="gauges", max_budget=5.0, reset="monthly")
+    def ask() -> Any:
+        return openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+
+    ask()
+    assert set(budget_gauges(telemetry, "gauges")) == {"monthly"}
+    budgets.set_budget("gauges", 1, reset="daily")  # binds now: less money left
+    ask()
+    gauges = budget_gauges(telemetry, "gauges")
+    assert set(gauges) == {"daily"}  # the monthly series stopped, not frozen at its last value
+    daily = ledger.get_spent("gauges", "daily", datetime.now(timezone.utc))
+    assert gauges["daily"] == {
+        "llm_toll.budget.limit": 1.0,
+        "llm_toll.budget.spent": pytest.approx(daily / 1e9),
+    }
+    budgets.set_budget("gauges", 5, reset="daily")  # more room than the month has left
+    ask()
+    assert set(budget_gauges(telemetry, "gauges")) == {"monthly"}
+
+
 async def test_async_calls_read_stored_limits_off_the_loop(
     ledger: SQLiteStore, replay: ReplayServer, async_openai_client: Any
 ) -> None:

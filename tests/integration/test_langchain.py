@@ -5,6 +5,7 @@ against the replay server."""
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -22,7 +23,9 @@ from llm_toll.demo.replay import ReplayServer
 from llm_toll.exceptions import UsageWarning
 from llm_toll.integrations.langchain import AsyncLangChainCallback
 from llm_toll.store import SQLiteStore
+from tests.integration.test_alerts import Received, delivered
 from tests.integration.test_decorated_providers import assert_recorded, genai_prices_nanos
+from tests.support.alert_receiver import AlertReceiver, fields
 from tests.support.otel import Telemetry
 
 KEY = SecretStr("test")
@@ -268,3 +271,41 @@ def test_a_langgraph_agent_is_a_run_with_a_cap(store: SQLiteStore, replay: Repla
     assert 1 <= len(rows) == len(replay.requests) < 9  # stopped by the cap, not the graph
     assert run.cost == pytest.approx(sum(r["cost_nanos"] for r in rows) / 1e9)
     assert run.cost >= 0.0001
+
+
+@pytest.mark.parametrize("handler_class", [LangChainCallback, AsyncLangChainCallback])
+async def test_the_handler_raises_the_budgets_alerts(
+    store: SQLiteStore, replay: ReplayServer, handler_class: type[LangChainCallback]
+) -> None:
+    thresholds, exceeded = Received(), Received()
+    with AlertReceiver() as receiver:
+        handler = handler_class(
+            project="lc-alerts",
+            max_budget=0.000001,
+            on_threshold=thresholds,
+            on_exceeded=exceeded,
+            alert_webhook=receiver.url,
+        )
+        model = chat_openai(replay, [handler])
+        await model.ainvoke("hello there")  # crosses every threshold, then the limit
+        with pytest.raises(BudgetExceededError):
+            await model.ainvoke("hello again")
+        bodies = receiver.wait_for(4)
+        delivered()
+    [row] = store.get_usage_logs("lc-alerts")
+    spent = Decimal(row["cost_nanos"]).scaleb(-9)
+    assert [(a.threshold, a.spent) for a in thresholds.alerts] == [
+        (50, spent),
+        (80, spent),
+        (100, spent),
+    ]
+    assert [(a.kind, a.refused) for a in exceeded.alerts] == [
+        ("exceeded", False),
+        ("exceeded", True),
+    ]
+    assert [fields(body)["kind"] for body in bodies] == [
+        "threshold",
+        "threshold",
+        "exceeded",
+        "refused",
+    ]

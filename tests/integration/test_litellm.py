@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,9 @@ from llm_toll._budget.money import nanos_to_usd, usd_to_nanos
 from llm_toll.demo.replay import ReplayServer
 from llm_toll.exceptions import BudgetExceededError
 from llm_toll.store import SQLiteStore
+from tests.integration.test_alerts import Received, delivered
 from tests.integration.test_decorated_providers import MESSAGES, genai_prices_nanos
+from tests.support.alert_receiver import AlertReceiver, fields
 from tests.support.otel import Telemetry
 
 
@@ -382,3 +385,42 @@ def test_one_project_with_two_budgets_records_each_call_once(
         litellm.completion(**request(replay))
     assert refused.value.max_budget == pytest.approx(1e-9)
     assert len(replay.requests) == 1
+
+
+def test_the_callback_raises_the_budgets_alerts(
+    litellm: Any, replay: ReplayServer, store: SQLiteStore
+) -> None:
+    thresholds, exceeded = Received(), Received()
+    with AlertReceiver() as receiver:
+        callback = Callback(
+            project="litellm-alerts",
+            max_budget=1e-9,
+            on_threshold=thresholds,
+            on_exceeded=exceeded,
+            alert_webhook=receiver.url,
+        )
+        litellm.callbacks = [callback]
+        litellm.completion(**request(replay))  # crosses every threshold, then the limit
+        callback.wait()
+        with pytest.raises(BudgetExceededError):
+            litellm.completion(**request(replay))
+        bodies = receiver.wait_for(4)
+        delivered()
+    [row] = store.get_usage_logs("litellm-alerts")
+    spent = Decimal(row["cost_nanos"]).scaleb(-9)
+    assert [(a.threshold, a.spent) for a in thresholds.alerts] == [
+        (50, spent),
+        (80, spent),
+        (100, spent),
+    ]
+    assert [(a.kind, a.refused) for a in exceeded.alerts] == [
+        ("exceeded", False),
+        ("exceeded", True),
+    ]
+    assert {a.project for a in thresholds.alerts + exceeded.alerts} == {"litellm-alerts"}
+    assert [fields(body)["kind"] for body in bodies] == [
+        "threshold",
+        "threshold",
+        "exceeded",
+        "refused",
+    ]

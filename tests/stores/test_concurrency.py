@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from llm_toll._budget.money import usd_to_nanos
+from llm_toll._budget.periods import Reset
 from llm_toll._budget.records import BudgetSpec
 from llm_toll._call.request_gate import DEFAULT_OUTPUT_CAP
 from llm_toll.demo.replay import ReplayServer
@@ -172,6 +173,37 @@ def strict_calls(store: BaseStore, worker: str) -> list[Any]:
     return results
 
 
+def strict_stored_limit_calls(store: BaseStore, worker: str) -> list[Any]:
+    """``strict_calls`` under a lifetime limit in code ten times the daily limit kept in the
+    store (``STRICT_STORED_PROJECT``): the stored one binds."""
+    import llm_toll
+
+    strict_decorated(store)  # the store and the model's price
+
+    @llm_toll.track_costs(
+        project=STRICT_STORED_PROJECT,
+        max_budget=10 * STRICT_LIMIT_NANOS / 1e9,
+        strict=True,
+        estimate=lambda call_id, output_tokens: STRICT_WORST_USD,
+    )
+    def ask(call_id: str, output_tokens: int) -> dict[str, Any]:
+        return strict_response(call_id, output_tokens)
+
+    results: list[Any] = []
+    for n in range(STRICT_CALLS):
+        call_id = f"{worker}-{n}"
+        try:
+            ask(call_id, (n * 37) % 101)
+        except BudgetExceededError:
+            results.append(("refused", call_id))
+        else:
+            results.append(("ok", call_id))
+    return results
+
+
+STRICT_STORED_PROJECT = "strict-stored"
+
+
 def default_mode_calls(store: BaseStore, worker: str) -> list[Any]:
     """The same calls as ``strict_calls`` without ``strict``: checked, not reserved."""
     import llm_toll
@@ -278,6 +310,7 @@ WORKLOADS = {
     "strict_request_calls": strict_request_calls,
     "shared_rate_calls": shared_rate_calls,
     "strict_calls": strict_calls,
+    "strict_stored_limit_calls": strict_stored_limit_calls,
     "default_mode_calls": default_mode_calls,
     "record_calls": record_calls,
     "log_within_budget": log_within_budget,
@@ -411,18 +444,23 @@ def test_concurrent_log_usage_if_within_budget_is_atomic(store_factory: StoreFac
         assert len(store.get_usage_logs("legacy", limit=-1)) == TOTAL_CALLS
 
 
-def check_strict_outcomes(store: BaseStore, outcomes: list[Any]) -> None:
+def check_strict_outcomes(
+    store: BaseStore, outcomes: list[Any], project: str = "strict", reset: Reset | None = None
+) -> None:
+    """The calls of ``project`` spent at most ``STRICT_LIMIT_NANOS`` over ``reset``'s
+    period, used most of it, and were each recorded once."""
     ok = {call_id for outcome, call_id in outcomes if outcome == "ok"}
     refused = [call_id for outcome, call_id in outcomes if outcome == "refused"]
     assert ok and refused
-    rows = store.get_usage_logs_filtered(project="strict", limit=0)
+    rows = store.get_usage_logs_filtered(project=project, limit=0)
     ids = [row["response_id"] for row in rows]
     assert len(ids) == len(set(ids)) and set(ids) == ok  # every successful call, exactly once
-    spent = store.get_spent("strict", None, utc_now())
+    spent = store.get_spent(project, reset, utc_now())
     assert spent == sum(row["cost_nanos"] for row in rows)
     assert spent <= STRICT_LIMIT_NANOS  # never over the budget, whatever the concurrency
     assert spent > STRICT_LIMIT_NANOS // 2  # and the budget was used, not refused wholesale
-    assert store.get_reserved("strict", None, utc_now()) == 0  # no reservation left
+    for period in (None, reset):
+        assert store.get_reserved(project, period, utc_now()) == 0  # no reservation left
 
 
 def test_concurrent_strict_calls_never_overspend(store_factory: StoreFactory) -> None:
@@ -430,6 +468,19 @@ def test_concurrent_strict_calls_never_overspend(store_factory: StoreFactory) ->
     assert len(outcomes) == 8 * THREADS * STRICT_CALLS
     with store_factory() as store:
         check_strict_outcomes(store, outcomes)
+
+
+def test_strict_calls_never_pass_a_stored_limit_over_another_period(
+    store_factory: StoreFactory,
+) -> None:
+    """The code's limit is lifetime; the daily limit kept in the store is reserved against
+    too, so calls in flight in many processes cannot pass it together."""
+    with store_factory() as store:
+        store.set_budget_limit(STRICT_STORED_PROJECT, STRICT_LIMIT_NANOS, reset="daily")
+    outcomes = run_processes(store_factory, "strict_stored_limit_calls", processes=8)
+    assert len(outcomes) == 8 * THREADS * STRICT_CALLS
+    with store_factory() as store:
+        check_strict_outcomes(store, outcomes, STRICT_STORED_PROJECT, "daily")
 
 
 def test_default_mode_overspends_within_the_stated_bound(store_factory: StoreFactory) -> None:

@@ -193,3 +193,91 @@ def test_expired_reservations_are_reclaimed_by_the_next_reserve(store: BaseStore
     store.settle_reservation(crashed, keyed(100, "k"))
     assert store.get_reserved("proj", "daily", MONDAY) == 500
     assert store.get_spent("proj", "daily", MONDAY, budget_key="k") == 100
+
+
+# A lifetime limit in code with a daily limit kept in the store (``_budget.limits.combine``).
+LIFETIME_AND_DAILY = BudgetSpec(10_000, None, also=(BudgetSpec(1_000, "daily"),))
+
+
+def test_a_reservation_holds_every_period_or_none(store: BaseStore) -> None:
+    two_days = 2 * 86_400.0  # held into the next day
+    held = store.reserve(
+        "proj", budget_key=None, spec=LIFETIME_AND_DAILY, at=MONDAY, amount_nanos=700,
+        ttl_s=two_days,
+    )  # fmt: skip
+    assert held is not None and held.period == "all"
+    assert [period for _, period in held.others] == ["2026-03-02"]
+    assert store.get_reserved("proj", None, MONDAY) == 700
+    assert store.get_reserved("proj", "daily", MONDAY) == 700
+    # The lifetime limit has room for 400 more, the daily one not: refused, nothing held.
+    assert (
+        store.reserve(
+            "proj",
+            budget_key=None,
+            spec=LIFETIME_AND_DAILY,
+            at=MONDAY,
+            amount_nanos=400,
+            ttl_s=TTL_S,
+        )
+        is None
+    )
+    assert store.get_reserved("proj", None, MONDAY) == 700
+    # The next day is another daily period: only the lifetime limit holds what is in flight.
+    tuesday = MONDAY + timedelta(days=1)
+    next_day = store.reserve(
+        "proj", budget_key=None, spec=LIFETIME_AND_DAILY, at=tuesday, amount_nanos=900, ttl_s=TTL_S
+    )
+    assert next_day is not None
+    assert store.get_reserved("proj", None, MONDAY) == 1_600
+    assert store.get_reserved("proj", "daily", tuesday) == 900
+
+    # Settled: recorded in both periods, every row of the reservation released once.
+    state = store.settle_reservation(held, make_call(600))
+    assert (state.spent_nanos, state.limit_nanos, state.period) == (600, 1_000, "2026-03-02")
+    store.release_reservation(next_day)
+    store.release_reservation(held)
+    assert store.get_reserved("proj", None, MONDAY) == 0
+    assert store.get_reserved("proj", "daily", MONDAY) == 0
+    assert store.get_reserved("proj", "daily", tuesday) == 0
+    assert store.get_spent("proj", "daily", MONDAY) == 600
+    assert store.get_spent("proj", None, MONDAY) == 600
+
+
+def test_a_keyed_reservation_holds_the_periods_of_the_keys_limits(store: BaseStore) -> None:
+    spec = BudgetSpec(None, None, also=(BudgetSpec(None, "daily"),))
+    key_spec = BudgetSpec(None, None, also=(BudgetSpec(500, "daily"),))
+    held = store.reserve(
+        "proj", budget_key="k", spec=spec, at=MONDAY, amount_nanos=400, ttl_s=TTL_S,
+        key_spec=key_spec,
+    )  # fmt: skip
+    assert held is not None
+    assert store.get_reserved("proj", "daily", MONDAY, budget_key="k") == 400
+    again = store.reserve(
+        "proj", budget_key="k", spec=spec, at=MONDAY, amount_nanos=200, ttl_s=TTL_S,
+        key_spec=key_spec,
+    )  # fmt: skip
+    assert again is None  # the key's daily limit, kept over a period the code has none of
+    assert store.get_reserved("proj", "daily", MONDAY) == 400
+    store.release_reservation(held)
+    assert store.get_reserved("proj", "daily", MONDAY, budget_key="k") == 0
+    assert store.get_reserved("proj", None, MONDAY) == 0
+    # The project's reservation must hold every period the key's does.
+    with pytest.raises(ValueError, match="reset period"):
+        store.reserve(
+            "proj", budget_key="k", spec=BudgetSpec(None, None), at=MONDAY, amount_nanos=1,
+            ttl_s=TTL_S, key_spec=key_spec,
+        )  # fmt: skip
+
+
+def test_expired_reservations_of_every_period_are_reclaimed(store: BaseStore) -> None:
+    crashed = store.reserve(
+        "proj", budget_key=None, spec=LIFETIME_AND_DAILY, at=MONDAY, amount_nanos=800, ttl_s=30.0
+    )
+    assert crashed is not None
+    later = MONDAY + timedelta(seconds=30)
+    after = store.reserve(
+        "proj", budget_key=None, spec=LIFETIME_AND_DAILY, at=later, amount_nanos=900, ttl_s=TTL_S
+    )
+    assert after is not None
+    assert store.get_reserved("proj", None, MONDAY) == 900
+    assert store.get_reserved("proj", "daily", MONDAY) == 900

@@ -40,8 +40,8 @@ def test_a_call_is_checked_against_every_limit_of_its_scopes() -> None:
     assert checked.scopes("acme") == (
         BudgetScope(BudgetSpec(100, "monthly"), None),
         BudgetScope(BudgetSpec(5, "daily"), None),
-        # The key's scope starts at the project's period, so a strict reservation holds
-        # one period in both rows; its stored weekly limit comes after.
+        # The key's scope starts at the project's period; its stored weekly limit comes
+        # after.
         BudgetScope(BudgetSpec(1, "weekly"), "acme"),
     )
     assert checked.key_budget is not None and checked.key_budget.reset == "monthly"
@@ -50,6 +50,23 @@ def test_a_call_is_checked_against_every_limit_of_its_scopes() -> None:
         BudgetScope(BudgetSpec(5, "daily"), None),
     )
     assert with_stored_limits(plan, None, {("q", ""): (BudgetSpec(1),)}) is plan
+
+
+def test_a_strict_reservation_holds_every_period_of_both_scopes() -> None:
+    plan = Plan(name="f", project="p", budget=BudgetSpec(100, "monthly"), strict=True)
+    limits = {("p", ""): (BudgetSpec(5, "daily"),), ("p", "acme"): (BudgetSpec(1, "weekly"),)}
+    checked = with_stored_limits(plan, "acme", limits)
+    # The project's rows of the key's periods too: a reservation locks the project's row
+    # of each period it holds before the key's.
+    assert every_limit(checked.reserved_budget("acme")) == (
+        BudgetSpec(100, "monthly"),
+        BudgetSpec(5, "daily"),
+        BudgetSpec(None, "weekly"),
+    )
+    assert every_limit(checked.reserved_budget(None)) == (
+        BudgetSpec(100, "monthly"),
+        BudgetSpec(5, "daily"),
+    )
 
 
 def test_budget_commands_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

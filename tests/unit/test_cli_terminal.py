@@ -132,3 +132,28 @@ def test_no_color_keeps_a_terminal_plain(console_script: str, db: Path) -> None:
     assert code == 0
     assert "\x1b[" not in shown
     assert "TOTAL" in shown and "$0.00016" in shown
+
+
+def test_budget_list_is_the_same_table_coloured_or_piped(
+    console_script: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "limits.db"
+    with SQLiteStore(path) as store:
+        store.set_budget_limit("support-bot", 1_500_000_000, reset="daily", set_by="ops")
+        store.set_budget_limit("support-bot", 2_000, budget_key="tenant-7", set_by="ops")
+    argv = [console_script, "--db", str(path), "budget", "list"]
+    code, shown = on_a_terminal(argv)
+    assert code == 0
+    assert "\x1b[" in shown
+    piped = subprocess.run(argv, capture_output=True, text=True, env=environment(), check=True)
+    assert "\x1b[" not in piped.stdout
+    header, rule, *rows = piped.stdout.splitlines()
+    assert header.split() == ["Project", "Key", "Reset", "Limit", "Set", "by", "Set", "at", "(UTC)"]
+    assert set(rule) <= {"-", " "}
+    cells = [row.split() for row in rows]
+    assert [(c[0], c[1], c[2], c[3], c[4]) for c in cells] == [
+        ("support-bot", "-", "daily", "$1.5000", "ops"),
+        ("support-bot", "tenant-7", "lifetime", "$0.000002", "ops"),
+    ]
+    for shown_money in ("$1.5000", "$0.000002"):  # the same figures on the terminal
+        assert shown_money in shown

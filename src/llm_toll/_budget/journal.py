@@ -22,12 +22,12 @@ import json
 import os
 import uuid
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from llm_toll._budget.records import BudgetSpec, BudgetState, CallRecord, PendingWrite, Reservation
 from llm_toll.store.errors import StoreError
@@ -92,27 +92,42 @@ class SpillJournal:
         except OSError:
             return False
 
-    def append(self, writes: Sequence[PendingWrite]) -> None:
-        """Make ``writes`` durable; OSError when the journal cannot be written."""
-        data = b"".join(_line(write) for write in writes)
+    def append(
+        self, writes: Sequence[PendingWrite], webhooks: Sequence[str | None] = ()
+    ) -> list[str]:
+        """Make ``writes`` durable, each with the webhook its alerts go to (``webhooks``,
+        in the same order; none when empty); the ids they are kept under. OSError when the
+        journal cannot be written."""
+        entries = [
+            Entry(write.record_id or uuid.uuid4().hex, write, webhook)
+            for write, webhook in zip(writes, webhooks or [None] * len(writes), strict=True)
+        ]
+        data = b"".join(_line(entry) for entry in entries)
         with self._locked(blocking=True, create=True) as fd:
             if fd is None:  # cannot happen: a blocking lock on a file it creates
                 raise OSError(f"could not open {self.path}")
             os.write(fd, data)
             os.fsync(fd)
+        return [entry.record_id for entry in entries]
 
-    def replay(self, store: ReplayTarget) -> Replayed:
+    def replay(
+        self,
+        store: ReplayTarget,
+        on_written: Callable[[Entry, BudgetState], None] | None = None,
+    ) -> Replayed:
         """Write the journal's records to ``store`` in order, each once; empty the journal
-        when all are in. Raises ReplayStopped at the first StoreError (the rest waits for
-        the next replay). Skips the turn when another thread or process holds the journal."""
+        when all are in. ``on_written`` is told of each record written now, with the state
+        its write returned (to raise the alerts it crossed). Raises ReplayStopped at the
+        first StoreError (the rest waits for the next replay). Skips the turn when another
+        thread or process holds the journal."""
         with self._locked(blocking=False, create=False) as fd:
             if fd is None:
                 return Replayed(busy=self.has_records())
             entries, damaged = _read(fd)
             written = already = 0
-            for position, (record_id, write) in enumerate(entries):
+            for position, entry in enumerate(entries):
                 try:
-                    state = store.replay_spilled(write, record_id)
+                    state = store.replay_spilled(entry.write, entry.record_id)
                 except StoreError as exc:
                     left = len(entries) - position
                     raise ReplayStopped(Replayed(written, already, left, damaged)) from exc
@@ -121,8 +136,10 @@ class SpillJournal:
                     continue
                 if state is None:
                     already += 1
-                else:
-                    written += 1
+                    continue
+                written += 1
+                if on_written is not None:
+                    on_written(entry, state)
             os.ftruncate(fd, 0)
             os.fsync(fd)
             return Replayed(written, already, 0, damaged)
@@ -168,18 +185,31 @@ class ReplayStopped(Exception):
 # -- the line format -----------------------------------------------------------------------
 
 
-def _line(write: PendingWrite) -> bytes:
+class Entry(NamedTuple):
+    """One record of a journal."""
+
+    record_id: str
+    """A record written once by its own id keeps it: the store skips it whether it comes
+    from this journal or is recorded again meanwhile."""
+    write: PendingWrite
+    webhook: str | None = None
+    """The webhook named by the call's decorator or run (``alert_webhook=``): where the
+    alerts its replay crosses are posted, by whichever process replays it."""
+
+
+def _line(entry: Entry) -> bytes:
+    line: dict[str, Any] = {"id": entry.record_id, "v": 1, "write": _encode_write(entry.write)}
+    if entry.webhook is not None:
+        line["webhook"] = entry.webhook
     payload = json.dumps(
-        # A record written once by its own id keeps it: the store skips it whether it
-        # comes from this journal or is recorded again meanwhile.
-        {"id": write.record_id or uuid.uuid4().hex, "v": 1, "write": _encode_write(write)},
+        line,
         separators=(",", ":"),
         sort_keys=True,
     ).encode()
     return b"%08x %s\n" % (zlib.crc32(payload), payload)
 
 
-def _read(fd: int) -> tuple[list[tuple[str, PendingWrite]], int]:
+def _read(fd: int) -> tuple[list[Entry], int]:
     os.lseek(fd, 0, os.SEEK_SET)
     chunks = []
     while chunk := os.read(fd, 1 << 20):
@@ -187,9 +217,9 @@ def _read(fd: int) -> tuple[list[tuple[str, PendingWrite]], int]:
     return _parse(b"".join(chunks))
 
 
-def _parse(data: bytes) -> tuple[list[tuple[str, PendingWrite]], int]:
+def _parse(data: bytes) -> tuple[list[Entry], int]:
     """The records of a journal's bytes, and the number of damaged lines."""
-    entries: list[tuple[str, PendingWrite]] = []
+    entries: list[Entry] = []
     damaged = 0
     for raw in data.splitlines():
         checksum, _, payload = raw.partition(b" ")
@@ -197,7 +227,14 @@ def _parse(data: bytes) -> tuple[list[tuple[str, PendingWrite]], int]:
             if int(checksum, 16) != zlib.crc32(payload):
                 raise ValueError("checksum")
             entry = json.loads(payload)
-            entries.append((str(entry["id"]), _decode_write(entry["write"])))
+            webhook = entry.get("webhook")
+            entries.append(
+                Entry(
+                    str(entry["id"]),
+                    _decode_write(entry["write"]),
+                    webhook if isinstance(webhook, str) else None,
+                )
+            )
         except (ValueError, KeyError, TypeError):
             damaged += 1
     return entries, damaged
@@ -292,6 +329,7 @@ def _encode_reservation(reservation: Reservation | None) -> dict[str, Any] | Non
         "expires_at": reservation.expires_at.isoformat(),
         "spec": _encode_spec(reservation.spec),
         "key_spec": _encode_spec(reservation.key_spec),
+        "others": [list(row) for row in reservation.others],
     }
 
 
@@ -308,4 +346,6 @@ def _decode_reservation(data: dict[str, Any]) -> Reservation:
         expires_at=datetime.fromisoformat(data["expires_at"]),
         spec=spec,
         key_spec=_decode_spec(data["key_spec"]),
+        # Journals written before reservations held several periods have none.
+        others=tuple((int(row_id), str(period)) for row_id, period in data.get("others", ())),
     )

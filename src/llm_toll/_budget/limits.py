@@ -57,9 +57,9 @@ def reset_of_label(label: str) -> Reset | None:
 
 
 def combine(code: BudgetSpec | None, stored: Iterable[BudgetSpec]) -> BudgetSpec | None:
-    """One scope's budget: the code's spec (kept first, so its period is the one strict
-    reservations hold) with the stored limits folded in; each other period goes in
-    ``also``. None when there is neither."""
+    """One scope's budget: the code's spec (kept first: its period names a strict
+    reservation, which holds every period) with the stored limits folded in; each other
+    period goes in ``also``. None when there is neither."""
     by_reset: dict[Reset | None, int | None] = {}
     order: list[Reset | None] = []
     for spec in ((code,) if code is not None else ()) + tuple(stored):

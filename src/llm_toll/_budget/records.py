@@ -102,10 +102,12 @@ class BudgetState:
 class Reservation:
     """Money set aside by ``BaseStore.reserve`` for one call before it runs (strict budgets).
 
-    It counts against the project's row of ``spec``'s period and, when ``key_spec`` is set,
-    against the row of ``budget_key``, until ``settle_reservation`` or
-    ``release_reservation``; or until ``expires_at``, after which ``reserve`` reclaims it
-    (a process that crashed mid-call).
+    It counts against the project's row of each period of ``spec`` (its own and those of
+    ``spec.also``) and, when ``key_spec`` is set, against the rows of ``budget_key`` over the
+    periods of ``key_spec``, until ``settle_reservation`` or ``release_reservation``; or
+    until ``expires_at``, after which ``reserve`` reclaims it (a process that crashed
+    mid-call). Each period holds it in a row of its own: ``id`` and ``period`` name the row
+    of ``spec``'s own period, ``others`` the rest.
     """
 
     id: int
@@ -117,6 +119,12 @@ class Reservation:
     expires_at: datetime
     spec: BudgetSpec
     key_spec: BudgetSpec | None = None
+    others: tuple[tuple[int, str], ...] = ()
+    """(id, period) of its rows over the other periods of ``spec``, in lock order."""
+
+    def rows(self) -> tuple[tuple[int, str], ...]:
+        """(id, period) of every row that holds it."""
+        return ((self.id, self.period), *self.others)
 
 
 class RateAdmission(NamedTuple):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from llm_toll._budget.journal import SpillJournal
 from llm_toll._budget.records import PendingWrite
 from llm_toll._warnings import warn_once
+from llm_toll.alerts._options import AlertOptions
 from llm_toll.exceptions import AccountingWarning
 from llm_toll.store import BaseStore, StoreError
 
@@ -29,8 +30,8 @@ class Spill:
     journal: SpillJournal | None
     pending: bool
     """The journal may hold records."""
-    memory: deque[PendingWrite] = field(default_factory=deque)
-    """Records neither the store nor the journal took."""
+    memory: deque[tuple[PendingWrite, AlertOptions | None]] = field(default_factory=deque)
+    """Records neither the store nor the journal took, with where their alerts go."""
     owner: BaseStore | None = None
     """The store itself while ``memory`` holds its records: kept alive until they are in."""
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -41,13 +42,20 @@ class Spill:
     """``time.monotonic()`` before which records go to the journal without trying the store:
     a store that refuses (locked, down) is not waited on by every call."""
 
-    def keep(self, store: BaseStore, write: PendingWrite, error: StoreError | None) -> None:
-        """Keep a record the store refused: in the store's journal, else in memory."""
+    def keep(
+        self,
+        store: BaseStore,
+        write: PendingWrite,
+        error: StoreError | None,
+        alerts: AlertOptions | None,
+    ) -> str | None:
+        """Keep a record the store refused, with where the alerts its write will cross go:
+        in the store's journal (its record id returned), else in memory (None)."""
         cause = "" if error is None else f" ({error})"
         journal = self.journal
         if journal is not None:
             try:
-                journal.append([write])
+                [record_id] = journal.append([write], [webhook_of(alerts)])
             except OSError as journal_error:
                 warn_once(
                     f"journal-unwritable:{journal.path}",
@@ -66,7 +74,7 @@ class Spill:
                     "that uses this store.",
                     AccountingWarning,
                 )
-                return
+                return record_id
         else:
             cause_name = "store" if error is None else type(error.__cause__).__name__
             warn_once(
@@ -75,18 +83,21 @@ class Spill:
                 "written when the store is writable again.",
                 AccountingWarning,
             )
-        self.keep_in_memory(store, write)
+        self.keep_in_memory(store, write, alerts)
+        return None
 
     @property
     def waiting(self) -> bool:
         return self.pending or bool(self.memory)
 
-    def keep_in_memory(self, store: BaseStore, write: PendingWrite) -> None:
+    def keep_in_memory(
+        self, store: BaseStore, write: PendingWrite, alerts: AlertOptions | None
+    ) -> None:
         if len(self.memory) >= MAX_SPOOLED:
             self.memory.popleft()
             warn_once("spool-full", "llm_toll's in-memory spool is full: the oldest "
                       "unwritten record was dropped.", AccountingWarning)  # fmt: skip
-        self.memory.append(write)
+        self.memory.append((write, alerts))
         self.owner = store
 
     def refused(self) -> bool:
@@ -94,3 +105,32 @@ class Spill:
         self.refusals += 1
         self.retry_at = time.monotonic() + min(0.1 * 2**self.refusals, MAX_RETRY_PAUSE_S)
         return False
+
+
+def webhook_of(alerts: AlertOptions | None) -> str | None:
+    """The webhook a spilled record's decorator or run named, kept with it in the journal
+    (``LLM_TOLL_ALERT_WEBHOOK`` is read by whoever replays it)."""
+    return None if alerts is None else alerts.webhook
+
+
+class SpilledAlerts:
+    """The alert options of this process's records in spill journals, by record id: the
+    callbacks cannot go to disk, so only this process can call them when it replays its
+    records. Bounded: past ``MAX_SPOOLED`` records the oldest are forgotten (their
+    webhooks are in the journal)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_id: dict[str, AlertOptions] = {}
+
+    def keep(self, record_id: str, alerts: AlertOptions | None) -> None:
+        if alerts is None:
+            return
+        with self._lock:
+            if len(self._by_id) >= MAX_SPOOLED:
+                del self._by_id[next(iter(self._by_id))]
+            self._by_id[record_id] = alerts
+
+    def pop(self, record_id: str) -> AlertOptions | None:
+        with self._lock:
+            return self._by_id.pop(record_id, None)

@@ -118,7 +118,7 @@ def with_stored_limits(plan: Plan, key: str | None, limits: Limits) -> Plan:
     if not project and not keyed:
         return plan
     # A scope's first period stays the code's; without one in code, the other scope's:
-    # a strict reservation holds the project's and the key's rows of one period.
+    # the period a strict reservation is named by, in the project's and the key's rows.
     budget, key_budget = plan.budget, plan.key_budget
     if project:
         budget = combine(budget or _anchor(key_budget), project)

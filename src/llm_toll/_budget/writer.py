@@ -34,14 +34,15 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.trace import Span
 
 from llm_toll._budget import foreign
-from llm_toll._budget.journal import ReplayStopped, SpillJournal
+from llm_toll._budget.journal import Entry, ReplayStopped, SpillJournal
 from llm_toll._budget.limits import reported
 from llm_toll._budget.money import nanos_to_usd
 from llm_toll._budget.records import BudgetState, CallRecord, PendingWrite
-from llm_toll._budget.spill import Spill
+from llm_toll._budget.spill import Spill, SpilledAlerts, webhook_of
 from llm_toll._budget.view import BudgetView
 from llm_toll._warnings import Guard, warn_once
 from llm_toll.alerts._fire import after_write, crossed
+from llm_toll.alerts._options import AlertOptions
 from llm_toll.exceptions import AccountingWarning, TelemetryWarning
 from llm_toll.reporter import CostReporter
 from llm_toll.store import BaseStore, StoreError
@@ -49,7 +50,6 @@ from llm_toll.telemetry import metrics
 from llm_toll.telemetry.spans import annotate_call, end_span
 
 if TYPE_CHECKING:
-    from llm_toll.alerts._options import AlertOptions
     from llm_toll.store._sql import SQLStore
 
 _REPORTING = Guard("reporter", "print a call's cost", TelemetryWarning)
@@ -88,6 +88,7 @@ class CostSpanProcessor(SpanProcessor):
         self._spills: weakref.WeakKeyDictionary[BaseStore, Spill] = weakref.WeakKeyDictionary()
         self._exit_registered = False
         self.view = BudgetView()
+        self._spilled_alerts = SpilledAlerts()
 
     # -- the write ------------------------------------------------------------------------
 
@@ -114,7 +115,7 @@ class CostSpanProcessor(SpanProcessor):
         span and metric failures are warned about, not propagated.
         """
         target = store or self._store()
-        state = self._write(target, write, held)
+        state = self._write(target, write, held, alerts)
         self._publish(
             target,
             span,
@@ -157,6 +158,7 @@ class CostSpanProcessor(SpanProcessor):
     ) -> None:
         """A recorded call on its span, in the metrics (its budgets' forecasts read
         ``store``) and the reporter's line."""
+        combined = write
         write = reported(write, state)  # of limits kept in the store too, the binding one
         call = write.call
         if span is not None and span.is_recording():
@@ -173,11 +175,18 @@ class CostSpanProcessor(SpanProcessor):
             else:
                 metrics.record_call(call, with_key=key_in_metrics)
             if write.budget is not None and state is not None:
-                metrics.record_budget(call.project, write.budget, state, store=store)
+                metrics.record_budget(
+                    call.project, write.budget, state, store=store, combined=combined.budget
+                )
             key_state = None if state is None else state.key_state
             if key_in_metrics and write.key_budget is not None and key_state is not None:
                 metrics.record_budget(
-                    call.project, write.key_budget, key_state, key=call.budget_key, store=store
+                    call.project,
+                    write.key_budget,
+                    key_state,
+                    key=call.budget_key,
+                    store=store,
+                    combined=combined.key_budget,
                 )
         except Exception as exc:
             warn_once("metrics", f"llm_toll could not record metrics: {exc!r}", TelemetryWarning)
@@ -191,12 +200,18 @@ class CostSpanProcessor(SpanProcessor):
                     nanos_to_usd(call.cost_nanos),
                 )
 
-    def _write(self, store: BaseStore, write: PendingWrite, held: int | None) -> BudgetState | None:
+    def _write(
+        self,
+        store: BaseStore,
+        write: PendingWrite,
+        held: int | None,
+        alerts: AlertOptions | None = None,
+    ) -> BudgetState | None:
         state = None
         spill = self._spills.get(store) or self._first_sight(store)
         try:
             if spill.waiting and not self._catch_up(store, spill):
-                self._spill(store, spill, write, None)  # the store still refuses: no wait
+                self._spill(store, spill, write, None, alerts)  # the store still refuses
                 return None
             state = _apply(store, write)
         except ValueError as exc:  # a record no store can hold; callers validate first
@@ -207,7 +222,7 @@ class CostSpanProcessor(SpanProcessor):
                     store.release_reservation(write.reservation)
         except StoreError as exc:
             spill.refused()
-            self._spill(store, spill, write, exc)
+            self._spill(store, spill, write, exc, alerts)
         finally:
             if state is not None:  # the new total first, so the cost is never missed
                 self._remember(write.call, state)
@@ -235,10 +250,17 @@ class CostSpanProcessor(SpanProcessor):
         return self._spills.setdefault(store, spill)  # one per store, whoever came first
 
     def _spill(
-        self, store: BaseStore, spill: Spill, write: PendingWrite, error: StoreError | None
+        self,
+        store: BaseStore,
+        spill: Spill,
+        write: PendingWrite,
+        error: StoreError | None,
+        alerts: AlertOptions | None,
     ) -> None:
         self._at_exit_once()
-        spill.keep(store, write, error)
+        record_id = spill.keep(store, write, error, alerts)
+        if record_id is not None:
+            self._spilled_alerts.keep(record_id, alerts)
 
     def _catch_up(self, store: BaseStore, spill: Spill, *, now: bool = False) -> bool:
         """Write what earlier writes could not, oldest first; False while the store still
@@ -254,7 +276,7 @@ class CostSpanProcessor(SpanProcessor):
             journal = spill.journal
             if spill.pending and journal is not None:
                 try:
-                    replayed = journal.replay(cast("SQLStore", store))
+                    replayed = journal.replay(cast("SQLStore", store), self._replayed)
                 except ReplayStopped:
                     return spill.refused()
                 if not replayed.busy:
@@ -276,16 +298,31 @@ class CostSpanProcessor(SpanProcessor):
         """Write the store's records kept in memory, in order; False if it still fails."""
         memory = spill.memory
         while memory:
+            write, alerts = memory[0]
             try:
-                state = _apply(store, memory[0])
+                state = _apply(store, write)
             except StoreError:
                 return False
             except AlreadyRecorded:  # recorded again while this one waited
                 memory.popleft()
                 continue
-            self._remember(memory.popleft().call, state)
+            memory.popleft()
+            self._remember(write.call, state)
+            if crossed(state):
+                after_write(alerts, write.call, state)
         spill.owner = None
         return True
+
+    def _replayed(self, entry: Entry, state: BudgetState) -> None:
+        """A record of a spill journal is in the store: raise the alerts its write crossed
+        (the store's marks decide, as for any write), to the callbacks of the call if this
+        process made it, and to its webhook."""
+        alerts = self._spilled_alerts.pop(entry.record_id)
+        if not crossed(state):
+            return
+        if alerts is None and entry.webhook is not None:  # spilled by another process
+            alerts = AlertOptions(webhook=entry.webhook)
+        after_write(alerts, entry.write.call, state)
 
     @property
     def pending(self) -> int:
@@ -314,7 +351,9 @@ class CostSpanProcessor(SpanProcessor):
             journal = spill.journal
             if journal is not None and spill.memory:  # it may take what memory holds now
                 with contextlib.suppress(OSError):
-                    journal.append(list(spill.memory))
+                    kept = list(spill.memory)
+                    journal.append([write for write, _ in kept],
+                                   [webhook_of(alerts) for _, alerts in kept])  # fmt: skip
                     spill.memory.clear()
                     spill.pending = True
             lost += len(spill.memory)

@@ -161,11 +161,8 @@ def _gates(
                 yield steps.Refuse(plan, reserved, key, model)
                 raise reserved
             reservation = reserved  # None: the store cannot reserve; check plainly
-    if scopes and (reservation is not None or granted is not None):
-        # A reservation holds one period: limits kept in the store over other periods get
-        # the plain check.
-        held = plan.reserved_budget(key).reset
-        scopes = tuple(scope for scope in scopes if scope.spec.reset != held)
+    if reservation is not None or granted is not None:
+        scopes = ()  # a reservation holds every limit, each over its own period
     for scope in scopes:
         spent = None if store is not None else _recent_spent(plan, now, scope)
         if spent is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from llm_toll._budget.limits import every_limit
@@ -87,11 +87,20 @@ class Plan:
 
     def reserved_budget(self, key: str | None) -> BudgetSpec:
         """The project's budget a strict reservation of a call with ``key`` holds: the
-        plan's, or, with none, no limit over the period of the first budget with one (the
-        key's, whose row the reservation holds too)."""
-        if self.budget is not None:
-            return self.budget
-        return BudgetSpec(None, self.scopes(key)[0].spec.reset)
+        plan's, or, with none, no limit over the period of the first budget with one; with
+        each period of the key's limits it lacks added without a limit (a reservation holds
+        the project's row of every period it holds the key's row of)."""
+        key_spec = self.key_budget if key is not None else None
+        spec = self.budget or BudgetSpec(None, (key_spec or self.scopes(key)[0].spec).reset)
+        if key_spec is None:
+            return spec
+        held = {limit.reset for limit in every_limit(spec)}
+        missing = tuple(
+            BudgetSpec(None, limit.reset)
+            for limit in every_limit(key_spec)
+            if limit.reset not in held
+        )
+        return replace(spec, also=spec.also + missing) if missing else spec
 
     def spec_of(self, key: str | None) -> BudgetSpec | None:
         """The budget of the scope named by ``key``: the key's, or the project's (None)."""

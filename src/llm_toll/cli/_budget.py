@@ -95,7 +95,7 @@ def run(store: BaseStore, args: argparse.Namespace) -> Any:
 
 def show(result: Any, args: argparse.Namespace) -> str:
     from llm_toll import budgets
-    from llm_toll.cli._tables import Column, render_table, time
+    from llm_toll.cli._tables import Column, nanos_usd, render_table, time
 
     action = args.budget_action
     if action == "set":
@@ -111,11 +111,11 @@ def show(result: Any, args: argparse.Namespace) -> str:
             Column("Project", "project"),
             Column("Key", "key"),
             Column("Reset", "reset"),
-            Column("Limit", "limit", lambda amount: f"${amount}", right=True),
+            Column("Limit", "limit_nanos", nanos_usd, right=True),
             Column("Set by", "set_by"),
             Column("Set at (UTC)", "set_at", time),
         ]
-        return render_table(columns, result)
+        return render_table(columns, result, colour=getattr(args, "colour", False))
     count = result["removed"]
     return (
         f"Removed {count} limit{'s' if count != 1 else ''} of "

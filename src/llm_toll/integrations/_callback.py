@@ -12,6 +12,7 @@ from llm_toll._call.call import Call, Timed
 from llm_toll._call.gates import Admission, admit
 from llm_toll._call.plan import Plan, StoreErrorPolicy
 from llm_toll._runtime import check_store_environment, set_reporter
+from llm_toll.alerts._alert import AlertCallback
 from llm_toll.decorator import plan_options
 from llm_toll.reporter import CostReporter
 from llm_toll.store import BaseStore
@@ -23,6 +24,8 @@ class BudgetedCallback:
 
     ``on_store_error`` is the decorator's: when the store cannot be read before a call,
     ``"allow"`` it unchecked (with an ``AccountingWarning``) or ``"refuse"`` it.
+    ``on_threshold``, ``on_exceeded`` and ``alert_webhook`` are the decorator's too: the
+    budget's alerts, raised by the calls the callback records and refuses.
     """
 
     def __init__(
@@ -33,11 +36,19 @@ class BudgetedCallback:
         store: BaseStore | None = None,
         reporter: CostReporter | None = None,
         on_store_error: StoreErrorPolicy = "allow",
+        on_threshold: AlertCallback | None = None,
+        on_exceeded: AlertCallback | None = None,
+        alert_webhook: str | None = None,
     ) -> None:
         # The decorator's checks: a budget that is negative, not finite or more than the
         # store holds is a ValueError naming it, here rather than at the first call.
         options = plan_options(
-            project=project, max_budget=max_budget, on_store_error=on_store_error
+            project=project,
+            max_budget=max_budget,
+            on_store_error=on_store_error,
+            on_threshold=on_threshold,
+            on_exceeded=on_exceeded,
+            alert_webhook=alert_webhook,
         )
         self._plan = Plan(name=type(self).__name__, **options)
         self._store = store

@@ -24,6 +24,7 @@ from uuid import UUID
 from llm_toll._call.plan import StoreErrorPolicy
 from llm_toll._warnings import warn_once
 from llm_toll._worker import worker
+from llm_toll.alerts._alert import AlertCallback
 from llm_toll.exceptions import UsageWarning
 from llm_toll.integrations._callback import BudgetedCallback
 from llm_toll.reporter import CostReporter
@@ -174,6 +175,9 @@ class _LangChainHandler(BudgetedCallback):
         store: BaseStore | None = None,
         reporter: CostReporter | None = None,
         on_store_error: StoreErrorPolicy = "allow",
+        on_threshold: AlertCallback | None = None,
+        on_exceeded: AlertCallback | None = None,
+        alert_webhook: str | None = None,
     ) -> None:
         super().__init__(
             project=project,
@@ -181,6 +185,9 @@ class _LangChainHandler(BudgetedCallback):
             store=store,
             reporter=reporter,
             on_store_error=on_store_error,
+            on_threshold=on_threshold,
+            on_exceeded=on_exceeded,
+            alert_webhook=alert_webhook,
         )
         self._lock = threading.Lock()
         self._started: dict[UUID | None, _Started] = {}

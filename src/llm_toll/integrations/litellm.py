@@ -19,6 +19,7 @@ thread, off the event loop.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import warnings
 from collections import OrderedDict
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from llm_toll._call.plan import StoreErrorPolicy
 from llm_toll._worker import worker
+from llm_toll.alerts._alert import AlertCallback
 from llm_toll.exceptions import UsageWarning
 from llm_toll.integrations._callback import BudgetedCallback
 from llm_toll.reporter import CostReporter
@@ -56,6 +58,9 @@ class LiteLLMCallback(BudgetedCallback, _Logger):
         store: BaseStore | None = None,
         reporter: CostReporter | None = None,
         on_store_error: StoreErrorPolicy = "allow",
+        on_threshold: AlertCallback | None = None,
+        on_exceeded: AlertCallback | None = None,
+        alert_webhook: str | None = None,
     ) -> None:
         super().__init__(
             project=project,
@@ -63,11 +68,16 @@ class LiteLLMCallback(BudgetedCallback, _Logger):
             store=store,
             reporter=reporter,
             on_store_error=on_store_error,
+            on_threshold=on_threshold,
+            on_exceeded=on_exceeded,
+            alert_webhook=alert_webhook,
         )
         # LiteLLM keeps one logger per class and public str/int/bool attributes (a float is
-        # not one of them): the project and the budget tell two callbacks apart.
+        # not one of them): the project, the budget and where alerts go tell two callbacks
+        # apart.
         self.project = project
         self.budget = "none" if max_budget is None else repr(float(max_budget))
+        self.alerts = _alerts_key(on_threshold, on_exceeded, alert_webhook)
         if _Logger is not object:
             _Logger.__init__(self)
             _register_pre_call_rule()
@@ -127,6 +137,17 @@ class LiteLLMCallback(BudgetedCallback, _Logger):
             return None
         cost = _response_cost(kwargs, response_obj)
         return found if cost is None else replace(found, provider_cost_nanos=cost)
+
+
+def _alerts_key(
+    on_threshold: AlertCallback | None, on_exceeded: AlertCallback | None, webhook: str | None
+) -> str:
+    """Where a callback's alerts go, as a key of LiteLLM's: the same callables and webhook
+    give the same key (LiteLLM logs keys: a webhook's URL, a secret, is only hashed)."""
+    if on_threshold is None and on_exceeded is None and webhook is None:
+        return "none"
+    hooked = "" if webhook is None else hashlib.sha256(webhook.encode()).hexdigest()[:16]
+    return f"{id(on_threshold):x}:{id(on_exceeded):x}:{hooked}"
 
 
 def _times(start_time: Any, end_time: Any) -> tuple[datetime | None, datetime | None]:

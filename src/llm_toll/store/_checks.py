@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from decimal import Decimal
 
+from llm_toll._budget.limits import every_limit
 from llm_toll._budget.money import nanos_to_decimal, usd_to_nanos
 from llm_toll._budget.records import BudgetSpec, CallRecord, Reservation
 
@@ -53,15 +54,22 @@ def check_reserve(
         raise ValueError(f"amount_nanos must be a non-negative int, got {amount_nanos!r}")
     if isinstance(ttl_s, bool) or not isinstance(ttl_s, (int, float)) or not 0 < ttl_s < 1e9:
         raise ValueError(f"ttl_s must be a positive number of seconds, got {ttl_s!r}")
-    key_limit = None if key_spec is None else key_spec.limit_nanos
-    for name, limit in (("spec", spec.limit_nanos), ("key_spec", key_limit)):
-        if limit is not None and (type(limit) is not int or not 0 <= limit <= MAX_INTEGER):
-            raise ValueError(f"{name}.limit_nanos must be a non-negative int, got {limit!r}")
+    for name, limits in (("spec", every_limit(spec)), ("key_spec", _limits(key_spec))):
+        for limit in (one.limit_nanos for one in limits):
+            if limit is not None and (type(limit) is not int or not 0 <= limit <= MAX_INTEGER):
+                raise ValueError(f"{name}.limit_nanos must be a non-negative int, got {limit!r}")
     if budget_key is not None and (not isinstance(budget_key, str) or not budget_key):
         raise ValueError(f"budget_key must be a non-empty str or None, got {budget_key!r}")
     if key_spec is not None and key_spec.reset != spec.reset:
         raise ValueError("key_spec must have the reset period of spec")
+    # A reservation holds the project's row of each period it holds a key's row of.
+    if not {one.reset for one in _limits(key_spec)} <= {one.reset for one in every_limit(spec)}:
+        raise ValueError("every reset period of key_spec must be one of spec")
     return budget_key if key_spec is not None else None
+
+
+def _limits(spec: BudgetSpec | None) -> tuple[BudgetSpec, ...]:
+    return () if spec is None else every_limit(spec)
 
 
 def check_settlement(reservation: Reservation, call: CallRecord) -> None:

@@ -29,10 +29,10 @@ from llm_toll.store._ledger import as_dicts
 from llm_toll.store._limits import LimitMethods
 from llm_toll.store._rate_windows import acquire_rate_in, settle_rate_in
 from llm_toll.store._reports import ReportMethods
-from llm_toll.store._reservations import PROJECT_ROW, release_in, reserve_in
+from llm_toll.store._reservations import lock_project_rows, release_in, reserve_in
 from llm_toll.store._spill_replays import replay_in
 from llm_toll.store._time import utc_now
-from llm_toll.store._totals import PROJECT_KEY, record_in, scope_key
+from llm_toll.store._totals import record_in, scope_key
 from llm_toll.store._transaction import Transaction
 from llm_toll.store.errors import StoreError
 
@@ -176,8 +176,7 @@ class SQLStore(ReportMethods, CompatMethods, LimitMethods):
 
     def release_reservation(self, reservation: Reservation) -> None:
         with self._transaction("release a reservation", write=True, barrier=False) as tx:
-            # The project's row of the period first, as reserve() takes it.
-            tx.lock(PROJECT_ROW, (reservation.project, PROJECT_KEY, reservation.period))
+            lock_project_rows(tx, reservation)  # first, as reserve() takes them
             release_in(tx, reservation)
 
     def get_reserved(

@@ -103,6 +103,12 @@ class ScopeWrite(NamedTuple):
     """The call's ledger row, written with the project's scope."""
 
 
+def lock_order(period: str) -> tuple[bool, str]:
+    """Where a scope's row of ``period`` comes in the order every write locks them: the
+    lifetime row first, then by period key."""
+    return (period != LIFETIME, period)
+
+
 def scope_key(budget_key: str | None) -> str:
     """The ``budget_key`` column of a scope: '' for the project itself."""
     return budget_key or PROJECT_KEY
@@ -165,7 +171,7 @@ def _add_budget(
             _scope_write(call, key=key, budget=spec, now=now, ledger_row=None)
             for spec in every_limit(budget)
         ),
-        key=lambda write: (write.period != LIFETIME, write.period),
+        key=lambda write: lock_order(write.period),
     )
     first, *others = writes
     states = [_add(tx, first._replace(ledger_row=ledger_row))]

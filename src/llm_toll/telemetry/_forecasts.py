@@ -65,6 +65,12 @@ def watch(
             _watched.popitem(last=False)
 
 
+def unwatch(scope: Scope) -> None:
+    """Forecast this budget no more (its limit stopped binding)."""
+    with _lock:
+        _watched.pop(scope, None)
+
+
 def forget_all() -> None:
     with _lock:
         _watched.clear()

@@ -23,11 +23,13 @@ from opentelemetry.metrics import (
 )
 from opentelemetry.semconv._incubating.metrics import gen_ai_metrics
 
+from llm_toll._budget.limits import every_limit
 from llm_toll._budget.money import nanos_to_usd
 from llm_toll._budget.records import BudgetSpec, BudgetState, CallRecord
 from llm_toll.telemetry import names as attr
 from llm_toll.telemetry import semconv
 from llm_toll.telemetry._forecasts import observe_time_remaining
+from llm_toll.telemetry._forecasts import unwatch as unwatch_forecast
 from llm_toll.telemetry._forecasts import watch as watch_forecast
 from llm_toll.telemetry.providers import meter, metrics_wanted, on_reconfigure
 
@@ -361,9 +363,13 @@ def record_budget(
     *,
     key: str | None = None,
     store: BaseStore | None = None,
+    combined: BudgetSpec | None = None,
 ) -> None:
     """The budget gauges' latest state of a project, or of one of its budget keys (opt-in);
-    with ``store``, the one the state came from, the budget's forecast too."""
+    with ``store``, the one the state came from, the budget's forecast too. ``combined``:
+    the scope's limits over several periods (``BudgetSpec.also``) of which ``budget`` binds
+    now; the series of its other periods are dropped, so a limit that stopped binding
+    shows no stale figure."""
     if state.limit_nanos is None or not metrics_wanted():
         return
     instruments()
@@ -371,8 +377,18 @@ def record_budget(
     utilization = state.spent_nanos / limit if limit > 0 else None
     scope = (project, attr.period_label(budget.reset), key or None)
     _budgets[scope] = (nanos_to_usd(limit), nanos_to_usd(state.spent_nanos), utilization)
+    if combined is not None and combined.also:
+        for other in every_limit(combined):
+            if other.reset != budget.reset:
+                _drop_budget((project, attr.period_label(other.reset), key or None))
     if store is not None:
         watch_forecast(store, project, reset=budget.reset, limit_nanos=limit, key=key)
+
+
+def _drop_budget(scope: tuple[str, str, str | None]) -> None:
+    """No more series of a budget: its gauges and its forecast."""
+    _budgets.pop(scope, None)
+    unwatch_forecast(scope)
 
 
 RejectionKind = Literal["budget", "ratelimit"]
