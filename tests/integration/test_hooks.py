@@ -81,6 +81,12 @@ def openai_sync_cases(client: Any) -> dict[str, Callable[[], Any]]:
         for _ in response.parse():
             pass
 
+    def completions_stream() -> None:
+        for _ in client.completions.create(
+            model="gpt-3.5-turbo-instruct", prompt=PROMPT, stream=True, **INCLUDE_USAGE
+        ):
+            pass
+
     def low_level_post() -> None:
         from openai.types.chat import ChatCompletion
 
@@ -100,6 +106,7 @@ def openai_sync_cases(client: Any) -> dict[str, Callable[[], Any]]:
         "completions": lambda: client.completions.create(
             model="gpt-3.5-turbo-instruct", prompt=PROMPT
         ),
+        "completions_stream": completions_stream,
         "embeddings": lambda: client.embeddings.create(
             model="text-embedding-3-small", input=PROMPT
         ),
@@ -119,6 +126,7 @@ def openai_sync_cases(client: Any) -> dict[str, Callable[[], Any]]:
         "responses_stream",
         "responses_stream_helper",
         "completions",
+        "completions_stream",
         "embeddings",
         "with_raw_response",
         "with_raw_response_stream",
@@ -149,6 +157,21 @@ def openai_async_cases(client: Any) -> dict[str, Callable[[], Awaitable[Any]]]:
         async for _ in stream:
             pass
 
+    async def responses_stream_helper() -> None:
+        async with client.responses.stream(model="gpt-4o-mini", input=PROMPT) as stream:
+            await stream.get_final_response()
+
+    async def completions_stream() -> None:
+        stream = await client.completions.create(
+            model="gpt-3.5-turbo-instruct", prompt=PROMPT, stream=True, **INCLUDE_USAGE
+        )
+        async for _ in stream:
+            pass
+
+    async def raw() -> None:
+        response = await chat.with_raw_response.create(model="gpt-4o", messages=MESSAGES)
+        response.parse()  # openai's raw responses parse synchronously, async client or not
+
     async def raw_stream() -> None:
         response = await chat.with_raw_response.create(
             model="gpt-4o", messages=MESSAGES, stream=True, **INCLUDE_USAGE
@@ -156,16 +179,32 @@ def openai_async_cases(client: Any) -> dict[str, Callable[[], Awaitable[Any]]]:
         async for _ in response.parse():
             pass
 
+    async def low_level_post() -> None:
+        from openai.types.chat import ChatCompletion
+
+        await client.post(
+            "/chat/completions",
+            body={"model": "gpt-4o", "messages": MESSAGES},
+            cast_to=ChatCompletion,
+        )
+
     return {
         "chat": lambda: chat.create(model="gpt-4o", messages=MESSAGES),
         "chat_stream": chat_stream,
         "chat_stream_helper": chat_stream_helper,
         "responses": lambda: client.responses.create(model="gpt-4o-mini", input=PROMPT),
         "responses_stream": responses_stream,
+        "responses_stream_helper": responses_stream_helper,
+        "completions": lambda: client.completions.create(
+            model="gpt-3.5-turbo-instruct", prompt=PROMPT
+        ),
+        "completions_stream": completions_stream,
         "embeddings": lambda: client.embeddings.create(
             model="text-embedding-3-small", input=PROMPT
         ),
+        "with_raw_response": raw,
         "with_raw_response_stream": raw_stream,
+        "client_post": low_level_post,
     }
 
 
@@ -177,8 +216,13 @@ def openai_async_cases(client: Any) -> dict[str, Callable[[], Awaitable[Any]]]:
         "chat_stream_helper",
         "responses",
         "responses_stream",
+        "responses_stream_helper",
+        "completions",
+        "completions_stream",
         "embeddings",
+        "with_raw_response",
         "with_raw_response_stream",
+        "client_post",
     ],
 )
 async def test_openai_async(
@@ -221,9 +265,11 @@ async def test_anthropic_async(
         async with client.messages.stream(**CLAUDE) as stream:
             await stream.get_final_message()
         await client.beta.messages.create(**CLAUDE)
+        async with client.beta.messages.stream(**CLAUDE) as stream:
+            await stream.get_final_message()
 
     await in_async_run("hook-aan", body)
-    assert len(replay.requests) == 4
+    assert len(replay.requests) == 5
     assert_rows(store, "hook-aan", replay, "anthropic")
 
 
