@@ -8,6 +8,7 @@ from typing import Any, TypeVar, overload
 from llm_toll._budget.periods import Reset, validate_reset
 from llm_toll._budget.records import BudgetSpec
 from llm_toll._call import shapes
+from llm_toll._call.arguments import cost_arguments
 from llm_toll._call.plan import (
     STORE_ERROR_POLICIES,
     UNPRICED_POLICIES,
@@ -186,7 +187,8 @@ def track_costs(
     check_store_environment()
 
     def decorate(func: F) -> F:
-        return shapes.wrap(func, Plan(name=getattr(func, "__qualname__", repr(func)), **options))
+        name = getattr(func, "__qualname__", repr(func))
+        return shapes.wrap(func, Plan(name=name, cost_arguments=cost_arguments(func), **options))
 
     return decorate if fn is None else decorate(fn)
 

@@ -5,7 +5,11 @@ the request was made, not in a return value."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -81,6 +85,12 @@ def openai_sync_cases(client: Any) -> dict[str, Callable[[], Any]]:
         for _ in response.parse():
             pass
 
+    def completions_stream() -> None:
+        for _ in client.completions.create(
+            model="gpt-3.5-turbo-instruct", prompt=PROMPT, stream=True, **INCLUDE_USAGE
+        ):
+            pass
+
     def low_level_post() -> None:
         from openai.types.chat import ChatCompletion
 
@@ -100,6 +110,7 @@ def openai_sync_cases(client: Any) -> dict[str, Callable[[], Any]]:
         "completions": lambda: client.completions.create(
             model="gpt-3.5-turbo-instruct", prompt=PROMPT
         ),
+        "completions_stream": completions_stream,
         "embeddings": lambda: client.embeddings.create(
             model="text-embedding-3-small", input=PROMPT
         ),
@@ -119,6 +130,7 @@ def openai_sync_cases(client: Any) -> dict[str, Callable[[], Any]]:
         "responses_stream",
         "responses_stream_helper",
         "completions",
+        "completions_stream",
         "embeddings",
         "with_raw_response",
         "with_raw_response_stream",
@@ -149,6 +161,21 @@ def openai_async_cases(client: Any) -> dict[str, Callable[[], Awaitable[Any]]]:
         async for _ in stream:
             pass
 
+    async def responses_stream_helper() -> None:
+        async with client.responses.stream(model="gpt-4o-mini", input=PROMPT) as stream:
+            await stream.get_final_response()
+
+    async def completions_stream() -> None:
+        stream = await client.completions.create(
+            model="gpt-3.5-turbo-instruct", prompt=PROMPT, stream=True, **INCLUDE_USAGE
+        )
+        async for _ in stream:
+            pass
+
+    async def raw() -> None:
+        response = await chat.with_raw_response.create(model="gpt-4o", messages=MESSAGES)
+        response.parse()  # openai's raw responses parse synchronously, async client or not
+
     async def raw_stream() -> None:
         response = await chat.with_raw_response.create(
             model="gpt-4o", messages=MESSAGES, stream=True, **INCLUDE_USAGE
@@ -156,16 +183,32 @@ def openai_async_cases(client: Any) -> dict[str, Callable[[], Awaitable[Any]]]:
         async for _ in response.parse():
             pass
 
+    async def low_level_post() -> None:
+        from openai.types.chat import ChatCompletion
+
+        await client.post(
+            "/chat/completions",
+            body={"model": "gpt-4o", "messages": MESSAGES},
+            cast_to=ChatCompletion,
+        )
+
     return {
         "chat": lambda: chat.create(model="gpt-4o", messages=MESSAGES),
         "chat_stream": chat_stream,
         "chat_stream_helper": chat_stream_helper,
         "responses": lambda: client.responses.create(model="gpt-4o-mini", input=PROMPT),
         "responses_stream": responses_stream,
+        "responses_stream_helper": responses_stream_helper,
+        "completions": lambda: client.completions.create(
+            model="gpt-3.5-turbo-instruct", prompt=PROMPT
+        ),
+        "completions_stream": completions_stream,
         "embeddings": lambda: client.embeddings.create(
             model="text-embedding-3-small", input=PROMPT
         ),
+        "with_raw_response": raw,
         "with_raw_response_stream": raw_stream,
+        "client_post": low_level_post,
     }
 
 
@@ -177,8 +220,13 @@ def openai_async_cases(client: Any) -> dict[str, Callable[[], Awaitable[Any]]]:
         "chat_stream_helper",
         "responses",
         "responses_stream",
+        "responses_stream_helper",
+        "completions",
+        "completions_stream",
         "embeddings",
+        "with_raw_response",
         "with_raw_response_stream",
+        "client_post",
     ],
 )
 async def test_openai_async(
@@ -221,9 +269,11 @@ async def test_anthropic_async(
         async with client.messages.stream(**CLAUDE) as stream:
             await stream.get_final_message()
         await client.beta.messages.create(**CLAUDE)
+        async with client.beta.messages.stream(**CLAUDE) as stream:
+            await stream.get_final_message()
 
     await in_async_run("hook-aan", body)
-    assert len(replay.requests) == 4
+    assert len(replay.requests) == 5
     assert_rows(store, "hook-aan", replay, "anthropic")
 
 
@@ -279,3 +329,92 @@ def test_request_spans_are_children_of_the_run_span(
     assert run.attributes["llm_toll.run.requests"] == 2
     assert run.attributes["llm_toll.run.cost"] == pytest.approx(sum(row["cost"] for row in rows))
     assert "gen_ai.usage.cost.amount" not in run.attributes  # a per-trace sum counts it once
+
+
+# -- installation ---------------------------------------------------------------------------
+# In a fresh interpreter each: what is imported, and the environment, are the program's own.
+
+LATE_IMPORT = """
+import sys
+import llm_toll
+from llm_toll._hooks import installed
+
+assert llm_toll.instrument()
+assert "openai" not in sys.modules and installed() == []
+import openai  # imported after the hooks were installed: hooked as it is imported
+
+print(installed())
+client = openai.OpenAI(max_retries=0)
+with llm_toll.run("late-import"):
+    client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}])
+"""
+
+HOOKS_OFF = """
+import warnings
+warnings.simplefilter("always")
+with warnings.catch_warnings(record=True) as caught:
+    import openai
+    import llm_toll
+    from llm_toll._hooks import installed
+
+    client = openai.OpenAI(max_retries=0)
+
+    @llm_toll.track_costs(project="hooks-off", max_run_cost=1e-9)
+    def agent():
+        for _ in range(2):  # no hook, no run cap: both requests are sent
+            client.chat.completions.create(
+                model="gpt-4o", messages=[{"role": "user", "content": "Hi"}]
+            )
+        return "done"  # recorded from its return value: a str, estimated
+
+    assert llm_toll.instrument() is False
+    agent()
+print(installed())
+print(sum("LLM_TOLL_HOOKS turns the provider SDK hooks off" in str(w.message) for w in caught))
+"""
+
+
+def run_program(program: str, replay: ReplayServer, tmp_path: Path, **env: str) -> list[str]:
+    """Runs ``program`` in a fresh interpreter against the replay server, with a ledger of
+    its own; its output lines."""
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("OTEL_", "LLM_TOLL_", "OPENAI_"))
+    }
+    environment.update(
+        OPENAI_BASE_URL=replay.base_url + "/v1",
+        OPENAI_API_KEY="test",
+        LLM_TOLL_DB=str(tmp_path / "ledger.db"),
+        **env,
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.splitlines()
+
+
+def test_an_sdk_imported_after_the_hooks_is_hooked_on_import(
+    replay: ReplayServer, tmp_path: Path
+) -> None:
+    [patched] = run_program(LATE_IMPORT, replay, tmp_path)
+    assert "openai._base_client:SyncAPIClient.request" in patched
+    with SQLiteStore(str(tmp_path / "ledger.db")) as store:
+        [row] = store.get_usage_logs("late-import")
+    assert (row["model"], row["estimated"]) == ("gpt-4o", 0)
+
+
+def test_the_environment_variable_turns_the_hooks_off(replay: ReplayServer, tmp_path: Path) -> None:
+    patched, warned = run_program(HOOKS_OFF, replay, tmp_path, LLM_TOLL_HOOKS="off")
+    assert patched == "[]"  # no SDK method wrapped
+    assert warned == "1"  # said, once, why requests are not gated
+    assert len(replay.requests) == 2  # the run cap could not stop the second request
+    with SQLiteStore(str(tmp_path / "ledger.db")) as store:
+        [row] = store.get_usage_logs("hooks-off")
+    assert row["estimated"]  # the return value, as llm-toll 0.13 recorded it

@@ -223,7 +223,8 @@ def test_inside_a_run_each_request_is_recorded_once(
             list(response)
     callback.wait()
 
-    rows = store.get_usage_logs("litellm-run") + store.get_usage_logs("litellm-callback")
+    rows = store.get_usage_logs("litellm-run")  # the hook's record, made as it arrived
+    assert store.get_usage_logs("litellm-callback") == []
     assert len(rows) == 1 == len(replay.requests)
     sent = replay.last.tokens
     assert sent is not None
@@ -231,6 +232,52 @@ def test_inside_a_run_each_request_is_recorded_once(
         sent.input_tokens,
         sent.output_tokens,
     )
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+async def test_a_run_gates_and_records_litellms_requests_without_a_callback(
+    litellm: Any, replay: ReplayServer, store: SQLiteStore, stream: bool
+) -> None:
+    """LiteLLM sends through the openai client's low-level ``post()``, not ``create()``:
+    the hooks see its requests, sync and async, gate them under the run's cap before they
+    are sent (the refusal raised as it is, not wrapped in LiteLLM's errors), and record
+    each from its real usage."""
+
+    async def both() -> None:
+        response = litellm.completion(**request(replay, stream=stream))
+        if stream:
+            list(response)
+        response = await litellm.acompletion(**request(replay, stream=stream))
+        if stream:
+            async for _ in response:
+                pass
+
+    async with llm_toll.run("litellm-hooked"):
+        await both()
+    rows = store.get_usage_logs("litellm-hooked", limit=10)
+    answered = [exchange.tokens for exchange in replay.requests]
+    assert len(rows) == len(answered) == 2
+    for row, sent in zip(sorted(rows, key=lambda row: row["id"]), answered, strict=True):
+        assert sent is not None
+        assert (row["model"], row["provider"]) == ("gpt-4o", "openai")
+        assert (row["input_tokens"], row["output_tokens"]) == (
+            sent.input_tokens,
+            sent.output_tokens,
+        )
+        assert row["cost_nanos"] == genai_prices_nanos(sent, "gpt-4o", "openai")
+
+    replay.reset()
+    async with llm_toll.run("litellm-capped", max_cost=1e-9):
+        spends_the_cap = litellm.completion(**request(replay, stream=stream))
+        if stream:
+            list(spends_the_cap)
+        with pytest.raises(BudgetExceededError) as refused:
+            litellm.completion(**request(replay, stream=stream))
+        with pytest.raises(BudgetExceededError):
+            await litellm.acompletion(**request(replay, stream=stream))
+    assert refused.value.scope == "run"
+    assert len(replay.requests) == 1  # the refused request never reached the server
+    assert len(store.get_usage_logs("litellm-capped")) == 1
 
 
 def test_a_retried_completion_is_recorded_once(

@@ -123,6 +123,32 @@ def test_a_spent_project_budget_refuses_requests_mid_run(
     assert len(store.get_usage_logs("mid-run", limit=100)) == len(replay.requests) < 20
 
 
+def test_a_spent_key_budget_refuses_that_tenants_requests_mid_run(
+    store: SQLiteStore, replay: ReplayServer, openai_client: Any
+) -> None:
+    @track_costs(
+        project="tenants",
+        budget_key=lambda tenant: tenant,
+        key_budget=0.0003,
+    )
+    def agent(tenant: str) -> None:
+        for _ in range(20):
+            openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+
+    with pytest.raises(BudgetExceededError) as refused:
+        agent("ann")
+    assert (refused.value.scope, refused.value.budget_key) == ("key", "ann")
+    sent_for_ann = len(replay.requests)
+    assert 1 <= sent_for_ann < 20
+    rows = store.get_usage_logs("tenants", limit=100)
+    assert len(rows) == sent_for_ann and {row["budget_key"] for row in rows} == {"ann"}
+    # Another tenant's requests are not held back by ann's spent budget.
+    with pytest.raises(BudgetExceededError) as bob_refused:
+        agent("bob")
+    assert bob_refused.value.budget_key == "bob"
+    assert len(replay.requests) == 2 * sent_for_ann
+
+
 async def test_requests_in_tasks_and_threads_belong_to_the_run(
     store: SQLiteStore, replay: ReplayServer, async_openai_client: Any, openai_client: Any
 ) -> None:

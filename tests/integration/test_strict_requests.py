@@ -23,6 +23,7 @@ from tests.integration.test_decorated_providers import MESSAGES, genai_prices_na
 from tests.support.otel import Telemetry
 
 LONG_REPLY = " ".join(f"word{n}" for n in range(60))
+INCLUDE_USAGE: dict[str, Any] = {"stream_options": {"include_usage": True}}
 GPT4O_OUTPUT_TOKEN_NANOS = genai_prices_nanos(Usage(output_tokens=1), "gpt-4o", "openai")
 
 
@@ -307,6 +308,35 @@ def test_a_stream_past_its_reservation_is_cut_and_recorded(
     assert row["output_tokens"] > 5  # what came before the cut is recorded
     assert row["cost_nanos"] > 0
     assert store.get_reserved("strict-cut", None, utc_now()) == 0
+
+
+async def test_an_async_stream_past_its_reservation_is_cut_and_recorded(
+    store: SQLiteStore, replay: ReplayServer, async_openai_client: Any, gemini_client: Any
+) -> None:
+    async def openai_chunks() -> Any:
+        return await async_openai_client.chat.completions.create(
+            model="gpt-4o", messages=MESSAGES, max_tokens=5, stream=True, **INCLUDE_USAGE
+        )
+
+    async def gemini_chunks() -> Any:
+        return await gemini_client.aio.models.generate_content_stream(
+            model="gemini-2.5-flash", contents="Go on.", config={"max_output_tokens": 5}
+        )
+
+    for project, open_stream in (
+        ("strict-acut-oa", openai_chunks),
+        ("strict-acut-ge", gemini_chunks),
+    ):
+        replay.script(text=LONG_REPLY, ignore_cap=True)
+        received = 0
+        with pytest.raises(BudgetExceededError, match="ran past"):  # noqa: PT012 - mid-stream
+            async with llm_toll.run(project, max_budget=1.0, strict=True):
+                async for _ in await open_stream():
+                    received += 1
+        assert received < 60
+        [row] = store.get_usage_logs(project)
+        assert row["output_tokens"] > 5 and row["cost_nanos"] > 0
+        assert store.get_reserved(project, None, utc_now()) == 0
 
 
 # -- run caps and requests in flight ---------------------------------------------------------

@@ -97,6 +97,38 @@ def test_strict_releases_the_reservation_when_the_call_raises(
     assert store.get_total_cost("strict-raise") == pytest.approx(0.3)
 
 
+def test_the_functions_own_defaults_and_positional_arguments_bound_the_call(
+    store: SQLiteStore, priced_model: str
+) -> None:
+    """``def answer(question, model=..., max_tokens=...)`` called as ``answer("...")``: its
+    worst case is read from its defaults, or from what is passed by position."""
+
+    def answer(question: str, model: str = priced_model, max_tokens: int = 300) -> Any:
+        return chat(100, 100, model=priced_model)  # $0.30
+
+    ask = track_costs(project="strict-defaults", max_budget=1.0, strict=True)(answer)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the worst case is known: no fallback warning
+        ask("q1")  # $0.601 reserved of $1, then $0.30 spent
+        with pytest.raises(BudgetExceededError, match="worst case"):
+            ask("q2", priced_model, 400)  # $0.30 + $0.801 > $1: by position, refused
+        ask("q3")  # $0.30 + $0.601 fits
+    assert store.get_total_cost("strict-defaults") == pytest.approx(0.6)
+    assert reserved(store, "strict-defaults") == 0
+
+
+def test_a_default_model_prices_a_text_result(store: SQLiteStore, priced_model: str) -> None:
+    @track_costs(project="default-model")
+    def answer(question: str, model: str = priced_model) -> str:
+        return "a few words of answer"
+
+    with pytest.warns(UsageWarning, match="returned text"):
+        answer("What are the primary colours?")
+    [row] = store.get_usage_logs("default-model")
+    assert row["model"] == priced_model
+    assert row["estimated"] and row["cost"] > 0
+
+
 def test_an_estimate_function_wins(store: SQLiteStore, priced_model: str) -> None:
     seen: list[Any] = []
 

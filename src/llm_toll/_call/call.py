@@ -106,7 +106,9 @@ class Call:
         """A strict call's budget reservation, settled or released exactly once."""
         self.granted = admission.granted
         self.results = CallResults(plan, args, kwargs, answered=provider is not None)
-        self.request_model = plan.requested_model(kwargs)
+        # A request's body names its model; a decorated call may leave it to a default.
+        seen = kwargs if provider is not None else plan.call_arguments(args, kwargs)
+        self.request_model = plan.requested_model(seen)
         if t0 is None or run is None:
             # A call that began before this object (a framework reports it at its end):
             # its span starts when the call did, at the framework's time if it gave one.

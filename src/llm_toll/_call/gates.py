@@ -121,7 +121,8 @@ def _gates(
 ) -> Generator[steps.Step, Any, Admission]:
     """The pre-call check, step by step; returns the admission or raises the refusal."""
     lease: Lease | None = None
-    model = plan.requested_model(kwargs)  # named on a refusal's span
+    # Named on a refusal's span: a request's own, or what the decorated call asks for.
+    model = plan.requested_model(kwargs if run is not None else plan.call_arguments(args, kwargs))
     key = plan.budget_key_of(args, kwargs) if run is None else run.budget_key
     plan = with_stored_limits(plan, key, (yield steps.LoadLimits(store)))
     if plan.on_unpriced == "refuse" and model is not None:

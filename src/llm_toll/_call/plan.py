@@ -25,6 +25,20 @@ with a PricingMatrixOutdatedWarning, or be refused before it is sent (UnpricedMo
 UNPRICED_POLICIES: tuple[UnpricedPolicy, ...] = ("warn", "refuse")
 
 
+class CostArgument(NamedTuple):
+    """A parameter of a decorated function that says what its calls cost (``model``,
+    ``max_tokens``...), for calls that do not pass it by keyword."""
+
+    name: str
+    position: int | None
+    """Its place among positional arguments; None when it is keyword-only."""
+    default: Any
+    """Its default; ``NO_DEFAULT`` when it has none."""
+
+
+NO_DEFAULT: Any = object()
+
+
 class BudgetScope(NamedTuple):
     """A budget a call must pass: the project's (``key`` None) or one budget key's."""
 
@@ -68,6 +82,25 @@ class Plan:
     alerts: AlertOptions | None = None
     """Where the alerts of its budgets go (``on_threshold``, ``on_exceeded``,
     ``alert_webhook``); None: only to ``LLM_TOLL_ALERT_WEBHOOK``, if set."""
+    cost_arguments: tuple[CostArgument, ...] = ()
+    """The decorated function's own parameters named ``model``, ``max_tokens`` & co.
+    (``_call.arguments``): read from its calls as the function sees them."""
+
+    def call_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """A call's keyword arguments as its cost is read from them: ``kwargs``, with the
+        cost parameters it passed by position or left to their defaults added (the
+        function itself is called with its own arguments, untouched)."""
+        if not self.cost_arguments:
+            return kwargs
+        seen = dict(kwargs)
+        for name, position, default in self.cost_arguments:
+            if name in seen:
+                continue
+            if position is not None and position < len(args):
+                seen[name] = args[position]
+            elif default is not NO_DEFAULT:
+                seen[name] = default
+        return seen
 
     @property
     def rate_scope(self) -> str:

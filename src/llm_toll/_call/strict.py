@@ -52,8 +52,9 @@ def worst_case_nanos(
             _warn(plan, "estimate-value", f"its estimate= function returned {usd!r}, "
                   "not a non-negative number of USD")  # fmt: skip
         return nanos
-    model = plan.requested_model(kwargs)
-    limit = max_output_tokens(kwargs)
+    seen = plan.call_arguments(args, kwargs)  # with the function's own defaults
+    model = plan.requested_model(seen)
+    limit = max_output_tokens(seen)
     if model is None or limit is None:
         _warn(
             plan,

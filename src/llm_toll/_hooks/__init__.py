@@ -1,5 +1,6 @@
 """Provider SDK hooks: openai, anthropic and google-genai, patched with wrapt where every
-request of each passes (as OpenTelemetry's own GenAI instrumentations patch).
+request of each passes (as OpenTelemetry's own GenAI instrumentations patch); and LiteLLM's
+public calls, which send through those SDKs, so that a refusal comes out of them unwrapped.
 
 Hooks are installed once, when a function is decorated or a run starts (or explicitly, by
 ``llm_toll.instrument()``), and only into SDKs that are imported: an SDK imported later is
@@ -66,11 +67,24 @@ def _google_genai_targets() -> list[tuple[str, str, Callable[..., Any]]]:
     ]
 
 
+def _litellm_targets() -> list[tuple[str, str, Callable[..., Any]]]:
+    """LiteLLM's public calls: not where its requests are gated (the SDKs' hooks are), but
+    where the refusals it wraps in errors of its own are raised as they are."""
+    import litellm
+
+    from llm_toll._hooks import _litellm
+
+    targets = [("litellm", name, _litellm.sync_call) for name in _litellm.SYNC_CALLS]
+    targets += [("litellm", name, _litellm.async_call) for name in _litellm.ASYNC_CALLS]
+    return [target for target in targets if hasattr(litellm, target[1])]
+
+
 # The module whose import means the SDK is there -> what to patch in it.
 _SDKS: dict[str, Callable[[], list[tuple[str, str, Callable[..., Any]]]]] = {
     "openai": _openai_targets,
     "anthropic": _anthropic_targets,
     "google.genai": _google_genai_targets,
+    "litellm": _litellm_targets,
 }
 
 _lock = threading.RLock()
@@ -164,9 +178,8 @@ def _patch(sdk: str) -> None:
             if (module_name, path) in _patched:
                 continue
             module = importlib.import_module(module_name)
-            owner_path, _, _ = path.rpartition(".")
-            owner: Any = module
-            for part in owner_path.split("."):
+            owner: Any = module  # a function of the module, or a method of a class in it
+            for part in path.split(".")[:-1]:
                 owner = getattr(owner, part)
             wrapt.wrap_function_wrapper(module, path, wrapper)
             _patched[(module_name, path)] = (owner, wrapper)
