@@ -16,7 +16,8 @@ LOG_KEYS = [
     *("provider", "operation", "cache_read_input_tokens", "cache_creation_input_tokens"),
     *("reasoning_output_tokens", "price_known", "estimated", "budget_key", "response_id"),
     *("duration_s", "usage_units", "price_context", "price_source", "price_version"),
-    *("unpriced_units", "cost_source", "local_cost", "cost_nanos", "local_cost_nanos"),
+    *("unpriced_units", "cost_source", "local_cost", "run_id", "cost_nanos"),
+    "local_cost_nanos",
 ]
 TOTALS_KEYS = ["total_cost", "total_input_tokens", "total_output_tokens", "call_count"]
 PROJECT_SUMMARY_KEYS = ["project", *TOTALS_KEYS, "last_used", "total_cost_nanos"]
