@@ -13,13 +13,12 @@ import pytest
 
 import llm_toll
 from llm_toll import BudgetExceededError, track_costs
-from llm_toll._budget.records import RefusalCount, RunRecord
 from llm_toll._worker import worker
 from llm_toll.demo.replay import ReplayServer
 from llm_toll.store import BaseStore
 from tests.integration.test_decorated_providers import MESSAGES
 from tests.stores.conftest import StoreFactory
-from tests.stores.helpers import MONDAY, make_call
+from tests.stores.helpers import MONDAY, a_run, make_call, one_refusal
 
 
 @pytest.fixture
@@ -33,40 +32,6 @@ def in_use(store: BaseStore) -> Iterator[BaseStore]:
         worker.drain()
         llm_toll.set_store(None)
         llm_toll.set_reporter(None)
-
-
-def a_run(run_id: str, *, project: str = "proj", minutes: int = 0, **fields: Any) -> RunRecord:
-    started = MONDAY + timedelta(minutes=minutes)
-    values: dict[str, Any] = {
-        "id": run_id,
-        "parent_id": None,
-        "project": project,
-        "name": "agent",
-        "budget_key": None,
-        "status": "ok",
-        "requests": 2,
-        "cost_nanos": 5_000_000_001,
-        "max_cost_nanos": None,
-        "started_at": started,
-        "ended_at": started + timedelta(seconds=1.5),
-    }
-    values.update(fields)
-    return RunRecord(**values)
-
-
-def one_refusal(second: int, message: str = "refused", **fields: Any) -> RefusalCount:
-    values: dict[str, Any] = {
-        "project": "proj",
-        "budget_key": None,
-        "model": "gpt-4o",
-        "reason": "project",
-        "minute": MONDAY,
-        "count": 1,
-        "last_at": MONDAY + timedelta(seconds=second),
-        "message": message,
-    }
-    values.update(fields)
-    return RefusalCount(**values)
 
 
 def test_a_run_is_kept_once_and_read_back_by_range_and_project(store: BaseStore) -> None:
