@@ -27,8 +27,8 @@ def test_days_weeks_and_months_without_calls_keep_their_place() -> None:
 
 
 def test_runs_and_refused_calls_are_the_store_s_exactly(store: SQLiteStore) -> None:
-    store.record_run(a_run("r1", cost_nanos=5_000_000_001, max_cost_nanos=7_000_000_000))
-    store.record_run(a_run("r2", minutes=5, status="error", parent_id="r1"))
+    store.record_runs([a_run("r1", cost_nanos=5_000_000_001, max_cost_nanos=7_000_000_000)])
+    store.record_runs([a_run("r2", minutes=5, status="error", parent_id="r1")])
     store.record_refusals([one_refusal(3, model=None)] * 100)
     shown = runs(store, Range(), limit=1)
     [newest] = shown["runs"]

@@ -217,9 +217,9 @@ def test_runs_and_refused_calls_are_shown_as_the_store_keeps_them(
 ) -> None:
     record_mix(store)
     started = NOW - timedelta(minutes=2)
-    store.record_run(a_run("outer", at=started, project="chat-app", cost_nanos=1_246_913_568))
-    capped = {"parent_id": "outer", "status": "refused", "max_cost_nanos": 1_000}
-    store.record_run(a_run("inner", at=started, minutes=1, cost_nanos=160, **capped))
+    store.record_runs([a_run("outer", at=started, project="chat-app", cost_nanos=1_246_913_568)])
+    capped: dict[str, Any] = {"parent_id": "outer", "status": "refused", "max_cost_nanos": 1_000}
+    store.record_runs([a_run("inner", at=started, minutes=1, cost_nanos=160, **capped)])
     minute = NOW.replace(second=0)
     store.record_refusals([one_refusal(0, at=minute, budget_key="alice", reason="key")] * 100)
     server = serve()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -111,9 +112,9 @@ def test_budgets_include_stored_limits_nothing_spent_against(store: BaseStore) -
 
 
 def test_runs_and_refusals_are_the_read_apis(store: BaseStore, dashboard: DashboardServer) -> None:
-    store.record_run(a_run("outer", minutes=0, cost_nanos=1_234_567_890, requests=3))
-    store.record_run(a_run("inner", minutes=1, parent_id="outer", status="refused", cost_nanos=160,
-                           max_cost_nanos=1_000))  # fmt: skip
+    store.record_runs([a_run("outer", minutes=0, cost_nanos=1_234_567_890, requests=3)])
+    capped: dict[str, Any] = {"parent_id": "outer", "status": "refused", "max_cost_nanos": 1_000}
+    store.record_runs([a_run("inner", minutes=1, cost_nanos=160, **capped)])
     for second in range(100):
         store.record_refusals([one_refusal(second % 60, budget_key="alice", reason="key")])
     window = urlencode({"since": MONDAY.isoformat(), "until": MONDAY + timedelta(minutes=1)})

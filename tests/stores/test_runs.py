@@ -36,10 +36,10 @@ def in_use(store: BaseStore) -> Iterator[BaseStore]:
 
 def test_a_run_is_kept_once_and_read_back_by_range_and_project(store: BaseStore) -> None:
     assert store.runs() == []
-    store.record_run(a_run("a", max_cost_nanos=9, budget_key="acme", status="refused"))
-    store.record_run(a_run("a", requests=99))  # written once: the second write changes nothing
-    store.record_run(a_run("b", minutes=10, parent_id="a"))
-    store.record_run(a_run("c", project="other", minutes=20))
+    store.record_runs([a_run("a", max_cost_nanos=9, budget_key="acme", status="refused")])
+    store.record_runs([a_run("a", requests=99)])  # written once: the second write changes nothing
+    store.record_runs([a_run("b", minutes=10, parent_id="a")])
+    store.record_runs([a_run("c", project="other", minutes=20)])
     newest, middle, oldest = store.runs()
     assert [newest["id"], middle["id"], oldest["id"]] == ["c", "b", "a"]
     assert oldest == {
@@ -177,6 +177,7 @@ def test_a_second_store_on_the_database_reads_the_runs(
 ) -> None:
     with llm_toll.run("shared"):
         openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
-    worker.drain()
+    [mine] = in_use.runs()  # hands this process's waiting rows to the writer first
     [run] = store_factory().runs(project="shared")
+    assert run == mine
     assert run["requests"] == 1

@@ -675,20 +675,22 @@ def runs_db(db: Path) -> Path:
             ("r3", "chatbot", 10, "error"),
         ):
             started = NOW - timedelta(minutes=minutes_ago)
-            store.record_run(
-                RunRecord(
-                    id=run_id,
-                    parent_id=None,
-                    project=project,
-                    name=f"agent_{run_id}",
-                    budget_key=None,
-                    status=status,  # type: ignore[arg-type]
-                    requests=3,
-                    cost_nanos=usd_to_nanos("0.00000144"),
-                    max_cost_nanos=usd_to_nanos("0.5") if status == "refused" else None,
-                    started_at=started,
-                    ended_at=started + timedelta(seconds=2.5),
-                )
+            store.record_runs(
+                [
+                    RunRecord(
+                        id=run_id,
+                        parent_id=None,
+                        project=project,
+                        name=f"agent_{run_id}",
+                        budget_key=None,
+                        status=status,  # type: ignore[arg-type]
+                        requests=3,
+                        cost_nanos=usd_to_nanos("0.00000144"),
+                        max_cost_nanos=usd_to_nanos("0.5") if status == "refused" else None,
+                        started_at=started,
+                        ended_at=started + timedelta(seconds=2.5),
+                    )
+                ]
             )
         minute = NOW.replace(second=0, microsecond=0)
         refused = RefusalCount(

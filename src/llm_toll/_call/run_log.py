@@ -1,6 +1,6 @@
-"""The row of an ended run, written to the store by llm_toll's worker thread: never on
-the call path, never on the event loop. A run's requests name it in their ledger rows by
-the id it gets here."""
+"""The row of an ended run, written to the store by llm_toll's worker thread with the other
+runs that ended meanwhile: never on the call path, never on the event loop. A run's
+requests name it in their ledger rows by the id it gets here."""
 
 from __future__ import annotations
 
@@ -12,14 +12,12 @@ from typing import TYPE_CHECKING
 
 from llm_toll import _runtime
 from llm_toll._budget.records import RunRecord, RunStatus
-from llm_toll._warnings import Guard
-from llm_toll._worker import worker
-from llm_toll.exceptions import AccountingWarning, BudgetExceededError, LocalRateLimitError
+from llm_toll._call.batch import Batch
+from llm_toll.exceptions import BudgetExceededError, LocalRateLimitError
 
 if TYPE_CHECKING:
     from llm_toll._call.run import Run
 
-_RECORDING = Guard("record-run", "record a run", AccountingWarning)
 _counter = itertools.count(1)
 _process = secrets.token_hex(6)
 
@@ -65,11 +63,15 @@ def ended(run: Run, error: BaseException | None) -> None:
         started_at=datetime.fromtimestamp(run.started_ns / 1e9, timezone.utc),
         ended_at=datetime.now(timezone.utc),
     )
-    worker.submit(_write, record)
+    _ended.add(record.id, record)
 
 
-def _write(record: RunRecord) -> None:
-    # A run's row is a summary of rows the ledger keeps: a store that refuses it loses the
-    # summary (warned once), never a call.
-    with _RECORDING:
-        _runtime.get_store().record_run(record)
+def _write(records: list[RunRecord]) -> None:
+    _runtime.get_store().record_runs(records)
+
+
+def _first(known: RunRecord, again: RunRecord) -> RunRecord:
+    return known  # a run ends once; its row is written once
+
+
+_ended: Batch[str, RunRecord] = Batch(_write, _first, "record runs")

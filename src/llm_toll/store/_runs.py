@@ -9,7 +9,7 @@ time and message, so a retry loop that is refused again and again adds to one ro
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Final
@@ -23,6 +23,10 @@ from llm_toll.store._totals import scope_key
 from llm_toll.store._transaction import Transaction, missing_table
 from llm_toll.store.base import BaseStore
 from llm_toll.store.errors import StoreError
+
+BEFORE_READS: list[Callable[[], None]] = []
+"""Called before a read of runs or refusals: this process's rows still waiting to be
+written are handed to the writer first (the read's write barrier then waits for them)."""
 
 RUN_COLUMNS: Final = (
     "id",
@@ -72,7 +76,7 @@ def refusals_query(where: str) -> str:
 
 
 class RunMethods(BaseStore):
-    """``record_run``, ``record_refusals``, ``runs`` and ``refusals`` of a SQL store. A read
+    """``record_runs``, ``record_refusals``, ``runs`` and ``refusals`` of a SQL store. A read
     of a database without the tables (not yet written by this version, or llm-toll 0.13's)
     finds nothing and changes nothing; a database of 0.13's tables only (PostgreSQL) keeps
     neither."""
@@ -97,26 +101,29 @@ class RunMethods(BaseStore):
         a refused call or a run that recorded nothing leaves it as it is."""
         return not self._on_v013_tables()
 
-    def record_run(self, run: RunRecord) -> None:
-        if not self._keeps_runs():
+    def record_runs(self, runs: Sequence[RunRecord]) -> None:
+        if not runs or not self._keeps_runs():
             return
         time = self._time_param
-        row = (
-            run.id,
-            run.parent_id,
-            run.project,
-            run.name,
-            run.budget_key,
-            run.status,
-            run.requests,
-            run.cost_nanos,
-            run.max_cost_nanos,
-            time(run.started_at),
-            time(run.ended_at),
-        )
         # No write barrier: written from llm_toll's worker, whose backlog it would wait on.
-        with self._transaction("record a run", write=True, barrier=False) as tx:
-            tx.run(RECORD_RUN, row)
+        with self._transaction("record runs", write=True, barrier=False) as tx:
+            for run in runs:
+                tx.run(
+                    RECORD_RUN,
+                    (
+                        run.id,
+                        run.parent_id,
+                        run.project,
+                        run.name,
+                        run.budget_key,
+                        run.status,
+                        run.requests,
+                        run.cost_nanos,
+                        run.max_cost_nanos,
+                        time(run.started_at),
+                        time(run.ended_at),
+                    ),
+                )
 
     def record_refusals(self, counts: Sequence[RefusalCount]) -> None:
         if not counts or not self._keeps_runs():
@@ -178,6 +185,8 @@ class RunMethods(BaseStore):
     def _read_table(self, table: str, sql: str, params: Sequence[object]) -> list[dict[str, Any]]:
         if self._on_v013_tables():
             return []
+        for hand_over in BEFORE_READS:
+            hand_over()
         try:
             with self._transaction(f"read {table}", write=False) as tx:
                 names, rows = tx.query(sql, params)

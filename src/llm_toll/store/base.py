@@ -224,8 +224,9 @@ class BaseStore(ABC):
     # -- runs and refused calls ------------------------------------------------------------
     # Not abstract either: a store written for llm-toll 0.13 keeps neither, and shows none.
 
-    def record_run(self, run: RunRecord) -> None:
-        """Keep an ended run (written once: a second write of its id changes nothing)."""
+    def record_runs(self, runs: Sequence[RunRecord]) -> None:
+        """Keep ended runs, in one transaction (each written once: a second write of a run's
+        id changes nothing)."""
         return None
 
     def record_refusals(self, counts: Sequence[RefusalCount]) -> None:
