@@ -2,7 +2,7 @@
 first one starts a short wait (``FLUSH_DELAY_S``), and every one handed over meanwhile is
 written with it in one transaction. A loop of a thousand runs or refusals a second costs
 the store a few transactions a second, not one each, and the calls' own writes do not queue
-behind them. A read of runs or refusals in this process writes what waits first
+behind them. A read of runs or refusals in this process has what waits written first
 (``store._runs.BEFORE_READS``), and so does the interpreter's exit."""
 
 from __future__ import annotations
@@ -39,6 +39,10 @@ class Batch(Generic[K, V]):
     started on the call path but the first.
     """
 
+    _due: threading.Condition
+    _waiting: dict[K, V]
+    _timekeeper: threading.Thread | None
+
     def __init__(
         self, write: Callable[[list[V]], None], merge: Callable[[V, V], V], action: str
     ) -> None:
@@ -56,20 +60,22 @@ class Batch(Generic[K, V]):
             first = not self._waiting
             self._keep(key, value)
             if self._timekeeper is None:
-                self._timekeeper = threading.Thread(
+                timekeeper = threading.Thread(
                     target=self._keep_time, name=f"llm_toll-{self._action}", daemon=True
                 )
-                self._timekeeper.start()
+                self._timekeeper = timekeeper
+                timekeeper.start()
             elif first:
                 self._due.notify()
 
     def flush_now(self) -> None:
-        """Hand what waits to the worker now, without the rest of the delay (a read's write
-        barrier then waits for it)."""
+        """Have the worker write what waits now, without the rest of the delay, and wait
+        for it: a read made next in this process, through any store object, sees it."""
         with self._due:
             if not self._waiting:
                 return
         worker.submit(self._flush)
+        worker.wait_idle()
 
     def _keep_time(self) -> None:
         due = self._due
@@ -107,5 +113,5 @@ class Batch(Generic[K, V]):
     def _forget(self) -> None:
         """A new batch (in a forked child: the parent's thread is not there)."""
         self._due = threading.Condition()
-        self._waiting: dict[K, V] = {}
-        self._timekeeper: threading.Thread | None = None
+        self._waiting = {}
+        self._timekeeper = None

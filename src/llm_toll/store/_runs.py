@@ -26,7 +26,7 @@ from llm_toll.store.errors import StoreError
 
 BEFORE_READS: list[Callable[[], None]] = []
 """Called before a read of runs or refusals: this process's rows still waiting to be
-written are handed to the writer first (the read's write barrier then waits for them)."""
+written are written first."""
 
 RUN_COLUMNS: Final = (
     "id",
