@@ -5,17 +5,22 @@ against the loopback replay server), and refusals counted per minute, not listed
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import llm_toll
 from llm_toll import BudgetExceededError, track_costs
+from llm_toll._warnings import forget_warnings
 from llm_toll._worker import worker
 from llm_toll.demo.replay import ReplayServer
-from llm_toll.store import BaseStore
+from llm_toll.exceptions import AccountingWarning
+from llm_toll.store import BaseStore, SQLiteStore
 from tests.integration.test_decorated_providers import MESSAGES
 from tests.stores.conftest import StoreFactory
 from tests.stores.helpers import MONDAY, a_run, make_call, one_refusal
@@ -181,3 +186,42 @@ def test_a_second_store_on_the_database_reads_the_runs(
     [run] = store_factory().runs(project="shared")
     assert run == mine
     assert run["requests"] == 1
+
+
+def test_rows_a_locked_store_refuses_wait_for_the_next_batch(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    store = SQLiteStore(path, busy_timeout_s=0)
+    store.runs()  # the schema, before the file is locked
+    blocker = sqlite3.connect(path, isolation_level=None)
+    llm_toll.set_store(store)
+    forget_warnings()
+    try:
+        blocker.execute("BEGIN IMMEDIATE")  # another process writing: the store is busy
+        with llm_toll.run("locked", name="waits"):
+            pass
+        with pytest.warns(AccountingWarning, match="could not record runs"):
+            assert store.runs() == []  # the worker's write was refused: the row is kept
+        blocker.execute("ROLLBACK")
+        [run] = store.runs()  # written by the next batch
+        assert (run["name"], run["project"], run["status"]) == ("waits", "locked", "ok")
+    finally:
+        blocker.close()
+        llm_toll.set_store(None)
+        store.close()
+
+
+async def test_an_async_run_is_recorded_by_the_worker(
+    in_use: BaseStore, replay: ReplayServer, async_openai_client: Any
+) -> None:
+    async with llm_toll.run("async-runs", name="gathered"):
+        await asyncio.gather(
+            *(
+                async_openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+                for _ in range(3)
+            )
+        )
+    [run] = await asyncio.to_thread(in_use.runs)  # a read: not on the event loop
+    calls = await asyncio.to_thread(in_use.calls)
+    assert (run["name"], run["status"], run["requests"]) == ("gathered", "ok", 3)
+    assert run["cost_nanos"] == sum(call["cost_nanos"] for call in calls)
+    assert {call["run_id"] for call in calls} == {run["id"]}

@@ -71,6 +71,7 @@ class Batch(Generic[K, V]):
     def flush_now(self) -> None:
         """Have the worker write what waits now, without the rest of the delay, and wait
         for it: a read made next in this process, through any store object, sees it."""
+        worker.wait_idle()  # work handed over before (an async run's end) adds rows
         with self._due:
             if not self._waiting:
                 return
