@@ -138,9 +138,9 @@ RunStatus = Literal["ok", "error", "refused"]
 cap or a rate limit refused a request and the refusal left the run's code)."""
 
 
-@dataclass(frozen=True, slots=True)
-class RunRecord:
-    """One ended run, written once to the store's ``runs`` table."""
+class RunRecord(NamedTuple):
+    """One ended run, written once to the store's ``runs`` table (a tuple: made at each
+    run's end, so as cheap to make as can be)."""
 
     id: str
     parent_id: str | None

@@ -105,45 +105,45 @@ class RunMethods(BaseStore):
         if not runs or not self._keeps_runs():
             return
         time = self._time_param
+        rows = [
+            (
+                run.id,
+                run.parent_id,
+                run.project,
+                run.name,
+                run.budget_key,
+                run.status,
+                run.requests,
+                run.cost_nanos,
+                run.max_cost_nanos,
+                time(run.started_at),
+                time(run.ended_at),
+            )
+            for run in runs
+        ]
         # No write barrier: written from llm_toll's worker, whose backlog it would wait on.
         with self._transaction("record runs", write=True, barrier=False) as tx:
-            for run in runs:
-                tx.run(
-                    RECORD_RUN,
-                    (
-                        run.id,
-                        run.parent_id,
-                        run.project,
-                        run.name,
-                        run.budget_key,
-                        run.status,
-                        run.requests,
-                        run.cost_nanos,
-                        run.max_cost_nanos,
-                        time(run.started_at),
-                        time(run.ended_at),
-                    ),
-                )
+            tx.run_many(RECORD_RUN, rows)
 
     def record_refusals(self, counts: Sequence[RefusalCount]) -> None:
         if not counts or not self._keeps_runs():
             return
         time = self._time_param
+        rows = [
+            (
+                refused.project,
+                scope_key(refused.budget_key),
+                refused.model or "",
+                refused.reason,
+                time(refused.minute),
+                refused.count,
+                time(refused.last_at),
+                refused.message,
+            )
+            for refused in counts
+        ]
         with self._transaction("count refused calls", write=True, barrier=False) as tx:
-            for refused in counts:
-                tx.run(
-                    ADD_REFUSALS,
-                    (
-                        refused.project,
-                        scope_key(refused.budget_key),
-                        refused.model or "",
-                        refused.reason,
-                        time(refused.minute),
-                        refused.count,
-                        time(refused.last_at),
-                        refused.message,
-                    ),
-                )
+            tx.run_many(ADD_REFUSALS, rows)
 
     def runs(
         self,

@@ -22,6 +22,9 @@ class Transaction(Protocol):
     def run(self, sql: str, params: Sequence[object] = ()) -> Rows:
         """Run one statement; its rows (none for a statement that returns none)."""
 
+    def run_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        """Run one statement that returns nothing once per row of parameters."""
+
     def query(self, sql: str, params: Sequence[object] = ()) -> tuple[list[str], Rows]:
         """Run a read; its column names and its rows, values as the SQLite store has them
         (integers, ISO 8601 UTC text), whatever the backend."""

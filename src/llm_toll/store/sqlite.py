@@ -288,6 +288,9 @@ class _Session:
     def run(self, sql: str, params: Sequence[object] = ()) -> Rows:
         return self._conn.execute(sql, params).fetchall()
 
+    def run_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        self._conn.executemany(sql, rows)
+
     def query(self, sql: str, params: Sequence[object] = ()) -> tuple[list[str], Rows]:
         cursor = self._conn.execute(sql, params)
         rows = cursor.fetchall()
