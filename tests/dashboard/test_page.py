@@ -18,7 +18,7 @@ from llm_toll.store import SQLiteStore
 from tests.dashboard.browser import wait_ready, watch
 from tests.dashboard.conftest import Serve
 from tests.dashboard.screenshot import screenshot
-from tests.stores.helpers import make_call
+from tests.stores.helpers import a_run, make_call, one_refusal
 
 pytestmark = pytest.mark.browser
 
@@ -210,3 +210,39 @@ def test_the_readme_screenshot_can_be_made(browser: Browser, tmp_path: Path) -> 
     target = tmp_path / "dashboard.png"
     screenshot(browser, target)
     assert target.read_bytes().startswith(b"\x89PNG")
+
+
+def test_runs_and_refused_calls_are_shown_as_the_store_keeps_them(
+    store: SQLiteStore, serve: Serve, page: Page
+) -> None:
+    record_mix(store)
+    started = NOW - timedelta(minutes=2)
+    store.record_runs([a_run("outer", at=started, project="chat-app", cost_nanos=1_246_913_568)])
+    capped: dict[str, Any] = {"parent_id": "outer", "status": "refused", "max_cost_nanos": 1_000}
+    store.record_runs([a_run("inner", at=started, minutes=1, cost_nanos=160, **capped)])
+    minute = NOW.replace(second=0)
+    store.record_refusals([one_refusal(0, at=minute, budget_key="alice", reason="key")] * 100)
+    server = serve()
+    requests = watch(page, server.url)
+    page.goto(server.url)
+    wait_ready(page)
+
+    shown_runs = page.eval_on_selector_all(
+        "#runs tbody tr",
+        "rows => rows.map(r => [r.dataset.id, ...[...r.cells].map("
+        "c => c.dataset.nanos ?? c.textContent)])",
+    )
+    assert [row[0] for row in shown_runs] == [run["id"] for run in store.runs()]
+    inner = shown_runs[0]
+    assert inner[2:] == ["agent", "proj", "1.50 s", "2", "160", "1000", "refused"]
+    assert shown_runs[1][2:4] == ["agent", "chat-app"]
+    assert shown_runs[1][6:] == ["1246913568", "\u2013", "ok"]  # no cap
+
+    [refused] = cells(page, "#refusals")
+    assert refused[1:6] == ["proj", "gpt-4o", "alice", "key", "100"]
+    assert refused[7] == "refused"
+
+    # A refusal counted while the page is open is added to its row.
+    store.record_refusals([one_refusal(1, at=minute, budget_key="alice", reason="key")])
+    page.wait_for_selector("#refusals td[data-value='101']")
+    assert requests.elsewhere == []

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from llm_toll._budget.records import BudgetSpec, CallRecord
+from llm_toll._budget.records import BudgetSpec, CallRecord, RefusalCount, RunRecord
 from llm_toll.store import BaseStore
 from llm_toll.usage.base import Usage
 
@@ -16,7 +16,8 @@ LOG_KEYS = [
     *("provider", "operation", "cache_read_input_tokens", "cache_creation_input_tokens"),
     *("reasoning_output_tokens", "price_known", "estimated", "budget_key", "response_id"),
     *("duration_s", "usage_units", "price_context", "price_source", "price_version"),
-    *("unpriced_units", "cost_source", "local_cost", "cost_nanos", "local_cost_nanos"),
+    *("unpriced_units", "cost_source", "local_cost", "run_id", "cost_nanos"),
+    "local_cost_nanos",
 ]
 TOTALS_KEYS = ["total_cost", "total_input_tokens", "total_output_tokens", "call_count"]
 PROJECT_SUMMARY_KEYS = ["project", *TOTALS_KEYS, "last_used", "total_cost_nanos"]
@@ -61,3 +62,43 @@ def all_logs(store: BaseStore, project: str = "proj") -> list[dict[str, Any]]:
 
 def keyed(cost_nanos: int, key: str | None, **fields: Any) -> CallRecord:
     return make_call(cost_nanos, budget_key=key, **fields)
+
+
+def a_run(
+    run_id: str, *, project: str = "proj", at: datetime = MONDAY, minutes: int = 0, **fields: Any
+) -> RunRecord:
+    """A run of ``project`` that started ``minutes`` after ``at`` and lasted 1.5 s."""
+    started = at + timedelta(minutes=minutes)
+    values: dict[str, Any] = {
+        "id": run_id,
+        "parent_id": None,
+        "project": project,
+        "name": "agent",
+        "budget_key": None,
+        "status": "ok",
+        "requests": 2,
+        "cost_nanos": 5_000_000_001,
+        "max_cost_nanos": None,
+        "started_at": started,
+        "ended_at": started + timedelta(seconds=1.5),
+    }
+    values.update(fields)
+    return RunRecord(**values)
+
+
+def one_refusal(
+    second: int, message: str = "refused", *, at: datetime = MONDAY, **fields: Any
+) -> RefusalCount:
+    """One refusal in the minute that starts at ``at``, ``second`` seconds into it."""
+    values: dict[str, Any] = {
+        "project": "proj",
+        "budget_key": None,
+        "model": "gpt-4o",
+        "reason": "project",
+        "minute": at,
+        "count": 1,
+        "last_at": at + timedelta(seconds=second),
+        "message": message,
+    }
+    values.update(fields)
+    return RefusalCount(**values)

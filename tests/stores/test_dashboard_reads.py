@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -13,7 +15,7 @@ from llm_toll.dashboard import DashboardServer, open_dashboard
 from llm_toll.dashboard._figures import budgets
 from llm_toll.store import BaseStore
 from tests.dashboard.http import get
-from tests.stores.helpers import MONDAY, make_call
+from tests.stores.helpers import MONDAY, a_run, make_call, one_refusal
 
 
 @pytest.fixture
@@ -107,3 +109,35 @@ def test_budgets_include_stored_limits_nothing_spent_against(store: BaseStore) -
         "250000000",
         "lifetime",
     )
+
+
+def test_runs_and_refusals_are_the_read_apis(store: BaseStore, dashboard: DashboardServer) -> None:
+    store.record_runs([a_run("outer", minutes=0, cost_nanos=1_234_567_890, requests=3)])
+    capped: dict[str, Any] = {"parent_id": "outer", "status": "refused", "max_cost_nanos": 1_000}
+    store.record_runs([a_run("inner", minutes=1, cost_nanos=160, **capped)])
+    for second in range(100):
+        store.record_refusals([one_refusal(second % 60, budget_key="alice", reason="key")])
+    window = urlencode({"since": MONDAY.isoformat(), "until": MONDAY + timedelta(minutes=1)})
+    answer = get(dashboard.url, f"/api/runs?{window}").json()
+    assert answer["runs"] == [
+        {
+            "id": "outer",
+            "parent_id": None,
+            "name": "agent",
+            "project": "proj",
+            "key": None,
+            "status": "ok",
+            "started_at": MONDAY.isoformat(),
+            "duration_s": 1.5,
+            "requests": 3,
+            "cost_nanos": "1234567890",
+            "max_cost_nanos": None,
+        }
+    ]
+    [refused] = answer["refusals"]
+    assert (refused["key"], refused["reason"], refused["count"]) == ("alice", "key", 100)
+    assert refused["flags"] == ["refused"]
+    assert refused["last_at"] == (MONDAY + timedelta(seconds=59)).isoformat()
+    every = get(dashboard.url, "/api/runs").json()
+    assert [run["id"] for run in every["runs"]] == [run["id"] for run in store.runs()]
+    assert every["runs"][0]["max_cost_nanos"] == "1000"

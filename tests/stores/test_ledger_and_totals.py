@@ -49,6 +49,7 @@ def test_record_call_keeps_every_field_of_the_call(store: BaseStore) -> None:
         price_context={"service_tier": "flex"},
         cost_source="provider",
         local_cost_nanos=120_000_000,
+        run_id="run-1",
     )
     assert store.record_call(call) == BudgetState(123_456_789, None, LIFETIME)
     [row] = store.get_usage_logs("proj")
@@ -77,6 +78,7 @@ def test_record_call_keeps_every_field_of_the_call(store: BaseStore) -> None:
         "unpriced_units": ["web_searches"],
         "cost_source": "provider",
         "local_cost": 0.12,
+        "run_id": "run-1",
         "cost_nanos": 123_456_789,
         "local_cost_nanos": 120_000_000,
     }
@@ -94,6 +96,7 @@ def test_a_call_without_units_context_or_provenance_stores_nulls(store: BaseStor
         "unpriced_units": None,
         "cost_source": "local",
         "local_cost": None,
+        "run_id": None,
         "cost_nanos": 7,
         "local_cost_nanos": None,
     }

@@ -14,7 +14,7 @@ import pytest
 
 from llm_toll._budget.money import usd_to_nanos
 from llm_toll._budget.periods import period_key
-from llm_toll._budget.records import BudgetSpec, CallRecord
+from llm_toll._budget.records import BudgetSpec, CallRecord, RefusalCount, RunRecord
 from llm_toll._version import VERSION
 from llm_toll.cli import main
 from llm_toll.store import BaseStore, SQLiteStore
@@ -678,3 +678,72 @@ def test_without_rich_a_terminal_gets_the_plain_table(
     assert (code, err) == (0, "")
     assert "\x1b[" not in out
     assert [cells(row)[-1] for row in table_rows(out)][-1] == "$0.01230144*~"
+
+
+# -- runs and refused calls -------------------------------------------------------------------
+
+
+@pytest.fixture
+def runs_db(db: Path) -> Path:
+    with SQLiteStore(db) as store:
+        for run_id, project, minutes_ago, status in (
+            ("r1", "chatbot", 30, "ok"),
+            ("r2", "research", 20, "refused"),
+            ("r3", "chatbot", 10, "error"),
+        ):
+            started = NOW - timedelta(minutes=minutes_ago)
+            store.record_runs(
+                [
+                    RunRecord(
+                        id=run_id,
+                        parent_id=None,
+                        project=project,
+                        name=f"agent_{run_id}",
+                        budget_key=None,
+                        status=status,  # type: ignore[arg-type]
+                        requests=3,
+                        cost_nanos=usd_to_nanos("0.00000144"),
+                        max_cost_nanos=usd_to_nanos("0.5") if status == "refused" else None,
+                        started_at=started,
+                        ended_at=started + timedelta(seconds=2.5),
+                    )
+                ]
+            )
+        minute = NOW.replace(second=0, microsecond=0)
+        refused = RefusalCount(
+            "research", "acme", "gpt-4o", "key", minute, 1, NOW, "Budget exceeded for acme"
+        )
+        store.record_refusals([refused] * 100)
+    return db
+
+
+def test_runs_are_newest_first_with_their_figures(
+    capsys: pytest.CaptureFixture[str], runs_db: Path
+) -> None:
+    code, out, _ = run(capsys, "--db", str(runs_db), "runs")
+    assert code == 0
+    assert [cells(row)[1:] for row in table_rows(out)] == [
+        ["chatbot", "agent_r3", "2.50 s", "3", "$0.00000144", "-", "error"],
+        ["research", "agent_r2", "2.50 s", "3", "$0.00000144", "$0.5000", "refused"],
+        ["chatbot", "agent_r1", "2.50 s", "3", "$0.00000144", "-", "ok"],
+    ]
+    since = (NOW - timedelta(minutes=25)).isoformat()
+    code, out, _ = run(
+        capsys, "--db", str(runs_db), "runs", "--project", "chatbot", "--since", since
+    )
+    assert [cells(row)[2] for row in table_rows(out)] == ["agent_r3"]
+    code, out, _ = run(capsys, "--db", str(runs_db), "--json", "runs", "--limit", "1")
+    [shown] = json.loads(out)
+    assert (shown["id"], shown["cost_nanos"], shown["duration_s"]) == ("r3", 1440, 2.5)
+
+
+def test_refusals_show_one_counted_row_per_minute(
+    capsys: pytest.CaptureFixture[str], runs_db: Path
+) -> None:
+    code, out, _ = run(capsys, "--db", str(runs_db), "refusals")
+    assert code == 0
+    [row] = map(cells, table_rows(out))
+    assert row[1:6] == ["research", "acme", "gpt-4o", "key", "100"]
+    assert row[-1] == "Budget exceeded for acme"
+    code, out, _ = run(capsys, "--db", str(runs_db), "refusals", "--project", "chatbot")
+    assert (code, out.strip()) == (0, "No refused calls found for project 'chatbot'.")

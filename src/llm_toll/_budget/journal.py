@@ -270,6 +270,7 @@ def _encode_write(write: PendingWrite) -> dict[str, Any]:
             "price_context": dict(call.price_context),
             "cost_source": call.cost_source,
             "local_cost_nanos": call.local_cost_nanos,
+            "run_id": call.run_id,
         },
         "budget": _encode_spec(write.budget),
         "key_budget": _encode_spec(write.key_budget),

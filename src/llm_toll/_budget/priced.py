@@ -31,6 +31,7 @@ def priced_call(
     provider: str | None = None,
     budget_key: str | None = None,
     context: Mapping[str, str] | None = None,
+    run_id: str | None = None,
 ) -> Priced:
     """Price ``found`` (in ``context``, default the one the response reported) at the time
     the call was requested; a cost the response reports itself is the recorded one, with
@@ -68,5 +69,6 @@ def priced_call(
         price_context=context,
         cost_source="local" if provider_cost is None else "provider",
         local_cost_nanos=local_cost,
+        run_id=run_id,
     )
     return Priced(call, clamped)

@@ -47,6 +47,8 @@ class CallRecord:
     """``local`` (priced by llm_toll) or ``provider`` (the response's own figure)."""
     local_cost_nanos: int | None = None
     """llm_toll's own price of the call, when ``cost_nanos`` is the provider's figure."""
+    run_id: str | None = None
+    """The innermost run the call was made in (its row in ``runs`` names its parent)."""
 
 
 class PendingWrite(NamedTuple):
@@ -137,3 +139,44 @@ class RateAdmission(NamedTuple):
     """``"rpm"`` or ``"tpm"``: the limit that refused the request (None when admitted)."""
     lease_id: int | None = None
     """The admitted request's event, for ``settle_rate``."""
+
+
+RunStatus = Literal["ok", "error", "refused"]
+"""How a run ended: its code returned, raised, or was stopped by llm_toll (a budget, a run
+cap or a rate limit refused a request and the refusal left the run's code)."""
+
+
+class RunRecord(NamedTuple):
+    """One ended run, written once to the store's ``runs`` table (a tuple: made at each
+    run's end, so as cheap to make as can be)."""
+
+    id: str
+    parent_id: str | None
+    project: str
+    name: str
+    budget_key: str | None
+    status: RunStatus
+    requests: int
+    """Requests recorded in the run and the runs inside it (as ``llm_toll.run.requests``)."""
+    cost_nanos: int
+    """Their cost, exact (as ``llm_toll.run.cost``)."""
+    max_cost_nanos: int | None
+    started_at: datetime
+    ended_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RefusalCount:
+    """Refusals of one (project, key, model, reason) in one minute: the store adds
+    ``count`` to its row and keeps the latest time and message."""
+
+    project: str
+    budget_key: str | None
+    model: str | None
+    reason: str
+    """The refusing limit: ``project``, ``key``, ``run``, ``store``, ``unpriced`` (a
+    ``BudgetExceededError``'s scope), ``rpm`` or ``tpm`` (a ``LocalRateLimitError``)."""
+    minute: datetime
+    count: int
+    last_at: datetime
+    message: str

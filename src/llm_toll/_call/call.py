@@ -337,6 +337,7 @@ class Call:
             started_at=self.started_at,
             duration_s=self._duration_s(),
             budget_key=self.budget_key,
+            run_id=None if self.run is None else self.run.id,
         )
         if clamped:
             warn_once(

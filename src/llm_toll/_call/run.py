@@ -20,6 +20,7 @@ from llm_toll._call.admission import Lease
 from llm_toll._call.call import Call
 from llm_toll._call.gates import Admission
 from llm_toll._call.plan import Plan
+from llm_toll._call.run_log import ended, new_run_id
 from llm_toll.exceptions import BudgetExceededError
 from llm_toll.telemetry import names as attr
 from llm_toll.telemetry.spans import end_span, mark_error, start_run_span
@@ -65,6 +66,7 @@ class Run:
         "args",
         "cost_nanos",
         "held_nanos",
+        "id",
         "kwargs",
         "max_cost_nanos",
         "name",
@@ -97,6 +99,9 @@ class Run:
         self.kwargs = kwargs if kwargs is not None else {}
         self.max_cost_nanos = max_cost_nanos
         self.parent = _current.get()
+        self.id = new_run_id() if span else None
+        """Named by its requests' ledger rows and by its row in ``runs``; the process's run
+        (``instrument(project=...)``, no span, never ends) has none."""
         self.cost_nanos = 0
         self.held_nanos = 0
         """The worst cases of this run's strict requests in flight (and its inner runs')."""
@@ -277,7 +282,7 @@ class Run:
             done = self._returned and self._open == 0 and not self._ended
             self._ended = self._ended or done
         if done:
-            self._end_span()
+            self._finish()
 
     def end(self, error: BaseException | None = None) -> None:
         """The run's code is done (returned, or raised ``error``). Its span ends with the
@@ -289,7 +294,12 @@ class Run:
             done = self._open == 0 and not self._ended
             self._ended = self._ended or done
         if done:
-            self._end_span()
+            self._finish()
+
+    def _finish(self) -> None:
+        if self.id is not None:
+            ended(self, self._error)  # its row, written off the call path
+        self._end_span()
 
     def _end_span(self) -> None:
         span = self.span

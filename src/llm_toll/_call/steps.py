@@ -219,9 +219,18 @@ class Refuse(Step):
 
     def run(self) -> None:
         span = refusal_span(self.plan, self.error, self.key, self.model)
+        self._count()
         end_refusal(self.plan, span, self.error)
 
     async def run_async(self) -> None:
         # The span starts here, in the caller's context; its end goes to the worker.
         span = refusal_span(self.plan, self.error, self.key, self.model)
+        self._count()
         worker.submit(end_refusal, self.plan, span, self.error)
+
+    def _count(self) -> None:
+        """Counted in the store's refusals, off the call path."""
+        from llm_toll._call import refusal_log  # refusals only
+
+        model = self.model or self.plan.requested_model(None)
+        refusal_log.refused(self.plan.project, self.key, model, self.error)

@@ -144,6 +144,55 @@ def _show_logs(rows: list[Row], args: argparse.Namespace) -> str:
     return _table(args, columns, rows)
 
 
+def _fetch_runs(store: BaseStore, args: argparse.Namespace) -> list[Row]:
+    return store.runs(
+        since=args.since, until=args.until, project=args.project, limit=args.limit or -1
+    )
+
+
+def _show_runs(rows: list[Row], args: argparse.Namespace) -> str:
+    if not rows:
+        return f"No runs found{_for_project(args)}{_range(args)}."
+    columns = [
+        Column("Started (UTC)", "started_at", time),
+        Column("Project", "project"),
+        Column("Run", "name"),
+        Column("Duration", "duration_s", lambda s: f"{s:,.2f} s", right=True),
+        Column("Requests", "requests", count, right=True),
+        Column("Cost", "cost_nanos", nanos_usd, right=True),
+        Column("Cap", "max_cost_nanos", nanos_usd, right=True),
+        Column("Status", "status"),
+    ]
+    return _table(args, columns, rows)
+
+
+def _fetch_refusals(store: BaseStore, args: argparse.Namespace) -> list[Row]:
+    return store.refusals(
+        since=args.since, until=args.until, project=args.project, limit=args.limit or -1
+    )
+
+
+def _show_refusals(rows: list[Row], args: argparse.Namespace) -> str:
+    if not rows:
+        return f"No refused calls found{_for_project(args)}{_range(args)}."
+    columns = [
+        Column("Minute (UTC)", "minute", time),
+        Column("Project", "project"),
+        Column("Model", "model", lambda model: model or "-"),
+        Column("Refused By", "reason"),
+        Column("Count", "count", count, right=True),
+        Column("Last (UTC)", "last_at", time),
+        Column("Last Message", "message"),
+    ]
+    if any(row.get("budget_key") for row in rows):
+        columns.insert(2, Column("Key", "budget_key", lambda key: key or "-"))
+    return _table(args, columns, rows)
+
+
+def _for_project(args: argparse.Namespace) -> str:
+    return "" if args.project is None else f" for project '{args.project}'"
+
+
 def _fetch_budgets(store: BaseStore, args: argparse.Namespace) -> list[Row]:
     rows = store.get_budget_utilization()
     for row in rows:
@@ -294,6 +343,8 @@ COMMANDS: dict[str, Command] = {
     "models": Command(_fetch_models, _show_models, reads=True),
     "spend": Command(_fetch_spend, _show_spend, reads=True),
     "logs": Command(_fetch_logs, _show_logs, reads=True),
+    "runs": Command(_fetch_runs, _show_runs, reads=True),
+    "refusals": Command(_fetch_refusals, _show_refusals, reads=True),
     "budgets": Command(_fetch_budgets, _show_budgets, reads=True),
     "trends": Command(_fetch_trends, _show_trends, reads=True),
     "migrate": Command(_do_migrate, _show_migrate),

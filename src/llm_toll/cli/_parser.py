@@ -195,6 +195,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --follow: how often to look for new calls (default 1)",
     )
 
+    runs = command("runs", "the most recent runs (decorated calls, run() blocks), newest first")
+    _add_range(runs)
+    runs.add_argument("--project", help="only runs of this project")
+    runs.add_argument(
+        "--limit", type=_non_negative_int, default=50, help="how many (0: all; default 50)"
+    )
+
+    refusals = command(
+        "refusals",
+        "calls refused before they were sent, counted per project, key, model, "
+        "reason and minute, the latest first",
+    )
+    _add_range(refusals)
+    refusals.add_argument("--project", help="only refusals of this project")
+    refusals.add_argument(
+        "--limit", type=_non_negative_int, default=50, help="how many rows (0: all; default 50)"
+    )
+
     budgets = command("budgets", "running totals per project and budget period, with limit and use")
     budgets.add_argument("--project", help="only the budgets of this project")
 

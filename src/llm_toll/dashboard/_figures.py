@@ -96,6 +96,14 @@ def calls(
     return [_call(row) for row in rows]
 
 
+def runs(store: BaseStore, when: Range, *, limit: int = 20) -> dict[str, Any]:
+    """The most recent runs that started in the range, newest first, and the calls refused
+    in it, counted per project, key, model, reason and minute, the latest first."""
+    rows = store.runs(since=when.since, until=when.until, limit=limit)
+    refused = store.refusals(since=when.since, until=when.until, limit=limit)
+    return {"runs": [_run(row) for row in rows], "refusals": [_refusal(row) for row in refused]}
+
+
 def budgets(store: BaseStore, now: datetime | None = None) -> list[dict[str, Any]]:
     """Every budget with a limit, in the period running now (daily, weekly, monthly or for
     all time), with when it runs out at the recent burn rate: those the running totals
@@ -243,6 +251,37 @@ def _call(row: Mapping[str, Any]) -> dict[str, Any]:
         "cost_nanos": str(row["cost_nanos"]),
         "cost_source": row["cost_source"],
         "flags": flags(row),
+    }
+
+
+def _run(row: Mapping[str, Any]) -> dict[str, Any]:
+    cap = row["max_cost_nanos"]
+    return {
+        "id": row["id"],
+        "parent_id": row["parent_id"],
+        "name": row["name"],
+        "project": row["project"],
+        "key": row["budget_key"],
+        "status": row["status"],
+        "started_at": _iso(row["started_at"]),
+        "duration_s": row["duration_s"],
+        "requests": row["requests"],
+        "cost_nanos": str(row["cost_nanos"]),
+        "max_cost_nanos": None if cap is None else str(cap),
+    }
+
+
+def _refusal(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "minute": _iso(row["minute"]),
+        "last_at": _iso(row["last_at"]),
+        "project": row["project"],
+        "key": row["budget_key"],
+        "model": row["model"],
+        "reason": row["reason"],
+        "count": row["count"],
+        "message": row["message"],
+        "flags": ["refused"],
     }
 
 

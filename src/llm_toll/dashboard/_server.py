@@ -1,8 +1,9 @@
 """The dashboard's HTTP server: the standard library's, one thread per request.
 
 Routes: ``/`` the page, ``/assets/NAME`` its script and style (package data, so the page
-works offline), ``/api/overview`` and ``/api/calls`` the figures as JSON. Every request is
-checked by :class:`~llm_toll.dashboard._access.Access` before anything is read.
+works offline), ``/api/overview``, ``/api/calls`` and ``/api/runs`` (runs and refused
+calls) the figures as JSON. Every request is checked by
+:class:`~llm_toll.dashboard._access.Access` before anything is read.
 """
 
 from __future__ import annotations
@@ -122,6 +123,9 @@ class DashboardHandler(BaseHTTPRequestHandler):
             limit = min(_number(query, "limit") or 50, MAX_CALLS)
             rows = _figures.calls(self.store, _range(query), after_id=after_id, limit=limit)
             self._json({"calls": rows})
+        elif path == "/api/runs":
+            limit = min(_number(query, "limit") or 20, MAX_CALLS)
+            self._json(_figures.runs(self.store, _range(query), limit=limit))
         elif path in LEGACY_ROUTES:
             self._json(LEGACY_ROUTES[path](self.store, query))
         else:

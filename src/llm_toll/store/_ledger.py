@@ -50,6 +50,8 @@ COLUMNS: Final = (
     "unpriced_units",
     "cost_source",
     "local_cost_nanos",
+    # Schema step 7: the innermost run the call was made in.
+    "run_id",
 )
 """The columns a call writes, in the order of :func:`row`."""
 
@@ -103,6 +105,7 @@ def row(call: CallRecord, time_param: Callable[[datetime], object]) -> tuple[obj
         json.dumps(list(call.unpriced_units)) if call.unpriced_units else None,
         call.cost_source,
         call.local_cost_nanos,
+        call.run_id,
     )
 
 

@@ -13,7 +13,7 @@ from llm_toll._budget.periods import Reset
 from llm_toll.store._checks import MAX_INTEGER
 from llm_toll.store._time import parse_time, utc_now
 from llm_toll.store._totals import scope_key
-from llm_toll.store._transaction import Transaction
+from llm_toll.store._transaction import Transaction, missing_table
 from llm_toll.store.base import BaseStore
 from llm_toll.store.errors import StoreError
 
@@ -79,7 +79,7 @@ class LimitMethods(BaseStore):
             with self._transaction("read the budget limits", write=False, barrier=False) as tx:
                 _, rows = tx.query(LIST_LIMITS)
         except StoreError as exc:
-            if _missing_table(exc):
+            if missing_table(exc, "budget_limits"):
                 return []
             raise
         return [
@@ -114,9 +114,3 @@ class LimitMethods(BaseStore):
                 f"cannot {action}: the database holds llm-toll 0.13's tables only, which "
                 "have no place for stored limits"
             )
-
-
-def _missing_table(error: StoreError) -> bool:
-    """Whether ``error`` is a read of ``budget_limits`` in a database that lacks it."""
-    cause = str(error.__cause__ or error)
-    return "budget_limits" in cause and ("no such table" in cause or "does not exist" in cause)

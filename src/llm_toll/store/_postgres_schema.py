@@ -156,6 +156,34 @@ MIGRATIONS: tuple[Step, ...] = (
             )""",
             # Reads over a date range across projects, and the newest calls first.
             "CREATE INDEX usage_logs_created_at ON usage_logs (created_at, id)",
+            # Runs and refused calls (see the SQLite schema's step 7).
+            "ALTER TABLE usage_logs ADD COLUMN run_id TEXT",
+            """CREATE TABLE runs (
+                id             TEXT COLLATE "C" PRIMARY KEY,
+                parent_id      TEXT COLLATE "C",
+                project        TEXT COLLATE "C" NOT NULL,
+                name           TEXT NOT NULL,
+                budget_key     TEXT COLLATE "C",
+                status         TEXT NOT NULL,
+                requests       BIGINT NOT NULL,
+                cost_nanos     BIGINT NOT NULL,
+                max_cost_nanos BIGINT,
+                started_at     TIMESTAMPTZ NOT NULL,
+                ended_at       TIMESTAMPTZ NOT NULL
+            )""",
+            "CREATE INDEX runs_started_at ON runs (started_at)",
+            """CREATE TABLE refusals (
+                project    TEXT COLLATE "C" NOT NULL,
+                budget_key TEXT COLLATE "C" NOT NULL DEFAULT '',
+                model      TEXT COLLATE "C" NOT NULL DEFAULT '',
+                reason     TEXT COLLATE "C" NOT NULL,
+                minute     TIMESTAMPTZ NOT NULL,
+                count      BIGINT NOT NULL,
+                last_at    TIMESTAMPTZ NOT NULL,
+                message    TEXT NOT NULL,
+                PRIMARY KEY (project, budget_key, model, reason, minute)
+            )""",
+            "CREATE INDEX refusals_last_at ON refusals (last_at)",
         ),
     ),
 )

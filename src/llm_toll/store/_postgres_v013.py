@@ -71,6 +71,7 @@ AS_WRITTEN_BY_V013 = {
     "unpriced_units": "NULL::jsonb",
     "cost_source": "'local'::text",
     "local_cost_nanos": "NULL::bigint",
+    "run_id": "NULL::text",
 }
 """Every ledger column that 0.13's ``usage_logs`` lacks, as its rows read (SQL)."""
 

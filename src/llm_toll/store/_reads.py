@@ -83,13 +83,16 @@ class Filters:
     provider: str | None = None
     after_id: int | None = None
 
-    def where(self, time_param: Callable[[datetime], object]) -> tuple[str, list[object]]:
-        """The WHERE clause ('' for none) and its parameters."""
+    def where(
+        self, time_param: Callable[[datetime], object], time_column: str = "created_at"
+    ) -> tuple[str, list[object]]:
+        """The WHERE clause ('' for none) and its parameters; ``since`` and ``until`` bound
+        ``time_column``."""
         clauses: list[str] = []
         params: list[object] = []
         conditions: tuple[tuple[object, str], ...] = (
-            (self.since and time_param(_utc(self.since)), "created_at >= ?"),
-            (self.until and time_param(_utc(self.until)), "created_at < ?"),
+            (self.since and time_param(_utc(self.since)), f"{time_column} >= ?"),
+            (self.until and time_param(_utc(self.until)), f"{time_column} < ?"),
             (self.project, "project = ?"),
             (self.model, "model = ?"),
             (self.key, "budget_key = ?"),

@@ -30,6 +30,7 @@ from llm_toll.store._limits import LimitMethods
 from llm_toll.store._rate_windows import acquire_rate_in, settle_rate_in
 from llm_toll.store._reports import ReportMethods
 from llm_toll.store._reservations import lock_project_rows, release_in, reserve_in
+from llm_toll.store._runs import RunMethods
 from llm_toll.store._spill_replays import replay_in
 from llm_toll.store._time import utc_now
 from llm_toll.store._totals import record_in, scope_key
@@ -37,7 +38,7 @@ from llm_toll.store._transaction import Transaction
 from llm_toll.store.errors import StoreError
 
 
-class SQLStore(ReportMethods, CompatMethods, LimitMethods):
+class SQLStore(ReportMethods, CompatMethods, LimitMethods, RunMethods):
     """The store API over a backend's :class:`Transaction`.
 
     Writes of the hot path (``record_call``, reservations, rate limits) skip the write

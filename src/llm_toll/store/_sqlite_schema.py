@@ -178,6 +178,39 @@ MIGRATIONS: tuple[Step, ...] = (
             # Reads over a date range across projects (the dashboard, ``llm-toll spend
             # --since``, the newest calls): without it each one scans the whole ledger.
             "CREATE INDEX usage_logs_created_at ON usage_logs (created_at)",
+            # Runs: the ledger row names the innermost run it was made in (NULL outside any
+            # run, and in every row llm-toll 0.13 writes to a shared file).
+            "ALTER TABLE usage_logs ADD COLUMN run_id TEXT",
+            # One row per ended run, written once when it ends; its parent's id makes the
+            # chain of nested runs.
+            """CREATE TABLE runs (
+                id             TEXT    PRIMARY KEY,
+                parent_id      TEXT,
+                project        TEXT    NOT NULL,
+                name           TEXT    NOT NULL,
+                budget_key     TEXT,
+                status         TEXT    NOT NULL,
+                requests       INTEGER NOT NULL,
+                cost_nanos     INTEGER NOT NULL,
+                max_cost_nanos INTEGER,
+                started_at     TEXT    NOT NULL,
+                ended_at       TEXT    NOT NULL
+            ) WITHOUT ROWID""",
+            "CREATE INDEX runs_started_at ON runs (started_at)",
+            # Calls refused before they were sent, counted per (project, key, model,
+            # reason, minute): a retry loop adds to one row instead of flooding the file.
+            """CREATE TABLE refusals (
+                project    TEXT    NOT NULL,
+                budget_key TEXT    NOT NULL DEFAULT '',
+                model      TEXT    NOT NULL DEFAULT '',
+                reason     TEXT    NOT NULL,
+                minute     TEXT    NOT NULL,
+                count      INTEGER NOT NULL,
+                last_at    TEXT    NOT NULL,
+                message    TEXT    NOT NULL,
+                PRIMARY KEY (project, budget_key, model, reason, minute)
+            ) WITHOUT ROWID""",
+            "CREATE INDEX refusals_last_at ON refusals (last_at)",
         ),
     ),
 )

@@ -107,6 +107,7 @@ AS_WRITTEN_BY_V013: Final = {
     "unpriced_units": "NULL",
     "cost_source": "'local'",
     "local_cost_nanos": "NULL",
+    "run_id": "NULL",
 }
 """Every ledger column that 0.13's ``usage_logs`` lacks, as a row 0.13 wrote reads (SQL)."""
 

@@ -11,7 +11,15 @@ from typing import Any
 from llm_toll._budget.limits import StoredLimit
 from llm_toll._budget.money import nanos_to_usd, usd_to_nanos
 from llm_toll._budget.periods import LIFETIME, Reset, threshold_mask, thresholds_crossed
-from llm_toll._budget.records import BudgetSpec, BudgetState, CallRecord, RateAdmission, Reservation
+from llm_toll._budget.records import (
+    BudgetSpec,
+    BudgetState,
+    CallRecord,
+    RateAdmission,
+    RefusalCount,
+    Reservation,
+    RunRecord,
+)
 from llm_toll.store.errors import StoreError
 
 
@@ -212,6 +220,40 @@ class BaseStore(ABC):
         (``daily``, ``weekly``, ``monthly`` or ``lifetime``), or over every period (None);
         how many were removed."""
         raise StoreError(f"{type(self).__name__} keeps no budget limits")
+
+    # -- runs and refused calls ------------------------------------------------------------
+    # Not abstract either: a store written for llm-toll 0.13 keeps neither, and shows none.
+
+    def record_runs(self, runs: Sequence[RunRecord]) -> None:
+        """Keep ended runs, in one transaction (each written once: a second write of a run's
+        id changes nothing)."""
+        return None
+
+    def record_refusals(self, counts: Sequence[RefusalCount]) -> None:
+        """Add refused calls to the counts of their (project, key, model, reason, minute)."""
+        return None
+
+    def runs(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        project: str | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        """Ended runs that started in the range, newest first."""
+        return []
+
+    def refusals(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        project: str | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        """Refused calls per (project, key, model, reason, minute), the latest first."""
+        return []
 
     # -- llm-toll 0.13 API ---------------------------------------------------------------
 

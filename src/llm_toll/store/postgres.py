@@ -199,6 +199,9 @@ class _Transaction:
         cursor = self._conn.execute(_pg(sql), params)
         return cursor.fetchall() if cursor.description else []
 
+    def run_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        self._conn.cursor().executemany(_pg(sql), rows)  # pipelined: one round trip
+
     def query(self, sql: str, params: Sequence[object] = ()) -> tuple[list[str], Rows]:
         cursor = self._conn.execute(_pg(sql), params)
         rows = cursor.fetchall()

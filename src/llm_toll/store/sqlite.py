@@ -199,6 +199,12 @@ class SQLiteStore(SQLStore):
                     f"budgets). A copy from before: {self._v013_backup}"
                 )
 
+    def _keeps_runs(self) -> bool:
+        # A file of 0.13 read through views, not shared yet: a run's row or a refusal count
+        # must not share it (the first recorded call does).
+        with self._transaction("read the schema", write=False, barrier=False):
+            return self._v013_cookie is None
+
     def _ledger_keeps_v013_cost(self) -> bool:
         return self._shared_with_v013
 
@@ -281,6 +287,9 @@ class _Session:
 
     def run(self, sql: str, params: Sequence[object] = ()) -> Rows:
         return self._conn.execute(sql, params).fetchall()
+
+    def run_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        self._conn.executemany(sql, rows)
 
     def query(self, sql: str, params: Sequence[object] = ()) -> tuple[list[str], Rows]:
         cursor = self._conn.execute(sql, params)

@@ -1,10 +1,11 @@
-// The llm-toll dashboard: reads /api/overview and /api/calls, draws the figures, and polls
-// for calls recorded after the newest one shown. Money arrives as strings of integer
+// The llm-toll dashboard: reads /api/overview, /api/calls and /api/runs, draws the figures,
+// and polls for calls recorded after the newest one shown (and for runs and refusals). Money arrives as strings of integer
 // nano-USD and is formatted here with BigInt, so no figure goes through a float.
 "use strict";
 
 const POLL_MS = 2000;
 const SHOWN_CALLS = 50;
+const SHOWN_RUNS = 20;
 const NANOS_PER_USD = 1000000000n;
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -248,6 +249,57 @@ function drawCalls(calls, fresh) {
   for (const call of calls) state.lastId = Math.max(state.lastId ?? 0, call.id);
 }
 
+function timeOf(iso) {
+  return (iso || "").replace("T", " ").slice(0, 19);
+}
+
+function drawRuns(runs) {
+  const body = document.querySelector("#runs tbody");
+  body.replaceChildren();
+  if (!runs.length) body.append(emptyRow(8, "No runs in this range."));
+  for (const run of runs) {
+    const tr = el("tr", { "data-id": run.id, "data-status": run.status });
+    tr.append(el("td", {}, timeOf(run.started_at)), el("td", {}, run.name));
+    tr.append(el("td", {}, run.project));
+    tr.append(el("td", { class: "num" }, `${run.duration_s.toFixed(2)} s`));
+    tr.append(el("td", { class: "num" }, count(run.requests)), money(run.cost_nanos));
+    tr.append(run.max_cost_nanos === null ? el("td", { class: "num" }, "–") : money(run.max_cost_nanos));
+    const status = el("td", { class: "flags" });
+    status.append(el("span", { class: `flag status-${run.status}` }, run.status));
+    tr.append(status);
+    body.append(tr);
+  }
+}
+
+function drawRefusals(refusals) {
+  const body = document.querySelector("#refusals tbody");
+  body.replaceChildren();
+  if (!refusals.length) body.append(emptyRow(8, "No call refused in this range."));
+  for (const refused of refusals) {
+    const tr = el("tr", { "data-project": refused.project, "data-reason": refused.reason });
+    tr.append(el("td", {}, timeOf(refused.last_at)), el("td", {}, refused.project));
+    tr.append(el("td", {}, refused.model ?? "–"), el("td", {}, refused.key ?? "–"));
+    tr.append(el("td", {}, refused.reason));
+    tr.append(el("td", { class: "num", "data-value": String(refused.count) }, count(refused.count)));
+    tr.append(el("td", { class: "message" }, refused.message));
+    const flags = el("td", { class: "flags" });
+    for (const flag of refused.flags) flags.append(el("span", { class: `flag flag-${flag}` }, flag));
+    tr.append(flags);
+    body.append(tr);
+  }
+}
+
+function fetchRuns() {
+  const params = rangeParams();
+  params.set("limit", String(SHOWN_RUNS));
+  return getJSON("/api/runs", params);
+}
+
+function drawRunsAndRefusals(answer) {
+  drawRuns(answer.runs);
+  drawRefusals(answer.refusals);
+}
+
 // -- loading ----------------------------------------------------------------------------
 
 function fetchOverview() {
@@ -275,11 +327,16 @@ async function loadAll() {
   try {
     const params = rangeParams();
     params.set("limit", String(SHOWN_CALLS));
-    const [calls, overview] = await Promise.all([getJSON("/api/calls", params), fetchOverview()]);
+    const [calls, overview, runs] = await Promise.all([
+      getJSON("/api/calls", params),
+      fetchOverview(),
+      fetchRuns(),
+    ]);
     if (generation !== state.generation) return;
     state.lastId = null;
     drawOverview(overview);
     drawCalls(calls.calls, false);
+    drawRunsAndRefusals(runs);
     showError(null);
     showLive(true);
     document.body.dataset.state = "ready";
@@ -299,8 +356,10 @@ async function poll(generation) {
     const params = rangeParams();
     if (state.lastId !== null) params.set("after_id", String(state.lastId));
     params.set("limit", String(SHOWN_CALLS));
-    const { calls } = await getJSON("/api/calls", params);
+    // Runs end and calls are refused without a new call: read on every poll.
+    const [{ calls }, runs] = await Promise.all([getJSON("/api/calls", params), fetchRuns()]);
     if (generation !== state.generation) return;
+    drawRunsAndRefusals(runs);
     if (calls.length) {
       const overview = await fetchOverview();
       if (generation !== state.generation) return;

@@ -1,0 +1,118 @@
+"""Rows handed over on the call path and written by llm_toll's worker thread, together: the
+first one starts a short wait (``FLUSH_DELAY_S``), and every one handed over meanwhile is
+written with it in one transaction. A loop of a thousand runs or refusals a second costs
+the store a few transactions a second, not one each, and the calls' own writes do not queue
+behind them. A read of runs or refusals in this process has what waits written first
+(``store._runs.BEFORE_READS``), and so does the interpreter's exit."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import time
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+from llm_toll._warnings import warn_once
+from llm_toll._worker import worker
+from llm_toll.exceptions import AccountingWarning
+from llm_toll.store import StoreError
+from llm_toll.store._runs import BEFORE_READS
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+MAX_KEPT = 10_000
+"""Rows kept while the store refuses them, before new ones are dropped."""
+FLUSH_DELAY_S = 0.25
+"""How long the first row of a batch waits for others before the batch is written."""
+
+
+class Batch(Generic[K, V]):
+    """Values by key, waiting for one write; two values of a key are ``merge``d into one.
+    Values a write refuses (``StoreError``, warned once) wait for the next flush.
+
+    One daemon thread per batch keeps the time: started at the first value, it waits for
+    values, lets them gather for ``FLUSH_DELAY_S``, then hands them to the worker. Handing a
+    value over is a dict update and, for the first of a batch, a notify: no thread is
+    started on the call path but the first.
+    """
+
+    _due: threading.Condition
+    _waiting: dict[K, V]
+    _timekeeper: threading.Thread | None
+
+    def __init__(
+        self, write: Callable[[list[V]], None], merge: Callable[[V, V], V], action: str
+    ) -> None:
+        self._write = write
+        self._merge = merge
+        self._action = action
+        self._forget()
+        os.register_at_fork(after_in_child=self._forget)
+        BEFORE_READS.append(self.flush_now)
+        atexit.register(self._flush)  # in the exiting thread: the worker may be done
+
+    def add(self, key: K, value: V) -> None:
+        """Hand ``value`` over: written by the worker within ``FLUSH_DELAY_S``, never here."""
+        with self._due:
+            first = not self._waiting
+            self._keep(key, value)
+            if self._timekeeper is None:
+                timekeeper = threading.Thread(
+                    target=self._keep_time, name=f"llm_toll-{self._action}", daemon=True
+                )
+                self._timekeeper = timekeeper
+                timekeeper.start()
+            elif first:
+                self._due.notify()
+
+    def flush_now(self) -> None:
+        """Have the worker write what waits now, without the rest of the delay, and wait
+        for it: a read made next in this process, through any store object, sees it."""
+        worker.wait_idle()  # work handed over before (an async run's end) adds rows
+        with self._due:
+            if not self._waiting:
+                return
+        worker.submit(self._flush)
+        worker.wait_idle()
+
+    def _keep_time(self) -> None:
+        due = self._due
+        while True:
+            with due:
+                due.wait_for(lambda: bool(self._waiting))
+            time.sleep(FLUSH_DELAY_S)  # the others of the batch arrive meanwhile
+            worker.submit(self._flush)
+
+    def _keep(self, key: K, value: V) -> None:
+        known = self._waiting.get(key)
+        if known is not None:
+            self._waiting[key] = self._merge(known, value)
+        elif len(self._waiting) < MAX_KEPT:
+            self._waiting[key] = value
+
+    def _flush(self) -> None:
+        with self._due:
+            waiting, self._waiting = self._waiting, {}
+        if not waiting:
+            return
+        try:
+            self._write(list(waiting.values()))
+        except StoreError as exc:
+            with self._due:  # written with the next batch
+                for key, value in waiting.items():
+                    self._keep(key, value)
+            warn_once(
+                f"batch:{self._action}",
+                f"llm_toll could not {self._action} ({exc}); they are kept in memory and "
+                "written with the next ones.",
+                AccountingWarning,
+            )
+
+    def _forget(self) -> None:
+        """A new batch (in a forked child: the parent's thread is not there)."""
+        self._due = threading.Condition()
+        self._waiting = {}
+        self._timekeeper = None
