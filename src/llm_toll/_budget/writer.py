@@ -166,17 +166,8 @@ class CostSpanProcessor(SpanProcessor):
                 warn_once("span-attributes", f"llm_toll could not annotate a span: {exc!r}",
                           TelemetryWarning)  # fmt: skip
         try:
-            if cost_metrics_only:
-                metrics.record_cost(call, with_key=key_in_metrics)
-            else:
-                metrics.record_call(call, with_key=key_in_metrics)
-            if write.budget is not None and state is not None:
-                metrics.record_budget(call.project, write.budget, state, store=store)
-            key_state = None if state is None else state.key_state
-            if key_in_metrics and write.key_budget is not None and key_state is not None:
-                metrics.record_budget(
-                    call.project, write.key_budget, key_state, call.budget_key, store=store
-                )
+            if metrics.metrics_wanted():  # asked once here, not by each instrument
+                self._measure(store, write, state, key_in_metrics, cost_metrics_only)
         except Exception as exc:
             warn_once("metrics", f"llm_toll could not record metrics: {exc!r}", TelemetryWarning)
         reporter = self._reporter()
@@ -188,6 +179,29 @@ class CostSpanProcessor(SpanProcessor):
                     call.usage.output_tokens,
                     nanos_to_usd(call.cost_nanos),
                 )
+
+    @staticmethod
+    def _measure(
+        store: BaseStore,
+        write: PendingWrite,
+        state: BudgetState | None,
+        key_in_metrics: bool,
+        cost_metrics_only: bool,
+    ) -> None:
+        """A recorded call's metrics, and its budgets' gauges and forecasts (read from
+        ``store``)."""
+        call = write.call
+        if cost_metrics_only:
+            metrics.record_cost(call, with_key=key_in_metrics)
+        else:
+            metrics.record_call(call, with_key=key_in_metrics)
+        if write.budget is not None and state is not None:
+            metrics.record_budget(call.project, write.budget, state, store=store)
+        key_state = None if state is None else state.key_state
+        if key_in_metrics and write.key_budget is not None and key_state is not None:
+            metrics.record_budget(
+                call.project, write.key_budget, key_state, call.budget_key, store=store
+            )
 
     def _write(self, store: BaseStore, write: PendingWrite, held: int | None) -> BudgetState | None:
         state = None
