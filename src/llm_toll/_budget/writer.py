@@ -47,6 +47,7 @@ from llm_toll.exceptions import AccountingWarning, TelemetryWarning
 from llm_toll.reporter import CostReporter
 from llm_toll.store import BaseStore, StoreError
 from llm_toll.telemetry import metrics
+from llm_toll.telemetry.providers import metrics_wanted
 from llm_toll.telemetry.spans import annotate_call, end_span
 
 if TYPE_CHECKING:
@@ -166,7 +167,7 @@ class CostSpanProcessor(SpanProcessor):
                 warn_once("span-attributes", f"llm_toll could not annotate a span: {exc!r}",
                           TelemetryWarning)  # fmt: skip
         try:
-            if metrics.metrics_wanted():  # asked once here, not by each instrument
+            if metrics_wanted():  # asked once here, not by each instrument
                 self._measure(store, write, state, key_in_metrics, cost_metrics_only)
         except Exception as exc:
             warn_once("metrics", f"llm_toll could not record metrics: {exc!r}", TelemetryWarning)
