@@ -118,6 +118,34 @@ def test_sync_call_records_and_spans(store: SQLiteStore, telemetry: Telemetry) -
     assert span.attributes["llm_toll.budget.limit"] == 5.0
 
 
+class _CountingMeta(type):
+    """Counts lookups of class attributes that do not exist, which pydantic's model
+    metaclass answers by raising from Python code: the cost asked of every SDK response."""
+
+    misses = 0
+
+    def __getattr__(cls, name: str) -> Any:
+        _CountingMeta.misses += 1
+        raise AttributeError(name)
+
+
+class _CountedResponse(dict[str, Any], metaclass=_CountingMeta):
+    pass
+
+
+def test_result_kind_is_asked_of_its_class_once(store: SQLiteStore) -> None:
+    @track_costs(project="shapes-kind")
+    def ask() -> dict[str, Any]:
+        return _CountedResponse(chat(10, 2))
+
+    ask()
+    after_first = _CountingMeta.misses
+    ask()
+    ask()
+    assert _CountingMeta.misses == after_first  # whether it is a stream: known by now
+    assert len(logs(store, "shapes-kind")) == 3
+
+
 async def test_async_call_records(store: SQLiteStore, telemetry: Telemetry) -> None:
     @track_costs(project="shapes-async", max_budget=5.0)
     async def ask() -> dict[str, Any]:

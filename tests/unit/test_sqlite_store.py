@@ -70,6 +70,27 @@ def connection_of(store: SQLiteStore) -> sqlite3.Connection:
 # -- the file -------------------------------------------------------------------------------
 
 
+def test_a_record_binds_its_flags_as_integers(store: SQLiteStore, db_path: Path) -> None:
+    # sqlite3 looks for an adapter of every bool it binds (a failed class lookup that
+    # raises inside sqlite3, per flag, per call): a record binds 0 and 1 instead.
+    adapted: list[bool] = []
+
+    def count(value: bool) -> int:
+        adapted.append(value)
+        return int(value)
+
+    sqlite3.register_adapter(bool, count)
+    try:
+        store.record_call(make_call(), BudgetSpec(10**12, None))
+    finally:
+        del sqlite3.adapters[(bool, sqlite3.PrepareProtocol)]
+    assert adapted == []
+    [flags] = raw(db_path, "SELECT price_known, estimated FROM usage_logs")
+    assert flags == (1, 0)
+    [log] = store.get_usage_logs("proj")
+    assert (log["price_known"], log["estimated"]) == (True, False)
+
+
 def test_database_and_wal_files_are_owner_only(tmp_path: Path) -> None:
     path = tmp_path / "new" / "nested" / "ledger.db"
     previous_umask = os.umask(0o022)  # SQLite alone would create 0644 files under this umask

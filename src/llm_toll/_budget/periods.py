@@ -96,8 +96,8 @@ def thresholds_crossed(spent: int, limit: int, already: int) -> tuple[int, ...]:
 
     ``already`` is a bit mask over THRESHOLDS of those fired earlier in the period.
     """
-    if limit <= 0:
-        return ()
+    if limit <= 0 or spent * 100 < THRESHOLDS[0] * limit:
+        return ()  # the usual write, under the lowest threshold: one comparison
     return tuple(
         pct
         for bit, pct in enumerate(THRESHOLDS)

@@ -47,6 +47,7 @@ from llm_toll.exceptions import AccountingWarning, TelemetryWarning
 from llm_toll.reporter import CostReporter
 from llm_toll.store import BaseStore, StoreError
 from llm_toll.telemetry import metrics
+from llm_toll.telemetry.providers import metrics_wanted
 from llm_toll.telemetry.spans import annotate_call, end_span
 
 if TYPE_CHECKING:
@@ -170,23 +171,14 @@ class CostSpanProcessor(SpanProcessor):
                 warn_once("span-attributes", f"llm_toll could not annotate a span: {exc!r}",
                           TelemetryWarning)  # fmt: skip
         try:
-            if cost_metrics_only:
-                metrics.record_cost(call, with_key=key_in_metrics)
-            else:
-                metrics.record_call(call, with_key=key_in_metrics)
-            if write.budget is not None and state is not None:
-                metrics.record_budget(
-                    call.project, write.budget, state, store=store, combined=combined.budget
-                )
-            key_state = None if state is None else state.key_state
-            if key_in_metrics and write.key_budget is not None and key_state is not None:
-                metrics.record_budget(
-                    call.project,
-                    write.key_budget,
-                    key_state,
-                    key=call.budget_key,
-                    store=store,
-                    combined=combined.key_budget,
+            if metrics_wanted():  # asked once here, not by each instrument
+                self._measure(
+                    store,
+                    write,
+                    combined,
+                    state,
+                    key_in_metrics=key_in_metrics,
+                    cost_metrics_only=cost_metrics_only,
                 )
         except Exception as exc:
             warn_once("metrics", f"llm_toll could not record metrics: {exc!r}", TelemetryWarning)
@@ -199,6 +191,38 @@ class CostSpanProcessor(SpanProcessor):
                     call.usage.output_tokens,
                     nanos_to_usd(call.cost_nanos),
                 )
+
+    @staticmethod
+    def _measure(
+        store: BaseStore,
+        write: PendingWrite,
+        combined: PendingWrite,
+        state: BudgetState | None,
+        *,
+        key_in_metrics: bool,
+        cost_metrics_only: bool,
+    ) -> None:
+        """A recorded call's metrics, and its budgets' gauges and forecasts (read from
+        ``store``); ``combined``: the write before the binding limit was chosen."""
+        call = write.call
+        if cost_metrics_only:
+            metrics.record_cost(call, with_key=key_in_metrics)
+        else:
+            metrics.record_call(call, with_key=key_in_metrics)
+        if write.budget is not None and state is not None:
+            metrics.record_budget(
+                call.project, write.budget, state, store=store, combined=combined.budget
+            )
+        key_state = None if state is None else state.key_state
+        if key_in_metrics and write.key_budget is not None and key_state is not None:
+            metrics.record_budget(
+                call.project,
+                write.key_budget,
+                key_state,
+                key=call.budget_key,
+                store=store,
+                combined=combined.key_budget,
+            )
 
     def _write(
         self,

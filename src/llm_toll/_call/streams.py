@@ -13,16 +13,32 @@ from llm_toll.exceptions import BudgetExceededError
 from llm_toll.usage import StreamAccumulator, request_text
 from llm_toll.usage.custom import coerce_custom_usage
 
+# What each type of result is, found once per type: asking a pydantic model's class for an
+# attribute it lacks raises inside pydantic (several µs), on every call otherwise.
+_KINDS: dict[type, tuple[bool, bool]] = {}
+_MAX_KINDS = 256  # classes made at run time cannot grow it without bound
+
+
+def _kind(value: object) -> tuple[bool, bool]:
+    """(sync stream, async stream), asked of the class: an instance's attributes may raise."""
+    kind = type(value)
+    found = _KINDS.get(kind)
+    if found is None:
+        found = (
+            hasattr(kind, "__next__") and hasattr(kind, "close"),
+            hasattr(kind, "__aiter__") and hasattr(kind, "__anext__"),
+        )
+        if len(_KINDS) < _MAX_KINDS:
+            _KINDS[kind] = found
+    return found
+
 
 def is_sync_stream(value: object) -> bool:
-    # Asked of the class, as is_async_stream does: an instance's attributes may raise.
-    kind = type(value)
-    return hasattr(kind, "__next__") and hasattr(kind, "close")
+    return _kind(value)[0]
 
 
 def is_async_stream(value: object) -> bool:
-    kind = type(value)
-    return hasattr(kind, "__aiter__") and hasattr(kind, "__anext__")
+    return _kind(value)[1]
 
 
 def sdk_request_text(stream: object) -> str:

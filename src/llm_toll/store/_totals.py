@@ -240,4 +240,4 @@ def budget_state(
         return BudgetState(spent, None, period), fired
     crossed = thresholds_crossed(spent, limit, fired)
     state = BudgetState(spent, limit, period, crossed, spent - cost < limit <= spent)
-    return state, fired | threshold_mask(crossed)
+    return state, (fired | threshold_mask(crossed)) if crossed else fired

@@ -303,10 +303,11 @@ class _Session:
         """Statement by statement: each is a primary-key upsert in this process's file."""
         conn = self._conn
         if write.ledger_row is not None:
+            row = _with_int_flags(write.ledger_row)
             if self._store._shared_with_v013:
-                conn.execute(v013.LEDGER_INSERT, (*write.ledger_row, nanos_to_usd(write.cost)))
+                conn.execute(v013.LEDGER_INSERT, (*row, nanos_to_usd(write.cost)))
             else:
-                conn.execute(_ledger.INSERT, write.ledger_row)
+                conn.execute(_ledger.INSERT, row)
         lifetime = (write.project, write.key, LIFETIME, write.cost, write.now)
         if write.budget is None:
             (spent,) = conn.execute(_totals.ADD_TO_TOTAL, lifetime).fetchone()
@@ -319,6 +320,23 @@ class _Session:
             (write.project, write.key, write.period, write.cost, write.limit, write.now),
         ).fetchone()
         return spent, fired
+
+
+_FLAG_POSITIONS = tuple(
+    i for i, column in enumerate(_ledger.COLUMNS) if column in _ledger.BOOLEAN_COLUMNS
+)
+
+
+def _with_int_flags(row: tuple[object, ...]) -> list[object]:
+    """A ledger row with its booleans as 0 and 1, what SQLite stores for them anyway.
+
+    sqlite3 binds a ``bool`` only after looking for an adapter, a failed lookup on a class
+    that raises and clears an AttributeError each time: a few µs per call for two flags.
+    """
+    values = list(row)
+    for i in _FLAG_POSITIONS:
+        values[i] = 1 if values[i] else 0
+    return values
 
 
 def _enable_wal(conn: sqlite3.Connection, timeout_s: float) -> None:

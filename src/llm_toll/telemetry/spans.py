@@ -85,6 +85,8 @@ def mark_error(span: Span, error: BaseException) -> None:
 
 def end_span(span: Span, end_ns: int | None = None) -> None:
     """End ``span`` (at ``end_ns``, if given); the span processors run now."""
+    if span is trace.INVALID_SPAN:  # no tracing configured: nothing to end
+        return
     with _ENDING:
         span.end(end_time=end_ns)
 
