@@ -47,6 +47,7 @@ class Spill:
         store: BaseStore,
         write: PendingWrite,
         error: StoreError | None,
+        *,
         alerts: AlertOptions | None,
     ) -> str | None:
         """Keep a record the store refused, with where the alerts its write will cross go:

@@ -235,7 +235,7 @@ class CostSpanProcessor(SpanProcessor):
         spill = self._spills.get(store) or self._first_sight(store)
         try:
             if spill.waiting and not self._catch_up(store, spill):
-                self._spill(store, spill, write, None, alerts)  # the store still refuses
+                self._spill(store, spill, write, None, alerts=alerts)  # the store still refuses
                 return None
             state = _apply(store, write)
         except ValueError as exc:  # a record no store can hold; callers validate first
@@ -246,7 +246,7 @@ class CostSpanProcessor(SpanProcessor):
                     store.release_reservation(write.reservation)
         except StoreError as exc:
             spill.refused()
-            self._spill(store, spill, write, exc, alerts)
+            self._spill(store, spill, write, exc, alerts=alerts)
         finally:
             if state is not None:  # the new total first, so the cost is never missed
                 self._remember(write.call, state)
@@ -279,10 +279,11 @@ class CostSpanProcessor(SpanProcessor):
         spill: Spill,
         write: PendingWrite,
         error: StoreError | None,
+        *,
         alerts: AlertOptions | None,
     ) -> None:
         self._at_exit_once()
-        record_id = spill.keep(store, write, error, alerts)
+        record_id = spill.keep(store, write, error, alerts=alerts)
         if record_id is not None:
             self._spilled_alerts.keep(record_id, alerts)
 

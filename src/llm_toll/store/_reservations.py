@@ -79,16 +79,17 @@ def reserve_in(
     # Every project row first, then the reclaims (which touch key rows), then the key's
     # rows: the lock order of record_call, whatever the periods.
     totals = {
-        period: _reserve_row(tx, project, PROJECT_KEY, period, limit, now)
+        period: _reserve_row(tx, project, PROJECT_KEY, period, limit=limit, now=now)
         for period, limit in periods.items()
     }
-    for period, reclaimed in _reclaim_expired(tx, project, periods, at, time_param).items():
+    reclaimed_by_period = _reclaim_expired(tx, project, periods, at, time_param=time_param)
+    for period, reclaimed in reclaimed_by_period.items():
         spent, reserved = totals[period]
         totals[period] = (spent, reserved - reclaimed)
     fits = all(fits_limit(*totals[period], amount, limit) for period, limit in periods.items())
     if fits and key is not None:
         fits = all(
-            fits_limit(*_reserve_row(tx, project, key, period, limit, now), amount, limit)
+            fits_limit(*_reserve_row(tx, project, key, period, limit=limit, now=now), amount, limit)
             for period, limit in key_periods.items()
         )
     if not fits:
@@ -123,7 +124,7 @@ def _limits_by_period(spec: BudgetSpec | None, at: datetime) -> dict[str, int | 
 
 
 def _reserve_row(
-    tx: Transaction, project: str, key: str, period: str, limit: int | None, now: object
+    tx: Transaction, project: str, key: str, period: str, *, limit: int | None, now: object
 ) -> tuple[int, int]:
     """Lock a scope's row of ``period`` (made if missing); its spent and reserved totals."""
     [(spent, reserved)] = tx.run(RESERVE_ROW, (project, key, period, limit, now))
@@ -135,6 +136,7 @@ def _reclaim_expired(
     project: str,
     periods: Iterable[str],
     at: datetime,
+    *,
     time_param: Callable[[datetime], object],
 ) -> dict[str, int]:
     """Delete the expired reservations of the project's ``periods`` (left by crashed
