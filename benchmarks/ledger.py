@@ -20,7 +20,7 @@ from llm_toll._budget.records import BudgetSpec, CallRecord
 from llm_toll.store import SQLiteStore
 from llm_toll.store._ledger import COLUMNS, INSERT
 from llm_toll.store._sqlite_schema import LATEST_VERSION
-from llm_toll.usage.base import Usage
+from llm_toll.usage._base import Usage
 
 CACHE = Path(os.environ.get("LLM_TOLL_CACHE", Path.home() / ".cache" / "llm-toll"))
 LAYOUT_VERSION = 1  # change it when the rows change: the cache is keyed by it

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from llm_toll.integrations.langchain import LangChainCallback
     from llm_toll.integrations.litellm import LiteLLMCallback
     from llm_toll.pricing import PricingRegistry, default_registry
-    from llm_toll.pricing.update import update_pricing
+    from llm_toll.pricing._update import update_pricing
     from llm_toll.rate_limiter import RateLimiter
     from llm_toll.reporter import CostReporter
     from llm_toll.store import BaseStore, SQLiteStore, UsageStore, create_store
@@ -60,7 +60,7 @@ _WHERE = {
     "set_store": "llm_toll.decorator",
     "setup_telemetry": "llm_toll.telemetry",
     "track_costs": "llm_toll.decorator",
-    "update_pricing": "llm_toll.pricing.update",
+    "update_pricing": "llm_toll.pricing._update",
 }
 # Where the module's own name differs from the public one.
 _AS = {"__version__": "VERSION"}

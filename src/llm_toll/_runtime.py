@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from llm_toll._worker import worker
 from llm_toll.store import STORE_URL_ENV, BaseStore, check_store_url, create_store
-from llm_toll.telemetry import providers
+from llm_toll.telemetry import _providers as providers
 
 if TYPE_CHECKING:
     from llm_toll._budget.writer import CostSpanProcessor

@@ -18,7 +18,7 @@ from llm_toll._budget.money import usd_to_nanos
 from llm_toll._budget.records import BudgetSpec, CallRecord
 from llm_toll.dashboard import open_dashboard
 from llm_toll.store import SQLiteStore
-from llm_toll.usage.base import Usage
+from llm_toll.usage._base import Usage
 from tests.dashboard.browser import install_chromium, wait_ready
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ from llm_toll._budget import foreign
 from llm_toll._budget.money import nanos_to_usd
 from llm_toll.demo.replay import ReplayServer
 from llm_toll.store import SQLiteStore
-from llm_toll.telemetry import providers
+from llm_toll.telemetry import _providers as providers
 from tests.integration.test_decorated_providers import MESSAGES, genai_prices_nanos
 from tests.support.otel import Telemetry
 

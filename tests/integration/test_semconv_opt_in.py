@@ -14,7 +14,7 @@ import pytest
 import llm_toll
 from llm_toll.demo.replay import ReplayServer
 from llm_toll.store import SQLiteStore
-from llm_toll.telemetry import semconv
+from llm_toll.telemetry import _semconv as semconv
 from llm_toll.usage import ExtractedUsage, Usage
 from tests.integration.test_decorated_providers import MESSAGES
 from tests.support.otel import Telemetry

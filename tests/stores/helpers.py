@@ -7,7 +7,7 @@ from typing import Any
 
 from llm_toll._budget.records import BudgetSpec, CallRecord, RefusalCount, RunRecord
 from llm_toll.store import BaseStore
-from llm_toll.usage.base import Usage
+from llm_toll.usage._base import Usage
 
 MONDAY = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
 

@@ -9,7 +9,7 @@ import pytest
 from llm_toll._budget.periods import LIFETIME, Reset
 from llm_toll._budget.records import BudgetSpec, BudgetState
 from llm_toll.store import BaseStore
-from llm_toll.usage.base import Usage
+from llm_toll.usage._base import Usage
 from tests.stores.conftest import (
     StoreFactory,
 )

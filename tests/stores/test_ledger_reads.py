@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from llm_toll.store import BaseStore, _reports
-from llm_toll.usage.base import Usage
+from llm_toll.usage._base import Usage
 from tests.stores.helpers import make_call
 
 UTC = timezone.utc

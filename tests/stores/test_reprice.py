@@ -20,7 +20,7 @@ from llm_toll._budget.records import BudgetSpec, CallRecord
 from llm_toll.pricing import PricingRegistry, default_registry
 from llm_toll.store import BaseStore
 from llm_toll.store.reprice import ProjectReprice, reprice
-from llm_toll.usage.base import Usage
+from llm_toll.usage._base import Usage
 from tests.stores.conftest import StoreFactory
 from tests.stores.helpers import MONDAY, all_logs, make_call
 from tests.stores.test_schema_upgrades import make_v1_database

@@ -12,7 +12,7 @@ from llm_toll._budget.forecast import FORECAST_WINDOW_S, forecast, forecast_budg
 from llm_toll._budget.periods import period_end
 from llm_toll._budget.records import BudgetSpec, CallRecord
 from llm_toll.store import SQLiteStore
-from llm_toll.usage.base import Usage
+from llm_toll.usage._base import Usage
 
 USD = 1_000_000_000
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)  # a Monday, noon

@@ -11,7 +11,7 @@ import pytest
 from llm_toll import default_registry, track_costs
 from llm_toll._budget.records import BudgetSpec, CallRecord
 from llm_toll.store import SQLiteStore
-from llm_toll.usage.base import Usage
+from llm_toll.usage._base import Usage
 from tests.support.otel import Telemetry
 from tests.unit.test_decorator_shapes import chat
 

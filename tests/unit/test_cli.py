@@ -18,7 +18,7 @@ from llm_toll._budget.records import BudgetSpec, CallRecord, RefusalCount, RunRe
 from llm_toll._version import VERSION
 from llm_toll.cli import main
 from llm_toll.store import BaseStore, SQLiteStore
-from llm_toll.usage.base import Usage
+from llm_toll.usage._base import Usage
 
 NOW = datetime.now(timezone.utc)
 YESTERDAY = NOW - timedelta(days=1)
@@ -430,7 +430,7 @@ def test_help_imports_no_command_machinery() -> None:
     code = (
         "import sys; from llm_toll.cli import main; main(['--help']); "
         "print(sorted(m for m in sys.modules if m.startswith(("
-        "'llm_toll.store.base', 'llm_toll._budget.records', 'llm_toll.usage', "
+        "'llm_toll.store._base', 'llm_toll._budget.records', 'llm_toll.usage', "
         "'llm_toll.reporter', 'llm_toll.cli._commands', 'llm_toll.cli._tables', "
         "'opentelemetry', 'decimal', 'json'))), file=sys.stderr)"
     )

@@ -16,7 +16,7 @@ import pytest
 
 from llm_toll._budget.records import CallRecord
 from llm_toll.store import SQLiteStore
-from llm_toll.usage.base import Usage
+from llm_toll.usage._base import Usage
 
 PIPE_BUFFER = 65_536  # Linux's default: more output than this must block on a full pipe
 CALLS = 1_000

@@ -24,7 +24,7 @@ from llm_toll._budget.money import usd_to_nanos
 from llm_toll._budget.records import BudgetSpec, CallRecord
 from llm_toll.cli._progress import Progress, progress_bar
 from llm_toll.store import SQLiteStore
-from llm_toll.usage.base import Usage
+from llm_toll.usage._base import Usage
 from tests.unit.pricing.helpers import SERVED_PROVIDERS, PriceServer
 from tests.unit.test_cli import NOW, YESTERDAY, record, run
 
@@ -260,7 +260,7 @@ def test_update_pricing_failure_and_the_old_flag(
         assert (code, out) == (1, "")
         assert err.startswith(f"llm-toll: error: Could not update prices from {bad.url}")
         # 0.13's flag runs the same command (with genai-prices' default URL).
-        monkeypatch.setattr("llm_toll.pricing.update.DEFAULT_PRICING_URL", bad.url)
+        monkeypatch.setattr("llm_toll.pricing._update.DEFAULT_PRICING_URL", bad.url)
         assert run(capsys, "--update-pricing")[0] == 1
         assert bad.requests == 2
     finally:

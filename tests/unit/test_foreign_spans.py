@@ -21,7 +21,7 @@ from llm_toll._worker import worker
 from llm_toll.exceptions import UsageWarning
 from llm_toll.pricing import default_registry
 from llm_toll.store import SQLiteStore
-from llm_toll.usage.base import Usage
+from llm_toll.usage._base import Usage
 
 
 class Spans:

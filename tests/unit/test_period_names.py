@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from llm_toll._budget.periods import LIFETIME, period_key, shown_period, stored_period
-from llm_toll.telemetry.names import period_label
+from llm_toll.telemetry._names import period_label
 
 
 def test_the_period_without_reset_is_lifetime_where_shown_and_in_telemetry() -> None:

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 import llm_toll
-from llm_toll.telemetry import metrics, names
+from llm_toll.telemetry import _metrics as metrics
+from llm_toll.telemetry import _names as names
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -176,6 +177,35 @@ def test_v013_import_paths_export_their_names(path: str) -> None:
         value = getattr(module, name)
         if name in PUBLIC:  # one object, whichever path it is imported from
             assert value is getattr(llm_toll, name), f"{path}.{name}"
+
+
+# Modules a user imports by path: llm-toll 0.13's, the documented entry points
+# (``llm_toll.store.reprice.reprice``, the stores by backend, ``llm_toll.budgets``) and the
+# demo. Every other module is private: an underscore on its name or on a package above it.
+PUBLIC_MODULES = {
+    "budgets.py",
+    "decorator.py",
+    "exceptions.py",
+    "rate_limiter.py",
+    "reporter.py",
+    "integrations/langchain.py",
+    "integrations/litellm.py",
+    "store/postgres.py",
+    "store/reprice.py",
+    "store/sqlite.py",
+    "demo/replay/server.py",
+}
+
+
+def test_every_other_module_is_marked_private() -> None:
+    package = Path(llm_toll.__file__).parent
+    public = sorted(
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if path.name != "__init__.py"
+        and not any(part.startswith("_") for part in path.relative_to(package).parts)
+    )
+    assert set(public) == PUBLIC_MODULES
 
 
 def test_import_llm_toll_loads_neither_the_sdk_nor_price_data() -> None:

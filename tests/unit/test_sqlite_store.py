@@ -28,7 +28,7 @@ from llm_toll.store import (
     create_store,
 )
 from llm_toll.store._sqlite_schema import LATEST_VERSION
-from llm_toll.usage.base import Usage
+from llm_toll.usage._base import Usage
 
 MONDAY = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
 

@@ -23,6 +23,7 @@ from llm_toll.telemetry._delivering import (
     DeliveringSpanExporter,
     DeliveringSpanProcessor,
 )
+from llm_toll.telemetry._export import ExportSettings
 from llm_toll.telemetry._tally import (
     METRIC_EXPORTS,
     NO_ANSWER,
@@ -31,7 +32,6 @@ from llm_toll.telemetry._tally import (
     reason_in,
     undelivered_line,
 )
-from llm_toll.telemetry.export import ExportSettings
 from tests.support.endpoints import HANG_GUARD_S, BlackHole, closed_port
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from llm_toll import BudgetExceededError, default_registry, track_costs
 from llm_toll.store import SQLiteStore
-from llm_toll.telemetry.metrics import COST_BUCKETS, DURATION_BUCKETS, TOKEN_BUCKETS
+from llm_toll.telemetry._metrics import COST_BUCKETS, DURATION_BUCKETS, TOKEN_BUCKETS
 from tests.support.otel import Telemetry
 from tests.unit.test_decorator_shapes import chat
 

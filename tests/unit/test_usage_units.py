@@ -129,7 +129,7 @@ def test_undeclared_fields_are_read_from_pydantic_extras_only() -> None:
 
 def test_a_part_larger_than_its_whole_is_refused() -> None:
     from llm_toll.usage import UsageError
-    from llm_toll.usage.openai import from_chat_completion
+    from llm_toll.usage._openai import from_chat_completion
     from tests.support.payloads import chat
 
     with pytest.raises(UsageError, match="input_audio_tokens"):

@@ -25,9 +25,9 @@ from llm_toll._budget.priced import priced_call
 from llm_toll._budget.records import BudgetSpec, CallRecord, PendingWrite
 from llm_toll._options import text_option, usd_option
 from llm_toll.exceptions import UsageWarning
-from llm_toll.telemetry.spans import start_call_span
-from llm_toll.usage.base import UsageError
-from llm_toll.usage.detect import extract_usage
+from llm_toll.telemetry._spans import start_call_span
+from llm_toll.usage._base import UsageError
+from llm_toll.usage._detect import extract_usage
 
 BATCH_CONTEXT = {"processing": "batch"}
 """genai-prices' price context of a batch request."""

@@ -32,8 +32,8 @@ from llm_toll._budget.priced import priced_call
 from llm_toll._budget.records import PendingWrite
 from llm_toll._warnings import Guard, shown, warn_once
 from llm_toll.exceptions import AccountingWarning, UsageWarning
-from llm_toll.telemetry import names as attr
-from llm_toll.usage.base import ExtractedUsage, Usage, UsageError
+from llm_toll.telemetry import _names as attr
+from llm_toll.usage._base import ExtractedUsage, Usage, UsageError
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context

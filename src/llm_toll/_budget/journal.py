@@ -30,7 +30,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple, Protocol
 
 from llm_toll._budget.records import BudgetSpec, BudgetState, CallRecord, PendingWrite, Reservation
-from llm_toll.store.errors import StoreError
+from llm_toll.store._errors import StoreError
 
 SPILL_DIR_ENV = "LLM_TOLL_SPILL_DIR"
 """The environment variable naming the directory of spill journals."""
@@ -279,7 +279,7 @@ def _encode_write(write: PendingWrite) -> dict[str, Any]:
 
 
 def _decode_write(data: dict[str, Any]) -> PendingWrite:
-    from llm_toll.usage.base import Usage
+    from llm_toll.usage._base import Usage
 
     call = dict(data["call"])
     counts = call.pop("usage")

@@ -10,8 +10,8 @@ from typing import NamedTuple
 from llm_toll._budget.money import MAX_CALL_COST_NANOS
 from llm_toll._budget.records import CallRecord
 from llm_toll.pricing import default_registry
-from llm_toll.telemetry import names as attr
-from llm_toll.usage.base import ExtractedUsage
+from llm_toll.telemetry import _names as attr
+from llm_toll.usage._base import ExtractedUsage
 
 
 class Priced(NamedTuple):

@@ -8,10 +8,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from llm_toll._budget.periods import Reset
-from llm_toll.usage.base import NO_CONTEXT
+from llm_toll.usage._base import NO_CONTEXT
 
 if TYPE_CHECKING:
-    from llm_toll.usage.base import Usage
+    from llm_toll.usage._base import Usage
 
 LimitKind = Literal["rpm", "tpm"]
 """A rate limit: requests per minute or tokens per minute."""

@@ -19,7 +19,7 @@ from llm_toll._budget.records import BudgetSpec
 from llm_toll._options import seconds_option
 from llm_toll._warnings import warn_once
 from llm_toll.exceptions import AccountingWarning
-from llm_toll.store.errors import StoreError
+from llm_toll.store._errors import StoreError
 
 if TYPE_CHECKING:
     from llm_toll._call.plan import Plan

@@ -46,9 +46,9 @@ from llm_toll.alerts._options import AlertOptions
 from llm_toll.exceptions import AccountingWarning, TelemetryWarning
 from llm_toll.reporter import CostReporter
 from llm_toll.store import BaseStore, StoreError
-from llm_toll.telemetry import metrics
-from llm_toll.telemetry.providers import metrics_wanted
-from llm_toll.telemetry.spans import annotate_call, end_span
+from llm_toll.telemetry import _metrics as metrics
+from llm_toll.telemetry._providers import metrics_wanted
+from llm_toll.telemetry._spans import annotate_call, end_span
 
 if TYPE_CHECKING:
     from llm_toll.store._sql import SQLStore

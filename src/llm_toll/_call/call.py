@@ -27,8 +27,8 @@ from llm_toll._worker import worker
 from llm_toll.exceptions import AccountingWarning, BudgetExceededError, TelemetryWarning
 from llm_toll.pricing._routes import prices_loaded
 from llm_toll.store import BaseStore
-from llm_toll.telemetry import names as attr
-from llm_toll.telemetry.spans import end_span, mark_error, start_call_span
+from llm_toll.telemetry import _names as attr
+from llm_toll.telemetry._spans import end_span, mark_error, start_call_span
 from llm_toll.usage import ExtractedUsage, StreamAccumulator
 
 if TYPE_CHECKING:
@@ -224,7 +224,9 @@ class Call:
 
     def fail(self, error: BaseException) -> None:
         """The wrapped function raised: nothing was priced; record the failure and end."""
-        from llm_toll.telemetry import metrics  # failures only: not imported by every program
+        from llm_toll.telemetry import (
+            _metrics as metrics,  # failures only: not imported by every program
+        )
 
         try:
             if self.lease is not None:

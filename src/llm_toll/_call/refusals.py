@@ -10,8 +10,8 @@ from llm_toll import _runtime
 from llm_toll._budget.money import usd_to_nanos
 from llm_toll._call.plan import Plan
 from llm_toll.exceptions import BudgetExceededError, LocalRateLimitError
-from llm_toll.telemetry import names as attr
-from llm_toll.telemetry.spans import budget_event_attributes, mark_error, start_call_span
+from llm_toll.telemetry import _names as attr
+from llm_toll.telemetry._spans import budget_event_attributes, mark_error, start_call_span
 
 Refusal = BudgetExceededError | LocalRateLimitError
 
@@ -38,7 +38,9 @@ def refusal_span(plan: Plan, error: Refusal, key: str | None, model: str | None 
 
 def end_refusal(plan: Plan, span: Span, error: Refusal) -> None:
     """Count the refusal and end its span (async callers do this in the worker)."""
-    from llm_toll.telemetry import metrics  # refusals only: not imported by every program
+    from llm_toll.telemetry import (
+        _metrics as metrics,  # refusals only: not imported by every program
+    )
 
     metrics.record_rejection(
         plan.project, "budget" if isinstance(error, BudgetExceededError) else "ratelimit"

@@ -19,8 +19,8 @@ from llm_toll.usage import (
     request_text,
     response_text,
 )
+from llm_toll.usage._custom import coerce_custom_usage
 from llm_toll.usage._fields import get
-from llm_toll.usage.custom import coerce_custom_usage
 
 
 class CallResults:

@@ -22,8 +22,8 @@ from llm_toll._call.gates import Admission
 from llm_toll._call.plan import Plan
 from llm_toll._call.run_log import ended, new_run_id
 from llm_toll.exceptions import BudgetExceededError
-from llm_toll.telemetry import names as attr
-from llm_toll.telemetry.spans import end_span, mark_error, start_run_span
+from llm_toll.telemetry import _names as attr
+from llm_toll.telemetry._spans import end_span, mark_error, start_run_span
 
 _current: ContextVar[Run | None] = ContextVar("llm_toll_run", default=None)
 # Guards what strict requests hold under run caps: a check of the room and the hold that

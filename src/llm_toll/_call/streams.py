@@ -11,7 +11,7 @@ from llm_toll._call.plan import Plan
 from llm_toll._worker import worker
 from llm_toll.exceptions import BudgetExceededError
 from llm_toll.usage import StreamAccumulator, request_text
-from llm_toll.usage.custom import coerce_custom_usage
+from llm_toll.usage._custom import coerce_custom_usage
 
 # What each type of result is, found once per type: asking a pydantic model's class for an
 # attribute it lacks raises inside pydantic (several µs), on every call otherwise.

@@ -15,7 +15,7 @@ from llm_toll.exceptions import PricingMatrixOutdatedWarning
 from llm_toll.pricing import default_registry
 from llm_toll.pricing._sheet import PriceSheet, Rate
 from llm_toll.reporter import format_usd
-from llm_toll.usage.base import Usage, UsageError
+from llm_toll.usage._base import Usage, UsageError
 
 
 def run_prices(args: argparse.Namespace, _session: object) -> int:
@@ -57,7 +57,7 @@ def run_cost(args: argparse.Namespace, _session: object) -> int:
 
 def run_update_pricing(args: argparse.Namespace, _session: object) -> int:
     from llm_toll.pricing._genai import data_version
-    from llm_toll.pricing.update import update_pricing
+    from llm_toll.pricing._update import update_pricing
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PricingMatrixOutdatedWarning)

@@ -36,7 +36,7 @@ from llm_toll.integrations._callback import BudgetedCallback
 from llm_toll.reporter import CostReporter
 from llm_toll.store import BaseStore
 from llm_toll.usage import ExtractedUsage, UsageError, extract_usage
-from llm_toll.usage.provider_cost import checked_cost
+from llm_toll.usage._provider_cost import checked_cost
 
 if TYPE_CHECKING:
     _Logger = object

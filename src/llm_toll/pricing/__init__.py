@@ -4,7 +4,7 @@
 ``set_fallback_pricing`` on it are llm-toll 0.13's way to add prices of one's own.
 """
 
-from llm_toll.pricing.registry import (
+from llm_toll.pricing._registry import (
     LOCAL_MODEL_PREFIXES,
     Price,
     PricingRegistry,

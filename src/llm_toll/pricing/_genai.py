@@ -32,7 +32,7 @@ from genai_prices.units import UnitRegistry, _get_registry
 
 from llm_toll._budget.money import usd_to_nanos
 from llm_toll.pricing._linear import LinearPrice
-from llm_toll.usage.base import MAX_TOKENS_PER_CALL, NO_CONTEXT, Usage
+from llm_toll.usage._base import MAX_TOKENS_PER_CALL, NO_CONTEXT, Usage
 
 # Semantic-convention provider names whose genai-prices id differs or is not found by
 # genai-prices' own provider matching (which, e.g., reads "azure.ai.openai" as OpenAI).

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from llm_toll.usage.base import Usage
+from llm_toll.usage._base import Usage
 
 _NANO_EXPONENT = 9
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from llm_toll._budget.money import nanos_to_usd
 from llm_toll.pricing._linear import LinearPrice
-from llm_toll.usage.base import Usage
+from llm_toll.usage._base import Usage
 
 if TYPE_CHECKING:
     from llm_toll.pricing._genai import GenaiModel, Snapshot

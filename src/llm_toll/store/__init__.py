@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Literal
 
+from llm_toll.store._errors import StoreError, StoreWarning
 from llm_toll.store._secrets import redact_url
-from llm_toll.store.errors import StoreError, StoreWarning
 
 if TYPE_CHECKING:  # at run time through __getattr__, on first use (psycopg is optional)
-    from llm_toll.store.base import BaseStore
+    from llm_toll.store._base import BaseStore
     from llm_toll.store.postgres import PostgresStore
     from llm_toll.store.sqlite import SQLiteStore
 
@@ -106,7 +106,7 @@ def __getattr__(name: str) -> Any:
     # PostgreSQL's needs psycopg, an optional dependency. Once imported, a name is a plain
     # attribute of this module.
     if name == "BaseStore":
-        from llm_toll.store.base import BaseStore
+        from llm_toll.store._base import BaseStore
 
         value: Any = BaseStore
     elif name in ("SQLiteStore", "UsageStore"):  # UsageStore: llm-toll 0.13's name

@@ -11,11 +11,11 @@ import warnings
 from llm_toll._budget.money import nanos_to_usd
 from llm_toll._budget.records import BudgetSpec, CallRecord
 from llm_toll.exceptions import BudgetExceededError
+from llm_toll.store._base import BaseStore
 from llm_toll.store._checks import usd_to_nanos_checked
+from llm_toll.store._errors import StoreError, StoreWarning
 from llm_toll.store._time import utc_now
-from llm_toll.store.base import BaseStore
-from llm_toll.store.errors import StoreError, StoreWarning
-from llm_toll.usage.base import Usage, UsageError
+from llm_toll.usage._base import Usage, UsageError
 
 _STORE_PACKAGE_DIR = os.path.dirname(__file__)
 

@@ -10,12 +10,12 @@ from typing import Final
 
 from llm_toll._budget.limits import LIFETIME_RESET, StoredLimit, reset_of_label
 from llm_toll._budget.periods import Reset
+from llm_toll.store._base import BaseStore
 from llm_toll.store._checks import MAX_INTEGER
+from llm_toll.store._errors import StoreError
 from llm_toll.store._time import parse_time, utc_now
 from llm_toll.store._totals import scope_key
 from llm_toll.store._transaction import Transaction, missing_table
-from llm_toll.store.base import BaseStore
-from llm_toll.store.errors import StoreError
 
 SET_LIMIT: Final = """
 INSERT INTO budget_limits (project, budget_key, reset, limit_nanos, set_by, set_at)

@@ -20,7 +20,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from llm_toll.store._breaker import Breaker
-from llm_toll.store.errors import SchemaError, StoreError
+from llm_toll.store._errors import SchemaError, StoreError
 
 Connection = psycopg.Connection[Any]
 Pool = ConnectionPool[Connection]

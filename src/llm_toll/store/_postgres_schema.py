@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 
-from llm_toll.store.errors import SchemaError
+from llm_toll.store._errors import SchemaError
 
 Step = tuple[int, tuple[str, ...]]
 

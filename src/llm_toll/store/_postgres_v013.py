@@ -37,6 +37,7 @@ from llm_toll._budget.records import (
 )
 from llm_toll.store._checks import check_call
 from llm_toll.store._compat import warn
+from llm_toll.store._errors import StoreError
 from llm_toll.store._ledger import COLUMNS
 from llm_toll.store._reads import POSTGRES_BUCKETS
 from llm_toll.store._reports import ReportSQL
@@ -44,7 +45,6 @@ from llm_toll.store._sql import SQLStore
 from llm_toll.store._time import utc_now
 from llm_toll.store._totals import budget_state
 from llm_toll.store._transaction import Transaction
-from llm_toll.store.errors import StoreError
 
 
 def _nanos(cost: str) -> str:

@@ -15,11 +15,11 @@ from typing import Any, ClassVar
 
 from llm_toll.store import _reads
 from llm_toll.store._alert_marks import THRESHOLD_BITS
+from llm_toll.store._base import BaseStore
 from llm_toll.store._ledger import READ_COLUMNS
 from llm_toll.store._reads import BATCH_ROWS, Filters, TimeBuckets
 from llm_toll.store._time import utc_now
 from llm_toll.store._totals import PROJECT_KEY
-from llm_toll.store.base import BaseStore
 
 # A column named `<x>_nanos` is returned both as `<x>` (float USD) and as itself (exact).
 _LOG_COLUMNS = ", ".join(READ_COLUMNS)

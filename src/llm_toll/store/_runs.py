@@ -15,14 +15,14 @@ from datetime import datetime
 from typing import Any, Final
 
 from llm_toll._budget.records import RefusalCount, RunRecord
+from llm_toll.store._base import BaseStore
 from llm_toll.store._compat import warn
+from llm_toll.store._errors import StoreError
 from llm_toll.store._ledger import as_dicts
 from llm_toll.store._reads import Filters
 from llm_toll.store._time import parse_time
 from llm_toll.store._totals import scope_key
 from llm_toll.store._transaction import Transaction, missing_table
-from llm_toll.store.base import BaseStore
-from llm_toll.store.errors import StoreError
 
 BEFORE_READS: list[Callable[[], None]] = []
 """Called before a read of runs or refusals: this process's rows still waiting to be

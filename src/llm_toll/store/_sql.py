@@ -25,6 +25,7 @@ from llm_toll.store import _totals
 from llm_toll.store._alert_marks import CLAIM_REFUSAL_ALERT
 from llm_toll.store._checks import check_call, check_rate, check_reserve, check_settlement
 from llm_toll.store._compat import CompatMethods, warn
+from llm_toll.store._errors import StoreError
 from llm_toll.store._ledger import as_dicts
 from llm_toll.store._limits import LimitMethods
 from llm_toll.store._rate_windows import acquire_rate_in, settle_rate_in
@@ -35,7 +36,6 @@ from llm_toll.store._spill_replays import replay_in
 from llm_toll.store._time import utc_now
 from llm_toll.store._totals import record_in, scope_key
 from llm_toll.store._transaction import Transaction
-from llm_toll.store.errors import StoreError
 
 
 class SQLStore(ReportMethods, CompatMethods, LimitMethods, RunMethods):

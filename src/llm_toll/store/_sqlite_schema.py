@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Callable
 
 from llm_toll.store import _sqlite_v013 as v013
-from llm_toll.store.errors import SchemaError
+from llm_toll.store._errors import SchemaError
 
 Step = tuple[int, tuple[str, ...]]
 

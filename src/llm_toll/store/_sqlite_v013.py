@@ -30,7 +30,7 @@ import sqlite3
 from typing import Final
 
 from llm_toll.store import _ledger
-from llm_toll.store.errors import SchemaError
+from llm_toll.store._errors import SchemaError
 
 V013_LEDGER_COLUMNS: Final = (
     "id",

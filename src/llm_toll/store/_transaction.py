@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from llm_toll.store._errors import StoreError
     from llm_toll.store._totals import ScopeWrite
-    from llm_toll.store.errors import StoreError
 
 Rows = list[tuple[Any, ...]]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any, NoReturn
 
-from llm_toll.store.base import BaseStore
-from llm_toll.store.errors import StoreError
+from llm_toll.store._base import BaseStore
+from llm_toll.store._errors import StoreError
 
 
 class UnusableStore(BaseStore):

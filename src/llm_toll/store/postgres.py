@@ -28,6 +28,7 @@ from typing import Any, Final
 from llm_toll._budget.periods import LIFETIME
 from llm_toll._options import count_option, seconds_option
 from llm_toll.store import _ledger, _totals
+from llm_toll.store._errors import StoreError
 from llm_toll.store._reads import POSTGRES_BUCKETS
 from llm_toll.store._reports import ReportSQL
 from llm_toll.store._secrets import redact, redact_url, url_passwords
@@ -35,7 +36,6 @@ from llm_toll.store._sql import keep_inherited
 from llm_toll.store._time import as_utc
 from llm_toll.store._totals import ScopeWrite
 from llm_toll.store._transaction import Rows
-from llm_toll.store.errors import StoreError
 
 try:
     import psycopg

@@ -49,14 +49,14 @@ from typing import Any, Final, NamedTuple
 from llm_toll._budget.money import nanos_to_usd
 from llm_toll._budget.periods import LIFETIME, period_key
 from llm_toll.pricing import PricingRegistry, default_registry
+from llm_toll.store._base import BaseStore
+from llm_toll.store._errors import StoreError
 from llm_toll.store._ledger import from_json
 from llm_toll.store._sql import SQLStore
 from llm_toll.store._time import parse_time, utc_now
 from llm_toll.store._totals import PROJECT_KEY
 from llm_toll.store._transaction import Transaction
-from llm_toll.store.base import BaseStore
-from llm_toll.store.errors import StoreError
-from llm_toll.usage.base import NO_CONTEXT, NO_UNITS, Usage
+from llm_toll.usage._base import NO_CONTEXT, NO_UNITS, Usage
 
 __all__ = ["DEFAULT_REASON", "ProjectReprice", "RepriceReport", "reprice"]
 

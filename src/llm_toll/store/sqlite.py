@@ -26,6 +26,8 @@ from llm_toll.store import _ledger, _totals
 from llm_toll.store import _sqlite_v013 as v013
 from llm_toll.store._breaker import Breaker
 from llm_toll.store._compat import warn
+from llm_toll.store._errors import SchemaError, StoreError
+from llm_toll.store._errors import StoreWarning as StoreWarning  # an older import path
 from llm_toll.store._reads import SQLITE_BUCKETS
 from llm_toll.store._reports import ReportSQL
 from llm_toll.store._sql import SQLStore, keep_inherited
@@ -34,8 +36,6 @@ from llm_toll.store._sqlite_schema import Layout, migrate
 from llm_toll.store._time import iso_utc
 from llm_toll.store._totals import ScopeWrite
 from llm_toll.store._transaction import Rows
-from llm_toll.store.errors import SchemaError, StoreError
-from llm_toll.store.errors import StoreWarning as StoreWarning  # an older import path
 
 V013_BACKUP_LABEL = "llm-toll-0.13-backup"
 """A file of llm-toll 0.13 is copied to ``<file>.llm-toll-0.13-backup-<UTC time>`` before

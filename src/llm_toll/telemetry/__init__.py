@@ -2,6 +2,6 @@
 (``export``), what they are called (``names``), and how a call's span and metrics are made
 (``spans``, ``metrics``)."""
 
-from llm_toll.telemetry.providers import attach, flush, setup_telemetry
+from llm_toll.telemetry._providers import attach, flush, setup_telemetry
 
 __all__ = ["attach", "flush", "setup_telemetry"]

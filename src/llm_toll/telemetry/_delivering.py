@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import MetricReader, MetricsData
     from opentelemetry.sdk.trace import ReadableSpan, Span
 
-    from llm_toll.telemetry.export import ExportSettings
+    from llm_toll.telemetry._export import ExportSettings
 
 # What llm_toll's own telemetry may add to the process's exit: its spans and metrics are
 # delivered in parallel until then, and whatever is left is dropped and counted.

@@ -22,7 +22,7 @@ from llm_toll._budget.periods import Reset
 from llm_toll._warnings import warn_once
 from llm_toll.exceptions import TelemetryWarning
 from llm_toll.store._time import utc_now
-from llm_toll.telemetry import names as attr
+from llm_toll.telemetry import _names as attr
 
 if TYPE_CHECKING:
     from llm_toll.store import BaseStore

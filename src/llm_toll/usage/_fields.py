@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from llm_toll.usage.base import NO_UNITS, Usage, UsageError, _count
+from llm_toll.usage._base import NO_UNITS, Usage, UsageError, _count
 
 # Values that can never be a usage object (a JSON scalar or array where an object belongs).
 _NOT_AN_OBJECT = (str, bytes, int, float, list, tuple)

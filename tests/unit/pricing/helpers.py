@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import genai_prices
 
 from llm_toll._budget.money import usd_to_nanos
-from llm_toll.usage.base import Usage
+from llm_toll.usage._base import Usage
 
 GENAI_SOURCE = "genai-prices"
 GENAI_VERSION = genai_prices.__version__

@@ -14,7 +14,7 @@ import pytest
 from llm_toll._budget.money import usd_to_nanos
 from llm_toll.exceptions import PricingMatrixOutdatedWarning
 from llm_toll.pricing import PricingRegistry
-from llm_toll.usage.base import Usage
+from llm_toll.usage._base import Usage
 from tests.unit.pricing.helpers import GENAI_SOURCE, GENAI_VERSION, NOW, genai_usage
 
 
@@ -140,7 +140,7 @@ def test_an_override_prices_token_parts_as_tokens_and_flags_other_units(
 
 
 def test_a_unit_larger_than_the_count_it_is_part_of_is_refused() -> None:
-    from llm_toll.usage.base import UsageError
+    from llm_toll.usage._base import UsageError
 
     with pytest.raises(UsageError, match="input_audio_tokens"):
         Usage.checked(100, 10, units={"input_audio_tokens": 101})

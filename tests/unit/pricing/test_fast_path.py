@@ -12,7 +12,7 @@ from llm_toll._budget.money import usd_to_nanos
 from llm_toll.pricing import PricingRegistry
 from llm_toll.pricing._genai import GenaiModel, current_snapshot, find_model
 from llm_toll.pricing._linear import LinearPrice
-from llm_toll.usage.base import Usage
+from llm_toll.usage._base import Usage
 from tests.unit.pricing.helpers import NOW, genai_nanos, genai_usage
 
 # -- the fast path ---------------------------------------------------------------------------

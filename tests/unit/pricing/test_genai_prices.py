@@ -11,7 +11,7 @@ from genai_prices.types import ModelPrice, TieredPrices
 
 from llm_toll._budget.money import usd_to_nanos
 from llm_toll.pricing import Price, PricingRegistry
-from llm_toll.usage.base import Usage
+from llm_toll.usage._base import Usage
 from tests.unit.pricing.helpers import GENAI_SOURCE, GENAI_VERSION, MIXED, NOW, genai_nanos
 
 # -- genai-prices, to the nano-USD ---------------------------------------------------------

@@ -7,7 +7,7 @@ import pytest
 
 from llm_toll.exceptions import PricingMatrixOutdatedWarning
 from llm_toll.pricing import Price, PricingRegistry
-from llm_toll.usage.base import Usage
+from llm_toll.usage._base import Usage
 from tests.unit.pricing.helpers import GENAI_SOURCE
 
 # -- overrides ---------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 from llm_toll.exceptions import PricingMatrixOutdatedWarning
 from llm_toll.pricing import Price, PricingRegistry
 from llm_toll.pricing._genai import current_snapshot, genai_provider_id
-from llm_toll.usage.base import Usage
+from llm_toll.usage._base import Usage
 from tests.unit.pricing.helpers import genai_nanos
 
 # -- provider hints ------------------------------------------------------------------------------

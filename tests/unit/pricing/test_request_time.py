@@ -10,8 +10,8 @@ from genai_prices.types import StartDateConstraint
 
 from llm_toll.pricing import PricingRegistry
 from llm_toll.pricing._genai import current_snapshot
-from llm_toll.pricing.update import update_pricing
-from llm_toll.usage.base import Usage
+from llm_toll.pricing._update import update_pricing
+from llm_toll.usage._base import Usage
 from tests.unit.pricing.helpers import NOW, SERVED_PROVIDERS, PriceServer, genai_nanos
 
 # -- the price at the request time -------------------------------------------------------------

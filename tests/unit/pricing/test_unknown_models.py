@@ -11,7 +11,7 @@ import pytest
 
 from llm_toll.exceptions import PricingMatrixOutdatedWarning, UsageWarning
 from llm_toll.pricing import LOCAL_MODEL_PREFIXES, Price, PricingRegistry
-from llm_toll.usage.base import Usage
+from llm_toll.usage._base import Usage
 from tests.unit.pricing.helpers import GENAI_SOURCE
 
 # -- local, fallback and unknown models ------------------------------------------------------

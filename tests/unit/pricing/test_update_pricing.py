@@ -12,8 +12,8 @@ import pytest
 from llm_toll.exceptions import PricingMatrixOutdatedWarning
 from llm_toll.pricing import Price, PricingRegistry
 from llm_toll.pricing._genai import current_snapshot, find_model
-from llm_toll.pricing.update import update_pricing
-from llm_toll.usage.base import Usage
+from llm_toll.pricing._update import update_pricing
+from llm_toll.usage._base import Usage
 from tests.unit.pricing.helpers import (
     GENAI_SOURCE,
     GENAI_VERSION,

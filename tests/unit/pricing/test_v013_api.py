@@ -9,7 +9,7 @@ import pytest
 
 from llm_toll.exceptions import PricingMatrixOutdatedWarning
 from llm_toll.pricing import LOCAL_MODEL_PREFIXES, Price, PricingRegistry, default_registry
-from llm_toll.usage.base import Usage
+from llm_toll.usage._base import Usage
 from tests.unit.pricing.helpers import genai_nanos
 
 # -- the 0.13 API ----------------------------------------------------------------------------------

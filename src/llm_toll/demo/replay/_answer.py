@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from llm_toll.usage.base import Usage
+from llm_toll.usage._base import Usage
 
 
 class _Default:

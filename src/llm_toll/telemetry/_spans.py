@@ -17,9 +17,9 @@ from llm_toll._budget.money import nanos_to_usd
 from llm_toll._budget.records import BudgetSpec, BudgetState, CallRecord
 from llm_toll._warnings import Guard
 from llm_toll.exceptions import TelemetryWarning
-from llm_toll.telemetry import names as attr
-from llm_toll.telemetry import semconv
-from llm_toll.telemetry.providers import NO_TRACER, tracer
+from llm_toll.telemetry import _names as attr
+from llm_toll.telemetry import _semconv as semconv
+from llm_toll.telemetry._providers import NO_TRACER, tracer
 
 if TYPE_CHECKING:
     from llm_toll._call.run import Run

@@ -25,7 +25,7 @@ from opentelemetry import trace
 
 from llm_toll._warnings import warn_once
 from llm_toll.exceptions import TelemetryWarning
-from llm_toll.telemetry.export import GRPC_NEEDS_EXTRA, ExportSettings
+from llm_toll.telemetry._export import GRPC_NEEDS_EXTRA, ExportSettings
 
 if TYPE_CHECKING:  # imported where used: a program with no SDK provider never loads the SDK
     from opentelemetry.metrics import Meter

@@ -17,7 +17,7 @@ from genai_prices.update_prices import DEFAULT_UPDATE_URL
 
 from llm_toll.exceptions import PricingMatrixOutdatedWarning
 from llm_toll.pricing._genai import current_snapshot
-from llm_toll.pricing.registry import PricingRegistry, default_registry
+from llm_toll.pricing._registry import PricingRegistry, default_registry
 
 __all__ = ["DEFAULT_PRICING_URL", "DEFAULT_TTL_HOURS", "update_pricing"]
 

@@ -26,12 +26,12 @@ from opentelemetry.semconv._incubating.metrics import gen_ai_metrics
 from llm_toll._budget.limits import every_limit
 from llm_toll._budget.money import nanos_to_usd
 from llm_toll._budget.records import BudgetSpec, BudgetState, CallRecord
-from llm_toll.telemetry import names as attr
-from llm_toll.telemetry import semconv
+from llm_toll.telemetry import _names as attr
+from llm_toll.telemetry import _semconv as semconv
 from llm_toll.telemetry._forecasts import observe_time_remaining
 from llm_toll.telemetry._forecasts import unwatch as unwatch_forecast
 from llm_toll.telemetry._forecasts import watch as watch_forecast
-from llm_toll.telemetry.providers import meter, metrics_wanted, on_reconfigure
+from llm_toll.telemetry._providers import meter, metrics_wanted, on_reconfigure
 
 if TYPE_CHECKING:
     from llm_toll.store import BaseStore

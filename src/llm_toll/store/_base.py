@@ -20,7 +20,7 @@ from llm_toll._budget.records import (
     Reservation,
     RunRecord,
 )
-from llm_toll.store.errors import StoreError
+from llm_toll.store._errors import StoreError
 
 
 class BaseStore(ABC):

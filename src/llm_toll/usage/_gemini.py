@@ -18,6 +18,7 @@ Every function accepts the SDK object, its ``model_dump()`` (snake_case) or the 
 
 from __future__ import annotations
 
+from llm_toll.usage._base import ExtractedUsage, Usage
 from llm_toll.usage._fields import (
     add_unit,
     as_list,
@@ -29,7 +30,6 @@ from llm_toll.usage._fields import (
     text_of,
     usage_object,
 )
-from llm_toll.usage.base import ExtractedUsage, Usage
 
 PROVIDER = "gcp.gemini"
 OPERATION = "generate_content"

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from llm_toll.usage import anthropic, gemini, openai
+from llm_toll.usage import _anthropic as anthropic
+from llm_toll.usage import _gemini as gemini
+from llm_toll.usage import _openai as openai
+from llm_toll.usage._base import ExtractedUsage
 from llm_toll.usage._fields import get, get2
-from llm_toll.usage.base import ExtractedUsage
 
 Extractor = Callable[[object], ExtractedUsage]
 TextReader = Callable[[object], str]
@@ -141,7 +143,7 @@ def extract_usage(response: object) -> ExtractedUsage | None:
     """The usage reported in ``response``.
 
     Returns None when ``response`` is not an LLM response at all. Raises
-    :class:`~llm_toll.usage.base.UsageError` (naming the provider and the field) when it is
+    :class:`~llm_toll.usage._base.UsageError` (naming the provider and the field) when it is
     one but its usage is missing, None, negative, not an integer, implausibly large or
     inconsistent (more cached than input tokens...).
     """

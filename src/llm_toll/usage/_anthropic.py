@@ -1,7 +1,7 @@
 """Anthropic: the Messages API, whole and streamed.
 
 Anthropic's ``input_tokens`` *excludes* the tokens read from and written to the prompt
-cache; :class:`~llm_toll.usage.base.Usage` counts them in, so they are added here.
+cache; :class:`~llm_toll.usage._base.Usage` counts them in, so they are added here.
 ``output_tokens`` already includes thinking tokens (``output_tokens_details.thinking_tokens``).
 
 Further priced units (genai-prices' usage keys): the cache writes kept one hour
@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from llm_toll.usage._base import NO_CONTEXT, ExtractedUsage, Usage
 from llm_toll.usage._fields import (
     add_unit,
     as_list,
@@ -29,7 +30,6 @@ from llm_toll.usage._fields import (
     text_of,
     usage_object,
 )
-from llm_toll.usage.base import NO_CONTEXT, ExtractedUsage, Usage
 
 PROVIDER = "anthropic"
 

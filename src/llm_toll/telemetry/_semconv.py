@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from typing import Final
 
-from llm_toll.telemetry.providers import on_reconfigure
+from llm_toll.telemetry._providers import on_reconfigure
 
 OPT_IN_ENV: Final = "OTEL_SEMCONV_STABILITY_OPT_IN"
 GEN_AI_LATEST: Final = "gen_ai_latest_experimental"

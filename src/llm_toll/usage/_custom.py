@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from llm_toll.usage.base import ExtractedUsage, Usage, UsageError
+from llm_toll.usage._base import ExtractedUsage, Usage, UsageError
 
 _USAGE_FIELDS = (
     "input_tokens",

@@ -2,7 +2,7 @@
 
 OpenAI's ``prompt_tokens`` / ``input_tokens`` already include cached tokens, and its
 ``completion_tokens`` / ``output_tokens`` already include reasoning tokens: the counts map
-one to one onto :class:`~llm_toll.usage.base.Usage`.
+one to one onto :class:`~llm_toll.usage._base.Usage`.
 
 Further priced units (genai-prices' usage keys) are read too: audio and image tokens of
 the token details, and, for the Responses API, the hosted tools' billed calls (web searches,
@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import NamedTuple
 
+from llm_toll.usage._base import NO_CONTEXT, NO_UNITS, ExtractedUsage, Usage
 from llm_toll.usage._fields import (
     add_unit,
     as_list,
@@ -28,8 +29,7 @@ from llm_toll.usage._fields import (
     text_of,
     usage_object,
 )
-from llm_toll.usage.base import NO_CONTEXT, NO_UNITS, ExtractedUsage, Usage
-from llm_toll.usage.provider_cost import usage_cost
+from llm_toll.usage._provider_cost import usage_cost
 
 PROVIDER = "openai"
 

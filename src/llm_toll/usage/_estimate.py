@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping
 
-from llm_toll.usage.base import ExtractedUsage, Usage
+from llm_toll.usage._base import ExtractedUsage, Usage
 
 CHARS_PER_TOKEN = 4
 

@@ -41,7 +41,7 @@ from llm_toll.pricing._routes import (
     genai,
 )
 from llm_toll.pricing._sheet import PriceSheet, near_names, providers_of, sheet_of
-from llm_toll.usage.base import NO_CONTEXT, Usage, UsageError
+from llm_toll.usage._base import NO_CONTEXT, Usage, UsageError
 
 if TYPE_CHECKING:
     from llm_toll.pricing._genai import Snapshot

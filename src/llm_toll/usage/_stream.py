@@ -32,11 +32,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 
-from llm_toll.usage import anthropic, gemini, openai
+from llm_toll.usage import _anthropic as anthropic
+from llm_toll.usage import _gemini as gemini
+from llm_toll.usage import _openai as openai
+from llm_toll.usage._base import NO_CONTEXT, ExtractedUsage, Usage
+from llm_toll.usage._estimate import estimate_tokens
 from llm_toll.usage._fields import get, get2, text_of
-from llm_toll.usage.base import NO_CONTEXT, ExtractedUsage, Usage
-from llm_toll.usage.estimate import estimate_tokens
-from llm_toll.usage.provider_cost import usage_cost
+from llm_toll.usage._provider_cost import usage_cost
 
 # (usage of the final usage-bearing item, usage of an Anthropic message_delta, the item that
 # carried the usage) -> (Usage, price context)
@@ -74,7 +76,7 @@ class StreamAccumulator:
     """Collects what a stream reports, item by item; see the module docstring.
 
     :meth:`result` returns None when no usage was seen (the stream never reported any, or
-    was cut before it did) and **raises** :class:`~llm_toll.usage.base.UsageError` when the
+    was cut before it did) and **raises** :class:`~llm_toll.usage._base.UsageError` when the
     usage seen is malformed; either way the caller can fall back to estimating from
     :attr:`text`. Partial usage (a stream cut after reporting its input side only) comes
     back with an estimated output and ``estimated=True``.
