@@ -43,7 +43,17 @@ def refused(
 ) -> None:
     """Count one refused call; its count reaches the store off the call path."""
     now = datetime.now(timezone.utc)
-    reason = error.scope if isinstance(error, BudgetExceededError) else error.limit_type or "rate"
+    reason = _reason(error)
     minute = now.replace(second=0, microsecond=0)
     one = RefusalCount(project, key, model, reason, minute, 1, now, str(error))
     _counts.add((project, key, model, reason, minute), one)
+
+
+def _reason(error: BudgetExceededError | LocalRateLimitError) -> str:
+    """The budget's scope or the rate limit's kind. Read by attribute, not by class: a
+    program that reloaded ``llm_toll.exceptions`` raises instances of another class object."""
+    scope = getattr(error, "scope", None)
+    if isinstance(scope, str):
+        return scope
+    kind = getattr(error, "limit_type", None)
+    return kind if isinstance(kind, str) else "rate"

@@ -19,8 +19,9 @@ from llm_toll._call import admission
 from llm_toll._call.admission import Lease
 from llm_toll._call.plan import BudgetScope, Plan
 from llm_toll._call.refusals import Refusal, end_refusal, refusal_span
+from llm_toll._warnings import Guard
 from llm_toll._worker import worker
-from llm_toll.exceptions import BudgetExceededError
+from llm_toll.exceptions import AccountingWarning, BudgetExceededError
 from llm_toll.pricing import default_registry
 from llm_toll.pricing._routes import prices_loaded
 from llm_toll.store import BaseStore
@@ -29,6 +30,8 @@ if TYPE_CHECKING:  # async callers have imported it; sync code never needs it
     import asyncio
 
     from llm_toll._call.request_gate import Granted, RequestGate
+
+_COUNTING = Guard("refusal-count", "count a refused call", AccountingWarning)
 
 
 def read_spent(
@@ -232,5 +235,6 @@ class Refuse(Step):
         """Counted in the store's refusals, off the call path."""
         from llm_toll._call import refusal_log  # refusals only
 
-        model = self.model or self.plan.requested_model(None)
-        refusal_log.refused(self.plan.project, self.key, model, self.error)
+        with _COUNTING:  # a count that fails is a warning: the refusal itself stands
+            model = self.model or self.plan.requested_model(None)
+            refusal_log.refused(self.plan.project, self.key, model, self.error)
