@@ -158,9 +158,8 @@ def strict_response(call_id: str, output_tokens: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def strict_calls(store: BaseStore, worker: str) -> list[Any]:
-    """One thread's strict calls through the decorator; returns ("ok", id) or ("refused",)."""
-    ask = strict_decorated(store)
+def ask_every_call(ask: Callable[[str, int], Any], worker: str) -> list[Any]:
+    """One thread's calls of ``ask``: ("ok", id) or ("refused", id) each."""
     results: list[Any] = []
     for n in range(STRICT_CALLS):
         call_id = f"{worker}-{n}"
@@ -171,6 +170,12 @@ def strict_calls(store: BaseStore, worker: str) -> list[Any]:
         else:
             results.append(("ok", call_id))
     return results
+
+
+def strict_calls(store: BaseStore, worker: str) -> list[Any]:
+    """One thread's strict calls through the decorator; returns ("ok", id) or ("refused",)."""
+    ask = strict_decorated(store)
+    return ask_every_call(ask, worker)
 
 
 def strict_stored_limit_calls(store: BaseStore, worker: str) -> list[Any]:
@@ -189,16 +194,7 @@ def strict_stored_limit_calls(store: BaseStore, worker: str) -> list[Any]:
     def ask(call_id: str, output_tokens: int) -> dict[str, Any]:
         return strict_response(call_id, output_tokens)
 
-    results: list[Any] = []
-    for n in range(STRICT_CALLS):
-        call_id = f"{worker}-{n}"
-        try:
-            ask(call_id, (n * 37) % 101)
-        except BudgetExceededError:
-            results.append(("refused", call_id))
-        else:
-            results.append(("ok", call_id))
-    return results
+    return ask_every_call(ask, worker)
 
 
 STRICT_STORED_PROJECT = "strict-stored"
@@ -214,16 +210,7 @@ def default_mode_calls(store: BaseStore, worker: str) -> list[Any]:
     def ask(call_id: str, output_tokens: int) -> dict[str, Any]:
         return strict_response(call_id, output_tokens)
 
-    results: list[Any] = []
-    for n in range(STRICT_CALLS):
-        call_id = f"{worker}-{n}"
-        try:
-            ask(call_id, (n * 37) % 101)
-        except BudgetExceededError:
-            results.append(("refused", call_id))
-        else:
-            results.append(("ok", call_id))
-    return results
+    return ask_every_call(ask, worker)
 
 
 # Strict budgets on real requests: the README's function, which takes only the user's text
