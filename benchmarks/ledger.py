@@ -10,6 +10,7 @@ recorded calls.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import random
 import sqlite3
@@ -41,11 +42,13 @@ BATCH = 20_000
 def cached_ledger(rows: int) -> Path:
     """The path of a ledger of ``rows`` calls, built the first time each day.
 
-    Keyed by the rows' layout, the schema version and the day it was built: its calls end
-    on that day, so the dashboard's default range (the last days) has calls in it.
+    Keyed by the rows' layout, the schema version, the ledger's columns (a schema step not
+    released yet may still gain some) and the day it was built: its calls end on that day,
+    so the dashboard's default range (the last days) has calls in it.
     """
     day = datetime.now(timezone.utc).date().isoformat()
-    name = f"bench-ledger-v{LAYOUT_VERSION}-schema{LATEST_VERSION}-{rows}"
+    columns = hashlib.sha1(",".join(COLUMNS).encode()).hexdigest()[:8]
+    name = f"bench-ledger-v{LAYOUT_VERSION}-schema{LATEST_VERSION}-{columns}-{rows}"
     path = CACHE / f"{name}-{day}.db"
     if not path.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
