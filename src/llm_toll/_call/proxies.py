@@ -22,10 +22,12 @@ class _StreamProxy(wrapt.ObjectProxy[Any]):
     """What both proxies share: the stream (a transparent proxy: ``isinstance`` and every
     attribute are the stream's own), its call and its meter."""
 
-    def __init__(self, stream: Any, call: Call) -> None:
+    def __init__(self, stream: Any, call: Call, meter: StreamMeter | None = None) -> None:
+        """``meter``: the meter of a call whose response is read another way too (a raw
+        response's bytes): whichever way ends first finishes the call."""
         super().__init__(stream)
         self._self_call = call
-        self._self_meter = StreamMeter(call.plan, call, stream)
+        self._self_meter = StreamMeter(call.plan, call, stream) if meter is None else meter
         self._self_iterator: Any = None
 
     def __del__(self) -> None:
