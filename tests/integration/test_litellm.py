@@ -26,6 +26,7 @@ from llm_toll.store import SQLiteStore
 from tests.integration.test_alerts import Received, delivered
 from tests.integration.test_decorated_providers import MESSAGES, genai_prices_nanos
 from tests.integration.test_hooks import run_program
+from tests.integration.test_strict_requests import LONG_REPLY
 from tests.support.alert_receiver import AlertReceiver, fields
 from tests.support.otel import Telemetry
 
@@ -585,3 +586,31 @@ def test_an_error_that_is_no_refusal_is_mapped_as_litellm_maps_it(
         litellm.completion(**request(replay))
     assert failed.value.status_code == 500
     assert len(replay.requests) == 1
+
+
+def test_a_stream_cut_mid_way_raises_the_refusal(
+    litellm: Any, replay: ReplayServer, store: SQLiteStore
+) -> None:
+    """A strict stream that runs past its reservation is cut by the SDK's hook; LiteLLM's
+    stream would raise that as its ``MidStreamFallbackError`` (a Router's cue to spend again
+    on another model): it comes out as the refusal, sync and async."""
+    cut = request(replay, stream=True, max_tokens=5)
+    replay.script(text=LONG_REPLY, ignore_cap=True)  # a provider that ignores the cap
+    with (  # the error comes mid-stream, from the loop
+        pytest.raises(BudgetExceededError, match="ran past"),
+        llm_toll.run("litellm-cut", max_budget=1.0, strict=True),
+    ):
+        for _ in litellm.completion(**cut):
+            pass
+
+    async def asynchronous() -> None:
+        replay.script(text=LONG_REPLY, ignore_cap=True)
+        with pytest.raises(BudgetExceededError, match="ran past"):  # noqa: PT012 - mid-stream
+            async with llm_toll.run("litellm-acut", max_budget=1.0, strict=True):
+                async for _ in await litellm.acompletion(**cut):
+                    pass
+
+    asyncio.run(asynchronous())
+    for project in ("litellm-cut", "litellm-acut"):
+        [row] = store.get_usage_logs(project)
+        assert row["output_tokens"] > 5  # what came before the cut is recorded

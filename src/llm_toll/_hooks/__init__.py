@@ -69,13 +69,15 @@ def _google_genai_targets() -> list[tuple[str, str, Callable[..., Any]]]:
 
 
 def _litellm_targets() -> list[tuple[str, str, Callable[..., Any]]]:
-    """Where LiteLLM maps what the SDKs raise into errors of its own: not where its requests
-    are gated (the SDKs' hooks are), but where the refusals it would wrap are handed back as
-    they are. A function bound by name in several modules: hooked in each."""
+    """Where LiteLLM maps what the SDKs raise into errors of its own, and where its streams
+    wrap them again: not where its requests are gated (the SDKs' hooks are), but where the
+    refusals it would wrap are handed back as they are. The mapping is a function bound by
+    name in several modules: hooked in each."""
     from llm_toll._hooks import _litellm
 
     importlib.import_module(_litellm.MAPPER_MODULE)
-    return [(module, _litellm.MAPPER, _litellm.map_exception) for module in _litellm.holders()]
+    targets = [(module, _litellm.MAPPER, _litellm.map_exception) for module in _litellm.holders()]
+    return [*targets, (_litellm.STREAM_MODULE, _litellm.STREAM_ERRORS, _litellm.stream_error)]
 
 
 # The module whose import means the SDK is there -> what to patch in it.

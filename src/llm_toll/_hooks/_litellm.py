@@ -1,10 +1,13 @@
 """LiteLLM's front door: its requests go through the openai SDK, whose hooks gate them, but
 LiteLLM maps whatever its SDK call raises into an error of its own (an
 ``InternalServerError``, an ``APIConnectionError``). Every call of LiteLLM's (completion,
-text completion, embedding, responses; sync, async and streamed) maps through one function,
+text completion, embedding; sync, async and streamed) maps through one function,
 ``exception_type``: hooked there, a refusal of llm_toll found in the error's chain is handed
 back as it is, so ``except BudgetExceededError`` works around ``litellm.completion`` as
 around the SDK's own calls; any other error is mapped as LiteLLM maps it.
+
+A stream's error met mid-stream is mapped there too, then wrapped once more for LiteLLM's
+Router: that wrapping is hooked as well, where every stream of LiteLLM's raises it.
 
 LiteLLM's modules bind ``exception_type`` by name (``from ... import exception_type``) and
 look it up as a global when they raise: the hook wraps it in every module that holds it, so
@@ -21,6 +24,10 @@ from llm_toll.exceptions import BudgetExceededError, LocalRateLimitError
 
 MAPPER_MODULE = "litellm.litellm_core_utils.exception_mapping_utils"
 MAPPER = "exception_type"
+# Where LiteLLM's stream raises every error met mid-stream, mapped, then wrapped in a
+# ``MidStreamFallbackError`` (for its Router to fall back on) unless it is a client error.
+STREAM_MODULE = "litellm.litellm_core_utils.streaming_handler"
+STREAM_ERRORS = "CustomStreamWrapper._handle_stream_fallback_error"
 # How far down an error's chain a refusal is looked for (LiteLLM wraps two or three deep).
 _MAX_DEPTH = 16
 
@@ -50,6 +57,20 @@ def map_exception(
     # Raised where LiteLLM handles its own wrapping of it: that wrapping is noise.
     refusal.__suppress_context__ = True
     return refusal
+
+
+def stream_error(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """A stream cut by llm_toll (past its reservation) raises the refusal, not LiteLLM's
+    fallback error: a Router must not spend again on another model."""
+    try:
+        return wrapped(*args, **kwargs)
+    except Exception as error:
+        refusal = refusal_in(error)
+        if refusal is None:
+            raise
+        raise refusal from None
 
 
 def holders() -> list[str]:
