@@ -25,6 +25,8 @@ from llm_toll.exceptions import BudgetExceededError
 from llm_toll.store import SQLiteStore
 from tests.integration.test_alerts import Received, delivered
 from tests.integration.test_decorated_providers import MESSAGES, genai_prices_nanos
+from tests.integration.test_hooks import run_program
+from tests.integration.test_strict_requests import LONG_REPLY
 from tests.support.alert_receiver import AlertReceiver, fields
 from tests.support.otel import Telemetry
 
@@ -471,3 +473,144 @@ def test_the_callback_raises_the_budgets_alerts(
         "exceeded",
         "refused",
     ]
+
+
+# -- LiteLLM's calls imported by name before the hooks ---------------------------------------
+
+IMPORTED_FIRST = """
+import asyncio
+import os
+import sys
+
+# Bound before llm_toll hooks anything: these names keep LiteLLM's own functions.
+from litellm import acompletion, aembedding, atext_completion, completion, embedding
+from litellm import text_completion
+
+import llm_toll
+from llm_toll._hooks import installed
+
+server = {"api_base": os.environ["OPENAI_BASE_URL"], "api_key": "test", "max_retries": 0}
+chat = {"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "Hi"}], **server}
+usage = {"stream_options": {"include_usage": True}}
+text = {"model": "openai/gpt-3.5-turbo-instruct", "prompt": "Hi", **server}
+vectors = {"model": "openai/text-embedding-3-small", "input": ["Hi"], **server}
+calls = {
+    "completion": lambda: completion(**chat),
+    "completion stream": lambda: list(completion(**chat, stream=True, **usage)),
+    "text_completion": lambda: text_completion(**text),
+    "embedding": lambda: embedding(**vectors),
+}
+
+
+async def drained(stream):
+    return [chunk async for chunk in await stream]
+
+
+async_calls = {
+    "acompletion": lambda: acompletion(**chat),
+    "acompletion stream": lambda: drained(acompletion(**chat, stream=True, **usage)),
+    "atext_completion": lambda: atext_completion(**text),
+    "aembedding": lambda: aembedding(**vectors),
+}
+
+
+def raised(call):
+    try:
+        call()
+    except Exception as error:
+        return type(error).__name__
+    return "nothing"
+
+
+async def raised_async(call):
+    try:
+        await call()
+    except Exception as error:
+        return type(error).__name__
+    return "nothing"
+
+
+async def main():
+    for name, call in async_calls.items():
+        print(name, await raised_async(call))
+
+
+with llm_toll.run("litellm-spent", max_budget=1e-9):  # the hooks go in here
+    completion(**chat)  # sent, recorded: it spends the budget
+    for name, call in calls.items():
+        print(name, raised(call))
+    asyncio.run(main())  # inside the run too
+
+hooked = installed()
+llm_toll.instrument()  # again: nothing more
+print("reinstalled", installed() == hooked)
+llm_toll.uninstrument()
+layered = [
+    name
+    for name, module in list(sys.modules.items())
+    if name.split(".")[0] == "litellm"
+    and hasattr(getattr(module, "__dict__", {}).get("exception_type"), "__wrapped__")
+]
+print("left", installed() + layered)
+"""
+
+
+def test_calls_imported_before_the_hooks_raise_a_refusal_as_it_is(
+    replay: ReplayServer, tmp_path: Path
+) -> None:
+    """``from litellm import completion`` before llm_toll hooks anything keeps LiteLLM's own
+    function: the hook is where every call of LiteLLM's maps an error, so a refusal still
+    comes out as ``BudgetExceededError``, sync, async and streamed, and nothing is sent
+    once the first request has spent the budget."""
+    lines = run_program(IMPORTED_FIRST, replay, tmp_path, LITELLM_LOCAL_MODEL_COST_MAP="True")
+
+    outcomes = dict(line.rsplit(" ", 1) for line in lines if " " in line)
+    calls = ["completion", "completion stream", "text_completion", "embedding"]
+    calls += ["a" + name for name in calls]
+    assert {name: outcomes.get(name) for name in calls} == dict.fromkeys(
+        calls, "BudgetExceededError"
+    )
+    [spent_it] = replay.requests  # the others were refused before they were sent
+    with SQLiteStore(str(tmp_path / "ledger.db")) as ledger:
+        [row] = ledger.get_usage_logs("litellm-spent")
+    assert row["response_id"] == spent_it.response_id
+    assert outcomes["reinstalled"] == "True"
+    assert lines[-1] == "left []"  # uninstrument() took the hook out of every module
+
+
+def test_an_error_that_is_no_refusal_is_mapped_as_litellm_maps_it(
+    litellm: Any, replay: ReplayServer, store: SQLiteStore
+) -> None:
+    replay.script(status=500)
+    with llm_toll.run("litellm-failing"), pytest.raises(litellm.InternalServerError) as failed:
+        litellm.completion(**request(replay))
+    assert failed.value.status_code == 500
+    assert len(replay.requests) == 1
+
+
+def test_a_stream_cut_mid_way_raises_the_refusal(
+    litellm: Any, replay: ReplayServer, store: SQLiteStore
+) -> None:
+    """A strict stream that runs past its reservation is cut by the SDK's hook; LiteLLM's
+    stream would raise that as its ``MidStreamFallbackError`` (a Router's cue to spend again
+    on another model): it comes out as the refusal, sync and async."""
+    cut = request(replay, stream=True, max_tokens=5)
+    replay.script(text=LONG_REPLY, ignore_cap=True)  # a provider that ignores the cap
+    with (  # the error comes mid-stream, from the loop
+        pytest.raises(BudgetExceededError, match="ran past"),
+        llm_toll.run("litellm-cut", max_budget=1.0, strict=True),
+    ):
+        for _ in litellm.completion(**cut):
+            pass
+
+    async def asynchronous() -> None:
+        replay.script(text=LONG_REPLY, ignore_cap=True)
+        with pytest.raises(BudgetExceededError, match="ran past"):  # noqa: PT012 - mid-stream
+            async with llm_toll.run("litellm-acut", max_budget=1.0, strict=True):
+                async for _ in await litellm.acompletion(**cut):
+                    pass
+
+    asyncio.run(asynchronous())
+    for project in ("litellm-cut", "litellm-acut"):
+        [row] = store.get_usage_logs(project)
+        assert row["output_tokens"] > 5  # what came before the cut is recorded

@@ -1,6 +1,6 @@
 """Provider SDK hooks: openai, anthropic and google-genai, patched with wrapt where every
 request of each passes (as OpenTelemetry's own GenAI instrumentations patch); and LiteLLM's
-public calls, which send through those SDKs, so that a refusal comes out of them unwrapped.
+error mapping, which every call of LiteLLM's passes, so that a refusal comes out unwrapped.
 
 Hooks are installed once, when a function is decorated or a run starts (or explicitly, by
 ``llm_toll.instrument()``), and only into SDKs that are imported: an SDK imported later is
@@ -15,6 +15,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 from llm_toll._warnings import warn_once
@@ -68,15 +69,15 @@ def _google_genai_targets() -> list[tuple[str, str, Callable[..., Any]]]:
 
 
 def _litellm_targets() -> list[tuple[str, str, Callable[..., Any]]]:
-    """LiteLLM's public calls: not where its requests are gated (the SDKs' hooks are), but
-    where the refusals it wraps in errors of its own are raised as they are."""
-    import litellm
-
+    """Where LiteLLM maps what the SDKs raise into errors of its own, and where its streams
+    wrap them again: not where its requests are gated (the SDKs' hooks are), but where the
+    refusals it would wrap are handed back as they are. The mapping is a function bound by
+    name in several modules: hooked in each."""
     from llm_toll._hooks import _litellm
 
-    targets = [("litellm", name, _litellm.sync_call) for name in _litellm.SYNC_CALLS]
-    targets += [("litellm", name, _litellm.async_call) for name in _litellm.ASYNC_CALLS]
-    return [target for target in targets if hasattr(litellm, target[1])]
+    importlib.import_module(_litellm.MAPPER_MODULE)
+    targets = [(module, _litellm.MAPPER, _litellm.map_exception) for module in _litellm.holders()]
+    return [*targets, (_litellm.STREAM_MODULE, _litellm.STREAM_ERRORS, _litellm.stream_error)]
 
 
 # The module whose import means the SDK is there -> what to patch in it.
@@ -142,8 +143,19 @@ def uninstall() -> None:
     with _lock:
         _enabled = False
         for (module, path), (owner, wrapper) in list(_patched.items()):
-            _unwrap(owner, path.rsplit(".", 1)[-1], wrapper)
+            name = path.rsplit(".", 1)[-1]
+            _unwrap(owner, name, wrapper)
+            if isinstance(owner, ModuleType):
+                _unwrap_bound_copies(module.split(".")[0], name, wrapper)
             del _patched[(module, path)]
+
+
+def _unwrap_bound_copies(package: str, name: str, wrapper: Callable[..., Any]) -> None:
+    """Take llm_toll's layer out of the modules of ``package`` that bound a hooked function
+    by name (``from m import f``) when they were imported, after the hooks went in."""
+    for module_name, module in list(sys.modules.items()):
+        if isinstance(module, ModuleType) and module_name.split(".")[0] == package:
+            _unwrap(module, name, wrapper)
 
 
 def _unwrap(owner: Any, name: str, wrapper: Callable[..., Any]) -> None:
