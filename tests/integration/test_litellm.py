@@ -23,6 +23,7 @@ from llm_toll._budget.money import nanos_to_usd, usd_to_nanos
 from llm_toll.demo.replay import ReplayServer
 from llm_toll.exceptions import BudgetExceededError
 from llm_toll.store import SQLiteStore
+from llm_toll.store._time import utc_now
 from tests.integration.test_alerts import Received, delivered
 from tests.integration.test_decorated_providers import MESSAGES, genai_prices_nanos
 from tests.integration.test_hooks import run_program
@@ -483,8 +484,8 @@ import os
 import sys
 
 # Bound before llm_toll hooks anything: these names keep LiteLLM's own functions.
-from litellm import acompletion, aembedding, atext_completion, completion, embedding
-from litellm import text_completion
+from litellm import acompletion, aembedding, aresponses, atext_completion, completion
+from litellm import embedding, responses, text_completion
 
 import llm_toll
 from llm_toll._hooks import installed
@@ -494,11 +495,14 @@ chat = {"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "Hi"}
 usage = {"stream_options": {"include_usage": True}}
 text = {"model": "openai/gpt-3.5-turbo-instruct", "prompt": "Hi", **server}
 vectors = {"model": "openai/text-embedding-3-small", "input": ["Hi"], **server}
+ask = {"model": "openai/gpt-4o", "input": "Hi", "api_base": server["api_base"], "api_key": "test"}
 calls = {
     "completion": lambda: completion(**chat),
     "completion stream": lambda: list(completion(**chat, stream=True, **usage)),
     "text_completion": lambda: text_completion(**text),
     "embedding": lambda: embedding(**vectors),
+    "responses": lambda: responses(**ask),
+    "responses stream": lambda: list(responses(**ask, stream=True)),
 }
 
 
@@ -511,6 +515,8 @@ async_calls = {
     "acompletion stream": lambda: drained(acompletion(**chat, stream=True, **usage)),
     "atext_completion": lambda: atext_completion(**text),
     "aembedding": lambda: aembedding(**vectors),
+    "aresponses": lambda: aresponses(**ask),
+    "aresponses stream": lambda: drained(aresponses(**ask, stream=True)),
 }
 
 
@@ -566,6 +572,7 @@ def test_calls_imported_before_the_hooks_raise_a_refusal_as_it_is(
 
     outcomes = dict(line.rsplit(" ", 1) for line in lines if " " in line)
     calls = ["completion", "completion stream", "text_completion", "embedding"]
+    calls += ["responses", "responses stream"]
     calls += ["a" + name for name in calls]
     assert {name: outcomes.get(name) for name in calls} == dict.fromkeys(
         calls, "BudgetExceededError"
@@ -614,3 +621,170 @@ def test_a_stream_cut_mid_way_raises_the_refusal(
     for project in ("litellm-cut", "litellm-acut"):
         [row] = store.get_usage_logs(project)
         assert row["output_tokens"] > 5  # what came before the cut is recorded
+
+
+# -- LiteLLM's Responses API, sent with LiteLLM's own HTTP client -----------------------------
+
+
+def responses_request(replay: ReplayServer, **extra: Any) -> dict[str, Any]:
+    return {
+        "model": "openai/gpt-4o",
+        "input": "Name three primary colours.",
+        "api_base": replay.base_url + "/v1",
+        "api_key": "test",
+        **extra,
+    }
+
+
+def read(response: Any, stream: bool) -> None:
+    if stream:
+        list(response)
+
+
+async def read_async(response: Any, stream: bool) -> None:
+    if stream:
+        async for _ in response:
+            pass
+
+
+def assert_recorded_at_exact_cost(store: SQLiteStore, replay: ReplayServer, project: str) -> None:
+    """One row per request the server answered, each at its real usage and exact price."""
+    rows = sorted(store.get_usage_logs(project, limit=10), key=lambda row: row["id"])
+    assert len(rows) == len(replay.requests) > 0
+    for row, exchange in zip(rows, replay.requests, strict=True):
+        sent = exchange.tokens
+        assert sent is not None and exchange.api == "openai.responses"
+        assert (row["model"], row["provider"]) == ("gpt-4o", "openai")
+        assert provider_response_id(row["response_id"]) == exchange.response_id
+        assert (row["input_tokens"], row["output_tokens"]) == (
+            sent.input_tokens,
+            sent.output_tokens,
+        )
+        assert row["cost_nanos"] == genai_prices_nanos(sent, "gpt-4o", "openai")
+
+
+def provider_response_id(recorded: str) -> str:
+    """The provider's id of a response: LiteLLM's stream events carry it encoded in an id
+    of LiteLLM's own (with its provider and deployment), as its callers see it."""
+    from litellm.responses.utils import ResponsesAPIRequestUtils
+
+    return str(ResponsesAPIRequestUtils.decode_responses_api_response_id(recorded)["response_id"])
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_responses_in_a_run_are_recorded_once_at_their_exact_cost(
+    litellm: Any, replay: ReplayServer, store: SQLiteStore, stream: bool
+) -> None:
+    """``litellm.responses()`` sends an OpenAI model's request with LiteLLM's own HTTP
+    client, not the openai SDK: its handler is hooked, so the run records it."""
+    with llm_toll.run("litellm-responses"):
+        read(litellm.responses(**responses_request(replay, stream=stream)), stream)
+        read(litellm.responses(**responses_request(replay, stream=stream)), stream)
+    assert_recorded_at_exact_cost(store, replay, "litellm-responses")
+    assert replay.last.stream is stream
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+async def test_aresponses_in_a_tracked_function_are_recorded_once_at_their_exact_cost(
+    litellm: Any, replay: ReplayServer, store: SQLiteStore, stream: bool
+) -> None:
+    @llm_toll.track_costs(project="litellm-aresponses")
+    async def agent() -> str:
+        for _ in range(2):
+            response = await litellm.aresponses(**responses_request(replay, stream=stream))
+            await read_async(response, stream)
+        return "done"  # the requests were recorded: this is not
+
+    assert await agent() == "done"
+    assert_recorded_at_exact_cost(store, replay, "litellm-aresponses")
+    assert replay.last.stream is stream
+
+
+def test_responses_outside_a_run_are_neither_gated_nor_recorded(
+    litellm: Any, replay: ReplayServer, store: SQLiteStore
+) -> None:
+    llm_toll.instrument()
+    litellm.responses(**responses_request(replay))
+    assert len(replay.requests) == 1
+    assert store.get_all_project_summaries() == []
+
+
+def test_responses_answered_through_chat_completions_are_recorded_once(
+    litellm: Any, replay: ReplayServer, store: SQLiteStore
+) -> None:
+    """LiteLLM answers a Responses call through chat completions when asked to (or when the
+    provider has no Responses API): the openai SDK's hook records that request, and the
+    Responses hook, never reached, does not record it again."""
+    with llm_toll.run("litellm-bridged"):
+        litellm.responses(**responses_request(replay, use_chat_completions_api=True))
+    [exchange] = replay.requests
+    assert exchange.api == "openai.chat"
+    [row] = store.get_usage_logs("litellm-bridged")
+    assert row["response_id"] == exchange.response_id
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+async def test_a_spent_run_cap_refuses_responses_before_they_are_sent(
+    litellm: Any, replay: ReplayServer, store: SQLiteStore, stream: bool
+) -> None:
+    async with llm_toll.run("litellm-responses-capped", max_cost=1e-9):
+        read(litellm.responses(**responses_request(replay, stream=stream)), stream)
+        with pytest.raises(BudgetExceededError) as refused:
+            litellm.responses(**responses_request(replay, stream=stream))
+        with pytest.raises(BudgetExceededError):
+            await litellm.aresponses(**responses_request(replay, stream=stream))
+    assert refused.value.scope == "run"
+    assert len(replay.requests) == 1  # the refused requests never reached the server
+    assert len(store.get_usage_logs("litellm-responses-capped")) == 1
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+async def test_strict_lowers_a_responses_cap_to_what_the_budget_pays_for(
+    litellm: Any, replay: ReplayServer, store: SQLiteStore, stream: bool
+) -> None:
+    budget = 0.004  # about 400 output tokens of gpt-4o
+    sent_caps = []
+    for project, asynchronous in (("litellm-strict", False), ("litellm-astrict", True)):
+        replay.script(text=" ".join(f"word{n}" for n in range(1200)))  # more than the cap
+        request = responses_request(replay, stream=stream, max_output_tokens=1000)
+        async with llm_toll.run(project, max_budget=budget, strict=True):
+            if asynchronous:
+                await read_async(await litellm.aresponses(**request), stream)
+            else:
+                read(litellm.responses(**request), stream)
+        lowered = replay.last.body["max_output_tokens"]
+        tokens = replay.last.tokens
+        assert tokens is not None and tokens.output_tokens == lowered  # the server kept to it
+        sent_caps.append(lowered)
+        [row] = store.get_usage_logs(project)
+        assert row["cost_nanos"] == genai_prices_nanos(tokens, "gpt-4o", "openai")
+        assert row["cost_nanos"] <= usd_to_nanos(budget)
+        assert store.get_reserved(project, None, utc_now()) == 0
+    assert all(0 < cap < 1000 for cap in sent_caps)
+
+
+def test_a_strict_responses_stream_past_its_reservation_is_cut(
+    litellm: Any, replay: ReplayServer, store: SQLiteStore
+) -> None:
+    """A provider that ignores the cap: the stream is cut once it runs past what was
+    reserved, sync and async, and what came before the cut is recorded."""
+    request = responses_request(replay, stream=True, max_output_tokens=5)
+    replay.script(text=LONG_REPLY, ignore_cap=True)
+    with (  # the error comes mid-stream, from the loop
+        pytest.raises(BudgetExceededError, match="ran past"),
+        llm_toll.run("litellm-responses-cut", max_budget=1.0, strict=True),
+    ):
+        for _ in litellm.responses(**request):
+            pass
+
+    async def asynchronous() -> None:
+        replay.script(text=LONG_REPLY, ignore_cap=True)
+        with pytest.raises(BudgetExceededError, match="ran past"):  # noqa: PT012 - mid-stream
+            async with llm_toll.run("litellm-responses-acut", max_budget=1.0, strict=True):
+                async for _ in await litellm.aresponses(**request):
+                    pass
+
+    asyncio.run(asynchronous())
+    for project in ("litellm-responses-cut", "litellm-responses-acut"):
+        [row] = store.get_usage_logs(project)
+        assert row["output_tokens"] > 5

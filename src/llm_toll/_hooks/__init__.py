@@ -1,6 +1,7 @@
 """Provider SDK hooks: openai, anthropic and google-genai, patched with wrapt where every
-request of each passes (as OpenTelemetry's own GenAI instrumentations patch); and LiteLLM's
-error mapping, which every call of LiteLLM's passes, so that a refusal comes out unwrapped.
+request of each passes (as OpenTelemetry's own GenAI instrumentations patch); LiteLLM's
+Responses handler, which sends with LiteLLM's own HTTP client; and LiteLLM's error
+mapping, which every call of LiteLLM's passes, so that a refusal comes out unwrapped.
 
 Hooks are installed once, when a function is decorated or a run starts (or explicitly, by
 ``llm_toll.instrument()``), and only into SDKs that are imported: an SDK imported later is
@@ -69,15 +70,22 @@ def _google_genai_targets() -> list[tuple[str, str, Callable[..., Any]]]:
 
 
 def _litellm_targets() -> list[tuple[str, str, Callable[..., Any]]]:
-    """Where LiteLLM maps what the SDKs raise into errors of its own, and where its streams
-    wrap them again: not where its requests are gated (the SDKs' hooks are), but where the
-    refusals it would wrap are handed back as they are. The mapping is a function bound by
-    name in several modules: hooked in each."""
+    """Where LiteLLM sends a Responses request with its own HTTP client (its chat,
+    text-completion and embedding requests go through the openai SDK, whose hooks gate
+    them); where it maps what the SDKs raise into errors of its own, and where its streams
+    wrap them again: there the refusals it would wrap are handed back as they are. The
+    mapping is a function bound by name in several modules: hooked in each."""
     from llm_toll._hooks import _litellm
+    from llm_toll._hooks import _litellm_responses as responses
 
     importlib.import_module(_litellm.MAPPER_MODULE)
     targets = [(module, _litellm.MAPPER, _litellm.map_exception) for module in _litellm.holders()]
-    return [*targets, (_litellm.STREAM_MODULE, _litellm.STREAM_ERRORS, _litellm.stream_error)]
+    return [
+        *targets,
+        (_litellm.STREAM_MODULE, _litellm.STREAM_ERRORS, _litellm.stream_error),
+        (responses.MODULE, responses.SYNC, responses.response_api_handler),
+        (responses.MODULE, responses.ASYNC, responses.async_response_api_handler),
+    ]
 
 
 # The module whose import means the SDK is there -> what to patch in it.
