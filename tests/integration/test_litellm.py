@@ -676,10 +676,16 @@ def test_responses_in_a_run_are_recorded_once_at_their_exact_cost(
     litellm: Any, replay: ReplayServer, store: SQLiteStore, stream: bool
 ) -> None:
     """``litellm.responses()`` sends an OpenAI model's request with LiteLLM's own HTTP
-    client, not the openai SDK: its handler is hooked, so the run records it."""
+    client, not the openai SDK: its handler is hooked, so the run records it; a callback
+    that sees the same responses does not record them again."""
+    callback = Callback(project="litellm-responses-callback")
+    litellm.callbacks = [callback]
     with llm_toll.run("litellm-responses"):
         read(litellm.responses(**responses_request(replay, stream=stream)), stream)
         read(litellm.responses(**responses_request(replay, stream=stream)), stream)
+    callback.wait()
+    callback.wait()
+    assert store.get_usage_logs("litellm-responses-callback") == []
     assert_recorded_at_exact_cost(store, replay, "litellm-responses")
     assert replay.last.stream is stream
 
