@@ -20,6 +20,7 @@ import pytest
 
 import llm_toll
 from llm_toll._budget.money import nanos_to_usd, usd_to_nanos
+from llm_toll._worker import worker
 from llm_toll.demo.replay import ReplayServer
 from llm_toll.exceptions import BudgetExceededError
 from llm_toll.store import SQLiteStore
@@ -794,3 +795,23 @@ def test_a_strict_responses_stream_past_its_reservation_is_cut(
     for project in ("litellm-responses-cut", "litellm-responses-acut"):
         [row] = store.get_usage_logs(project)
         assert row["output_tokens"] > 5
+
+
+async def test_a_failed_responses_request_is_not_recorded_and_holds_nothing(
+    litellm: Any, replay: ReplayServer, store: SQLiteStore
+) -> None:
+    """The provider's error comes out as LiteLLM maps it; the strict reservation made for
+    the request is released, sync and async."""
+    for asynchronous in (False, True):
+        replay.script(status=500)
+        with pytest.raises(litellm.InternalServerError) as failed:  # noqa: PT012
+            async with llm_toll.run("litellm-responses-failing", max_budget=1.0, strict=True):
+                if asynchronous:
+                    await litellm.aresponses(**responses_request(replay))
+                else:
+                    litellm.responses(**responses_request(replay))
+        assert failed.value.status_code == 500
+    assert len(replay.requests) == 2
+    worker.drain()  # an async request's failure is settled in the worker
+    assert store.get_usage_logs("litellm-responses-failing") == []
+    assert store.get_reserved("litellm-responses-failing", None, utc_now()) == 0
