@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Any
 
-from llm_toll.usage._base import NO_CONTEXT, ExtractedUsage, Usage
+from llm_toll.usage._base import NO_CONTEXT, ExtractedUsage, Usage, UsageError
 from llm_toll.usage._fields import (
     add_unit,
     as_list,
@@ -27,6 +28,8 @@ from llm_toll.usage._fields import (
     extra,
     frozen_units,
     get,
+    is_zero,
+    plain_counts,
     text_of,
     usage_object,
 )
@@ -87,6 +90,52 @@ def message_usage(where: str, usage: object, delta: object = None) -> Usage:
     )
 
 
+def _plain_message_usage(usage: Any) -> Usage | None:
+    """The usual ``Usage`` of the anthropic SDK's ``Message``, read in a few attribute
+    reads: plain counts, no one-hour cache writes, no web searches. None for anything else
+    (a dict, a unit to add, a count to reject...), which :func:`message_usage` reads field
+    by field and whose errors it names.
+
+    This runs on every tracked call: the declared fields of a pydantic model are plain
+    instance attributes, while :func:`message_usage` costs a dozen generic reads and checks.
+    """
+    try:
+        uncached = usage.input_tokens
+        read = usage.cache_read_input_tokens
+        written = usage.cache_creation_input_tokens
+        output = usage.output_tokens
+        details = usage.output_tokens_details
+        thinking = None if details is None else details.thinking_tokens
+        tools = usage.server_tool_use
+        searches = None if tools is None else tools.web_search_requests
+        one_hour = None
+        if written:  # as in message_usage, the split is only read for cache writes
+            split = usage.cache_creation
+            one_hour = None if split is None else split.ephemeral_1h_input_tokens
+    except AttributeError:  # not an SDK model, or an older SDK's: read field by field
+        return None
+    # Absent cache and thinking counts are 0, as in message_usage.
+    read = 0 if read is None else read
+    written = 0 if written is None else written
+    thinking = 0 if thinking is None else thinking
+    if not (
+        plain_counts(uncached, read, written, output, thinking)
+        and is_zero(searches)
+        and is_zero(one_hour)
+    ):
+        return None
+    try:  # the upper bounds and the checks across counts
+        return Usage.from_counts(
+            uncached + read + written,
+            output,
+            cache_read_input_tokens=read,
+            cache_creation_input_tokens=written,
+            reasoning_output_tokens=thinking,
+        )
+    except UsageError:
+        return None
+
+
 _BATCH: Mapping[str, str] = MappingProxyType({"processing": "batch"})
 _FAST: Mapping[str, str] = MappingProxyType({"speed": "fast"})
 _FAST_BATCH: Mapping[str, str] = MappingProxyType({"processing": "batch", "speed": "fast"})
@@ -98,8 +147,12 @@ def price_context(usage: object) -> Mapping[str, str]:
     commitment, not per token, and changes no price."""
     if usage is None or isinstance(usage, (str, int, float, list)):
         return NO_CONTEXT
-    batch = get(usage, "service_tier") == "batch"
-    fast = get(usage, "speed") == "fast"
+    return _context(get(usage, "service_tier"), get(usage, "speed"))
+
+
+def _context(service_tier: object, speed: object) -> Mapping[str, str]:
+    batch = service_tier == "batch"
+    fast = speed == "fast"
     if batch:
         return _FAST_BATCH if fast else _BATCH
     return _FAST if fast else NO_CONTEXT
@@ -115,6 +168,30 @@ def from_message(message: object) -> ExtractedUsage:
         operation="chat",
         response_id=text_of(get(message, "id")),
         price_context=price_context(usage),
+    )
+
+
+def from_message_model(message: Any) -> ExtractedUsage:
+    """:func:`from_message` for the anthropic SDK's ``Message`` (or ``BetaMessage``...), its
+    usual usage read by attribute (:func:`_plain_message_usage`), anything else as
+    :func:`from_message` reads it."""
+    try:
+        usage = message.usage
+        found = _plain_message_usage(usage)
+        if found is None:
+            return from_message(message)
+        model = message.model
+        response_id = message.id
+        context = _context(usage.service_tier, usage.speed)
+    except AttributeError:
+        return from_message(message)
+    return ExtractedUsage(
+        usage=found,
+        model=model if isinstance(model, str) else None,
+        provider=PROVIDER,
+        operation="chat",
+        response_id=response_id if isinstance(response_id, str) else None,
+        price_context=context,
     )
 
 

@@ -97,9 +97,11 @@ class Usage:
     ) -> Usage:
         """From counts already validated one by one: only the checks across fields (and of
         totals an extractor added up, such as Anthropic's input plus cache tokens)."""
-        for name, total in (("input_tokens", input_tokens), ("output_tokens", output_tokens)):
-            if total > MAX_TOKENS_PER_CALL:
-                raise UsageError(f"{name} is implausibly large: {total}")
+        # Spelled out, not looped over pairs: this runs on every tracked call.
+        if input_tokens > MAX_TOKENS_PER_CALL:
+            raise UsageError(f"input_tokens is implausibly large: {input_tokens}")
+        if output_tokens > MAX_TOKENS_PER_CALL:
+            raise UsageError(f"output_tokens is implausibly large: {output_tokens}")
         cached = cache_read_input_tokens + cache_creation_input_tokens
         if cached > input_tokens:
             raise UsageError(f"cached input tokens ({cached}) exceed input tokens ({input_tokens})")

@@ -41,16 +41,20 @@ EMBEDDINGS = _Kind(openai.from_embeddings, _no_text)
 RESPONSE = _Kind(openai.from_response, openai.response_output_text)
 MESSAGE = _Kind(anthropic.from_message, anthropic.message_text)
 GENERATE_CONTENT = _Kind(gemini.from_generate_content, gemini.candidate_text)
+# The SDKs' own types, their usual usage read by attribute rather than field by field.
+CHAT_MODEL = _Kind(openai.from_chat_model, openai.chat_text)
+MESSAGE_MODEL = _Kind(anthropic.from_message_model, anthropic.message_text)
+GENERATE_CONTENT_MODEL = _Kind(gemini.from_generate_content_model, gemini.candidate_text)
 
 # (top-level package, class name) -> kind. Subclasses are found through the MRO.
 _SDK_CLASSES: dict[tuple[str, str], _Kind] = {
-    ("openai", "ChatCompletion"): CHAT,
+    ("openai", "ChatCompletion"): CHAT_MODEL,
     ("openai", "Completion"): COMPLETION,
     ("openai", "CreateEmbeddingResponse"): EMBEDDINGS,
     ("openai", "Response"): RESPONSE,
-    ("anthropic", "Message"): MESSAGE,
-    ("anthropic", "BetaMessage"): MESSAGE,
-    ("google", "GenerateContentResponse"): GENERATE_CONTENT,
+    ("anthropic", "Message"): MESSAGE_MODEL,
+    ("anthropic", "BetaMessage"): MESSAGE_MODEL,
+    ("google", "GenerateContentResponse"): GENERATE_CONTENT_MODEL,
 }
 # Packages whose classes are judged by class alone: an unknown class from these is not an
 # LLM response (no shape guessing on, say, an OpenAI ``Model`` or a google ``Candidate``).

@@ -75,6 +75,25 @@ def count(
         raise UsageError(f"{where}: {exc}") from None
 
 
+def plain_counts(*values: object) -> bool:
+    """True when every value is a plain int >= 0: a count the hot paths may take as it is.
+
+    Anything else (None, a bool, an int subclass, a float, a negative number...) is for
+    :func:`count` to convert or reject with an error naming the field; the caller reads the
+    whole usage field by field then. Upper bounds are left to ``Usage.from_counts``.
+    """
+    for value in values:  # noqa: SIM110 - all() over a generator costs twice this
+        if type(value) is not int or value < 0:
+            return False
+    return True
+
+
+def is_zero(value: object) -> bool:
+    """True when ``value`` is a unit :func:`add_unit` would add nothing for, without error:
+    None or a plain 0 (anything else is for :func:`add_unit` to check and add)."""
+    return value is None or (type(value) is int and value == 0)
+
+
 def add_unit(units: dict[str, int], where: str, label: str, key: str, *, value: object) -> None:
     """Add the checked count ``value`` (named ``label`` in errors) to ``units[key]``, unless 0."""
     number = count(where, label, value)

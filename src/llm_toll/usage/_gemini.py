@@ -18,7 +18,9 @@ Every function accepts the SDK object, its ``model_dump()`` (snake_case) or the 
 
 from __future__ import annotations
 
-from llm_toll.usage._base import ExtractedUsage, Usage
+from typing import Any
+
+from llm_toll.usage._base import NO_CONTEXT, ExtractedUsage, Usage, UsageError
 from llm_toll.usage._fields import (
     add_unit,
     as_list,
@@ -27,6 +29,7 @@ from llm_toll.usage._fields import (
     frozen_units,
     get,
     get2,
+    plain_counts,
     text_of,
     usage_object,
 )
@@ -122,6 +125,44 @@ def usage_metadata(metadata: object, where: str = _WHERE) -> Usage:
     )
 
 
+def _plain_usage_metadata(metadata: Any) -> Usage | None:
+    """The usage metadata of the google-genai SDK's response with plain counts, its counts
+    read in a few attribute reads. None for anything else (a dict, a count to reject...),
+    which :func:`usage_metadata` reads field by field and whose errors it names.
+
+    This runs on every tracked call: the declared fields of a pydantic model are plain
+    instance attributes, while :func:`usage_metadata` costs a dozen generic reads and checks.
+    """
+    try:
+        prompt = metadata.prompt_token_count
+        tool_prompt = metadata.tool_use_prompt_token_count
+        candidates = metadata.candidates_token_count
+        thoughts = metadata.thoughts_token_count
+        cached = metadata.cached_content_token_count
+    except AttributeError:  # not an SDK model: read field by field
+        return None
+    # Absent counts but the prompt's are 0, as in usage_metadata.
+    tool_prompt = 0 if tool_prompt is None else tool_prompt
+    candidates = 0 if candidates is None else candidates
+    thoughts = 0 if thoughts is None else thoughts
+    cached = 0 if cached is None else cached
+    if not plain_counts(prompt, tool_prompt, candidates, thoughts, cached):
+        return None
+    units: dict[str, int] = {"input_tool_tokens": tool_prompt} if tool_prompt else {}
+    # With every count valid, usage_metadata would read (and reject) the modalities next.
+    _modality_units(_WHERE, metadata, units)
+    try:  # the upper bounds and the checks across counts
+        return Usage.from_counts(
+            prompt + tool_prompt,
+            candidates + thoughts,
+            cache_read_input_tokens=cached,
+            reasoning_output_tokens=thoughts,
+            units=frozen_units(units),
+        )
+    except UsageError:
+        return None
+
+
 def model_version(response: object) -> str | None:
     return text_of(get2(response, "model_version", "modelVersion"))
 
@@ -151,6 +192,28 @@ def from_generate_content(response: object) -> ExtractedUsage:
         provider=PROVIDER,
         operation=OPERATION,
         response_id=response_id(response),
+    )
+
+
+def from_generate_content_model(response: Any) -> ExtractedUsage:
+    """:func:`from_generate_content` for the google-genai SDK's ``GenerateContentResponse``,
+    its usual usage read by attribute (:func:`_plain_usage_metadata`), anything else as
+    :func:`from_generate_content` reads it."""
+    try:
+        usage = _plain_usage_metadata(response.usage_metadata)
+        if usage is None:
+            return from_generate_content(response)
+        model = response.model_version
+        found_id = response.response_id
+    except AttributeError:
+        return from_generate_content(response)
+    return ExtractedUsage(
+        usage=usage,
+        model=model if isinstance(model, str) else None,
+        provider=PROVIDER,
+        operation=OPERATION,
+        response_id=found_id if isinstance(found_id, str) else None,
+        price_context=NO_CONTEXT,  # given, not left to the field's default factory
     )
 
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from llm_toll.usage._base import NO_CONTEXT, NO_UNITS, ExtractedUsage, Usage
+from llm_toll.usage._base import NO_CONTEXT, NO_UNITS, ExtractedUsage, Usage, UsageError
 from llm_toll.usage._fields import (
     add_unit,
     as_list,
@@ -26,6 +26,7 @@ from llm_toll.usage._fields import (
     extra,
     frozen_units,
     get,
+    plain_counts,
     text_of,
     usage_object,
 )
@@ -36,7 +37,54 @@ PROVIDER = "openai"
 
 def chat_usage(where: str, usage: object) -> Usage:
     """``CompletionUsage`` (chat and legacy completions) as a Usage."""
-    return _usage(where, usage, _CHAT_FIELDS)
+    found = _plain_chat_usage(usage)
+    return _usage(where, usage, _CHAT_FIELDS) if found is None else found
+
+
+def _plain_chat_usage(usage: Any) -> Usage | None:
+    """The usual ``CompletionUsage`` of the openai SDK, read in a few attribute reads: plain
+    counts, no audio or image tokens, no extra fields. None for anything else (a dict, a
+    detail to add as a unit, a count to reject...), which :func:`_usage` reads field by
+    field and whose errors it names.
+
+    This runs on every tracked call: the declared fields of a pydantic model are plain
+    instance attributes, while :func:`_usage` costs a dozen generic reads and checks.
+    """
+    try:
+        if usage.__pydantic_extra__:  # OpenRouter's cost, output image tokens...
+            return None
+        prompt = usage.prompt_tokens
+        completion = usage.completion_tokens
+        inputs = usage.prompt_tokens_details
+        outputs = usage.completion_tokens_details
+        cached = written = reasoning = None
+        if inputs is not None:
+            if inputs.audio_tokens or inputs.image_tokens:
+                return None
+            cached = inputs.cached_tokens
+            written = inputs.cache_write_tokens
+        if outputs is not None:
+            if outputs.audio_tokens or outputs.__pydantic_extra__:
+                return None
+            reasoning = outputs.reasoning_tokens
+    except AttributeError:  # not an SDK model, or an older SDK's: read field by field
+        return None
+    # Absent details count 0, as in _usage.
+    cached = 0 if cached is None else cached
+    written = 0 if written is None else written
+    reasoning = 0 if reasoning is None else reasoning
+    if not plain_counts(prompt, completion, cached, written, reasoning):
+        return None
+    try:  # the upper bounds and the checks across counts
+        return Usage.from_counts(
+            prompt,
+            completion,
+            cache_read_input_tokens=cached,
+            cache_creation_input_tokens=written,
+            reasoning_output_tokens=reasoning,
+        )
+    except UsageError:
+        return None
 
 
 def responses_usage(where: str, usage: object, tools: Mapping[str, int] = NO_UNITS) -> Usage:
@@ -177,7 +225,10 @@ def price_context(response: object) -> Mapping[str, str]:
     """The service tier a ``ChatCompletion``, a chunk or a ``Response`` says served it (never
     the tier requested: ``auto`` is served as ``default``, ``flex`` may be...), as a price
     context."""
-    tier = get(response, "service_tier")
+    return _tier_context(get(response, "service_tier"))
+
+
+def _tier_context(tier: object) -> Mapping[str, str]:
     if not isinstance(tier, str) or not tier:
         return NO_CONTEXT
     context = _TIER_CONTEXTS.get(tier)
@@ -238,6 +289,30 @@ def from_chat_completion(response: object) -> ExtractedUsage:
     """A ``ChatCompletion`` (or the final ``ChatCompletionChunk`` carrying usage)."""
     usage = chat_usage("openai chat.completion", get(response, "usage"))
     return _extracted(response, usage, "chat")
+
+
+def from_chat_model(response: Any) -> ExtractedUsage:
+    """:func:`from_chat_completion` for the openai SDK's ``ChatCompletion`` (or a subclass),
+    its usual usage read by attribute (:func:`_plain_chat_usage`), anything else as
+    :func:`from_chat_completion` reads it."""
+    try:
+        usage = _plain_chat_usage(response.usage)
+        if usage is None:
+            return from_chat_completion(response)
+        model = response.model
+        response_id = response.id
+        tier = response.service_tier
+    except AttributeError:
+        return from_chat_completion(response)
+    return ExtractedUsage(
+        usage=usage,
+        model=model if isinstance(model, str) else None,
+        provider=PROVIDER,
+        operation="chat",
+        response_id=response_id if isinstance(response_id, str) else None,
+        price_context=_tier_context(tier),
+        provider_cost_nanos=None,  # the usage has no extra fields: no ``cost``
+    )
 
 
 def from_completion(response: object) -> ExtractedUsage:
