@@ -17,7 +17,10 @@ LimitKind = Literal["rpm", "tpm"]
 """A rate limit: requests per minute or tokens per minute."""
 
 
-@dataclass(frozen=True, slots=True)
+# Records made on every call are not ``frozen``: a frozen dataclass sets each field through
+# ``object.__setattr__``, four times slower to build (about 4 µs per call for this one).
+# They are never changed after they are made; ``dataclasses.replace`` makes a changed copy.
+@dataclass(slots=True)
 class CallRecord:
     """One finished LLM call, priced, ready to be written to the ledger exactly once."""
 
@@ -80,7 +83,7 @@ class BudgetSpec:
     refused when any is exhausted."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # made on every call: not frozen, as CallRecord
 class BudgetState:
     """The state of one budget scope right after a call was recorded."""
 
