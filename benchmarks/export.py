@@ -61,7 +61,7 @@ def before_ledger(db: Path) -> Path:
     shutil.copyfile(db, partial)
     with contextlib.closing(sqlite3.connect(partial)) as conn, conn:
         conn.execute("DROP TABLE budget_limits")
-        conn.execute("DROP INDEX usage_logs_created_at")
+        conn.execute("DROP INDEX IF EXISTS usage_logs_created_at")  # gone since step 8
         conn.execute("UPDATE schema_version SET version = 6")
     partial.rename(path)
     return path

@@ -199,7 +199,16 @@ def test_the_first_write_shares_the_file_after_a_backup(db: Path) -> None:
             250_000_000,
         ]
         assert store.upgrade_schema() is None  # shared once only
+        # Both libraries' calls, newest first across projects through 0.13's index.
+        assert [(r["project"], r["cost_nanos"]) for r in store.calls(limit=2)] == [
+            ("chat", 125_000_000),
+            ("chat", 50_000_000),
+        ]
     assert len(backups(db)) == 1
+    # The ledger's inserts, 0.13's and llm_toll's, keep 0.13's index on it only.
+    assert raw(
+        db, "SELECT name FROM sqlite_master WHERE tbl_name = 'usage_logs' AND type = 'index'"
+    ) == [("idx_usage_logs_project_created",)]
 
 
 def test_reads_through_views_and_after_sharing_agree(db: Path) -> None:

@@ -16,13 +16,11 @@ from typing import Any, ClassVar
 from llm_toll.store import _reads
 from llm_toll.store._alert_marks import THRESHOLD_BITS
 from llm_toll.store._base import BaseStore
-from llm_toll.store._ledger import READ_COLUMNS
 from llm_toll.store._reads import BATCH_ROWS, Filters, TimeBuckets
 from llm_toll.store._time import utc_now
 from llm_toll.store._totals import PROJECT_KEY
 
 # A column named `<x>_nanos` is returned both as `<x>` (float USD) and as itself (exact).
-_LOG_COLUMNS = ", ".join(READ_COLUMNS)
 _TOTALS = """
 SUM(cost_nanos) AS total_cost_nanos, SUM(input_tokens) AS total_input_tokens,
 SUM(output_tokens) AS total_output_tokens, COUNT(*) AS call_count
@@ -44,6 +42,14 @@ class ReportSQL:
     totals: str
     """What the queries read as ``budget_totals``, likewise."""
     buckets: TimeBuckets
+    ranges_by_project: bool = False
+    """Whether the ledger's only index on time is the one on (project, created_at): a time
+    range across projects is then read as a range of it per project (see ``_reads``)."""
+
+    @property
+    def ranges_of(self) -> str | None:
+        """``ranges_of`` for ``Filters.where``."""
+        return self.ledger if self.ranges_by_project else None
 
     @classmethod
     def for_backend(
@@ -53,6 +59,7 @@ class ReportSQL:
         buckets: TimeBuckets,
         ledger: str = "usage_logs",
         totals: str = "budget_totals",
+        ranges_by_project: bool = False,
     ) -> ReportSQL:
         return cls(
             project_summaries=f"""
@@ -68,7 +75,7 @@ class ReportSQL:
                 SELECT {utc_day_of_created_at} AS date, SUM(cost_nanos) AS daily_cost_nanos,
                        SUM(input_tokens) AS daily_input_tokens,
                        SUM(output_tokens) AS daily_output_tokens, COUNT(*) AS call_count
-                FROM {ledger} WHERE created_at >= ? GROUP BY 1 ORDER BY 1""",
+                FROM {ledger} {{where}} GROUP BY 1 ORDER BY 1""",
             budget_totals=f"""
                 SELECT project, period, spent_nanos AS total_cost_nanos, limit_nanos,
                        thresholds_fired & {THRESHOLD_BITS} AS thresholds_fired,
@@ -78,6 +85,7 @@ class ReportSQL:
             ledger=ledger,
             totals=totals,
             buckets=buckets,
+            ranges_by_project=ranges_by_project,
         )
 
 
@@ -127,8 +135,11 @@ class ReportMethods(BaseStore):
         )
 
     def get_daily_cost_trends(self, days: int = 30) -> list[dict[str, Any]]:
-        cutoff = self._time_param(utc_now() - timedelta(days=days))
-        return self._report("read daily cost trends", self._queries().daily_trends, (cutoff,))
+        queries = self._queries()
+        filters = Filters(since=utc_now() - timedelta(days=days))
+        where, params = filters.where(self._time_param, ranges_of=queries.ranges_of)
+        sql = queries.daily_trends.format(where=where)
+        return self._report("read daily cost trends", sql, params)
 
     def get_budget_utilization(self) -> list[dict[str, Any]]:
         sql = self._queries().budget_totals
@@ -152,8 +163,8 @@ class ReportMethods(BaseStore):
         ``unpriced_calls``, ``estimated_calls``, ``first_at`` and ``last_at``."""
         dims = _reads.dimensions(by)
         filters = Filters(since, until, project, model, key, provider)
-        where, params = filters.where(self._time_param)
         queries = self._queries()
+        where, params = filters.where(self._time_param, ranges_of=queries.ranges_of)
         sql = _reads.spend_query(dims, queries.buckets, queries.ledger, where)
         return _reads.spend_rows(dims, self._report("read spend", sql, params))
 
@@ -171,9 +182,7 @@ class ReportMethods(BaseStore):
         """The ledger rows selected, newest first, at most ``limit`` (negative: all);
         ``after_id``: only rows recorded after that one."""
         filters = Filters(since, until, project, model, key, after_id=after_id)
-        where, params = filters.where(self._time_param)
-        sql = _reads.calls_query(self._queries().ledger, where, newest_first=True)
-        rows = self._report("read calls", sql, (*params, self._limit_param(limit)))
+        rows = self._newest_rows("read calls", filters, limit)
         return [_reads.call_row(row) for row in rows]
 
     def iter_calls(
@@ -202,26 +211,25 @@ class ReportMethods(BaseStore):
     def projects(self) -> list[str]:
         """The projects that have calls or budget totals, sorted."""
         queries = self._queries()
-        sql = _reads.projects_query(queries.ledger, queries.totals)
+        sql = _reads.projects_query(
+            queries.ledger, queries.totals, indexed=queries.ranges_by_project
+        )
         return [row["project"] for row in self._report("read projects", sql)]
 
     def _usage_logs(
         self, project: str | None, model: str | None, limit: int
     ) -> list[dict[str, Any]]:
-        clauses: list[str] = []
-        params: list[object] = []
-        if project is not None:
-            clauses.append("project = ?")
-            params.append(project)
-        if model is not None:
-            clauses.append("model = ?")
-            params.append(model)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = (
-            f"SELECT {_LOG_COLUMNS} FROM {self._queries().ledger} {where} "
-            "ORDER BY created_at DESC, id DESC LIMIT ?"
-        )
-        return self._report("read usage logs", sql, (*params, self._limit_param(limit)))
+        return self._newest_rows("read usage logs", Filters(project=project, model=model), limit)
+
+    def _newest_rows(self, action: str, filters: Filters, limit: int) -> list[dict[str, Any]]:
+        """The ledger rows ``filters`` selects, newest first, at most ``limit`` (negative:
+        all), as the backend returns them."""
+        queries = self._queries()
+        # After an id, the rows are a range of ids, whatever their time.
+        ranges_of = queries.ranges_of if filters.after_id is None else None
+        where, params = filters.where(self._time_param, ranges_of=ranges_of)
+        sql = _reads.calls_query(queries.ledger, where, newest_first=True)
+        return self._report(action, sql, (*params, self._limit_param(limit)))
 
 
 def add_utilization(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from llm_toll._budget.money import nanos_to_usd
 from llm_toll._budget.periods import LIFETIME
@@ -28,10 +29,11 @@ from llm_toll.store._breaker import Breaker
 from llm_toll.store._compat import warn
 from llm_toll.store._errors import SchemaError, StoreError
 from llm_toll.store._errors import StoreWarning as StoreWarning  # an older import path
-from llm_toll.store._reads import SQLITE_BUCKETS
+from llm_toll.store._reads import SQLITE_BUCKETS, Filters
 from llm_toll.store._reports import ReportSQL
 from llm_toll.store._sql import SQLStore, keep_inherited
 from llm_toll.store._sqlite_files import backup_copy, create_private_file
+from llm_toll.store._sqlite_newest import newest_rows
 from llm_toll.store._sqlite_schema import Layout, migrate
 from llm_toll.store._time import iso_utc
 from llm_toll.store._totals import ScopeWrite
@@ -114,7 +116,10 @@ class SQLiteStore(SQLStore):
 
     # -- internals -------------------------------------------------------------------------
 
-    _sql = ReportSQL.for_backend("DATE(created_at)", buckets=SQLITE_BUCKETS)
+    # The ledger's one index with its time is (project, created_at): another one, on the
+    # time alone, would cost every call's insert more than it saves the reads across
+    # projects, which read that index per project instead.
+    _sql = ReportSQL.for_backend("DATE(created_at)", buckets=SQLITE_BUCKETS, ranges_by_project=True)
 
     def _transaction(
         self, action: str, *, write: bool, atomic: bool = True, barrier: bool = True
@@ -127,6 +132,20 @@ class SQLiteStore(SQLStore):
 
     def _limit_param(self, limit: int) -> object:
         return limit  # LIMIT -1: every row
+
+    def _newest_rows(self, action: str, filters: Filters, limit: int) -> list[dict[str, Any]]:
+        if filters.project is not None or filters.after_id is not None or limit < 0:
+            # A project's rows: a range of the index. Rows after an id: a range of ids.
+            # Every row: nothing to stop early for, the range is read and sorted.
+            return super()._newest_rows(action, filters, limit)
+        try:
+            with self._transaction(action, write=False):
+                conn = self._conn
+                assert conn is not None  # opened by the transaction, which holds the lock
+                return newest_rows(conn, self._queries().ledger, filters, self._time_param, limit)
+        except StoreError as exc:
+            warn(exc)
+            return []
 
     def _connection(self, action: str) -> sqlite3.Connection:
         """The process's connection, opened on first use. The caller holds ``_lock``."""
