@@ -61,8 +61,9 @@ _MAX_CACHED_ROUTES = 4096
 class PricingRegistry:
     """Prices LLM calls: user overrides, then local models, then genai-prices, then a fallback.
 
-    Thread-safe. The model lookup is cached per (model, provider) and dropped whenever the
-    overrides, the fallback or genai-prices' data change.
+    Thread-safe. The model lookup is cached per (model, provider), and what a call costs
+    per (model, provider, price context) when that does not depend on the request time;
+    both are dropped whenever the overrides, the fallback or genai-prices' data change.
     """
 
     def __init__(self) -> None:
@@ -70,7 +71,7 @@ class PricingRegistry:
         # Replaced, never mutated, so readers need no lock.
         self._overrides: dict[str, LinearPrice] = {}
         self._fallback: LinearPrice | None = None
-        # The price data the cached routes were resolved from, with those routes.
+        # The price data the cached routes were resolved from, with those routes and quotes.
         self._state = RouteCache(None, {}, {})
         self._warned: set[tuple[str, str]] = set()
 
