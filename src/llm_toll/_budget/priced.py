@@ -38,10 +38,9 @@ def priced_call(
     llm_toll's own price beside it when it has one."""
     provider = provider or found.provider
     context = found.price_context if context is None else context
-    price = default_registry.price(
-        model, found.usage, provider=provider, at=started_at, context=context
+    cost, known, source, version, unpriced = default_registry.price_parts(
+        model, found.usage, provider, started_at, context
     )
-    cost, known = price.cost_nanos, price.known
     local_cost: int | None = None
     provider_cost = found.provider_cost_nanos
     if provider_cost is not None:  # the bill's own figure wins
@@ -63,9 +62,9 @@ def priced_call(
         estimated=found.estimated,
         response_id=found.response_id,
         budget_key=budget_key,
-        price_source=price.source,
-        price_version=price.version,
-        unpriced_units=price.unpriced,
+        price_source=source,
+        price_version=version,
+        unpriced_units=unpriced,
         price_context=context,
         cost_source="local" if provider_cost is None else "provider",
         local_cost_nanos=local_cost,

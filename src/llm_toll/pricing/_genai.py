@@ -20,7 +20,7 @@ from __future__ import annotations
 import gc
 import sys
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -76,9 +76,9 @@ def preload() -> None:
         gc.collect()
 
 
-def current_snapshot() -> Snapshot:
-    """The price data genai-prices uses now (bundled, or refreshed by an update)."""
-    return data_snapshot.get_snapshot()
+# The price data genai-prices uses now (bundled, or refreshed by an update); genai-prices'
+# own function, not a wrapper, as every priced call asks.
+current_snapshot: Callable[[], Snapshot] = data_snapshot.get_snapshot
 
 
 def data_version(snapshot: Snapshot | None = None) -> str:
@@ -173,9 +173,9 @@ def unpriced_units(model_price: ModelPrice, units: Iterable[str]) -> tuple[str, 
 
 
 @dataclass(slots=True)
-class _PriceTable:
+class PriceTable:
     """What was derived for one ``ModelPrice``: per region, a LinearPrice, or None to ask
-    genai-prices directly."""
+    genai-prices directly. Regions are added as calls use them, never changed."""
 
     model_price: ModelPrice
     tier_starts: tuple[int, ...]
@@ -190,7 +190,7 @@ class GenaiModel:
     def __init__(self, provider: Provider, info: ModelInfo) -> None:
         self._provider = provider
         self._info = info
-        self._tables: dict[int, _PriceTable] = {}
+        self._tables: dict[int, PriceTable] = {}
         # Per price context seen: the variants that match it and set a price (few contexts
         # in practice: the tiers and batch; bounded against a caller inventing them).
         self._variants: dict[tuple[tuple[str, str], ...], tuple[PriceVariant, ...]] = {}
@@ -235,6 +235,13 @@ class GenaiModel:
         """Whether a price variant of this model sets a price in ``context`` at ``when``."""
         if not context:
             return False
+        return any(
+            variant.constraint is None or variant.constraint.active(when)
+            for variant in self._variants_in(context)
+        )
+
+    def _variants_in(self, context: Mapping[str, str]) -> tuple[PriceVariant, ...]:
+        """The price variants that match ``context`` and set a price, at any time."""
         key = tuple(context.items())
         variants = self._variants.get(key)
         if variants is None:
@@ -246,18 +253,21 @@ class GenaiModel:
             )
             if len(self._variants) < _MAX_CONTEXTS:
                 self._variants[key] = variants
-        return any(
-            variant.constraint is None or variant.constraint.active(when) for variant in variants
-        )
+        return variants
+
+    def fixed_table(self, context: Mapping[str, str]) -> PriceTable | None:
+        """The table every call in ``context`` is priced from, whatever its request time;
+        None when the price in force depends on the time (dated or time-of-day prices) or
+        a variant sets a price in ``context``."""
+        model_price = self._info.prices
+        if not isinstance(model_price, ModelPrice) or (context and self._variants_in(context)):
+            return None
+        return self._table(model_price)
 
     def linear_price(self, when: datetime, input_tokens: int) -> LinearPrice | None:
         """The fast price for calls at ``when`` with this many input tokens, derived on first
         use; None when such calls are priced by genai-prices directly."""
-        model_price = self._info.get_prices(when)
-        table = self._tables.get(id(model_price))
-        if table is None or table.model_price is not model_price:
-            table = _PriceTable(model_price, _tier_starts(model_price))
-            self._tables[id(model_price)] = table
+        table = self._table(self._info.get_prices(when))
         # Tiers apply when the input count is *above* a start, as in genai-prices.
         region = bisect_left(table.tier_starts, input_tokens) if table.tier_starts else 0
         try:
@@ -266,6 +276,13 @@ class GenaiModel:
             linear = table.regions[region] = self._derive(table, region, when)
             return linear
 
+    def _table(self, model_price: ModelPrice) -> PriceTable:
+        table = self._tables.get(id(model_price))
+        if table is None or table.model_price is not model_price:
+            table = PriceTable(model_price, _tier_starts(model_price))
+            self._tables[id(model_price)] = table
+        return table
+
     def exact_usd(self, usage: Usage, when: datetime) -> Decimal:
         """genai-prices' own calculation, without the lookup ``calc_price`` repeats."""
         calc = self._info.calc_price(
@@ -273,7 +290,7 @@ class GenaiModel:
         )
         return calc.total_price
 
-    def _derive(self, table: _PriceTable, region: int, when: datetime) -> LinearPrice | None:
+    def _derive(self, table: PriceTable, region: int, when: datetime) -> LinearPrice | None:
         starts = table.tier_starts
         lowest = starts[region - 1] + 1 if region > 0 else 0
         highest = starts[region] if region < len(starts) else MAX_TOKENS_PER_CALL

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import threading
 import warnings
+from bisect import bisect_left
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
@@ -36,6 +37,8 @@ from llm_toll.pricing._routes import (
     GenaiRoute,
     LinearRoute,
     Price,
+    PriceParts,
+    QuoteKey,
     Route,
     RouteCache,
     genai,
@@ -58,8 +61,9 @@ _MAX_CACHED_ROUTES = 4096
 class PricingRegistry:
     """Prices LLM calls: user overrides, then local models, then genai-prices, then a fallback.
 
-    Thread-safe. The model lookup is cached per (model, provider) and dropped whenever the
-    overrides, the fallback or genai-prices' data change.
+    Thread-safe. The model lookup is cached per (model, provider), and what a call costs
+    per (model, provider, price context) when that does not depend on the request time;
+    both are dropped whenever the overrides, the fallback or genai-prices' data change.
     """
 
     def __init__(self) -> None:
@@ -67,8 +71,8 @@ class PricingRegistry:
         # Replaced, never mutated, so readers need no lock.
         self._overrides: dict[str, LinearPrice] = {}
         self._fallback: LinearPrice | None = None
-        # The price data the cached routes were resolved from, with those routes.
-        self._state = RouteCache(None, {})
+        # The price data the cached routes were resolved from, with those routes and quotes.
+        self._state = RouteCache(None, {}, {})
         self._warned: set[tuple[str, str]] = set()
 
     # -- pricing --------------------------------------------------------------------------
@@ -90,6 +94,49 @@ class PricingRegistry:
         ``{"processing": "batch"}``. A reported unit no price applies to is named in
         ``Price.unpriced`` and warned about once per model and unit. Never raises.
         """
+        return Price(*self.price_parts(model, usage, provider, at, context))
+
+    def price_parts(
+        self,
+        model: str,
+        usage: Usage,
+        provider: str | None = None,
+        at: datetime | None = None,
+        context: Mapping[str, str] = NO_CONTEXT,
+    ) -> PriceParts:
+        """``price``'s fields, without the Price object: what the call path records."""
+        # Every tracked call comes here: a call with the five counts only, to a model priced
+        # before in this context, is a dict lookup and a few integer multiplications.
+        state = self._state
+        key: QuoteKey | None
+        try:
+            key = (model, provider, tuple(context.items()) if context else ())
+            quote = state.quotes.get(key)
+            if (
+                quote is not None
+                and state.snapshot is genai().current_snapshot()
+                and _is_consistent(usage)
+            ):
+                starts, regions, known, source, version = quote
+                # Tiers apply when the input count is *above* a start, as in genai-prices.
+                linear = regions.get(bisect_left(starts, usage.input_tokens) if starts else 0)
+                if linear is not None:
+                    return linear.nanos(usage), known, source, version, ()
+        except Exception:  # bad arguments: the slow path says what is wrong with them
+            key = None
+        price = self._price(model, usage, provider, at, context)
+        if key is not None:
+            self._remember_quote(state, key)
+        return price.cost_nanos, price.known, price.source, price.version, price.unpriced
+
+    def _price(
+        self,
+        model: str,
+        usage: Usage,
+        provider: str | None,
+        at: datetime | None,
+        context: Mapping[str, str],
+    ) -> Price:
         try:
             if not _is_consistent(usage):
                 checked = self._checked_usage(model, usage)
@@ -114,6 +161,24 @@ class PricingRegistry:
                 "llm_toll.price.known=false.",
             )
             return UNKNOWN_PRICE
+
+    def _remember_quote(self, state: RouteCache, key: QuoteKey) -> None:
+        """Quote ``key`` for the next calls, once a call was priced (and warned about) the
+        slow way with a route of ``state``; the quotes are dropped with the routes."""
+        quotes = state.quotes
+        if key in quotes:
+            return
+        model, provider, items = key
+        route = state.routes.get((model, provider))
+        if route is None:  # resolving failed, or the routes were dropped meanwhile
+            return
+        try:
+            quote = route.quote(dict(items))
+        except Exception:  # no quote: calls stay on the slow path, which warns
+            return
+        if len(quotes) >= _MAX_CACHED_ROUTES:
+            quotes.clear()
+        quotes[key] = quote
 
     def get_cost(self, model: str, input_tokens: int, output_tokens: int) -> float:
         """Cost in USD of ``input_tokens`` and ``output_tokens`` (0.0 and a warning if unknown)."""
@@ -228,7 +293,7 @@ class PricingRegistry:
         if state.snapshot is not snapshot:
             with self._lock:
                 if self._state.snapshot is not snapshot:
-                    self._state = RouteCache(snapshot, {})
+                    self._state = RouteCache(snapshot, {}, {})
                 state = self._state
         routes = state.routes
         key = (model, provider)
@@ -271,7 +336,7 @@ class PricingRegistry:
 
     def _forget_routes(self) -> None:
         """Caller holds the lock."""
-        self._state = RouteCache(None, {})
+        self._state = RouteCache(None, {}, {})
 
     def _checked_usage(self, model: str, usage: Usage) -> Usage | None:
         """The usage normalised by ``Usage.checked``, or None (with a warning) if it is bad."""
@@ -284,7 +349,7 @@ class PricingRegistry:
                 f"Cannot price a call to model {model!r}: its usage is inconsistent ({exc}). "
                 "Its cost is recorded as $0 and flagged llm_toll.price.known=false.",
                 category=UsageWarning,
-                stacklevel=4,
+                stacklevel=6,
             )
             return None
 
@@ -298,7 +363,7 @@ class PricingRegistry:
                     "recorded, but priced at $0, so its calls' costs are only part of the "
                     "bill (flagged llm_toll.price.partial). Refresh genai-prices' data with "
                     "llm_toll.update_pricing().",
-                    stacklevel=4,
+                    stacklevel=6,
                 )
 
     def _warn_once(
@@ -308,8 +373,9 @@ class PricingRegistry:
         message: str,
         *,
         category: type[Warning] = PricingMatrixOutdatedWarning,
-        stacklevel: int = 3,
+        stacklevel: int = 5,
     ) -> None:
+        """``stacklevel`` defaults to the caller of ``price`` (via ``price_parts``, ``_price``)."""
         key = (model, cause)
         if key in self._warned:  # the common case, without taking the lock
             return

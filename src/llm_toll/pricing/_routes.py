@@ -17,6 +17,9 @@ from llm_toll.usage._base import Usage
 if TYPE_CHECKING:
     from llm_toll.pricing._genai import GenaiModel, Snapshot
 
+PriceParts = tuple[int, bool, str, "str | None", tuple[str, ...]]
+"""A ``Price``'s fields in order, for the call path, which records them without the object."""
+
 
 @dataclass(frozen=True, slots=True)
 class Price:
@@ -46,10 +49,30 @@ UNKNOWN_PRICE = Price(0, known=False, source="unknown")
 LOCAL_PRICE = Price(0, known=True, source="local")
 
 
+class Quote(NamedTuple):
+    """What a call with the five counts only costs, whatever its request time: the
+    LinearPrice of the tier region its input count falls in (regions missing from
+    ``regions``, or None there, are priced the slow way), and the other fields of its Price."""
+
+    tier_starts: tuple[int, ...]
+    regions: Mapping[int, LinearPrice | None]
+    known: bool
+    source: str
+    version: str | None
+
+
+NO_QUOTE = Quote((), {}, False, "unknown", None)
+"""For prices that depend on the request time or on the price context: always the slow way."""
+
+_FREE = LinearPrice(0, 0, 0, 0, 0, 0, 9)
+
+
 class Route(Protocol):
     """How calls to one model are priced, decided once per model and price data."""
 
     def price(self, usage: Usage, at: datetime | None, context: Mapping[str, str]) -> Price: ...
+
+    def quote(self, context: Mapping[str, str]) -> Quote: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +81,10 @@ class ConstantRoute:
 
     def price(self, usage: Usage, at: datetime | None, context: Mapping[str, str]) -> Price:
         return self.result  # unknown, or a local model: every unit is free
+
+    def quote(self, context: Mapping[str, str]) -> Quote:
+        result = self.result
+        return Quote((), {0: _FREE}, result.known, result.source, result.version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +98,9 @@ class LinearRoute:
         unpriced = tuple(key for key in usage.units if not key.endswith("_tokens"))
         return Price(self.linear.nanos(usage), True, self.source, None, unpriced)
 
+    def quote(self, context: Mapping[str, str]) -> Quote:
+        return Quote((), {0: self.linear}, True, self.source, None)
+
 
 @dataclass(frozen=True, slots=True)
 class GenaiRoute:
@@ -81,6 +111,13 @@ class GenaiRoute:
         when = at if at is not None else datetime.now(timezone.utc)
         nanos, unpriced = self.model.price(usage, when, context)
         return Price(nanos, True, GENAI_SOURCE, self.version, unpriced)
+
+    def quote(self, context: Mapping[str, str]) -> Quote:
+        # The table's regions are filled in by ``price`` as calls first use them.
+        table = self.model.fixed_table(context)
+        if table is None:
+            return NO_QUOTE
+        return Quote(table.tier_starts, table.regions, True, GENAI_SOURCE, self.version)
 
 
 UNKNOWN_ROUTE = ConstantRoute(UNKNOWN_PRICE)
@@ -109,11 +146,17 @@ def preload() -> None:
     genai().preload()
 
 
+QuoteKey = tuple[str, "str | None", tuple[tuple[str, str], ...]]
+"""(model, provider, price context items)."""
+
+
 class RouteCache(NamedTuple):
-    """The price data routes were resolved from, and the routes per (model, provider)."""
+    """The price data routes were resolved from, the routes per (model, provider), and
+    the quotes per (model, provider, price context)."""
 
     snapshot: Snapshot | None
     routes: dict[tuple[str, str | None], Route]
+    quotes: dict[QuoteKey, Quote]
 
 
 LOCAL_ROUTE = ConstantRoute(LOCAL_PRICE)
