@@ -34,6 +34,19 @@ def spill_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield directory
 
 
+@pytest.fixture(scope="session", autouse=True)
+def default_ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The default SQLite ledger of the session (and of the processes it starts): a test
+    that uses the process-wide store without choosing one writes here, never to the user's
+    ``~/.llm_toll.db``."""
+    from llm_toll.store.sqlite import DB_PATH_ENV
+
+    path = tmp_path_factory.mktemp("ledger") / "default.db"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(DB_PATH_ENV, str(path))
+        yield path
+
+
 @pytest.fixture(autouse=True)
 def fresh_response_claims() -> None:
     """Tests replay the same answers (the same response ids): which of llm_toll's paths

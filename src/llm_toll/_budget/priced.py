@@ -39,7 +39,7 @@ def priced_call(
     provider = provider or found.provider
     context = found.price_context if context is None else context
     cost, known, source, version, unpriced = default_registry.price_parts(
-        model, found.usage, provider, started_at, context
+        model, found.usage, provider, at=started_at, context=context
     )
     local_cost: int | None = None
     provider_cost = found.provider_cost_nanos

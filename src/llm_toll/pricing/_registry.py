@@ -94,13 +94,14 @@ class PricingRegistry:
         ``{"processing": "batch"}``. A reported unit no price applies to is named in
         ``Price.unpriced`` and warned about once per model and unit. Never raises.
         """
-        return Price(*self.price_parts(model, usage, provider, at, context))
+        return Price(*self.price_parts(model, usage, provider, at=at, context=context))
 
     def price_parts(
         self,
         model: str,
         usage: Usage,
         provider: str | None = None,
+        *,
         at: datetime | None = None,
         context: Mapping[str, str] = NO_CONTEXT,
     ) -> PriceParts:
@@ -124,7 +125,7 @@ class PricingRegistry:
                     return linear.nanos(usage), known, source, version, ()
         except Exception:  # bad arguments: the slow path says what is wrong with them
             key = None
-        price = self._price(model, usage, provider, at, context)
+        price = self._price(model, usage, provider, at=at, context=context)
         if key is not None:
             self._remember_quote(state, key)
         return price.cost_nanos, price.known, price.source, price.version, price.unpriced
@@ -134,6 +135,7 @@ class PricingRegistry:
         model: str,
         usage: Usage,
         provider: str | None,
+        *,
         at: datetime | None,
         context: Mapping[str, str],
     ) -> Price:

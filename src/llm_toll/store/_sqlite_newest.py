@@ -33,6 +33,7 @@ def newest_rows(
     conn: sqlite3.Connection,
     ledger: str,
     filters: Filters,
+    *,
     time_param: Callable[[datetime], object],
     limit: int,
 ) -> list[dict[str, Any]]:

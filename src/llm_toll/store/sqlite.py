@@ -142,7 +142,9 @@ class SQLiteStore(SQLStore):
             with self._transaction(action, write=False):
                 conn = self._conn
                 assert conn is not None  # opened by the transaction, which holds the lock
-                return newest_rows(conn, self._queries().ledger, filters, self._time_param, limit)
+                return newest_rows(
+                    conn, self._queries().ledger, filters, time_param=self._time_param, limit=limit
+                )
         except StoreError as exc:
             warn(exc)
             return []
