@@ -6,6 +6,7 @@ Nothing here reaches the network: every client talks to 127.0.0.1, and retries a
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +21,10 @@ if TYPE_CHECKING:
     from google import genai
 
 API_KEY = "test"
+
+# LiteLLM fetches its price map from the internet on import unless told to use its bundled
+# copy; the tests (and the processes they start) never reach out.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
 @pytest.fixture(scope="session", autouse=True)

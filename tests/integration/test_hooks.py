@@ -306,6 +306,83 @@ async def test_gemini_sync_and_async(
     assert_rows(store, "hook-age", replay, "gcp.gemini")
 
 
+# -- a stream left open at its final usage item ---------------------------------------------
+
+
+def _final_item(item: Any) -> bool:
+    """The last item that carries usage: OpenAI's usage chunk, ``response.completed``,
+    Anthropic's ``message_stop``."""
+    kind = getattr(item, "type", None)
+    if kind is not None:
+        return kind in ("response.completed", "message_stop")
+    return item.usage is not None and not item.choices
+
+
+def read_to_final_item(stream: Any) -> None:
+    """Read as LiteLLM's stream wrapper reads: up to the final usage item, then stop, the
+    stream neither exhausted nor closed."""
+    for item in stream:
+        if _final_item(item):
+            return
+    raise AssertionError("the stream ended before its final usage item")
+
+
+def sync_streams(openai_client: Any, anthropic_client: Any) -> dict[str, Callable[[], Any]]:
+    return {
+        "openai-chat": lambda: openai_client.chat.completions.create(
+            model="gpt-4o", messages=MESSAGES, stream=True, **INCLUDE_USAGE
+        ),
+        "openai-responses": lambda: openai_client.responses.create(
+            model="gpt-4o-mini", input=PROMPT, stream=True
+        ),
+        "anthropic": lambda: anthropic_client.messages.create(**CLAUDE, stream=True),
+    }
+
+
+@pytest.mark.parametrize("case", ["openai-chat", "openai-responses", "anthropic"])
+def test_a_stream_read_to_its_usage_is_recorded_there_not_when_closed(
+    store: SQLiteStore,
+    replay: ReplayServer,
+    openai_client: Any,
+    anthropic_client: Any,
+    case: str,
+) -> None:
+    """A reader that stops at the final usage item, holding the stream open, has spent the
+    run's cap: the run's next request is refused before it is sent. The stream's later
+    close records nothing twice."""
+    open_stream = sync_streams(openai_client, anthropic_client)[case]
+    with llm_toll.run(f"held-{case}", max_cost=1e-9):
+        stream = open_stream()
+        try:
+            read_to_final_item(stream)
+            with pytest.raises(llm_toll.BudgetExceededError):
+                open_stream()
+        finally:
+            stream.close()
+    assert len(replay.requests) == 1
+    provider = "openai" if case.startswith("openai") else "anthropic"
+    assert_rows(store, f"held-{case}", replay, provider)
+
+
+async def test_an_async_stream_read_to_its_usage_is_recorded_there(
+    store: SQLiteStore, replay: ReplayServer, async_openai_client: Any
+) -> None:
+    chat = async_openai_client.chat.completions
+    request = {"model": "gpt-4o", "messages": MESSAGES, "stream": True, **INCLUDE_USAGE}
+    async with llm_toll.run("held-async", max_cost=1e-9):
+        stream = await chat.create(**request)
+        try:
+            async for item in stream:
+                if _final_item(item):
+                    break
+            with pytest.raises(llm_toll.BudgetExceededError):
+                await chat.create(**request)
+        finally:
+            await stream.close()
+    assert len(replay.requests) == 1
+    assert_rows(store, "held-async", replay, "openai")
+
+
 # -- spans ----------------------------------------------------------------------------------
 
 

@@ -3,9 +3,10 @@ request, metered as it is read.
 
 A proxy is transparent (wrapt's ObjectProxy: ``isinstance`` and every attribute are the
 stream's own, so the SDKs' stream helpers and frameworks take it as the stream) and finishes
-the call once, on whichever comes first: exhaustion, ``break`` followed by ``close()`` or
-leaving a ``with`` block, an exception mid-stream, or garbage collection of a stream left
-half-read. Imported when a first stream needs one: wrapt is not part of ``import llm_toll``.
+the call once, on whichever comes first: the stream's final usage item (a reader may stop
+there and never exhaust it), exhaustion, ``break`` followed by ``close()`` or leaving a
+``with`` block, an exception mid-stream, or garbage collection of a stream left half-read.
+Imported when a first stream needs one: wrapt is not part of ``import llm_toll``.
 """
 
 from __future__ import annotations
@@ -57,7 +58,9 @@ class SyncStreamProxy(_StreamProxy):
             call.detach(token)
         meter = self._self_meter
         meter.feed(item)
-        if meter.limit is not None and (overrun := meter.overrun()) is not None:
+        if meter.accumulator.finished:
+            meter.finish(None)
+        elif meter.limit is not None and (overrun := meter.overrun()) is not None:
             try:
                 close = getattr(self.__wrapped__, "close", None)
                 if close is not None:
@@ -114,7 +117,9 @@ class AsyncStreamProxy(_StreamProxy):
         call.detach(token)
         meter = self._self_meter
         meter.feed(item)
-        if meter.limit is not None and (overrun := meter.overrun()) is not None:
+        if meter.accumulator.finished:
+            await meter.finish_async(None)
+        elif meter.limit is not None and (overrun := meter.overrun()) is not None:
             await self._close_and_finish(overrun)
             raise overrun
         return item

@@ -13,8 +13,8 @@ raises. What it understands (SDK objects and their JSON dicts alike):
   ``response.incomplete`` / ``response.failed``;
 - Anthropic raw stream events: ``message_start`` (model, id, input and cache usage),
   ``content_block_delta`` text, ``message_delta`` (cumulative usage, output tokens). The
-  higher-level ``MessageStream`` yields these same raw events, plus derived ``text`` /
-  ``message_stop`` events that are ignored so nothing is counted twice;
+  higher-level ``MessageStream`` yields these same raw events, plus derived ``text`` events
+  that are ignored so nothing is counted twice; ``message_stop`` ends the stream;
 - Gemini ``GenerateContentResponse`` chunks: text, and the latest ``usage_metadata``;
 - plain ``str`` items (a generator yielding text): text only.
 
@@ -91,6 +91,7 @@ class StreamAccumulator:
         "_source",
         "_usage",
         "chunks",
+        "finished",
         "model",
         "operation",
         "provider",
@@ -107,6 +108,11 @@ class StreamAccumulator:
         self._delta: object = None
         self._read: _Reader | None = None
         self._complete = False
+        self.finished = False
+        """The stream's last word is in: its final usage chunk, ``response.completed`` (or
+        ``incomplete`` / ``failed``) or ``message_stop``. Nothing after it changes what the
+        stream costs, so the call can be recorded now, not when a reader that stops there
+        (LiteLLM's stream wrapper does) lets the stream be collected."""
         self.model: str | None = None
         """The model the provider says answers, as first seen in the stream."""
         self.response_id: str | None = None
@@ -197,18 +203,28 @@ class StreamAccumulator:
 _Handler = Callable[[StreamAccumulator, object], None]
 
 
+def _is_usage_chunk(chunk: object, usage: object) -> bool:
+    """OpenAI's final chunk (``include_usage``): usage and no choices. Servers that report
+    usage on every chunk (vLLM's ``continuous_usage_stats``) still send choices with it."""
+    return usage is not None and get(chunk, "choices") == []
+
+
 def _chat_chunk(acc: StreamAccumulator, chunk: object) -> None:
     acc._start(openai.PROVIDER, "chat", get(chunk, "model"), get(chunk, "id"))
     if text := openai.chunk_text(chunk):
         acc._parts.append(text)
-    acc._found(get(chunk, "usage"), _read_chat, source=chunk)
+    usage = get(chunk, "usage")
+    acc._found(usage, _read_chat, source=chunk)
+    acc.finished = _is_usage_chunk(chunk, usage)
 
 
 def _completion_chunk(acc: StreamAccumulator, chunk: object) -> None:
     acc._start(openai.PROVIDER, "text_completion", get(chunk, "model"), get(chunk, "id"))
     if text := openai.chunk_text(chunk):
         acc._parts.append(text)
-    acc._found(get(chunk, "usage"), _read_completion)
+    usage = get(chunk, "usage")
+    acc._found(usage, _read_completion)
+    acc.finished = _is_usage_chunk(chunk, usage)
 
 
 def _gemini_chunk(acc: StreamAccumulator, chunk: object) -> None:
@@ -234,6 +250,7 @@ def _response_finished(acc: StreamAccumulator, event: object) -> None:
     _response_started(acc, event)
     response = get(event, "response")
     acc._found(get(response, "usage"), _read_response, source=response)
+    acc.finished = True
 
 
 def _response_text(acc: StreamAccumulator, event: object) -> None:
@@ -255,6 +272,10 @@ def _message_delta(acc: StreamAccumulator, event: object) -> None:
         acc._complete = True
 
 
+def _message_stop(acc: StreamAccumulator, _: object) -> None:
+    acc.finished = acc._read is not None
+
+
 def _content_block_delta(acc: StreamAccumulator, event: object) -> None:
     delta = get(event, "delta")
     if get(delta, "type") == "text_delta" and (text := text_of(get(delta, "text"))):
@@ -274,6 +295,7 @@ _EVENTS: dict[object, _Handler] = {
     "response.failed": _response_finished,
     "message_start": _message_start,
     "message_delta": _message_delta,
+    "message_stop": _message_stop,
     "content_block_delta": _content_block_delta,
 }
 
