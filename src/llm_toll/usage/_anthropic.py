@@ -187,10 +187,10 @@ def from_message_model(message: Any) -> ExtractedUsage:
         return from_message(message)
     return ExtractedUsage(
         usage=found,
-        model=model if isinstance(model, str) else None,
+        model=text_of(model),
         provider=PROVIDER,
         operation="chat",
-        response_id=response_id if isinstance(response_id, str) else None,
+        response_id=text_of(response_id),
         price_context=context,
     )
 

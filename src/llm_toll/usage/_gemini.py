@@ -209,10 +209,10 @@ def from_generate_content_model(response: Any) -> ExtractedUsage:
         return from_generate_content(response)
     return ExtractedUsage(
         usage=usage,
-        model=model if isinstance(model, str) else None,
+        model=text_of(model),
         provider=PROVIDER,
         operation=OPERATION,
-        response_id=found_id if isinstance(found_id, str) else None,
+        response_id=text_of(found_id),
         price_context=NO_CONTEXT,  # given, not left to the field's default factory
     )
 

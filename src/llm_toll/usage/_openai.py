@@ -306,10 +306,10 @@ def from_chat_model(response: Any) -> ExtractedUsage:
         return from_chat_completion(response)
     return ExtractedUsage(
         usage=usage,
-        model=model if isinstance(model, str) else None,
+        model=text_of(model),
         provider=PROVIDER,
         operation="chat",
-        response_id=response_id if isinstance(response_id, str) else None,
+        response_id=text_of(response_id),
         price_context=_tier_context(tier),
         provider_cost_nanos=None,  # the usage has no extra fields: no ``cost``
     )
