@@ -656,20 +656,13 @@ def assert_recorded_at_exact_cost(store: SQLiteStore, replay: ReplayServer, proj
         sent = exchange.tokens
         assert sent is not None and exchange.api == "openai.responses"
         assert (row["model"], row["provider"]) == ("gpt-4o", "openai")
-        assert provider_response_id(row["response_id"]) == exchange.response_id
+        # The provider's id, also where LiteLLM's stream events carry an id of its own.
+        assert row["response_id"] == exchange.response_id
         assert (row["input_tokens"], row["output_tokens"]) == (
             sent.input_tokens,
             sent.output_tokens,
         )
         assert row["cost_nanos"] == genai_prices_nanos(sent, "gpt-4o", "openai")
-
-
-def provider_response_id(recorded: str) -> str:
-    """The provider's id of a response: LiteLLM's stream events carry it encoded in an id
-    of LiteLLM's own (with its provider and deployment), as its callers see it."""
-    from litellm.responses.utils import ResponsesAPIRequestUtils
-
-    return str(ResponsesAPIRequestUtils.decode_responses_api_response_id(recorded)["response_id"])
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
@@ -705,6 +698,34 @@ async def test_aresponses_in_a_tracked_function_are_recorded_once_at_their_exact
     assert await agent() == "done"
     assert_recorded_at_exact_cost(store, replay, "litellm-aresponses")
     assert replay.last.stream is stream
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+async def test_a_callback_records_responses_at_their_exact_cost(
+    litellm: Any, replay: ReplayServer, store: SQLiteStore, stream: bool
+) -> None:
+    """Outside a run the callback is what records ``responses()`` / ``aresponses()``. LiteLLM
+    hands it the ``ResponsesAPIResponse`` with its usage in chat completions' names
+    (``prompt_tokens``, ``completion_tokens``): read either way, at the exact price."""
+    callback = Callback(project="litellm-responses-cb")
+    litellm.callbacks = [callback]
+    read(litellm.responses(**responses_request(replay, stream=stream)), stream)
+    callback.wait()
+    await read_async(await litellm.aresponses(**responses_request(replay, stream=stream)), stream)
+    await asyncio.to_thread(callback.wait)  # LiteLLM logs an async call in a task of the loop
+    rows = sorted(store.get_usage_logs("litellm-responses-cb", limit=10), key=lambda r: r["id"])
+    assert len(rows) == len(replay.requests) == 2
+    for row, exchange in zip(rows, replay.requests, strict=True):
+        sent = exchange.tokens
+        assert sent is not None
+        assert (row["model"], row["provider"], row["operation"]) == ("gpt-4o", "openai", "chat")
+        assert (row["input_tokens"], row["output_tokens"]) == (
+            sent.input_tokens,
+            sent.output_tokens,
+        )
+        assert not row["estimated"]
+        assert row["response_id"] == exchange.response_id  # not LiteLLM's encoding of it
+        assert row["local_cost_nanos"] == genai_prices_nanos(sent, "gpt-4o", "openai")
 
 
 def test_responses_outside_a_run_are_neither_gated_nor_recorded(

@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 from llm_toll._budget.money import MAX_CALL_COST_NANOS
 from llm_toll._budget.records import CallRecord
+from llm_toll._budget.response_ids import provider_response_id
 from llm_toll.pricing import default_registry
 from llm_toll.telemetry import _names as attr
 from llm_toll.usage._base import ExtractedUsage
@@ -60,7 +61,7 @@ def priced_call(
         operation=found.operation or attr.DEFAULT_OPERATION,
         price_known=known,
         estimated=found.estimated,
-        response_id=found.response_id,
+        response_id=provider_response_id(found.response_id),
         budget_key=budget_key,
         price_source=source,
         price_version=version,

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import threading
 
+from llm_toll._budget.once import claims
+from llm_toll._budget.response_ids import provider_response_id
 from llm_toll._call.call import Call
 from llm_toll._call.plan import Plan
 from llm_toll._worker import worker
@@ -81,7 +83,13 @@ class StreamMeter:
         return sdk_request_text(self.stream)
 
     def feed(self, item: object) -> None:
-        self.accumulator.add(item)
+        accumulator = self.accumulator
+        unnamed = accumulator.response_id is None
+        accumulator.add(item)
+        if unnamed and accumulator.response_id is not None and self.call is not None:
+            # Ours from its first event: a framework's callback that sees the stream end
+            # (LiteLLM's may run before the last event reaches this meter) records it not.
+            claims.claim(provider_response_id(accumulator.response_id), self.call.by)
         extractor = self.plan.extract_usage
         if extractor is not None:
             try:

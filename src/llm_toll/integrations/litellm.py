@@ -158,9 +158,19 @@ def _times(start_time: Any, end_time: Any) -> tuple[datetime | None, datetime | 
 
 
 def _as_openai_shape(response: Any) -> Any:
-    """LiteLLM's ModelResponse mirrors OpenAI's JSON; read it as the dict it dumps to."""
+    """LiteLLM's ModelResponse mirrors OpenAI's JSON; read it as the dict it dumps to.
+
+    The usage is dumped on its own: LiteLLM puts a chat-named ``Usage`` in the
+    ``ResponsesAPIResponse`` it gives callbacks, whose dump keeps only the fields the
+    Responses usage type declares (``total_tokens``)."""
     dump = getattr(response, "model_dump", None) or getattr(response, "dict", None)
-    return dump() if callable(dump) else response
+    if not callable(dump):
+        return response
+    shape = dump()
+    usage_dump = getattr(getattr(response, "usage", None), "model_dump", None)
+    if isinstance(shape, dict) and callable(usage_dump):
+        shape["usage"] = usage_dump()
+    return shape
 
 
 def _response_cost(kwargs: dict[str, Any], response: Any) -> int | None:

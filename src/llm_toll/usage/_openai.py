@@ -329,10 +329,15 @@ def from_embeddings(response: object) -> ExtractedUsage:
 
 
 def from_response(response: object) -> ExtractedUsage:
-    """A Responses API ``Response`` (``object: "response"``)."""
+    """A Responses API ``Response`` (``object: "response"``). LiteLLM hands its callbacks
+    a ``ResponsesAPIResponse`` whose usage it renamed to chat completions' fields
+    (``prompt_tokens``, ``completion_tokens``): such usage is read by those names."""
     where = "openai response"
-    usage = responses_usage(where, get(response, "usage"), tool_units(where, response))
-    return _extracted(response, usage, "chat")
+    usage = get(response, "usage")
+    chat_named = get(usage, "input_tokens") is None and get(usage, "prompt_tokens") is not None
+    layout = _CHAT_FIELDS if chat_named else _RESPONSES_FIELDS
+    found = _usage(where, usage, layout, tool_units(where, response))
+    return _extracted(response, found, "chat")
 
 
 def chat_text(response: object) -> str:
