@@ -370,6 +370,29 @@ async def test_an_async_router_fallback_records_the_request_that_answered(
     assert_only_the_answer_recorded(replay, store, "litellm-arouter", status, response)
 
 
+def test_a_router_does_not_retry_a_refusal(
+    litellm: Any, replay: ReplayServer, store: SQLiteStore
+) -> None:
+    """A Router retries a failed request ``num_retries`` times, with a backoff between: a
+    refusal of llm_toll is raised at once, sync and async, each request gated once (the
+    refusals the store counts), never sent."""
+    router = litellm.Router(model_list=[deployment(replay, "main", "gpt-4o")], num_retries=2)
+
+    async def refused_async() -> None:
+        with pytest.raises(BudgetExceededError):
+            await router.acompletion(model="main", messages=MESSAGES)
+
+    with llm_toll.run("litellm-router-capped", max_cost=1e-9):
+        router.completion(model="main", messages=MESSAGES)  # spends the cap
+        with pytest.raises(BudgetExceededError) as refused:
+            router.completion(model="main", messages=MESSAGES)
+        asyncio.run(refused_async())
+    assert refused.value.scope == "run"
+    assert len(replay.requests) == 1
+    [counted] = store.refusals(project="litellm-router-capped")
+    assert counted["count"] == 2  # once per request: no retry was gated again
+
+
 # -- per-call callbacks and several callbacks -----------------------------------------------
 
 

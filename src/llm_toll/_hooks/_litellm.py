@@ -56,6 +56,9 @@ def map_exception(
         return wrapped(*args, **kwargs)
     # Raised where LiteLLM handles its own wrapping of it: that wrapping is noise.
     refusal.__suppress_context__ = True
+    # A Router reads an error's own ``num_retries`` before its policy: a refusal is not
+    # retried (nothing was sent; another try is refused again, after the Router's backoff).
+    refusal.num_retries = 0  # type: ignore[attr-defined]
     return refusal
 
 
