@@ -12,19 +12,18 @@ import base64
 import binascii
 
 _PREFIX = "resp_"
-_LITELLM = "litellm:custom_llm_provider:"
+# 27 bytes encode to 36 characters whatever follows them: every id LiteLLM encodes starts so.
+_ENCODED = _PREFIX + base64.b64encode(b"litellm:custom_llm_provider").decode("ascii")
 _INNER = ";response_id:"
 
 
 def provider_response_id(response_id: str | None) -> str | None:
     """The provider's id inside an id LiteLLM encoded; any other id as it is."""
-    if response_id is None or not response_id.startswith(_PREFIX):
-        return response_id  # chat completions' ``chatcmpl-``, Anthropic's ``msg_``...
+    if response_id is None or not response_id.startswith(_ENCODED):
+        return response_id  # ``chatcmpl-``, OpenAI's own ``resp_``, Anthropic's ``msg_``...
     try:
         text = base64.b64decode(response_id[len(_PREFIX) :], validate=True).decode("utf-8")
-    except (binascii.Error, ValueError):  # OpenAI's own ``resp_`` ids are no base64 of text
-        return response_id
-    if not text.startswith(_LITELLM):
+    except (binascii.Error, ValueError):
         return response_id
     _, found, inner = text.rpartition(_INNER)
     return inner if found and inner else response_id
