@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -208,3 +209,27 @@ def test_rate_limit_counts_requests(
         agent()  # its first request used the call's own admission, the second a new one
     assert len(replay.requests) == 2
     assert len(store.get_usage_logs("rated")) == 2
+
+
+def test_run_rows_and_refusals_go_to_the_store_in_use_when_they_happened(
+    store: SQLiteStore, replay: ReplayServer, openai_client: Any, tmp_path: Path
+) -> None:
+    """A run's row and a refusal's count are written off the call path a moment later: to
+    the store that was in use then, as the run's requests were, not to one set since."""
+    later = SQLiteStore(tmp_path / "later.db")
+    try:
+
+        def spend_then_ask_again() -> None:
+            for _ in range(2):  # the first spends the cap, the second is refused
+                openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+
+        with pytest.raises(BudgetExceededError), llm_toll.run("moved", max_cost=1e-9):
+            spend_then_ask_again()
+        llm_toll.set_store(later)  # within the moment the worker waits for more rows
+        assert [run["status"] for run in store.runs(project="moved")] == ["refused"]
+        assert [count["count"] for count in store.refusals(project="moved")] == [1]
+        assert later.runs(project="moved") == []
+        assert later.refusals(project="moved") == []
+    finally:
+        llm_toll.set_store(store)
+        later.close()

@@ -2,8 +2,10 @@
 first one starts a short wait (``FLUSH_DELAY_S``), and every one handed over meanwhile is
 written with it in one transaction. A loop of a thousand runs or refusals a second costs
 the store a few transactions a second, not one each, and the calls' own writes do not queue
-behind them. A read of runs or refusals in this process has what waits written first
-(``store._runs.BEFORE_READS``), and so does the interpreter's exit."""
+behind them. Each row goes to the store that was in use when it was handed over, as a
+call's record does: a ``set_store()`` meanwhile does not move it. A read of runs or
+refusals in this process has what waits written first (``store._runs.BEFORE_READS``), and
+so does the interpreter's exit."""
 
 from __future__ import annotations
 
@@ -12,13 +14,17 @@ import os
 import threading
 import time
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
+from llm_toll import _runtime
 from llm_toll._warnings import warn_once
 from llm_toll._worker import worker
 from llm_toll.exceptions import AccountingWarning
 from llm_toll.store import StoreError
 from llm_toll.store._runs import BEFORE_READS
+
+if TYPE_CHECKING:
+    from llm_toll.store import BaseStore
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -40,11 +46,14 @@ class Batch(Generic[K, V]):
     """
 
     _due: threading.Condition
-    _waiting: dict[K, V]
+    _waiting: dict[tuple[BaseStore, K], V]
     _timekeeper: threading.Thread | None
 
     def __init__(
-        self, write: Callable[[list[V]], None], merge: Callable[[V, V], V], action: str
+        self,
+        write: Callable[[BaseStore, list[V]], None],
+        merge: Callable[[V, V], V],
+        action: str,
     ) -> None:
         self._write = write
         self._merge = merge
@@ -55,10 +64,12 @@ class Batch(Generic[K, V]):
         atexit.register(self._flush)  # in the exiting thread: the worker may be done
 
     def add(self, key: K, value: V) -> None:
-        """Hand ``value`` over: written by the worker within ``FLUSH_DELAY_S``, never here."""
+        """Hand ``value`` over: written by the worker within ``FLUSH_DELAY_S``, never here,
+        to the store in use now."""
+        store = _runtime.get_store()
         with self._due:
             first = not self._waiting
-            self._keep(key, value)
+            self._keep((store, key), value)
             if self._timekeeper is None:
                 timekeeper = threading.Thread(
                     target=self._keep_time, name=f"llm_toll-{self._action}", daemon=True
@@ -86,7 +97,7 @@ class Batch(Generic[K, V]):
             time.sleep(FLUSH_DELAY_S)  # the others of the batch arrive meanwhile
             worker.submit(self._flush)
 
-    def _keep(self, key: K, value: V) -> None:
+    def _keep(self, key: tuple[BaseStore, K], value: V) -> None:
         known = self._waiting.get(key)
         if known is not None:
             self._waiting[key] = self._merge(known, value)
@@ -98,8 +109,15 @@ class Batch(Generic[K, V]):
             waiting, self._waiting = self._waiting, {}
         if not waiting:
             return
+        by_store: dict[BaseStore, dict[tuple[BaseStore, K], V]] = {}
+        for key, value in waiting.items():
+            by_store.setdefault(key[0], {})[key] = value
+        for store, values in by_store.items():
+            self._write_to(store, values)
+
+    def _write_to(self, store: BaseStore, waiting: dict[tuple[BaseStore, K], V]) -> None:
         try:
-            self._write(list(waiting.values()))
+            self._write(store, list(waiting.values()))
         except StoreError as exc:
             with self._due:  # written with the next batch
                 for key, value in waiting.items():

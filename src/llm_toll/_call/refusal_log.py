@@ -5,17 +5,20 @@ and a retry loop refused a thousand times adds to one row in a few writes."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
-from llm_toll import _runtime
 from llm_toll._budget.records import RefusalCount
 from llm_toll._call.batch import Batch
 from llm_toll.exceptions import BudgetExceededError, LocalRateLimitError
 
+if TYPE_CHECKING:
+    from llm_toll.store import BaseStore
+
 _Key = tuple[str, str | None, str | None, str, datetime]
 
 
-def _write(counts: list[RefusalCount]) -> None:
-    _runtime.get_store().record_refusals(counts)
+def _write(store: BaseStore, counts: list[RefusalCount]) -> None:
+    store.record_refusals(counts)
 
 
 def _merge(known: RefusalCount, new: RefusalCount) -> RefusalCount:

@@ -10,13 +10,13 @@ import secrets
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from llm_toll import _runtime
 from llm_toll._budget.records import RunRecord, RunStatus
 from llm_toll._call.batch import Batch
 from llm_toll.exceptions import BudgetExceededError, LocalRateLimitError
 
 if TYPE_CHECKING:
     from llm_toll._call.run import Run
+    from llm_toll.store import BaseStore
 
 _counter = itertools.count(1)
 _process = secrets.token_hex(6)
@@ -66,8 +66,8 @@ def ended(run: Run, error: BaseException | None) -> None:
     _ended.add(record.id, record)
 
 
-def _write(records: list[RunRecord]) -> None:
-    _runtime.get_store().record_runs(records)
+def _write(store: BaseStore, records: list[RunRecord]) -> None:
+    store.record_runs(records)
 
 
 def _first(known: RunRecord, again: RunRecord) -> RunRecord:
