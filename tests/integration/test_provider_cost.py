@@ -129,6 +129,9 @@ def test_litellm_response_cost_is_the_recorded_cost(
         )
         assert recorded.wait(60), "LiteLLM never called the callback"
     finally:
+        # LiteLLM keeps the callbacks it has seen in lists of its own: a callback left there
+        # would record later tests' LiteLLM calls into their stores.
+        litellm.logging_callback_manager._reset_all_callbacks()
         litellm.callbacks = saved
 
     response_cost = response._hidden_params["response_cost"]
