@@ -7,7 +7,6 @@ on events, never by sleeping."""
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -62,8 +61,7 @@ class Callback(llm_toll.LiteLLMCallback):
 
 @pytest.fixture
 def litellm() -> Iterator[Any]:
-    """litellm (its bundled price map, not a fetched one), its callbacks restored after."""
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    """litellm (its bundled price map, tests/conftest.py), its callbacks restored after."""
     module = pytest.importorskip("litellm")
     # LiteLLM keeps the callbacks it has seen in lists of its own: start and end clean.
     module.logging_callback_manager._reset_all_callbacks()

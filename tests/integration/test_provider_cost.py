@@ -5,7 +5,6 @@ beside it, and ``llm_toll.cost.difference`` adds up provider minus local."""
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Any
 
@@ -90,8 +89,7 @@ def test_a_response_without_cost_is_priced_locally(
 
 @pytest.fixture(scope="module")
 def litellm_module() -> Any:
-    """litellm, reading its bundled price map rather than fetching one."""
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    """litellm, reading its bundled price map (tests/conftest.py) rather than fetching one."""
     return pytest.importorskip("litellm")
 
 
