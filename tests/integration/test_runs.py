@@ -233,3 +233,19 @@ def test_run_rows_and_refusals_go_to_the_store_in_use_when_they_happened(
     finally:
         llm_toll.set_store(store)
         later.close()
+
+
+def test_a_burst_of_runs_is_written_whole(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs ending faster than their rows' short wait are written in batches as they fill,
+    never dropped: here five times more runs end within one wait than may be kept waiting
+    (the limits are made small, as a burst of tens of thousands of runs would meet them)."""
+    from llm_toll._call import batch
+
+    monkeypatch.setattr(batch, "BATCH_ROWS", 10)
+    monkeypatch.setattr(batch, "MAX_KEPT", 40)
+    for _ in range(200):
+        with llm_toll.run("burst"):
+            pass
+    assert len(store.runs(project="burst", limit=-1)) == 200

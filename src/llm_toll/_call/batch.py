@@ -1,11 +1,11 @@
 """Rows handed over on the call path and written by llm_toll's worker thread, together: the
 first one starts a short wait (``FLUSH_DELAY_S``), and every one handed over meanwhile is
-written with it in one transaction. A loop of a thousand runs or refusals a second costs
-the store a few transactions a second, not one each, and the calls' own writes do not queue
-behind them. Each row goes to the store that was in use when it was handed over, as a
-call's record does: a ``set_store()`` meanwhile does not move it. A read of runs or
-refusals in this process has what waits written first (``store._runs.BEFORE_READS``), and
-so does the interpreter's exit."""
+written with it in one transaction, or at once when ``BATCH_ROWS`` are waiting. A loop of a
+thousand runs or refusals a second costs the store a few transactions a second, not one
+each, and the calls' own writes never queue behind a long one. Each row goes to the store
+that was in use when it was handed over, as a call's record does: a ``set_store()``
+meanwhile does not move it. A read of runs or refusals in this process has what waits
+written first (``store._runs.BEFORE_READS``), and so does the interpreter's exit."""
 
 from __future__ import annotations
 
@@ -30,9 +30,12 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 MAX_KEPT = 10_000
-"""Rows kept while the store refuses them, before new ones are dropped."""
+"""Rows kept while the store refuses them, before new ones are dropped (warned once)."""
 FLUSH_DELAY_S = 0.25
 """How long the first row of a batch waits for others before the batch is written."""
+BATCH_ROWS = 500
+"""Rows handed over that are written at once, without the rest of the wait: a burst is
+written in short transactions (a call's own write waits on none for long), never dropped."""
 
 
 class Batch(Generic[K, V]):
@@ -41,12 +44,16 @@ class Batch(Generic[K, V]):
 
     One daemon thread per batch keeps the time: started at the first value, it waits for
     values, lets them gather for ``FLUSH_DELAY_S``, then hands them to the worker. Handing a
-    value over is a dict update and, for the first of a batch, a notify: no thread is
-    started on the call path but the first.
+    value over is a dict update and, for the first of a batch, a notify; the value that
+    makes ``BATCH_ROWS`` hands the batch to the worker itself. No thread is started on the
+    call path but the first.
     """
 
     _due: threading.Condition
     _waiting: dict[tuple[BaseStore, K], V]
+    _fresh: int
+    """Values handed over since the batch was last taken (not those kept after a refused
+    write: they wait for the delay, not to hammer a store that refuses)."""
     _timekeeper: threading.Thread | None
 
     def __init__(
@@ -67,10 +74,14 @@ class Batch(Generic[K, V]):
         """Hand ``value`` over: written by the worker within ``FLUSH_DELAY_S``, never here,
         to the store in use now."""
         store = _runtime.get_store()
+        full = None
         with self._due:
             first = not self._waiting
             self._keep((store, key), value)
-            if self._timekeeper is None:
+            self._fresh += 1
+            if self._fresh >= BATCH_ROWS:
+                full = self._take()
+            elif self._timekeeper is None:
                 timekeeper = threading.Thread(
                     target=self._keep_time, name=f"llm_toll-{self._action}", daemon=True
                 )
@@ -78,6 +89,8 @@ class Batch(Generic[K, V]):
                 timekeeper.start()
             elif first:
                 self._due.notify()
+        if full is not None:  # a burst: written now, in the worker, not held to the delay
+            worker.submit(self._write_all, full)
 
     def flush_now(self) -> None:
         """Have the worker write what waits now, without the rest of the delay, and wait
@@ -95,7 +108,9 @@ class Batch(Generic[K, V]):
             with due:
                 due.wait_for(lambda: bool(self._waiting))
             time.sleep(FLUSH_DELAY_S)  # the others of the batch arrive meanwhile
-            worker.submit(self._flush)
+            with due:
+                waiting = self._take()
+            worker.submit(self._write_all, waiting)
 
     def _keep(self, key: tuple[BaseStore, K], value: V) -> None:
         known = self._waiting.get(key)
@@ -103,10 +118,25 @@ class Batch(Generic[K, V]):
             self._waiting[key] = self._merge(known, value)
         elif len(self._waiting) < MAX_KEPT:
             self._waiting[key] = value
+        else:
+            warn_once(
+                f"batch-full:{self._action}",
+                f"llm_toll could not {self._action}: {MAX_KEPT:,} rows the store refused "
+                "are waiting in memory; newer ones are dropped until it takes them.",
+                AccountingWarning,
+            )
+
+    def _take(self) -> dict[tuple[BaseStore, K], V]:
+        """What waits, taken for a write (with the batch's lock held)."""
+        waiting, self._waiting, self._fresh = self._waiting, {}, 0
+        return waiting
 
     def _flush(self) -> None:
         with self._due:
-            waiting, self._waiting = self._waiting, {}
+            waiting = self._take()
+        self._write_all(waiting)
+
+    def _write_all(self, waiting: dict[tuple[BaseStore, K], V]) -> None:
         if not waiting:
             return
         by_store: dict[BaseStore, dict[tuple[BaseStore, K], V]] = {}
@@ -133,4 +163,5 @@ class Batch(Generic[K, V]):
         """A new batch (in a forked child: the parent's thread is not there)."""
         self._due = threading.Condition()
         self._waiting = {}
+        self._fresh = 0
         self._timekeeper = None

