@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-_last_second: tuple[tuple[int, int, int, int, int, int], str] = ((0, 0, 0, 0, 0, 0), "")
-"""The whole second last written as text, and its text: every call writes a time or two,
-mostly in the same second as the call before."""
+_seconds: dict[tuple[int, int, int, int, int, int], str] = {}
+"""Whole seconds written lately, as text: a call writes the second it started in and the
+second it ended in, and the calls around it mostly the same ones."""
+_SECONDS_KEPT = 256
 
 
 def utc_now() -> datetime:
@@ -21,14 +22,14 @@ def as_utc(at: datetime) -> datetime:
 def iso_utc(at: datetime) -> str:
     """``at`` as ISO 8601 UTC text, the form of every time in the SQLite file:
     ``isoformat(timespec="microseconds")``'s text, in half its time."""
-    global _last_second
     if at.tzinfo is not timezone.utc:
         at = at.astimezone(timezone.utc)
     second = (at.year, at.month, at.day, at.hour, at.minute, at.second)
-    known, text = _last_second
-    if known != second:
-        text = at.replace(microsecond=0, tzinfo=None).isoformat()
-        _last_second = (second, text)  # one assignment: threads see a whole pair
+    text = _seconds.get(second)
+    if text is None:
+        if len(_seconds) >= _SECONDS_KEPT:
+            _seconds.clear()
+        text = _seconds[second] = at.replace(microsecond=0, tzinfo=None).isoformat()
     return f"{text}.{at.microsecond:06d}+00:00"
 
 
