@@ -108,9 +108,7 @@ class Batch(Generic[K, V]):
             with due:
                 due.wait_for(lambda: bool(self._waiting))
             time.sleep(FLUSH_DELAY_S)  # the others of the batch arrive meanwhile
-            with due:
-                waiting = self._take()
-            worker.submit(self._write_all, waiting)
+            worker.submit(self._flush)  # takes what waits when it runs
 
     def _keep(self, key: tuple[BaseStore, K], value: V) -> None:
         known = self._waiting.get(key)
