@@ -20,8 +20,18 @@ if TYPE_CHECKING:  # imported by async callers, who have it already; sync code n
 
 T = TypeVar("T")
 EXIT_DRAIN_TIMEOUT_S = 10.0
+MAX_DEFERRALS = 16
+"""How many times a background job gives way to newer work before it runs anyway: a worker
+that is never idle still writes it."""
 
 _Job = tuple[Callable[..., Any], tuple[Any, ...], "asyncio.Future[Any] | None", Any]
+
+
+def _later_turn() -> None:
+    """Never called: its job in the queue is the turn of the oldest background job."""
+
+
+_LATER: _Job = (_later_turn, (), None, None)
 
 
 class Worker:
@@ -31,17 +41,21 @@ class Worker:
     keeps its order; handing work over through a SimpleQueue and answering with
     ``call_soon_threadsafe`` costs about half of ``asyncio.to_thread``'s round trip. Work
     handed over always runs, even if the awaiting task is cancelled meanwhile, and is
-    drained at interpreter exit, so no record is lost.
+    drained at interpreter exit, so no record is lost. Background work (``submit_later``:
+    the rows of ended runs) waits while other work is queued, so that a caller awaiting its
+    record never waits behind it.
     """
 
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         # One entry per job handed over and not finished. Appends and pops are atomic, so
         # the event loop never waits on a lock the worker holds (which would cost it the
         # worker's whole GIL time slice).
         self._unfinished: deque[None] = deque()
+        self._later: deque[_Job] = deque()
+        self._deferrals = 0
 
     @property
     def backlog(self) -> int:
@@ -68,10 +82,17 @@ class Worker:
         """Run ``fn`` in the worker without waiting for it."""
         self._put((fn, args, None, None))
 
+    def submit_later(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn`` in the worker when no other work waits (background jobs in the order
+        they were handed over), or once it has given way ``MAX_DEFERRALS`` times."""
+        self._later.append((fn, args, None, None))
+        self._put(_LATER)
+
     def drain(self, timeout: float | None = None) -> bool:
-        """Wait until everything handed over so far has run; False on timeout."""
+        """Wait until everything handed over so far has run (background work too); False
+        on timeout."""
         done = threading.Event()
-        self.submit(done.set)
+        self.submit_later(done.set)
         return done.wait(timeout)
 
     def _put(self, job: _Job) -> None:
@@ -94,8 +115,15 @@ class Worker:
     def _serve(self) -> None:
         while True:
             job = self._queue.get()
-            if job is None:
-                return
+            if job is _LATER:
+                # Other work waits when more jobs are unfinished than background ones.
+                waiting = len(self._unfinished) > len(self._later)
+                if waiting and self._deferrals < MAX_DEFERRALS:
+                    self._deferrals += 1
+                    self._queue.put(_LATER)  # its turn again after the work queued now
+                    continue
+                self._deferrals = 0
+                job = self._later.popleft()
             fn, args, future, loop = job
             try:
                 result = fn(*args)
@@ -118,6 +146,8 @@ class Worker:
         self._queue = queue.SimpleQueue()
         self._thread = None
         self._unfinished = deque()
+        self._later = deque()
+        self._deferrals = 0
 
 
 def _answer(

@@ -5,7 +5,8 @@ thousand runs or refusals a second costs the store a few transactions a second, 
 each, and the calls' own writes never queue behind a long one. Each row goes to the store
 that was in use when it was handed over, as a call's record does: a ``set_store()``
 meanwhile does not move it. A read of runs or refusals in this process has what waits
-written first (``store._runs.BEFORE_READS``), and so does the interpreter's exit."""
+written first (``store._runs.BEFORE_READS``), and so does the interpreter's exit. The
+worker writes them as background work: never ahead of a record a caller awaits."""
 
 from __future__ import annotations
 
@@ -90,7 +91,7 @@ class Batch(Generic[K, V]):
             elif first:
                 self._due.notify()
         if full is not None:  # a burst: written now, in the worker, not held to the delay
-            worker.submit(self._write_all, full)
+            worker.submit_later(self._write_all, full)
 
     def flush_now(self) -> None:
         """Have the worker write what waits now, without the rest of the delay, and wait
@@ -108,7 +109,7 @@ class Batch(Generic[K, V]):
             with due:
                 due.wait_for(lambda: bool(self._waiting))
             time.sleep(FLUSH_DELAY_S)  # the others of the batch arrive meanwhile
-            worker.submit(self._flush)  # takes what waits when it runs
+            worker.submit_later(self._flush)  # takes what waits when it runs
 
     def _keep(self, key: tuple[BaseStore, K], value: V) -> None:
         known = self._waiting.get(key)
