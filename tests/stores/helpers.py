@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from llm_toll._budget.records import BudgetSpec, CallRecord, RefusalCount, RunRecord
+from llm_toll._budget.records import BudgetSpec, CallRecord, RefusalCount, RunRecord, ns_of
 from llm_toll.store import BaseStore
 from llm_toll.usage._base import Usage
 
@@ -79,8 +79,8 @@ def a_run(
         "requests": 2,
         "cost_nanos": 5_000_000_001,
         "max_cost_nanos": None,
-        "started_at": started,
-        "ended_at": started + timedelta(seconds=1.5),
+        "started_ns": ns_of(started),
+        "ended_ns": ns_of(started + timedelta(seconds=1.5)),
     }
     values.update(fields)
     return RunRecord(**values)

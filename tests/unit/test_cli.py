@@ -14,7 +14,7 @@ import pytest
 
 from llm_toll._budget.money import usd_to_nanos
 from llm_toll._budget.periods import period_key
-from llm_toll._budget.records import BudgetSpec, CallRecord, RefusalCount, RunRecord
+from llm_toll._budget.records import BudgetSpec, CallRecord, RefusalCount, RunRecord, ns_of
 from llm_toll._version import VERSION
 from llm_toll.cli import main
 from llm_toll.store import BaseStore, SQLiteStore
@@ -704,8 +704,8 @@ def runs_db(db: Path) -> Path:
                         requests=3,
                         cost_nanos=usd_to_nanos("0.00000144"),
                         max_cost_nanos=usd_to_nanos("0.5") if status == "refused" else None,
-                        started_at=started,
-                        ended_at=started + timedelta(seconds=2.5),
+                        started_ns=ns_of(started),
+                        ended_ns=ns_of(started + timedelta(seconds=2.5)),
                     )
                 ]
             )

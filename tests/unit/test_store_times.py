@@ -28,3 +28,15 @@ def test_iso_utc_keeps_whole_seconds_and_microseconds_apart() -> None:
     assert iso_utc(whole) == "2026-01-02T03:04:05.000000+00:00"
     assert iso_utc(whole + timedelta(microseconds=999_999)) == "2026-01-02T03:04:05.999999+00:00"
     assert iso_utc(whole + timedelta(seconds=1)) == "2026-01-02T03:04:06.000000+00:00"
+
+
+def test_a_runs_times_in_ns_are_its_datetimes_to_the_microsecond() -> None:
+    """A run's end hands over ``time.time_ns()`` figures; its row has their datetimes."""
+    from llm_toll._budget.records import ns_of, utc_of_ns
+
+    rng = random.Random(11)
+    for _ in range(20_000):
+        ns = rng.randrange(0, 4_102_444_800 * 10**9)  # to 2100
+        at = utc_of_ns(ns)
+        assert at == datetime.fromtimestamp(ns // 1000 / 1e6, timezone.utc)
+        assert ns_of(at) == ns // 1000 * 1000

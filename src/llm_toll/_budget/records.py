@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from llm_toll._budget.periods import Reset
@@ -164,8 +164,31 @@ class RunRecord(NamedTuple):
     cost_nanos: int
     """Their cost, exact (as ``llm_toll.run.cost``)."""
     max_cost_nanos: int | None
-    started_at: datetime
-    ended_at: datetime
+    started_ns: int
+    """When it started, as ``time.time_ns()``; ``started_at`` as a datetime."""
+    ended_ns: int
+
+    @property
+    def started_at(self) -> datetime:
+        return utc_of_ns(self.started_ns)
+
+    @property
+    def ended_at(self) -> datetime:
+        return utc_of_ns(self.ended_ns)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def utc_of_ns(ns: int) -> datetime:
+    """``time.time_ns()``'s figure as an aware UTC datetime, exact to the microsecond."""
+    return _EPOCH + timedelta(microseconds=ns // 1000)
+
+
+def ns_of(at: datetime) -> int:
+    """An aware datetime as ``time.time_ns()`` gives its time, exactly."""
+    return (at - _EPOCH) // _MICROSECOND * 1000
 
 
 @dataclass(frozen=True, slots=True)

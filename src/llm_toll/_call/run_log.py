@@ -8,8 +8,7 @@ import itertools
 import os
 import secrets
 import time
-from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from llm_toll._budget.records import RunRecord, RunStatus
 from llm_toll._call.batch import Batch
@@ -47,38 +46,13 @@ def status_of(error: BaseException | None) -> RunStatus:
     return "error"
 
 
-class _Ended(NamedTuple):
-    """A run's figures as its end hands them over: plain values, its times in ns. The
-    worker makes its RunRecord, datetimes included, off the call path."""
-
-    id: str
-    parent_id: str | None
-    project: str
-    name: str
-    budget_key: str | None
-    status: RunStatus
-    requests: int
-    cost_nanos: int
-    max_cost_nanos: int | None
-    started_ns: int
-    ended_ns: int
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-def _utc(ns: int) -> datetime:
-    """``time.time_ns()`` as an aware UTC datetime, exact to the microsecond."""
-    return _EPOCH + timedelta(microseconds=ns // 1000)
-
-
 def ended(run: Run, error: BaseException | None) -> None:
     """Queue the row of ``run``, which has just ended with ``error`` (None: it returned)."""
     assert run.id is not None
     parent = run.parent
     _ended.add(
         run.id,
-        _Ended(
+        RunRecord(
             run.id,
             None if parent is None else parent.id,
             run.plan.project,
@@ -94,17 +68,12 @@ def ended(run: Run, error: BaseException | None) -> None:
     )
 
 
-def _write(store: BaseStore, runs: list[_Ended]) -> None:
-    store.record_runs(
-        [
-            RunRecord(*run[:9], started_at=_utc(run.started_ns), ended_at=_utc(run.ended_ns))
-            for run in runs
-        ]
-    )
+def _write(store: BaseStore, runs: list[RunRecord]) -> None:
+    store.record_runs(runs)
 
 
-def _first(known: _Ended, again: _Ended) -> _Ended:
+def _first(known: RunRecord, again: RunRecord) -> RunRecord:
     return known  # a run ends once; its row is written once
 
 
-_ended: Batch[str, _Ended] = Batch(_write, _first, "record runs")
+_ended: Batch[str, RunRecord] = Batch(_write, _first, "record runs")
