@@ -52,7 +52,7 @@ def check_call(
 
 
 def _check_limits(name: str, spec: BudgetSpec) -> None:
-    for limit in (spec, *spec.also) if spec.also else (spec,):
+    for limit in every_limit(spec):
         value = limit.limit_nanos
         if value is not None and (type(value) is not int or not 0 <= value <= MAX_INTEGER):
             _refuse_amount(f"{name}.limit_nanos", value)
