@@ -148,6 +148,50 @@ def test_a_body_read_then_parsed_is_recorded_once(
     assert_rows(store, "sr-read-parse", replay, "openai")
 
 
+@pytest.mark.parametrize("then_iterated", [False, True], ids=["left", "iterated"])
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_a_body_parsed_then_read_another_way_is_recorded_once(
+    store: SQLiteStore,
+    replay: ReplayServer,
+    request: pytest.FixtureRequest,
+    provider: str,
+    then_iterated: bool,
+) -> None:
+    """The SDK's stream made, not iterated, and the body read with ``read()``: that read is
+    what is recorded, exactly; the stream iterated afterwards (over the content kept)
+    records nothing more."""
+    client = client_of(request, provider)
+    project = f"sr-parse-read-{provider}-{then_iterated}"
+    with llm_toll.run(project), streaming(client, provider, stream=True) as response:
+        parsed = response.parse()
+        response.read()
+        if then_iterated:
+            assert list(parsed)
+        del parsed
+    gc.collect()  # the stream's proxy, had it not been finished, would record now
+    assert worker.drain(10)
+    assert_rows(store, project, replay, provider)
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+async def test_an_async_body_parsed_then_read_another_way_is_recorded_once(
+    store: SQLiteStore,
+    replay: ReplayServer,
+    async_openai_client: Any,
+    async_anthropic_client: Any,
+    provider: str,
+) -> None:
+    client = async_openai_client if provider == "openai" else async_anthropic_client
+    project = f"asr-parse-read-{provider}"
+    async with llm_toll.run(project), streaming(client, provider, stream=True) as response:
+        parsed = await response.parse()
+        await response.read()
+        del parsed
+    gc.collect()
+    assert worker.drain(10)
+    assert_rows(store, project, replay, provider)
+
+
 def test_a_raw_stream_read_as_lines_is_recorded(
     store: SQLiteStore, replay: ReplayServer, openai_client: Any
 ) -> None:

@@ -31,6 +31,11 @@ class _StreamProxy(wrapt.ObjectProxy[Any]):
         self._self_meter = StreamMeter(call.plan, call, stream) if meter is None else meter
         self._self_iterator: Any = None
 
+    @property
+    def _self_reading(self) -> bool:
+        """Whether the stream has been asked for its first item (it reads from then on)."""
+        return self._self_iterator is not None
+
     def __del__(self) -> None:
         meter = getattr(self, "_self_meter", None)
         if meter is not None and not meter.done:

@@ -54,7 +54,7 @@ class _Lines:
 class BodyTee:
     """What the caller reads of one streamed body, fed to the call's meter event by event."""
 
-    __slots__ = ("_decoder", "_lines", "meter", "parsed")
+    __slots__ = ("_decoder", "_lines", "_stream", "meter", "parsed")
 
     def __init__(self, meter: StreamMeter, decoder: Any) -> None:
         self.meter = meter
@@ -62,10 +62,23 @@ class BodyTee:
         # none: then the body is not metered, and the call is recorded estimated.
         self._decoder = decoder if callable(getattr(decoder, "decode", None)) else None
         self._lines = _Lines()
+        self._stream: weakref.ref[Any] | None = None
         self.parsed = False
-        """The caller parsed the response into the SDK's stream, which is metered through
-        its own proxy (sharing the meter): the bytes that stream reads are not fed again,
-        and it finishes the call."""
+        """The read going on is the parsed stream's, which is metered through its own proxy
+        (sharing the meter): the bytes it reads are not fed again, and it finishes the
+        call."""
+
+    def parsed_into(self, stream: Any) -> None:
+        """The caller parsed the response into the SDK's stream (its proxy). That stream
+        meters what it reads; a read of the body another way before that stream is
+        iterated is metered here, and finishes the call."""
+        self._stream = weakref.ref(stream)  # the stream's collection must not wait on this
+
+    def start_read(self) -> None:
+        """A read of the body begins: the parsed stream's once that stream is iterated (it
+        reads the body when its first item is asked for), else the caller's own."""
+        stream = None if self._stream is None else self._stream()
+        self.parsed = stream is not None and stream._self_reading
 
     def feed(self, chunk: bytes) -> BudgetExceededError | None:
         """Meter the events ``chunk`` completes; the error to cut the body with once a strict
@@ -130,6 +143,7 @@ def _sync_tee(
 ) -> Callable[..., Iterator[bytes]]:
     def iter_bytes(chunk_size: int | None = None) -> Iterator[bytes]:
         response: Any = ref()  # alive: it is being read
+        tee.start_read()
         try:
             with contextlib.closing(read(response, chunk_size)) as chunks:
                 for chunk in chunks:
@@ -154,6 +168,7 @@ def _async_tee(
 ) -> Callable[..., AsyncIterator[bytes]]:
     async def aiter_bytes(chunk_size: int | None = None) -> AsyncIterator[bytes]:
         response: Any = ref()
+        tee.start_read()
         try:
             async with contextlib.aclosing(read(response, chunk_size)) as chunks:
                 async for chunk in chunks:

@@ -2,10 +2,10 @@
 and ``stream=True``), handed back before its body is read: however the caller reads it, the
 call is recorded once.
 
-``parse()`` gives the SDK's stream, metered by the stream proxy; every other read is metered
-by the body tee (``_body_tee``), on the same meter, so that a response both parsed and read
-is recorded once; ``close()`` (also leaving ``with_streaming_response``'s block) records
-what was read by then.
+``parse()`` gives the SDK's stream, metered by the stream proxy once it is iterated; every
+other read is metered by the body tee (``_body_tee``), on the same meter, so that a response
+both parsed and read is recorded once, from the read that came first; ``close()`` (also
+leaving ``with_streaming_response``'s block) records what was read by then.
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ class RawStreamResponse(wrapt.ObjectProxy[Any]):
         if self._self_stream is None:
             if self._self_meter.done:  # its body was read, and recorded, already
                 return parsed
-            self._self_tee.parsed = True
             self._self_stream = self._self_proxy(parsed, self._self_call, self._self_meter)
+            self._self_tee.parsed_into(self._self_stream)
         return self._self_stream
 
     @property
